@@ -1,0 +1,117 @@
+-- One row per page view, with engaged time from page pings and scroll depth.
+-- engaged_seconds = heartbeat * (distinct heartbeat buckets - 1) + min_visit_seconds, 0 without pings
+-- (Snowplow's definition: a ping says the page was engaged during the heartbeat before it).
+{% set epoch = "cast('1970-01-01 00:00:00' as " ~ dbt.type_timestamp() ~ ")" %}
+with
+
+events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+
+),
+
+page_views as (
+
+    select
+        coalesce(page_view_id, event_id) as page_view_key,
+        page_view_id,
+        event_id,
+        session_key,
+        user_key,
+        event_time as started_at,
+        event_date,
+        page_url,
+        page_title,
+        referrer,
+        utm_source,
+        utm_medium,
+        utm_campaign
+    from events
+    where event_type = 'page_view'
+    qualify row_number() over (
+        partition by coalesce(page_view_id, event_id) order by event_time, event_id
+    ) = 1
+
+),
+
+page_activity as (
+
+    select
+        page_view_id,
+        count(distinct case
+            when event_type = 'page_ping'
+                then floor({{ dbt.datediff(epoch, 'event_time', 'second') }} / {{ var('heartbeat_seconds') }})
+        end) as heartbeat_buckets,
+        count_if(event_type = 'page_ping') as page_pings,
+        count_if(event_type = 'click') as clicks,
+        max(scroll_depth_pct) as max_scroll_depth_pct,
+        max(scroll_depth_px) as max_scroll_depth_px,
+        max(doc_height_px) as doc_height_px,
+        max(viewport_height_px) as viewport_height_px,
+        max(event_time) as last_event_time
+    from events
+    where page_view_id is not null
+    group by page_view_id
+
+),
+
+joined as (
+
+    select
+        page_views.*,
+        coalesce(page_activity.heartbeat_buckets, 0) as heartbeat_buckets,
+        coalesce(page_activity.page_pings, 0) as page_pings,
+        coalesce(page_activity.clicks, 0) as clicks,
+        page_activity.max_scroll_depth_pct,
+        case
+            when page_activity.max_scroll_depth_px is not null
+                then least(greatest(page_activity.max_scroll_depth_px, 0), page_activity.doc_height_px)
+        end as scroll_depth_px,
+        page_activity.doc_height_px,
+        page_activity.viewport_height_px,
+        greatest(page_views.started_at, coalesce(page_activity.last_event_time, page_views.started_at))
+            as ended_at
+    from page_views
+    left join page_activity on page_views.page_view_id = page_activity.page_view_id
+
+),
+
+final as (
+
+    select
+        page_view_key,
+        page_view_id,
+        event_id,
+        session_key,
+        user_key,
+        row_number() over (partition by session_key order by started_at, page_view_key)
+            as page_view_in_session_index,
+        started_at,
+        ended_at,
+        event_date,
+        page_url,
+        page_title,
+        referrer,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        case
+            when heartbeat_buckets > 0
+                then {{ var('heartbeat_seconds') }} * (heartbeat_buckets - 1) + {{ var('min_visit_seconds') }}
+            else 0
+        end as engaged_seconds,
+        {{ dbt.datediff('started_at', 'ended_at', 'second') }} as absolute_seconds,
+        page_pings,
+        clicks,
+        scroll_depth_px,
+        doc_height_px,
+        viewport_height_px,
+        coalesce(
+            max_scroll_depth_pct,
+            round(100.0 * least(scroll_depth_px + viewport_height_px, doc_height_px) / nullif(doc_height_px, 0))
+        ) as scroll_depth_pct
+    from joined
+
+)
+
+select * from final

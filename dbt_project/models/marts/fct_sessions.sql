@@ -1,0 +1,99 @@
+-- One row per session: a visit, or one piece of a visit cut at max_session_hours.
+with
+
+events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+
+),
+
+page_views as (
+
+    select * from {{ ref('fct_page_views') }}
+
+),
+
+session_events as (
+
+    select
+        session_key,
+        visit_key,
+        visit_index,
+        visit_piece,
+        user_key,
+        max(user_id) as user_id,
+        min(client_session_id) as client_session_id,
+        min(event_time) as session_start,
+        max(event_time) as session_end,
+        count(*) as events,
+        count_if(event_type = 'page_view') as page_views,
+        count_if(event_type = 'product_view') as product_views,
+        count_if(event_type = 'add_to_cart') as cart_adds,
+        count_if(event_type = 'checkout') as checkouts,
+        count_if(event_type = 'purchase') as purchases,
+        count_if(event_type = 'search') as searches,
+        coalesce(sum(case when event_type = 'purchase' then revenue end), 0) as revenue
+    from events
+    group by session_key, visit_key, visit_index, visit_piece, user_key
+
+),
+
+page_view_totals as (
+
+    select
+        session_key,
+        cast(sum(engaged_seconds) as {{ dbt.type_bigint() }}) as engaged_seconds,
+        max(scroll_depth_pct) as max_scroll_depth_pct,
+        min_by(page_url, page_view_in_session_index) as entry_page_url,
+        max_by(page_url, page_view_in_session_index) as exit_page_url,
+        min_by(referrer, page_view_in_session_index) as referrer,
+        min_by(utm_source, page_view_in_session_index) as utm_source,
+        min_by(utm_medium, page_view_in_session_index) as utm_medium,
+        min_by(utm_campaign, page_view_in_session_index) as utm_campaign
+    from page_views
+    group by session_key
+
+),
+
+final as (
+
+    select
+        session_events.session_key,
+        session_events.visit_key,
+        session_events.visit_index,
+        session_events.visit_piece,
+        max(session_events.visit_piece) over (partition by session_events.visit_key) > 0 as is_cut,
+        session_events.user_key,
+        session_events.user_id,
+        session_events.client_session_id,
+        session_events.session_start,
+        session_events.session_end,
+        cast(session_events.session_start as date) as session_date,
+        {{ dbt.datediff('session_events.session_start', 'session_events.session_end', 'second') }}
+            as duration_seconds,
+        session_events.events,
+        session_events.page_views,
+        session_events.product_views,
+        session_events.cart_adds,
+        session_events.checkouts,
+        session_events.purchases,
+        session_events.searches,
+        session_events.revenue,
+        coalesce(page_view_totals.engaged_seconds, 0) as engaged_seconds,
+        page_view_totals.max_scroll_depth_pct,
+        page_view_totals.entry_page_url,
+        page_view_totals.exit_page_url,
+        page_view_totals.referrer,
+        page_view_totals.utm_source,
+        page_view_totals.utm_medium,
+        page_view_totals.utm_campaign,
+        session_events.page_views = 1 as is_bounce,
+        coalesce(page_view_totals.engaged_seconds, 0) > {{ var('engaged_session_seconds') }}
+        or session_events.purchases > 0
+        or session_events.page_views >= 2 as is_engaged
+    from session_events
+    left join page_view_totals on session_events.session_key = page_view_totals.session_key
+
+)
+
+select * from final

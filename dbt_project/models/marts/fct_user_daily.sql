@@ -1,0 +1,79 @@
+-- One row per user per day with activity (UTC). Sessions crossing midnight count on both days.
+with
+
+events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+
+),
+
+page_views as (
+
+    select * from {{ ref('fct_page_views') }}
+
+),
+
+daily_events as (
+
+    select
+        user_key,
+        event_date as activity_date,
+        count(*) as events,
+        count(distinct session_key) as sessions,
+        count_if(event_type = 'page_view') as page_views,
+        count_if(event_type = 'product_view') as product_views,
+        count(distinct case when event_type = 'product_view' then category end) as categories_viewed,
+        count_if(event_type = 'search') as searches,
+        count_if(event_type = 'add_to_cart') as cart_adds,
+        count_if(event_type = 'remove_from_cart') as cart_removes,
+        count_if(event_type = 'checkout') as checkouts,
+        count_if(event_type = 'purchase') as purchases,
+        coalesce(sum(case when event_type = 'purchase' then revenue end), 0) as revenue,
+        min(event_time) as first_event_at,
+        max(event_time) as last_event_at
+    from events
+    group by user_key, event_date
+
+),
+
+daily_engagement as (
+
+    select
+        user_key,
+        event_date as activity_date,
+        cast(sum(engaged_seconds) as {{ dbt.type_bigint() }}) as engaged_seconds,
+        max(scroll_depth_pct) as max_scroll_depth_pct
+    from page_views
+    group by user_key, event_date
+
+),
+
+final as (
+
+    select
+        daily_events.user_key,
+        daily_events.activity_date,
+        daily_events.events,
+        daily_events.sessions,
+        daily_events.page_views,
+        daily_events.product_views,
+        daily_events.categories_viewed,
+        daily_events.searches,
+        daily_events.cart_adds,
+        daily_events.cart_removes,
+        daily_events.checkouts,
+        daily_events.purchases,
+        daily_events.revenue,
+        coalesce(daily_engagement.engaged_seconds, 0) as engaged_seconds,
+        daily_engagement.max_scroll_depth_pct,
+        daily_events.first_event_at,
+        daily_events.last_event_at
+    from daily_events
+    left join daily_engagement
+        on
+            daily_events.user_key = daily_engagement.user_key
+            and daily_events.activity_date = daily_engagement.activity_date
+
+)
+
+select * from final

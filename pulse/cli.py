@@ -1,0 +1,164 @@
+"""The `pulse` command: demo data, preparing the dbt manifest, materializing, a summary, the UI.
+
+Every subcommand resolves PULSE_* paths once, to absolute paths, and exports them so that Dagster and
+dbt (child processes) see the same warehouse and landing zone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from pulse.settings import PulsePaths, export_to_environ, paths_from_env
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+DAGSTER_YAML = """\
+# Written by `pulse` when absent. DuckDB allows one writer per file: runs are queued one at a time and
+# every asset that writes the warehouse sits in the `warehouse` pool, limited to one step at a time.
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+  pools:
+    default_limit: 1
+"""
+
+
+def _paths() -> PulsePaths:
+    paths = paths_from_env().ensure()
+    export_to_environ(paths)
+    dagster_yaml = paths.dagster_home / "dagster.yaml"
+    if not dagster_yaml.exists():
+        dagster_yaml.write_text(DAGSTER_YAML)
+    return paths
+
+
+def _venv_bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pulse.demo import generate_demo
+
+    paths = _paths()
+    summary = generate_demo(
+        paths.landing, users=args.users, days=args.days, seed=args.seed, start=args.start, progress=True
+    )
+    bad = sum(summary.malformed_injected.values())
+    print(
+        f"demo: {summary.events_written:,} events for {summary.users:,} users over {summary.days} days "
+        f"in {summary.seconds:.1f} s -> {paths.events_landing}\n"
+        f"      injected: {summary.duplicates_injected:,} duplicates, {summary.late_injected:,} late, "
+        f"{bad:,} malformed lines; ground truth: {paths.landing / 'personas.csv'}"
+    )
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Build dbt's manifest (target/manifest.json), which the Dagster definitions load."""
+    _paths()
+    return subprocess.call([_venv_bin("dbt"), "parse", "--quiet"], cwd=DBT_PROJECT_DIR)
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    from pulse.ingest import landed_days
+
+    paths = _paths()
+    days = landed_days(paths.events_landing)
+    if args.start:
+        days = [d for d in days if d >= args.start]
+    if args.end:
+        days = [d for d in days if d <= args.end]
+    if not days:
+        print(f"nothing to materialize: no landing files under {paths.events_landing}", file=sys.stderr)
+        return 1
+    from orchestration.materialize import materialize_range
+
+    started = time.monotonic()
+    ok = materialize_range(days[0], days[-1])
+    print(f"materialize: {days[0]}..{days[-1]} ({len(days)} landing days) in {time.monotonic() - started:.0f} s")
+    return 0 if ok else 1
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from pulse.summary import render_summary
+
+    print(render_summary(_paths()))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    paths = _paths()
+    from pulse.ingest import landed_days
+
+    if not landed_days(paths.events_landing):
+        rc = cmd_demo(args)
+        if rc:
+            return rc
+    else:
+        print(f"landing zone has files: {paths.events_landing} (delete it to regenerate the demo)")
+    rc = cmd_materialize(argparse.Namespace(start=None, end=None))
+    if rc:
+        return rc
+    return cmd_summary(args)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    _paths()
+    cmd = [_venv_bin("dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    os.chdir(REPO_ROOT)
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pulse", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def demo_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--users", type=int, default=5000)
+        p.add_argument("--days", type=int, default=60)
+        p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--start", type=date.fromisoformat, default=date(2026, 9, 1), help="first day (UTC)")
+
+    p = sub.add_parser("demo", help="write the demo shop's daily event files into the landing zone")
+    demo_args(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("prepare", help="build dbt's manifest (run at install time)")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("materialize", help="ingest every landing day and build the dbt models, in one run")
+    p.add_argument("--start", type=date.fromisoformat, default=None)
+    p.add_argument("--end", type=date.fromisoformat, default=None)
+    p.set_defaults(func=cmd_materialize)
+
+    p = sub.add_parser("summary", help="print what the warehouse holds")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("run", help="demo data (if the landing zone is empty), materialize, summary")
+    demo_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ui", help="the Dagster UI with every asset loaded")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""Event contract v1: the fields pulse accepts, their types, and the event types.
+
+docs/event-contract.md is the human description; this module is the one the code uses. Ingestion
+(:mod:`pulse.ingest`) turns these declarations into one SQL validation pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+CONTRACT_VERSION = 1
+
+FieldType = Literal["string", "timestamp", "double", "bigint", "boolean", "json"]
+
+EVENT_TYPES: tuple[str, ...] = (
+    "page_view",
+    "page_ping",
+    "scroll",
+    "click",
+    "search",
+    "product_view",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout",
+    "purchase",
+    "identify",
+)
+CUSTOM_EVENT_PREFIX = "custom."
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: FieldType
+    required: bool = False
+    min_value: float | None = None
+    max_value: float | None = None
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("event_id", "string", required=True),
+    Field("event_type", "string", required=True),
+    Field("event_time", "timestamp", required=True),
+    Field("received_at", "timestamp"),
+    Field("user_id", "string"),
+    Field("anonymous_id", "string"),
+    Field("session_id", "string"),
+    Field("page_view_id", "string"),
+    Field("page_url", "string"),
+    Field("page_title", "string"),
+    Field("referrer", "string"),
+    Field("utm_source", "string"),
+    Field("utm_medium", "string"),
+    Field("utm_campaign", "string"),
+    Field("product_id", "string"),
+    Field("category", "string"),
+    Field("price", "double", min_value=0),
+    Field("quantity", "bigint", min_value=0),
+    Field("order_id", "string"),
+    Field("revenue", "double", min_value=0),
+    Field("search_query", "string"),
+    Field("element", "string"),
+    Field("scroll_depth_pct", "double", min_value=0, max_value=100),
+    Field("scroll_depth_px", "bigint", min_value=0),
+    Field("doc_height_px", "bigint", min_value=0),
+    Field("viewport_height_px", "bigint", min_value=0),
+    Field("consent_analytics", "boolean"),
+    Field("consent_personalization", "boolean"),
+    Field("properties", "json"),
+)
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+IDENTITY_FIELDS: tuple[str, str] = ("user_id", "anonymous_id")
+
+
+def is_known_event_type(event_type: str) -> bool:
+    """A contract event type, or ``custom.<name>`` with a non-empty name."""
+    if event_type in EVENT_TYPES:
+        return True
+    return event_type.startswith(CUSTOM_EVENT_PREFIX) and len(event_type) > len(CUSTOM_EVENT_PREFIX)

@@ -1,0 +1,501 @@
+"""Landing files -> ``raw.events`` and ``raw.events_quarantine`` in DuckDB, one day at a time.
+
+A day's partition is the folder ``landing/events/<YYYY-MM-DD>/``: the events *received* that day.
+An event's ``event_time`` may be earlier (a late arrival); partitioning by the day a file landed is what
+makes a re-run exact: re-ingesting a day replaces precisely the rows that day's files contributed.
+
+Every line read ends in exactly one of the two tables, so per partition
+``lines_read = accepted + quarantined``. Validation is one SQL pass generated from
+:mod:`pulse.contract`: it scales with DuckDB, not with a Python loop per line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pulse.contract import EVENT_TYPES, FIELDS, Field
+
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet",)
+SUPPORTED_SUFFIXES = JSON_SUFFIXES + CSV_SUFFIXES + PARQUET_SUFFIXES
+
+RAW_SCHEMA = "raw"
+EVENTS_TABLE = f"{RAW_SCHEMA}.events"
+FILES_TABLE = f"{RAW_SCHEMA}.ingested_files"
+QUARANTINE_TABLE = f"{RAW_SCHEMA}.events_quarantine"
+
+_SQL_TYPES = {
+    "string": "varchar",
+    "timestamp": "timestamp",
+    "double": "double",
+    "bigint": "bigint",
+    "boolean": "boolean",
+    "json": "varchar",
+}
+# RFC 3339 date-time: full date, 'T' (or a space), full time, and a zone (Z or an offset).
+_RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+
+
+class IngestError(RuntimeError):
+    """A landing file that cannot be read at all. The message names the file."""
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    max_row_bytes: int = 64 * 1024
+    earliest_event_time: datetime = datetime(2000, 1, 1)
+    # An event may be at most this far after the end of the day its file landed.
+    future_tolerance: timedelta = timedelta(days=1)
+
+
+@dataclass
+class DayResult:
+    day: date
+    files: list[str] = field(default_factory=list)
+    lines_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    late_events: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.lines_read == self.accepted + self.quarantined
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def day_folder(events_landing: Path, day: date) -> Path:
+    return events_landing / day.isoformat()
+
+
+def files_for_day(events_landing: Path, day: date) -> list[Path]:
+    folder = day_folder(events_landing, day)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(SUPPORTED_SUFFIXES))
+
+
+def landed_days(events_landing: Path) -> list[date]:
+    """The days that have a landing folder with at least one supported file."""
+    days = []
+    if events_landing.is_dir():
+        for folder in sorted(events_landing.iterdir()):
+            try:
+                day = date.fromisoformat(folder.name)
+            except ValueError:
+                continue
+            if files_for_day(events_landing, day):
+                days.append(day)
+    return days
+
+
+def split_lines(data: bytes) -> tuple[np.ndarray, pa.Array]:
+    """Split a buffer on '\\n' without a Python loop: (1-based line numbers, binary array of lines).
+
+    A final line without a newline counts; the empty string after a final newline does not. A trailing
+    '\\r' (CRLF files) is dropped from each line.
+    """
+    if not data:
+        return np.zeros(0, dtype=np.int64), pa.array([], type=pa.large_binary())
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(buf)]))
+    if starts[-1] == len(buf):  # the file ends with a newline
+        starts, ends = starts[:-1], ends[:-1]
+    has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
+    ends = ends - has_cr
+    # Drop the separators ('\n' and the stripped '\r') so the lines sit back to back in one buffer.
+    keep = np.ones(len(buf), dtype=bool)
+    keep[newlines] = False
+    keep[ends[has_cr]] = False
+    compact = buf[keep]
+    lengths = ends - starts
+    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+    arr = pa.Array.from_buffers(
+        pa.large_binary(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(compact.tobytes())]
+    )
+    return np.arange(1, len(lengths) + 1, dtype=np.int64), arr
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise IngestError(f"cannot read landing file {path}: {exc}") from exc
+
+
+def read_json_lines(path: Path) -> pa.Table:
+    """A JSONL file as (line_number, raw) rows; parsing happens later, in SQL."""
+    numbers, raw = split_lines(_read_bytes(path))
+    return pa.table({"line_number": pa.array(numbers), "raw": raw})
+
+
+def _rows_as_json(table: pa.Table, first_line: int) -> pa.Table:
+    """Tabular rows (CSV, Parquet) as JSON objects, so they pass the same validation as JSONL."""
+    con = duckdb.connect()
+    con.register("t", table)
+    rel = con.sql("select to_json(t)::varchar as raw from t")
+    raw = rel.arrow().column("raw").cast(pa.large_binary())
+    numbers = np.arange(first_line, first_line + len(raw), dtype=np.int64)
+    con.close()
+    return pa.table({"line_number": pa.array(numbers), "raw": raw})
+
+
+def read_csv_rows(path: Path) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    """CSV rows as JSON objects with all values as strings, plus rows that do not parse (line, text, why)."""
+    bad: list[tuple[int, str, str]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        why = f"CSV row has {row.actual_columns} columns, header has {row.expected_columns}"
+        bad.append((int(row.number or 0), row.text, why))
+        return "skip"
+
+    try:
+        data = _read_bytes(path)
+        header = pacsv.read_csv(
+            pa.py_buffer(data), read_options=pacsv.ReadOptions(block_size=1 << 16)
+        ).schema.names
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, strings_can_be_null=True
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if not data:
+            return pa.table({"line_number": pa.array([], pa.int64()), "raw": pa.array([], pa.large_binary())}), []
+        raise IngestError(f"cannot read landing file {path}: {exc}") from exc
+    if bad:
+        # Rows are numbered from the header (line 1); skipped rows shift the later ones.
+        return _number_csv_rows(table, bad), bad
+    return _rows_as_json(table, first_line=2), bad
+
+
+def _number_csv_rows(table: pa.Table, bad: list[tuple[int, str, str]]) -> pa.Table:
+    rows = _rows_as_json(table, first_line=0)
+    bad_lines = sorted(n for n, _, _ in bad)
+    numbers = []
+    line, b = 2, 0
+    for _ in range(len(rows)):
+        while b < len(bad_lines) and bad_lines[b] == line:
+            line += 1
+            b += 1
+        numbers.append(line)
+        line += 1
+    return pa.table({"line_number": pa.array(numbers, pa.int64()), "raw": rows.column("raw")})
+
+
+def read_parquet_rows(path: Path) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise IngestError(f"cannot read landing file {path}: {exc}") from exc
+    return _rows_as_json(table, first_line=1)
+
+
+# ---------------------------------------------------------------------------------------------- schema
+
+
+def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    columns = ",\n  ".join(f"{f.name} {_SQL_TYPES[f.type]}" for f in FIELDS)
+    con.execute(f"create schema if not exists {RAW_SCHEMA}")
+    con.execute(
+        f"""
+        create table if not exists {EVENTS_TABLE} (
+          {columns},
+          load_date date not null,
+          source_file varchar not null,
+          source_line bigint not null,
+          ingested_at timestamp not null
+        )"""
+    )
+    con.execute(
+        f"""
+        create table if not exists {FILES_TABLE} (
+          load_date date not null,
+          source_file varchar not null,
+          lines_read bigint not null,
+          ingested_at timestamp not null
+        )"""
+    )
+    con.execute(
+        f"""
+        create table if not exists {QUARANTINE_TABLE} (
+          load_date date not null,
+          source_file varchar not null,
+          line_number bigint not null,
+          raw_line varchar,
+          reason varchar not null,
+          quarantined_at timestamp not null
+        )"""
+    )
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _field_checks(f: Field, v: str) -> list[str]:
+    """SQL expressions that are a reason string when ``f`` (extracted text ``v``) breaks the contract."""
+    checks: list[str] = []
+    if f.required:
+        checks.append(f"case when coalesce({v}, '') = '' then 'missing required field {f.name}' end")
+    if f.type == "timestamp":
+        checks.append(
+            f"case when {v} is not null and not (regexp_matches({v}, {_sql_str(_RFC3339)})"
+            f" and try_cast({v} as timestamptz) is not null)"
+            f" then '{f.name} is not an RFC 3339 timestamp: ' || left({v}, 40) end"
+        )
+    elif f.type in ("double", "bigint"):
+        kind = "a number" if f.type == "double" else "an integer"
+        cast = f"try_cast({v} as double)"
+        broken = f"{cast} is null" if f.type == "double" else f"({cast} is null or {cast} <> floor({cast}))"
+        checks.append(f"case when {v} is not null and {broken} then '{f.name} is not {kind}' end")
+        if f.min_value is not None:
+            checks.append(f"case when {cast} < {f.min_value} then '{f.name} is below {f.min_value:g}' end")
+        if f.max_value is not None:
+            checks.append(f"case when {cast} > {f.max_value} then '{f.name} is above {f.max_value:g}' end")
+    elif f.type == "boolean":
+        checks.append(
+            f"case when {v} is not null and try_cast({v} as boolean) is null"
+            f" then '{f.name} is not a boolean' end"
+        )
+    elif f.type == "json":
+        checks.append(
+            f"case when {v} is not null and coalesce(try(json_type({v})), '') <> 'OBJECT'"
+            f" then '{f.name} is not a JSON object' end"
+        )
+    return checks
+
+
+def _typed(f: Field, v: str) -> str:
+    if f.type == "timestamp":
+        return f"(try_cast({v} as timestamptz) at time zone 'UTC')"
+    if f.type == "bigint":
+        return f"cast(try_cast({v} as double) as bigint)"
+    if f.type in ("double", "boolean"):
+        return f"try_cast({v} as {_SQL_TYPES[f.type]})"
+    return f"nullif({v}, '')" if f.type == "string" else v
+
+
+def validation_sql(lines_view: str, day: date, options: IngestOptions) -> str:
+    """One SELECT over ``lines_view(source_file, line_number, raw blob)`` adding ``reason`` (null = valid)
+    and one typed column per contract field."""
+    paths = ", ".join(_sql_str(f"$.{f.name}") for f in FIELDS)
+    values = {f.name: f"v[{i + 1}]" for i, f in enumerate(FIELDS)}
+    field_checks = [c for f in FIELDS for c in _field_checks(f, values[f.name])]
+    known = ", ".join(_sql_str(t) for t in EVENT_TYPES)
+    et = values["event_type"]
+    field_checks.append(
+        f"case when {et} is not null and {et} not in ({known})"
+        f" and not ({et} like 'custom.%' and length({et}) > 7)"
+        f" then 'unknown event_type: ' || left({et}, 40) end"
+    )
+    field_checks.append(
+        f"case when coalesce({values['user_id']}, '') = '' and coalesce({values['anonymous_id']}, '') = ''"
+        " then 'missing identity: neither user_id nor anonymous_id' end"
+    )
+    event_time = _typed(FIELDS[2], values["event_time"])
+    floor = options.earliest_event_time.isoformat(sep=" ")
+    ceiling = (
+        datetime.combine(day + timedelta(days=1), datetime.min.time()) + options.future_tolerance
+    ).isoformat(sep=" ")
+    field_checks.append(f"case when {event_time} < timestamp '{floor}' then 'event_time before {floor}' end")
+    field_checks.append(
+        f"case when {event_time} > timestamp '{ceiling}' then 'event_time in the future: after {ceiling}' end"
+    )
+    typed_cols = ",\n      ".join(f"{_typed(f, values[f.name])} as {f.name}" for f in FIELDS)
+    return f"""
+    with decoded as (
+      select source_file, line_number, raw, try(decode(raw)) as txt, octet_length(raw) as nbytes
+      from {lines_view}
+    ),
+    parsed as (
+      select *,
+        case when txt is not null and nbytes <= {options.max_row_bytes} then try(json_type(txt)) end as doc_type,
+      from decoded
+    ),
+    extracted as (
+      select *, case when doc_type = 'OBJECT' then json_extract_string(txt, [{paths}]) end as v
+      from parsed
+    ),
+    checked as (
+      select *,
+        case
+          when txt is null then 'invalid UTF-8'
+          when nbytes > {options.max_row_bytes} then 'row exceeds {options.max_row_bytes} bytes'
+          when trim(txt) = '' then 'empty line'
+          when doc_type is null then 'malformed JSON'
+          when doc_type <> 'OBJECT' then 'not a JSON object: ' || lower(doc_type)
+          else nullif(concat_ws('; ', {", ".join(field_checks)}), '')
+        end as reason
+      from extracted
+    )
+    select source_file, line_number, coalesce(txt, raw::varchar) as raw_line, reason,
+      {typed_cols}
+    from checked
+    """
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _read_file(path: Path) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    name = path.name
+    if name.endswith(JSON_SUFFIXES):
+        return read_json_lines(path), []
+    if name.endswith(CSV_SUFFIXES):
+        return read_csv_rows(path)
+    if name.endswith(PARQUET_SUFFIXES):
+        return read_parquet_rows(path), []
+    raise IngestError(f"cannot read landing file {path}: unsupported file type")
+
+
+def ingest_day(
+    con: duckdb.DuckDBPyConnection,
+    events_landing: Path,
+    day: date,
+    options: IngestOptions | None = None,
+    ingested_at: datetime | None = None,
+) -> DayResult:
+    """Replace the partition ``day`` of the raw tables with what its landing files hold.
+
+    Runs in one transaction: a file that cannot be read raises :class:`IngestError` and leaves the
+    partition as it was.
+    """
+    options = options or IngestOptions()
+    ingested_at = ingested_at or datetime.utcnow().replace(microsecond=0)
+    result = DayResult(day=day)
+    files = files_for_day(events_landing, day)
+    tables = []
+    for path in files:
+        table, bad_csv = _read_file(path)
+        rel_name = str(path.relative_to(events_landing))
+        tables.append((rel_name, table, bad_csv))
+        result.files.append(rel_name)
+        result.lines_read += len(table) + len(bad_csv)
+
+    create_raw_tables(con)
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from {EVENTS_TABLE} where load_date = ?", [day])
+        con.execute(f"delete from {QUARANTINE_TABLE} where load_date = ?", [day])
+        con.execute(f"delete from {FILES_TABLE} where load_date = ?", [day])
+        for rel_name, table, bad_csv in tables:
+            _load_file(con, rel_name, table, bad_csv, day, options, ingested_at)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    _summarize(con, result)
+    return result
+
+
+def _load_file(
+    con: duckdb.DuckDBPyConnection,
+    rel_name: str,
+    table: pa.Table,
+    bad_csv: Sequence[tuple[int, str, str]],
+    day: date,
+    options: IngestOptions,
+    ingested_at: datetime,
+) -> None:
+    lines = table.append_column("source_file", pa.array([rel_name] * len(table), pa.string()))
+    con.register("landing_lines", lines)
+    try:
+        con.execute(f"create or replace temp table checked_lines as {validation_sql('landing_lines', day, options)}")
+    finally:
+        con.unregister("landing_lines")
+    names = ", ".join(f.name for f in FIELDS)
+    con.execute(
+        f"""insert into {EVENTS_TABLE} ({names}, load_date, source_file, source_line, ingested_at)
+        select {names}, ?, source_file, line_number, ? from checked_lines where reason is null""",
+        [day, ingested_at],
+    )
+    con.execute(
+        f"""insert into {QUARANTINE_TABLE}
+        select ?, source_file, line_number, raw_line, reason, ? from checked_lines where reason is not null""",
+        [day, ingested_at],
+    )
+    if bad_csv:
+        con.executemany(
+            f"insert into {QUARANTINE_TABLE} values (?, ?, ?, ?, ?, ?)",
+            [(day, rel_name, n, text, why, ingested_at) for n, text, why in bad_csv],
+        )
+    con.execute("drop table checked_lines")
+    con.execute(
+        f"insert into {FILES_TABLE} values (?, ?, ?, ?)", [day, rel_name, len(table) + len(bad_csv), ingested_at]
+    )
+
+
+def _summarize(con: duckdb.DuckDBPyConnection, result: DayResult) -> None:
+    accepted, late = con.execute(
+        f"""select count(*), count_if(cast(event_time as date) < load_date)
+        from {EVENTS_TABLE} where load_date = ?""",
+        [result.day],
+    ).fetchall()[0]
+    quarantined, reasons = con.execute(
+        f"""select (select count(*) from {QUARANTINE_TABLE} where load_date = $day),
+          (select coalesce(map(list(kind order by n desc, kind), list(n order by n desc, kind)), map())
+           from (select split_part(one_reason, ':', 1) as kind, count(*) as n
+                 from (select unnest(string_split(reason, '; ')) as one_reason
+                       from {QUARANTINE_TABLE} where load_date = $day)
+                 group by all))""",
+        {"day": result.day},
+    ).fetchall()[0]
+    result.accepted = int(accepted)
+    result.late_events = int(late)
+    result.quarantined = int(quarantined)
+    result.reasons = {str(k): int(n) for k, n in dict(reasons).items()}
+
+
+def ingest_days(
+    con: duckdb.DuckDBPyConnection,
+    events_landing: Path,
+    days: Iterable[date],
+    options: IngestOptions | None = None,
+) -> list[DayResult]:
+    return [ingest_day(con, events_landing, d, options) for d in days]
+
+
+def reconciliation(con: duckdb.DuckDBPyConnection) -> list[tuple[date, int, int, int]]:
+    """Per landing day: (day, lines read from files, rows in raw.events, rows in quarantine).
+
+    Lines read are counted by the reader when the file is loaded; the other two are counted in the
+    tables now, so a row lost or written twice since shows up as a mismatch.
+    """
+    rows = con.execute(
+        f"""
+        with files as (select load_date, sum(lines_read) as lines_read from {FILES_TABLE} group by all),
+        accepted as (select load_date, count(*) as n from {EVENTS_TABLE} group by all),
+        quarantined as (select load_date, count(*) as n from {QUARANTINE_TABLE} group by all)
+        select files.load_date, files.lines_read, coalesce(accepted.n, 0), coalesce(quarantined.n, 0)
+        from files
+        left join accepted using (load_date)
+        left join quarantined using (load_date)
+        order by 1"""
+    ).fetchall()
+    return [(d, int(a), int(b), int(c)) for d, a, b, c in rows]

@@ -1,0 +1,76 @@
+"""Where pulse keeps its local state.
+
+One root, ``PULSE_HOME`` (default ``./.data``), holds everything a run writes. Each path can be
+overridden on its own. dbt's ``profiles.yml`` reads the same ``PULSE_WAREHOUSE`` variable, so the
+Dagster resources and dbt always agree on the warehouse file.
+
+Nothing here reads the environment at import time: call :func:`paths_from_env`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = ".data"
+
+
+@dataclass(frozen=True)
+class PulsePaths:
+    home: Path
+    landing: Path
+    warehouse: Path
+    mlflow_db: Path
+    dagster_home: Path
+    exports: Path
+
+    @property
+    def events_landing(self) -> Path:
+        """Daily contract files: ``landing/events/<YYYY-MM-DD>/*.jsonl[.gz]|*.csv|*.parquet``."""
+        return self.landing / "events"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_db}"
+
+    def as_env(self) -> dict[str, str]:
+        """The variables a child process (dbt, dagster) needs to see the same paths."""
+        return {
+            "PULSE_HOME": str(self.home),
+            "PULSE_LANDING": str(self.landing),
+            "PULSE_WAREHOUSE": str(self.warehouse),
+            "PULSE_MLFLOW_DB": str(self.mlflow_db),
+            "DAGSTER_HOME": str(self.dagster_home),
+            "PULSE_EXPORTS": str(self.exports),
+        }
+
+    def ensure(self) -> PulsePaths:
+        for p in (self.home, self.landing, self.dagster_home, self.exports, self.warehouse.parent):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def paths_from_env(environ: Mapping[str, str] | None = None) -> PulsePaths:
+    """Resolve every path to an absolute one, from ``environ`` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+
+    def pick(var: str, default: Path) -> Path:
+        value = env.get(var)
+        return Path(value).expanduser().resolve() if value else default
+
+    home = Path(env.get("PULSE_HOME") or DEFAULT_HOME).expanduser().resolve()
+    return PulsePaths(
+        home=home,
+        landing=pick("PULSE_LANDING", home / "landing"),
+        warehouse=pick("PULSE_WAREHOUSE", home / "warehouse.duckdb"),
+        mlflow_db=pick("PULSE_MLFLOW_DB", home / "mlflow.db"),
+        dagster_home=pick("DAGSTER_HOME", home / "dagster_home"),
+        exports=pick("PULSE_EXPORTS", home / "exports"),
+    )
+
+
+def export_to_environ(paths: PulsePaths) -> None:
+    """Make child processes (dbt, Dagster) see the same absolute paths as this one."""
+    os.environ.update(paths.as_env())

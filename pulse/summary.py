@@ -1,0 +1,68 @@
+"""The summary printed after `make run`: what came in, what was kept, what the models hold."""
+
+from __future__ import annotations
+
+import duckdb
+
+from pulse.settings import PulsePaths
+
+_COUNTS = {
+    "lines_read": "select coalesce(sum(lines_read), 0) from raw.ingested_files",
+    "accepted": "select count(*) from raw.events",
+    "quarantined": "select count(*) from raw.events_quarantine",
+    "events": "select count(*) from main.stg_events",
+    "users": "select count(*) from main.dim_users",
+    "identified_users": "select count_if(is_identified) from main.dim_users",
+    "sessions": "select count(*) from main.fct_sessions",
+    "engaged_sessions": "select count_if(is_engaged) from main.fct_sessions",
+    "page_views": "select count(*) from main.fct_page_views",
+    "user_days": "select count(*) from main.fct_user_daily",
+    "sessions_cut": "select count(*) from main.qa_sessions_cut",
+}
+
+
+def warehouse_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    return {name: int(con.execute(sql).fetchall()[0][0]) for name, sql in _COUNTS.items()}
+
+
+def render_summary(paths: PulsePaths) -> str:
+    if not paths.warehouse.exists():
+        return f"no warehouse yet at {paths.warehouse}: run `make run`"
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        c = warehouse_counts(con)
+        first, last = con.execute("select min(event_time), max(event_time) from main.stg_events").fetchall()[0]
+        reasons = con.execute(
+            """select split_part(split_part(reason, '; ', 1), ':', 1) as kind, count(*)
+            from raw.events_quarantine group by all order by 2 desc limit 6"""
+        ).fetchall()
+    finally:
+        con.close()
+    duplicates = c["accepted"] - c["events"]
+    reconciles = "yes" if c["lines_read"] == c["accepted"] + c["quarantined"] else "NO"
+    lines = [
+        "",
+        "pulse summary",
+        "=============",
+        f"events in (lines read)   {c['lines_read']:>12,}",
+        f"  accepted               {c['accepted']:>12,}",
+        f"  quarantined            {c['quarantined']:>12,}   (raw.events_quarantine; reconciles: {reconciles})",
+        f"  duplicates removed     {duplicates:>12,}",
+        f"events after dedup       {c['events']:>12,}   {first:%Y-%m-%d} .. {last:%Y-%m-%d}",
+        f"users                    {c['users']:>12,}   ({c['identified_users']:,} identified)",
+        f"sessions                 {c['sessions']:>12,}   ({c['engaged_sessions']:,} engaged, "
+        f"{c['sessions_cut']:,} overlong visits cut)",
+        f"page views               {c['page_views']:>12,}",
+        f"user-days                {c['user_days']:>12,}",
+    ]
+    if reasons:
+        lines.append("quarantine reasons       " + ", ".join(f"{k} {n:,}" for k, n in reasons))
+    lines += [
+        "",
+        f"warehouse: {paths.warehouse}",
+        f"  open it: .venv/bin/python -c \"import duckdb; duckdb.connect('{paths.warehouse}', read_only=True)"
+        ".sql('from fct_sessions limit 5').show()\"",
+        "UI:        make ui   then open http://127.0.0.1:3000 (assets, runs, checks, schedule)",
+        "",
+    ]
+    return "\n".join(lines)
