@@ -9,7 +9,9 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def materialize_range(first: date, last: date, instance: dg.DagsterInstance | None = None) -> bool:
+def materialize_range(
+    first: date, last: date, instance: dg.DagsterInstance | None = None, quiet: bool = False
+) -> dg.ExecuteInProcessResult:
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def("daily_pipeline")
@@ -17,5 +19,6 @@ def materialize_range(first: date, last: date, instance: dg.DagsterInstance | No
         instance=instance or dg.DagsterInstance.get(),
         tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
         raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}},
     )
-    return result.success
+    return result

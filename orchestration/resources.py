@@ -3,6 +3,7 @@ pulse.settings), never at import time, and default to locations under PULSE_HOME
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,7 +37,11 @@ class PulseStorage(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(str(self.paths().warehouse), read_only=read_only)
+        con = duckdb.connect(
+            str(self.paths().warehouse),
+            read_only=read_only,
+            config={"memory_limit": os.environ.get("PULSE_DUCKDB_MEMORY", "2GB")},
+        )
         try:
             yield con
         finally:

@@ -83,7 +83,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from orchestration.materialize import materialize_range
 
     started = time.monotonic()
-    ok = materialize_range(days[0], days[-1])
+    ok = materialize_range(days[0], days[-1], quiet=args.quiet).success
     print(f"materialize: {days[0]}..{days[-1]} ({len(days)} landing days) in {time.monotonic() - started:.0f} s")
     return 0 if ok else 1
 
@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return rc
     else:
         print(f"landing zone has files: {paths.events_landing} (delete it to regenerate the demo)")
-    rc = cmd_materialize(argparse.Namespace(start=None, end=None))
+    rc = cmd_materialize(argparse.Namespace(start=None, end=None, quiet=True))
     if rc:
         return rc
     return cmd_summary(args)
@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("materialize", help="ingest every landing day and build the dbt models, in one run")
     p.add_argument("--start", type=date.fromisoformat, default=None)
     p.add_argument("--end", type=date.fromisoformat, default=None)
+    p.add_argument("--quiet", action="store_true", help="only warnings from Dagster")
     p.set_defaults(func=cmd_materialize)
 
     p = sub.add_parser("summary", help="print what the warehouse holds")

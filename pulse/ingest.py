@@ -11,6 +11,7 @@ Every line read ends in exactly one of the two tables, so per partition
 
 from __future__ import annotations
 
+import csv
 import gzip
 import zlib
 from collections.abc import Iterable, Sequence
@@ -153,7 +154,7 @@ def _rows_as_json(table: pa.Table, first_line: int) -> pa.Table:
     con = duckdb.connect()
     con.register("t", table)
     rel = con.sql("select to_json(t)::varchar as raw from t")
-    raw = rel.arrow().column("raw").cast(pa.large_binary())
+    raw = rel.to_arrow_table().column("raw").cast(pa.large_binary())
     numbers = np.arange(first_line, first_line + len(raw), dtype=np.int64)
     con.close()
     return pa.table({"line_number": pa.array(numbers), "raw": raw})
@@ -170,9 +171,8 @@ def read_csv_rows(path: Path) -> tuple[pa.Table, list[tuple[int, str, str]]]:
 
     try:
         data = _read_bytes(path)
-        header = pacsv.read_csv(
-            pa.py_buffer(data), read_options=pacsv.ReadOptions(block_size=1 << 16)
-        ).schema.names
+        first_line = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+        header = next(csv.reader([first_line]), [])
         table = pacsv.read_csv(
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(use_threads=False),
@@ -453,7 +453,7 @@ def _load_file(
 
 def _summarize(con: duckdb.DuckDBPyConnection, result: DayResult) -> None:
     accepted, late = con.execute(
-        f"""select count(*), count_if(cast(event_time as date) < load_date)
+        f"""select count(*), coalesce(count_if(cast(event_time as date) < load_date), 0)
         from {EVENTS_TABLE} where load_date = ?""",
         [result.day],
     ).fetchall()[0]

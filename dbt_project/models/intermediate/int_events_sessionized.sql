@@ -30,8 +30,10 @@ flagged as (
         *,
         case
             when previous_event_time is null then 1
-            when {{ dbt.datediff('previous_event_time', 'event_time', 'second') }}
-                > {{ var('session_timeout_minutes') }} * 60 then 1
+            when
+                {{ dbt.datediff('previous_event_time', 'event_time', 'second') }}
+                > {{ var('session_timeout_minutes') }} * 60
+                then 1
             when client_session_id <> previous_client_session_id then 1
             else 0
         end as is_new_visit

@@ -1,0 +1,42 @@
+# Two set-up commands on a fresh machine with python3.11 and make: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export PULSE_HOME ?= $(CURDIR)/.data
+DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null) \
+               dbt_project/dbt_project.yml dbt_project/profiles.yml
+MANIFEST := dbt_project/target/manifest.json
+
+.PHONY: install run test lint ui bench clean
+
+install: $(VENV)/.installed $(MANIFEST)
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+# Dagster loads the dbt assets from this manifest; build it at install time, not at import.
+$(MANIFEST): $(VENV)/.installed $(DBT_SOURCES)
+	$(BIN)/pulse prepare
+
+run: install
+	$(BIN)/pulse run
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	cd dbt_project && PULSE_WAREHOUSE=$$(mktemp -d)/lint.duckdb ../$(BIN)/sqlfluff lint models tests
+
+test: lint
+	$(BIN)/pytest
+
+ui: install
+	$(BIN)/pulse ui
+
+bench: install
+	$(BIN)/python benchmarks/transform.py --events 1000000
+
+clean:
+	rm -rf $(VENV) dbt_project/target dbt_project/logs .pytest_cache .ruff_cache

@@ -1,0 +1,187 @@
+"""Ingestion and the dbt transform, against a one-statement DuckDB anchor and a hand-written pandas version.
+
+    python benchmarks/transform.py --events 10000000
+
+Generates ~N demo events, then in one run measures:
+  ingest     landing files -> raw.events (+ quarantine), pulse.ingest
+  transform  dbt: raw.events -> stg_events -> int_events_sessionized -> fct_page_views, fct_sessions,
+             fct_user_daily (`dbt run`, including dbt's own start-up)
+  anchor     ONE DuckDB statement: LAG + running SUM + GROUP BY into sessions over the same raw table
+  pandas     the same sessionization written by hand in pandas (dedupe, sort, diff, cumsum, groupby)
+Each stage runs in its own process, so its peak RSS is its own. Prints seconds, events/s, peak RSS, and
+the ratios transform/anchor and pandas/transform. Figures, not assertions: machines here are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+ANCHOR_SQL = """
+create or replace table anchor_sessions as
+with events as (
+    select coalesce(user_id, anonymous_id) as user_key, event_time,
+        lag(event_time) over (partition by coalesce(user_id, anonymous_id) order by event_time) as previous_time
+    from raw.events
+),
+flagged as (
+    select *, sum(case when previous_time is null or event_time - previous_time > interval 30 minutes
+                       then 1 else 0 end)
+        over (partition by user_key order by event_time rows between unbounded preceding and current row)
+        as session_index
+    from events
+)
+select user_key, session_index, min(event_time) as session_start, max(event_time) as session_end,
+    count(*) as events
+from flagged
+group by user_key, session_index
+"""
+
+
+def _peak_rss_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
+
+
+def _run_stage(fn: Callable[[dict], dict], args: dict) -> dict:
+    """Run fn(args) in a fresh process; return its result plus its own peak RSS."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(_stage_wrapper, (fn, args))
+
+
+def _stage_wrapper(fn: Callable[[dict], dict], args: dict) -> dict:
+    started = time.perf_counter()
+    out = fn(args)
+    out["seconds"] = time.perf_counter() - started
+    out["rss_mb"] = max(_peak_rss_mb(resource.RUSAGE_SELF), _peak_rss_mb(resource.RUSAGE_CHILDREN))
+    return out
+
+
+def stage_generate(a: dict) -> dict:
+    from pulse.demo import generate_demo, users_for_target_events
+
+    users = users_for_target_events(a["events"], days=a["days"], seed=a["seed"])
+    s = generate_demo(Path(a["landing"]), users=users, days=a["days"], seed=a["seed"], progress=True)
+    return {"users": users, "events": s.events_written}
+
+
+def stage_ingest(a: dict) -> dict:
+    import duckdb
+
+    from pulse.ingest import ingest_day, landed_days
+
+    events_landing = Path(a["landing"]) / "events"
+    con = duckdb.connect(a["warehouse"])
+    con.execute(f"set memory_limit = '{a['memory_limit']}'")
+    accepted = quarantined = 0
+    for day in landed_days(events_landing):
+        r = ingest_day(con, events_landing, day)
+        accepted += r.accepted
+        quarantined += r.quarantined
+    con.close()
+    return {"events": accepted, "quarantined": quarantined}
+
+
+def stage_transform(a: dict) -> dict:
+    env = {**os.environ, "PULSE_WAREHOUSE": a["warehouse"], "PULSE_DUCKDB_MEMORY": a["memory_limit"]}
+    dbt = str(Path(sys.executable).parent / "dbt")
+    cmd = [dbt, "run", "--quiet", "--select", "+fct_sessions", "+fct_user_daily"]
+    subprocess.run(cmd, cwd=REPO / "dbt_project", env=env, check=True)
+    import duckdb
+
+    con = duckdb.connect(a["warehouse"], read_only=True)
+    sessions = con.execute("select count(*) from fct_sessions").fetchall()[0][0]
+    con.close()
+    return {"sessions": sessions}
+
+
+def stage_anchor(a: dict) -> dict:
+    import duckdb
+
+    con = duckdb.connect(a["warehouse"])
+    con.execute(f"set memory_limit = '{a['memory_limit']}'")
+    con.execute(ANCHOR_SQL)
+    sessions = con.execute("select count(*) from anchor_sessions").fetchall()[0][0]
+    con.close()
+    return {"sessions": sessions}
+
+
+def stage_pandas(a: dict) -> dict:
+    import duckdb
+    import pandas as pd
+
+    con = duckdb.connect(a["warehouse"], read_only=True)
+    df = con.execute(
+        "select event_id, user_id, anonymous_id, event_time, received_at from raw.events"
+    ).df()
+    con.close()
+    df = df.sort_values("received_at", na_position="last").drop_duplicates("event_id")
+    df["user_key"] = df["user_id"].fillna(df["anonymous_id"])
+    df = df.sort_values(["user_key", "event_time", "event_id"])
+    gap = df.groupby("user_key", sort=False)["event_time"].diff()
+    df["session_index"] = (gap.isna() | (gap > pd.Timedelta(minutes=30))).astype("int64")
+    df["session_index"] = df.groupby("user_key", sort=False)["session_index"].cumsum()
+    sessions = df.groupby(["user_key", "session_index"], sort=False).agg(
+        session_start=("event_time", "min"), session_end=("event_time", "max"), events=("event_id", "size")
+    )
+    return {"sessions": len(sessions)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory_limit for every stage")
+    parser.add_argument("--workdir", default=None, help="keep data here instead of a temp dir")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="pulse-bench-") as tmp:
+        work = Path(args.workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        a = {
+            "events": args.events,
+            "days": args.days,
+            "seed": args.seed,
+            "landing": str(work / "landing"),
+            "warehouse": str(work / "warehouse.duckdb"),
+            "memory_limit": args.memory_limit,
+        }
+        results = {}
+        for name, fn in [
+            ("generate", stage_generate),
+            ("ingest", stage_ingest),
+            ("transform", stage_transform),
+            ("anchor", stage_anchor),
+            ("pandas", stage_pandas),
+        ]:
+            print(f"-- {name} ...", file=sys.stderr, flush=True)
+            results[name] = _run_stage(fn, a)
+
+    events = results["ingest"]["events"]
+    print(f"\npulse transform benchmark: {events:,} accepted events "
+          f"({results['generate']['users']:,} users, {args.days} days), DuckDB memory_limit {args.memory_limit}")
+    print(f"{'stage':<10} {'seconds':>9} {'events/s':>13} {'peak RSS MB':>12}  result")
+    for name, r in results.items():
+        extra = {k: v for k, v in r.items() if k not in ("seconds", "rss_mb")}
+        print(f"{name:<10} {r['seconds']:>9.2f} {events / r['seconds']:>13,.0f} {r['rss_mb']:>12,.0f}  {extra}")
+    t, an, pd_ = (results[k]["seconds"] for k in ("transform", "anchor", "pandas"))
+    print(f"\ntransform/anchor = {t / an:.2f}   (target <= 4)")
+    print(f"pandas/transform = {pd_ / t:.2f}   (> 1: pulse is faster than pandas)")
+    peak = max(results[k]["rss_mb"] for k in ("ingest", "transform"))
+    print(f"pulse peak RSS   = {peak:,.0f} MB (ingest, transform; target <= 3072)")
+
+
+if __name__ == "__main__":
+    main()
