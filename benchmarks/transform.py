@@ -122,9 +122,7 @@ def stage_pandas(a: dict) -> dict:
     import pandas as pd
 
     con = duckdb.connect(a["warehouse"], read_only=True)
-    df = con.execute(
-        "select event_id, user_id, anonymous_id, event_time, received_at from raw.events"
-    ).df()
+    df = con.execute("select event_id, user_id, anonymous_id, event_time, received_at from raw.events").df()
     con.close()
     df = df.sort_values("received_at", na_position="last").drop_duplicates("event_id")
     df["user_key"] = df["user_id"].fillna(df["anonymous_id"])
@@ -170,8 +168,10 @@ def main() -> None:
             results[name] = _run_stage(fn, a)
 
     events = results["ingest"]["events"]
-    print(f"\npulse transform benchmark: {events:,} accepted events "
-          f"({results['generate']['users']:,} users, {args.days} days), DuckDB memory_limit {args.memory_limit}")
+    print(
+        f"\npulse transform benchmark: {events:,} accepted events "
+        f"({results['generate']['users']:,} users, {args.days} days), DuckDB memory_limit {args.memory_limit}"
+    )
     print(f"{'stage':<10} {'seconds':>9} {'events/s':>13} {'peak RSS MB':>12}  result")
     for name, r in results.items():
         extra = {k: v for k, v in r.items() if k not in ("seconds", "rss_mb")}

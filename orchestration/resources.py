@@ -26,8 +26,11 @@ class PulseStorage(dg.ConfigurableResource):
 
     def paths(self) -> PulsePaths:
         env: dict[str, str] = {}
-        for key, value in (("PULSE_HOME", self.home), ("PULSE_WAREHOUSE", self.warehouse),
-                           ("PULSE_LANDING", self.landing)):
+        for key, value in (
+            ("PULSE_HOME", self.home),
+            ("PULSE_WAREHOUSE", self.warehouse),
+            ("PULSE_LANDING", self.landing),
+        ):
             if value:
                 env[key] = value
         paths = paths_from_env({**paths_from_env().as_env(), **env} if env else None)

@@ -83,9 +83,18 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from orchestration.materialize import materialize_range
 
     started = time.monotonic()
-    ok = materialize_range(days[0], days[-1], quiet=args.quiet).success
-    print(f"materialize: {days[0]}..{days[-1]} ({len(days)} landing days) in {time.monotonic() - started:.0f} s")
-    return 0 if ok else 1
+    log_file = paths.home / "logs" / "materialize.log" if args.quiet else None
+    print(f"materialize: {days[0]}..{days[-1]} ({len(days)} landing days) in one Dagster run ...", flush=True)
+    result = materialize_range(days[0], days[-1], quiet=args.quiet, log_file=log_file)
+    status = "done" if result.success else "FAILED"
+    print(
+        f"materialize: {status} in {time.monotonic() - started:.0f} s" + (f"; dbt log: {log_file}" if log_file else "")
+    )
+    if not result.success:
+        for event in result.all_events:
+            if event.is_failure:
+                print(event.message, file=sys.stderr)
+    return 0 if result.success else 1
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -113,7 +122,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     _paths()
-    cmd = [_venv_bin("dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    cmd = [
+        _venv_bin("dagster"),
+        "dev",
+        "-w",
+        str(REPO_ROOT / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
     os.chdir(REPO_ROOT)
     os.execv(cmd[0], cmd)
     return 0  # not reached

@@ -64,7 +64,9 @@ class DemoSummary:
     events_written: int  # well-formed contract events written (incl. injected duplicates)
     files: list[Path]
     duplicates_injected: int  # extra copies of an existing event (same event_id)
-    late_injected: int  # events (first copies) written into a later day's file than their event_time date
+    # well-formed lines (incl. duplicate copies) in a later day's file than their event_time date: the
+    # injected late arrivals, duplicates delivered after midnight, and the odd event a few ms before midnight
+    late_injected: int
     malformed_injected: dict[str, int]  # kind -> deliberately bad lines (not in events_written)
     personas: dict[str, int]  # persona -> number of users
     seconds: float
@@ -123,10 +125,22 @@ PAGES_LAM = np.array([8.0, 4.0, 5.0, 0.3, 5.0])  # browse pages = 1 + Poisson(la
 PAGES_MAX = np.array([30, 20, 20, 2, 20])
 # landing page type (home, category, product, search) and later browse pages
 LANDING_P = np.array(
-    [[0.45, 0.35, 0.20, 0.0], [0.5, 0.15, 0.3, 0.05], [0.5, 0.2, 0.3, 0.0], [0.5, 0.25, 0.25, 0.0], [0.3, 0.1, 0.2, 0.4]]
+    [
+        [0.45, 0.35, 0.20, 0.0],
+        [0.5, 0.15, 0.3, 0.05],
+        [0.5, 0.2, 0.3, 0.0],
+        [0.5, 0.25, 0.25, 0.0],
+        [0.3, 0.1, 0.2, 0.4],
+    ]
 )
 BROWSE_P = np.array(
-    [[0.04, 0.36, 0.56, 0.04], [0.05, 0.2, 0.6, 0.15], [0.05, 0.25, 0.62, 0.08], [0.5, 0.3, 0.2, 0.0], [0.02, 0.08, 0.6, 0.3]]
+    [
+        [0.04, 0.36, 0.56, 0.04],
+        [0.05, 0.2, 0.6, 0.15],
+        [0.05, 0.25, 0.62, 0.08],
+        [0.5, 0.3, 0.2, 0.0],
+        [0.02, 0.08, 0.6, 0.3],
+    ]
 )
 P_FAVOURITE = np.array([0.0, 0.7, 0.7, 0.0, 0.95])  # page category from the user's favourites
 P_SHORTLIST = np.array([0.0, 0.0, 0.0, 0.0, 0.85])  # intent: product from a personal shortlist of three
@@ -278,7 +292,12 @@ CLICK_ELEMENTS = (
     "a.logo",
 )
 EL_ADD, EL_CHECKOUT, EL_PLACE_ORDER, EL_REMOVE = range(len(CLICK_ELEMENTS), len(CLICK_ELEMENTS) + 4)
-ELEMENTS = CLICK_ELEMENTS + ("button.add-to-cart", "button.checkout", "button.place-order", "button.remove-item")
+ELEMENTS = CLICK_ELEMENTS + (
+    "button.add-to-cart",
+    "button.checkout",
+    "button.place-order",
+    "button.remove-item",
+)
 
 MAX_CHUNK_SESSIONS = 20_000  # bounds memory on very busy days
 MAX_MERGE_BYTES = 1 << 30  # a day's parts bigger than this are written one after the other, unmerged
@@ -397,10 +416,7 @@ def _numbers(values: np.ndarray) -> pa.Array:
 def _money(cents: np.ndarray) -> pa.Array:
     """Integer cents -> ``"123.45"`` strings."""
     cents = cents.astype(np.int64)
-    return _join(_numbers(cents // 100), ".", _take(_TWO_DIGITS, cents % 100))
-
-
-_TWO_DIGITS = pa.array([f"{i:02d}" for i in range(100)])
+    return _join(_numbers(cents // 100), ".", _take(_pieces()["two_digits"], cents % 100))
 
 
 def _string_bytes(arr: pa.Array) -> memoryview:
@@ -458,6 +474,7 @@ def _pieces() -> dict[str, pa.Array]:
         _CONSTANT_PIECES["pct"] = pa.array([f',"scroll_depth_pct":{p},"scroll_depth_px":' for p in (25, 50, 75, 100)])
         _CONSTANT_PIECES["props"] = pa.array([',"properties":{"list":"default"}'])
         _CONSTANT_PIECES["bool"] = pa.array(["false", "true"])
+        _CONSTANT_PIECES["two_digits"] = pa.array([f"{i:02d}" for i in range(100)])
     return _CONSTANT_PIECES
 
 
@@ -478,10 +495,7 @@ def _build_world(users: int, days: int, seed: int, start: date, with_strings: bo
     skus = [f"SKU-{(i // PER_CATEGORY + 1) * 1000 + i % PER_CATEGORY:04d}" for i in range(len(names))]
     price_str = [f"{p / 100:.2f}" for p in prices]
     product_piece = pa.array(
-        [
-            f',"product_id":"{s}","category":"{c}","price":{p}'
-            for s, c, p in zip(skus, cats, price_str, strict=True)
-        ]
+        [f',"product_id":"{s}","category":"{c}","price":{p}' for s, c, p in zip(skus, cats, price_str, strict=True)]
     )
     queries = [q for c in CATEGORIES for q in c[5]]
     search_piece = pa.array([f',"search_query":"{q}"' for q in queries])
@@ -594,9 +608,7 @@ def _plan_sessions(w: _World, seed: int, start: date) -> tuple[np.ndarray, np.nd
     first_candidate[_group_starts(k)] = True
     day = rng.integers(0, days, n)
     dow = (start.weekday() + day) % 7
-    hour = np.where(
-        dow >= 5, _draw1(rng, np.cumsum(HOUR_WEEKEND), n), _draw1(rng, np.cumsum(HOUR_WEEKDAY), n)
-    )
+    hour = np.where(dow >= 5, _draw1(rng, np.cumsum(HOUR_WEEKEND), n), _draw1(rng, np.cumsum(HOUR_WEEKDAY), n))
     accept = first_candidate | (rng.random(n) < accept_p[dow])
     ms = w.start_ms + day * DAY_MS + hour * HOUR_MS + rng.integers(0, HOUR_MS, n)
     user, ms = user[accept], ms[accept]
@@ -646,26 +658,39 @@ class _Events:
         return {c: np.concatenate([p[c] for p in self.parts]).astype(np.int64) for c in self.COLUMNS}
 
 
-def _generate_chunk(
-    w: _World,
-    s_user: np.ndarray,
-    s_start: np.ndarray,
-    s_first: np.ndarray,
-    rng: np.random.Generator,
-    events_before: int,
-    bad_before: int,
-    fmt: bool,
-) -> _Chunk:
-    """Events of the sessions ``s_*`` (one day's, or a slice of them), sorted by received_at.
+@dataclass
+class _Pages:
+    """The page views of a chunk of sessions, in session order, and each session's cart and funnel."""
 
-    Malformed lines are added so that, counting the earlier chunks (``events_before`` events and
-    ``bad_before`` bad lines), they make :data:`MALFORMED_RATE` of the events and every kind occurs.
-    """
+    sess: np.ndarray  # session (index into the chunk's sessions) of each page
+    pos: np.ndarray  # position of the page in its session
+    type: np.ndarray
+    persona: np.ndarray
+    category: np.ndarray  # -1 for funnel pages
+    product: np.ndarray  # -1 unless a product page
+    query: np.ndarray  # -1 for funnel pages
+    engaged: np.ndarray  # engaged time (ms): pings every 10 s during it
+    dwell: np.ndarray  # ms until the next page of the session
+    t0: np.ndarray  # page_view time (epoch ms)
+    span: np.ndarray  # window (ms) for in-page events: engaged, at least a few seconds, before the next page
+    add: np.ndarray  # the page adds its product to the cart
+    qty: np.ndarray
+    # per session
+    removes: np.ndarray  # the cart page removes the last added item ...
+    rm_product: np.ndarray  # ... this one
+    rm_qty: np.ndarray
+    checkout: np.ndarray
+    buys: np.ndarray
+    cart_cents: np.ndarray  # the cart at checkout: revenue of the purchase
+    cart_qty: np.ndarray
+
+
+def _simulate_pages(w: _World, s_user: np.ndarray, s_start: np.ndarray, rng: np.random.Generator) -> _Pages:
     S = len(s_user)
     pers_s = w.persona[s_user]
     mission = rng.random(S) < P_MISSION[pers_s]
 
-    # ---- browse pages
+    # ---- browse pages: landing page, then home / category / product / search pages by persona
     nb = np.minimum(1 + rng.poisson(PAGES_LAM[pers_s]), PAGES_MAX[pers_s])
     nb = np.where(mission, np.maximum(nb, 2), nb)
     bs = np.repeat(np.arange(S), nb)
@@ -684,16 +709,16 @@ def _generate_chunk(
     bquery = bcat * N_QUERIES + rng.integers(0, N_QUERIES, nP)
     bengaged = rng.lognormal(np.log(ENGAGED_MEDIAN_S[bpers] * TYPE_ENGAGE[btype] * 1000.0), 0.8)
     bengaged = np.minimum(bengaged, 600_000).astype(np.int64)
-    bdwell = bengaged + 1500 + np.minimum(rng.exponential(IDLE_MEAN_S[bpers] * 1000.0), 300_000).astype(np.int64)
+    idle = np.minimum(rng.exponential(IDLE_MEAN_S[bpers] * 1000.0), 300_000).astype(np.int64)
+    bdwell = bengaged + 1500 + idle
     # long sessions are cut: no browse page starts later than an hour into the session
     keep = _exclusive_cumsum_by_group(bdwell, bs, nb) <= MAX_BROWSE_OFFSET_MS
-    bs, bpos, bpers, btype, bcat, bprod, bquery, bengaged, bdwell = (
-        a[keep] for a in (bs, bpos, bpers, btype, bcat, bprod, bquery, bengaged, bdwell)
+    bs, bpers, btype, bcat, bprod, bquery, bengaged, bdwell = (
+        a[keep] for a in (bs, bpers, btype, bcat, bprod, bquery, bengaged, bdwell)
     )
-    nb = np.bincount(bs, minlength=S)
     nP = len(bs)
 
-    # ---- cart adds, and the funnel they lead to
+    # ---- cart adds (a session that came to buy adds at least its last product), the cart
     is_product = btype == T_PRODUCT
     badd = is_product & (rng.random(nP) < P_ADD[bpers])
     has_add = np.bincount(bs[badd], minlength=S) > 0
@@ -710,112 +735,133 @@ def _generate_chunk(
     cart_cents = np.bincount(add_s, weights=amount, minlength=S).astype(np.int64)
     cart_qty = np.bincount(add_s, weights=bqty[add_idx], minlength=S).astype(np.int64)
     last_add = add_idx[np.r_[add_s[1:] != add_s[:-1], True]] if len(add_idx) else add_idx
-    rm_prod = np.full(S, -1, dtype=np.int64)
+    rm_product = np.full(S, -1, dtype=np.int64)
     rm_qty = np.zeros(S, dtype=np.int64)
-    rm_prod[bs[last_add]] = bprod[last_add]
+    rm_product[bs[last_add]] = bprod[last_add]
     rm_qty[bs[last_add]] = bqty[last_add]
 
+    # ---- the funnel: cart page (maybe removing an item) -> checkout -> order confirmation
     goes_cart = (n_add > 0) & (mission | (rng.random(S) < P_CART))
     removes = goes_cart & (rng.random(S) < P_REMOVE[pers_s])
-    cart_cents -= np.where(removes, w.price_cents[np.maximum(rm_prod, 0)] * rm_qty, 0)
+    cart_cents -= np.where(removes, w.price_cents[np.maximum(rm_product, 0)] * rm_qty, 0)
     cart_qty -= np.where(removes, rm_qty, 0)
     left = n_add - removes
-    goes_checkout = goes_cart & (left > 0) & (mission | (rng.random(S) < P_CHECKOUT[pers_s]))
-    buys = goes_checkout & (rng.random(S) < P_PURCHASE[pers_s])
-
-    nf = goes_cart.astype(np.int64) + goes_checkout + buys
+    checkout = goes_cart & (left > 0) & (mission | (rng.random(S) < P_CHECKOUT[pers_s]))
+    buys = checkout & (rng.random(S) < P_PURCHASE[pers_s])
+    nf = goes_cart.astype(np.int64) + checkout + buys
     fs = np.repeat(np.arange(S), nf)
     ftype = T_CART + _rank_in_group(nf)
-    fpers = pers_s[fs]
     fengaged = np.minimum(rng.lognormal(np.log(20_000.0 * TYPE_ENGAGE[ftype]), 0.6), 180_000).astype(np.int64)
     fdwell = fengaged + 1500 + rng.integers(0, 10_000, len(fs))
 
-    # ---- all pages of the chunk, in session order
+    # ---- all pages, in session order (the funnel pages after the browse pages)
     order = np.argsort(np.concatenate([bs, fs]), kind="stable")
     none = np.full(len(fs), -1, dtype=np.int64)
-    p_sess = np.concatenate([bs, fs])[order]
-    p_type = np.concatenate([btype, ftype])[order]
-    p_pers = np.concatenate([bpers, fpers])[order]
-    p_prod = np.concatenate([np.where(is_product, bprod, -1), none])[order]
-    p_cat = np.concatenate([bcat, none])[order]
-    p_query = np.concatenate([bquery, none])[order]
-    p_engaged = np.concatenate([bengaged, fengaged])[order]
-    p_dwell = np.concatenate([bdwell, fdwell])[order]
-    p_add = np.concatenate([badd, np.zeros(len(fs), dtype=bool)])[order]
-    p_qty = np.concatenate([bqty, np.zeros(len(fs), dtype=np.int64)])[order]
-    n_pages = np.bincount(p_sess, minlength=S)
-    NP = len(p_sess)
-    p_pos = _rank_in_group(n_pages)
-    p_t0 = s_start[p_sess] + _exclusive_cumsum_by_group(p_dwell, p_sess, n_pages)
-    p_user = s_user[p_sess]
-    # time window for in-page events: while engaged, at least a few seconds, never after the next page
-    p_span = np.maximum(p_engaged, np.minimum(p_dwell - 300, 4000))
 
-    # ---- events
+    def merged(browse: np.ndarray, funnel: np.ndarray) -> np.ndarray:
+        return np.concatenate([browse, funnel])[order]
+
+    sess = merged(bs, fs)
+    engaged = merged(bengaged, fengaged)
+    dwell = merged(bdwell, fdwell)
+    n_pages = np.bincount(sess, minlength=S)
+    return _Pages(
+        sess=sess,
+        pos=_rank_in_group(n_pages),
+        type=merged(btype, ftype),
+        persona=merged(bpers, pers_s[fs]),
+        category=merged(bcat, none),
+        product=merged(np.where(is_product, bprod, -1), none),
+        query=merged(bquery, none),
+        engaged=engaged,
+        dwell=dwell,
+        t0=s_start[sess] + _exclusive_cumsum_by_group(dwell, sess, n_pages),
+        span=np.maximum(engaged, np.minimum(dwell - 300, 4000)),
+        add=merged(badd, np.zeros(len(fs), dtype=bool)),
+        qty=merged(bqty, np.zeros(len(fs), dtype=np.int64)),
+        removes=removes,
+        rm_product=rm_product,
+        rm_qty=rm_qty,
+        checkout=checkout,
+        buys=buys,
+        cart_cents=cart_cents,
+        cart_qty=cart_qty,
+    )
+
+
+def _page_events(
+    w: _World, p: _Pages, s_user: np.ndarray, s_first: np.ndarray, rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The events of every page (columns of :class:`_Events`), and each page's document height."""
+    NP = len(p.sess)
+    t0, span, dwell = p.t0, p.span, p.dwell
     ev = _Events()
     all_pages = np.arange(NP)
-    ev.add(all_pages, E_PAGE_VIEW, p_t0)
-    ident = np.flatnonzero((p_pos == 0) & s_first[p_sess] & w.logged_in[p_user])
-    ev.add(ident, E_IDENTIFY, p_t0[ident] + np.minimum(rng.integers(500, 2500, len(ident)), p_dwell[ident] - 100))
-    pv = np.flatnonzero(p_type == T_PRODUCT)
-    ev.add(pv, E_PRODUCT_VIEW, p_t0[pv] + rng.integers(150, 1200, len(pv)), product=p_prod[pv])
-    se = np.flatnonzero(p_type == T_SEARCH)
-    ev.add(se, E_SEARCH, p_t0[se] + rng.integers(50, 400, len(se)), query=p_query[se])
-    co = np.flatnonzero(p_type == T_CHECKOUT)
-    ev.add(co, E_CHECKOUT, p_t0[co] + rng.integers(200, 800, len(co)))
-    cf = np.flatnonzero(p_type == T_CONFIRM)
-    order_of_session = np.cumsum(buys) - 1
-    ev.add(cf, E_PURCHASE, p_t0[cf] + rng.integers(100, 500, len(cf)), order=order_of_session[p_sess[cf]])
+    ev.add(all_pages, E_PAGE_VIEW, t0)
+    ident = np.flatnonzero((p.pos == 0) & s_first[p.sess] & w.logged_in[s_user[p.sess]])
+    ev.add(ident, E_IDENTIFY, t0[ident] + np.minimum(rng.integers(500, 2500, len(ident)), dwell[ident] - 100))
+    pv = np.flatnonzero(p.type == T_PRODUCT)
+    ev.add(pv, E_PRODUCT_VIEW, t0[pv] + rng.integers(150, 1200, len(pv)), product=p.product[pv])
+    se = np.flatnonzero(p.type == T_SEARCH)
+    ev.add(se, E_SEARCH, t0[se] + rng.integers(50, 400, len(se)), query=p.query[se])
+    co = np.flatnonzero(p.type == T_CHECKOUT)
+    ev.add(co, E_CHECKOUT, t0[co] + rng.integers(200, 800, len(co)))
+    cf = np.flatnonzero(p.type == T_CONFIRM)
+    order_of_session = np.cumsum(p.buys) - 1
+    ev.add(cf, E_PURCHASE, t0[cf] + rng.integers(100, 500, len(cf)), order=order_of_session[p.sess[cf]])
     # page pings every 10 s while engaged
-    n_ping = p_engaged // 10_000
+    n_ping = p.engaged // 10_000
     pp = np.repeat(all_pages, n_ping)
-    ev.add(pp, E_PING, p_t0[pp] + 10_000 * (1 + _rank_in_group(n_ping)))
-    # scroll milestones reached
-    ab = SCROLL_BETA[p_pers]
+    ev.add(pp, E_PING, t0[pp] + 10_000 * (1 + _rank_in_group(n_ping)))
+    # scroll milestones (25/50/75/100 %) up to a maximum depth drawn per page
+    ab = SCROLL_BETA[p.persona]
     depth = rng.beta(ab[:, 0], ab[:, 1])
     n_scroll = (depth[:, None] >= np.array([0.25, 0.5, 0.75, 0.97])).sum(axis=1)
     sp = np.repeat(all_pages, n_scroll)
     level = _rank_in_group(n_scroll)  # 0..3 -> 25..100 %
     frac = (level + 1) / 4 / np.maximum(depth[sp], 0.25)
-    doc_height = (TYPE_DOC_HEIGHT[p_type] * rng.uniform(0.8, 1.25, NP)).astype(np.int64)
-    ev.add(sp, E_SCROLL, p_t0[sp] + 200 + (0.9 * frac * (p_span[sp] - 200)).astype(np.int64), pct=level)
+    doc_height = (TYPE_DOC_HEIGHT[p.type] * rng.uniform(0.8, 1.25, NP)).astype(np.int64)
+    ev.add(sp, E_SCROLL, t0[sp] + 200 + (0.9 * frac * (span[sp] - 200)).astype(np.int64), pct=level)
     # clicks
-    n_click = np.minimum(rng.poisson(CLICK_RATE[p_pers] * (0.5 + p_engaged / 30_000)), 8)
+    n_click = np.minimum(rng.poisson(CLICK_RATE[p.persona] * (0.5 + p.engaged / 30_000)), 8)
     cp = np.repeat(all_pages, n_click)
     ev.add(
         cp,
         E_CLICK,
-        p_t0[cp] + 100 + (rng.random(len(cp)) * (p_span[cp] - 100)).astype(np.int64),
+        t0[cp] + 100 + (rng.random(len(cp)) * (span[cp] - 100)).astype(np.int64),
         element=rng.integers(0, len(CLICK_ELEMENTS), len(cp)),
     )
     # cart adds (with the button click just before), wishlist, removal, funnel buttons
-    ad = np.flatnonzero(p_add)
-    t_add = p_t0[ad] + 300 + (rng.uniform(0.4, 0.9, len(ad)) * (p_span[ad] - 300)).astype(np.int64)
+    ad = np.flatnonzero(p.add)
+    t_add = t0[ad] + 300 + (rng.uniform(0.4, 0.9, len(ad)) * (span[ad] - 300)).astype(np.int64)
     ev.add(ad, E_CLICK, t_add - 120, element=np.full(len(ad), EL_ADD))
-    ev.add(ad, E_ADD, t_add, product=p_prod[ad], qty=p_qty[ad])
-    wl = pv[rng.random(len(pv)) < P_WISHLIST[p_pers[pv]]]
+    ev.add(ad, E_ADD, t_add, product=p.product[ad], qty=p.qty[ad])
+    wl = pv[rng.random(len(pv)) < P_WISHLIST[p.persona[pv]]]
     ev.add(
         wl,
         E_WISHLIST,
-        p_t0[wl] + 200 + (rng.random(len(wl)) * (p_span[wl] - 200)).astype(np.int64),
-        product=p_prod[wl],
+        t0[wl] + 200 + (rng.random(len(wl)) * (span[wl] - 200)).astype(np.int64),
+        product=p.product[wl],
         props=np.zeros(len(wl), dtype=np.int64),
     )
-    cart_pages = np.flatnonzero(p_type == T_CART)
-    rm = cart_pages[removes[p_sess[cart_pages]]]
-    t_rm = p_t0[rm] + 300 + p_span[rm] // 2
+    cart_pages = np.flatnonzero(p.type == T_CART)
+    rm = cart_pages[p.removes[p.sess[cart_pages]]]
+    t_rm = t0[rm] + 300 + span[rm] // 2
     ev.add(rm, E_CLICK, t_rm - 150, element=np.full(len(rm), EL_REMOVE))
-    ev.add(rm, E_REMOVE, t_rm, product=rm_prod[p_sess[rm]], qty=rm_qty[p_sess[rm]])
-    ck = cart_pages[goes_checkout[p_sess[cart_pages]]]
-    ev.add(ck, E_CLICK, p_t0[ck] + p_dwell[ck] - 400, element=np.full(len(ck), EL_CHECKOUT))
-    po = co[buys[p_sess[co]]]
-    ev.add(po, E_CLICK, p_t0[po] + p_dwell[po] - 400, element=np.full(len(po), EL_PLACE_ORDER))
+    ev.add(rm, E_REMOVE, t_rm, product=p.rm_product[p.sess[rm]], qty=p.rm_qty[p.sess[rm]])
+    ck = cart_pages[p.checkout[p.sess[cart_pages]]]
+    ev.add(ck, E_CLICK, t0[ck] + dwell[ck] - 400, element=np.full(len(ck), EL_CHECKOUT))
+    po = co[p.buys[p.sess[co]]]
+    ev.add(po, E_CLICK, t0[po] + dwell[po] - 400, element=np.full(len(po), EL_PLACE_ORDER))
+    return ev.columns(), doc_height
 
-    cols = ev.columns()
-    n = len(cols["t"])
-    t = cols["t"]
 
-    # ---- delivery: small delay; some late (next day), some delivered twice
+def _deliver(w: _World, t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """When the collector received each event: a small delay; some late (next day), some twice.
+
+    Returns (event row, received_at, is a duplicate copy) per line, sorted by received_at.
+    """
+    n = len(t)
     received = t + np.clip(rng.lognormal(np.log(250.0), 0.9, n), 50, 3000).astype(np.int64)
     in_range = t < w.range_end_ms  # late/duplicate injection only for events inside the date range
     late = in_range & (rng.random(n) < P_LATE)
@@ -823,44 +869,52 @@ def _generate_chunk(
     received[late] = next_midnight + rng.integers(HOUR_MS // 2, 10 * HOUR_MS, int(late.sum()))
     dup_src = np.flatnonzero(in_range & (rng.random(n) < P_DUPLICATE))
     nd = len(dup_src)
-    dup_delay = np.where(
-        rng.random(nd) < 0.7, rng.integers(1000, 300_000, nd), rng.integers(HOUR_MS, 12 * HOUR_MS, nd)
-    )
+    dup_delay = np.where(rng.random(nd) < 0.7, rng.integers(1000, 300_000, nd), rng.integers(HOUR_MS, 12 * HOUR_MS, nd))
     rows = np.concatenate([np.arange(n), dup_src])
-    recv_all = np.concatenate([received, received[dup_src] + dup_delay])
+    recv = np.concatenate([received, received[dup_src] + dup_delay])
     is_dup = np.concatenate([np.zeros(n, dtype=bool), np.ones(nd, dtype=bool)])
-    by_received = np.argsort(recv_all, kind="stable")
-    rows, recv_all, is_dup = rows[by_received], recv_all[by_received], is_dup[by_received]
-    late_count = int(np.count_nonzero(~is_dup & (recv_all // DAY_MS > t[rows] // DAY_MS)))
+    by_received = np.argsort(recv, kind="stable")
+    return rows[by_received], recv[by_received], is_dup[by_received]
 
-    if not fmt:
-        return _Chunk(None, recv_all, len(rows), nd, late_count, [], np.empty(0, np.int64), [])
 
-    # ---- formatting: every line = fixed-width byte blocks + looked-up pieces, joined by arrow kernels
-    event_uuid = _uuid(rng, n)
+def _format_lines(
+    w: _World,
+    p: _Pages,
+    s_user: np.ndarray,
+    cols: dict[str, np.ndarray],
+    doc_height: np.ndarray,
+    rows: np.ndarray,
+    received: np.ndarray,
+    rng: np.random.Generator,
+) -> pa.Array:
+    """One JSON line per row: fixed-width byte blocks (ids, timestamps) and looked-up pieces, joined by
+    arrow kernels; absent fields are left out."""
+    NP, S = len(p.sess), len(s_user)
+    all_pages = np.arange(NP)
+    event_uuid = _uuid(rng, len(cols["t"]))
     session_uuid = _uuid(rng, S)
     page_uuid = _uuid(rng, NP)
-    # per page strings: url (landing pages may carry utm parameters), title, referrer, utm
-    source = np.where(p_pos == 0, _draw1(rng, SOURCE_CDF, S)[p_sess], -1)
+    # per page: url (a landing page may carry utm parameters), title, referrer, utm
+    source = np.where(p.pos == 0, _draw1(rng, SOURCE_CDF, S)[p.sess], -1)
     key = np.select(
-        [p_type == T_HOME, p_type == T_CATEGORY, p_type == T_PRODUCT, p_type == T_SEARCH],
-        [np.zeros(NP, dtype=np.int64), w.k_category + p_cat, w.k_product + p_prod, w.k_search + p_query],
-        w.k_cart + (p_type - T_CART),
+        [p.type == T_HOME, p.type == T_CATEGORY, p.type == T_PRODUCT, p.type == T_SEARCH],
+        [np.zeros(NP, dtype=np.int64), w.k_category + p.category, w.k_product + p.product, w.k_search + p.query],
+        w.k_cart + (p.type - T_CART),
     )
     url = _join_skip(
         _take(w.page_url, key),
-        _take(w.source_qs, np.where(p_type == T_SEARCH, -1, source)),
-        _take(w.source_qs_amp, np.where(p_type == T_SEARCH, source, -1)),
+        _take(w.source_qs, np.where(p.type == T_SEARCH, -1, source)),
+        _take(w.source_qs_amp, np.where(p.type == T_SEARCH, source, -1)),
     )
     page_piece = _join(',"page_url":"', url, '"')
-    internal_ref = _join(',"referrer":"', _take(url, np.where(p_pos > 0, all_pages - 1, -1)), '"')
+    internal_ref = _join(',"referrer":"', _take(url, np.where(p.pos > 0, all_pages - 1, -1)), '"')
     pv_piece = _join_skip(
         _take(w.title_piece, key),
         internal_ref,
         _take(w.source_ref_piece, source),
         _take(w.source_utm_piece, source),
     )
-    viewport = w.viewport[p_user]
+    viewport = w.viewport[s_user[p.sess]]
 
     page = cols["page"][rows]
     etype = cols["etype"][rows]
@@ -877,26 +931,25 @@ def _generate_chunk(
     )
     scroll_idx = np.full(len(rows), -1, dtype=np.int64)
     scroll_idx[sc] = np.arange(len(sc))
-    # per order strings
-    n_orders = int(buys.sum())
+    n_orders = int(p.buys.sum())
     order_id = _fixed(n_orders, [b',"order_id":"ord_', _uuid(rng, n_orders)[:, 24:36], b'"'])
     order_piece = _join(
         order_id,
         ',"revenue":',
-        _money(cart_cents[buys]),
+        _money(p.cart_cents[p.buys]),
         ',"quantity":',
-        _numbers(cart_qty[buys]),
+        _numbers(p.cart_qty[p.buys]),
         ',"properties":{"currency":"EUR"}',
     )
-    sess = p_sess[page]
+    sess = p.sess[page]
     core = _fixed(len(rows), [b'{"event_id":"', event_uuid[rows], b'"'])
     times = _fixed(
         len(rows),
         [
             b',"event_time":"',
-            _timestamps(t[rows]),
+            _timestamps(cols["t"][rows]),
             b'","received_at":"',
-            _timestamps(recv_all),
+            _timestamps(received),
             b'","session_id":"',
             session_uuid[sess],
             b'","page_view_id":"',
@@ -905,7 +958,8 @@ def _generate_chunk(
         ],
     )
     pieces = _pieces()
-    lines = _join_skip(
+    qty = cols["qty"][rows]
+    return _join_skip(
         core,
         _take(pieces["type"], etype),
         times,
@@ -913,7 +967,7 @@ def _generate_chunk(
         _take(page_piece, page),
         _take(pv_piece, np.where(etype == E_PAGE_VIEW, page, -1)),
         _take(w.product_piece, cols["product"][rows]),
-        _take(pieces["quantity"], np.where(cols["qty"][rows] > 0, cols["qty"][rows], -1)),
+        _take(pieces["quantity"], np.where(qty > 0, qty, -1)),
         _take(order_piece, cols["order"][rows]),
         _take(w.search_piece, cols["query"][rows]),
         _take(pieces["element"], cols["element"][rows]),
@@ -922,42 +976,77 @@ def _generate_chunk(
         "}\n",
     )
 
-    # ---- malformed lines, derived from real events of this chunk
-    bad_lines: list[str] = []
-    bad_kinds: list[str] = []
-    bad_received = np.empty(0, dtype=np.int64)
-    candidates = np.flatnonzero(~is_dup & (t[rows] < w.range_end_ms))
+
+def _malformed_lines(
+    lines: pa.Array, candidates: np.ndarray, priced: np.ndarray, first_kind: int, n: int, rng: np.random.Generator
+) -> tuple[list[str], list[str], np.ndarray]:
+    """``n`` bad lines, each a copy of a real line (from ``candidates``; ``priced`` for negative prices)
+    with a fresh event_id and one defect; kinds cycle through :data:`MALFORMED_KINDS` from ``first_kind``.
+
+    Returns (lines, kinds, the source rows)."""
+    out: list[str] = []
+    kinds: list[str] = []
+    src = candidates[rng.integers(0, len(candidates), n)]
+    fresh = _uuid(rng, n)
+    for i in range(n):  # a handful per day: a Python loop is fine here
+        kind = MALFORMED_KINDS[(first_kind + i) % len(MALFORMED_KINDS)]
+        if kind == "negative_price" and len(priced):
+            src[i] = priced[rng.integers(0, len(priced))]
+        obj = json.loads(lines[int(src[i])].as_py())
+        obj["event_id"] = fresh[i].tobytes().decode()
+        if kind == "missing_event_id":
+            del obj["event_id"]
+        elif kind == "unknown_event_type":
+            obj["event_type"] = ("pageView", "add-to-cart", "custom.", "page_veiw")[i % 4]
+        elif kind == "negative_price":
+            obj["price"] = -abs(obj.get("price", 19.99))
+        elif kind == "bad_timestamp":
+            obj["event_time"] = ("yesterday", "2026-13-45T25:61:00Z", "1 Sept 2026 18:03")[i % 3]
+        elif kind == "missing_identity":
+            obj.pop("user_id", None)
+            obj.pop("anonymous_id", None)
+        text = json.dumps(obj, separators=(",", ":"))
+        if kind == "truncated_json":
+            text = text[: max(10, len(text) * 3 // 5)]
+        out.append(text + "\n")
+        kinds.append(kind)
+    return out, kinds, src
+
+
+def _generate_chunk(
+    w: _World,
+    s_user: np.ndarray,
+    s_start: np.ndarray,
+    s_first: np.ndarray,
+    rng: np.random.Generator,
+    events_before: int,
+    bad_before: int,
+    fmt: bool,
+) -> _Chunk:
+    """The lines of the sessions ``s_*`` (a day's, or a slice of them), sorted by received_at.
+
+    Malformed lines are added so that, counting the earlier chunks (``events_before`` events and
+    ``bad_before`` bad lines), they make :data:`MALFORMED_RATE` of the events and every kind occurs.
+    With ``fmt`` false only the counts are computed (for :func:`users_for_target_events`).
+    """
+    pages = _simulate_pages(w, s_user, s_start, rng)
+    cols, doc_height = _page_events(w, pages, s_user, s_first, rng)
+    t = cols["t"]
+    rows, received, is_dup = _deliver(w, t, rng)
+    duplicates = int(is_dup.sum())
+    late = int(np.count_nonzero(received // DAY_MS > t[rows] // DAY_MS))
+    no_bad = np.empty(0, dtype=np.int64)
+    if not fmt:
+        return _Chunk(None, received, len(rows), duplicates, late, [], no_bad, [])
+    lines = _format_lines(w, pages, s_user, cols, doc_height, rows, received, rng)
     target = max(len(MALFORMED_KINDS), int(MALFORMED_RATE * (events_before + len(rows))))
-    malformed_wanted = target - bad_before
-    if malformed_wanted > 0 and len(candidates):
-        priced = np.flatnonzero(~is_dup & ((etype == E_PRODUCT_VIEW) | (etype == E_ADD)))
-        src = candidates[rng.integers(0, len(candidates), malformed_wanted)]
-        fresh = _uuid(rng, malformed_wanted)
-        for i in range(malformed_wanted):
-            kind = MALFORMED_KINDS[(bad_before + i) % len(MALFORMED_KINDS)]
-            if kind == "negative_price" and len(priced):
-                src[i] = priced[rng.integers(0, len(priced))]
-            line = lines[int(src[i])].as_py()
-            obj = json.loads(line)
-            obj["event_id"] = fresh[i].tobytes().decode()
-            if kind == "missing_event_id":
-                del obj["event_id"]
-            elif kind == "unknown_event_type":
-                obj["event_type"] = ("pageView", "add-to-cart", "custom.", "page_veiw")[i % 4]
-            elif kind == "negative_price":
-                obj["price"] = -abs(obj.get("price", 19.99))
-            elif kind == "bad_timestamp":
-                obj["event_time"] = ("yesterday", "2026-13-45T25:61:00Z", "1 Sept 2026 18:03")[i % 3]
-            elif kind == "missing_identity":
-                obj.pop("user_id", None)
-                obj.pop("anonymous_id", None)
-            text = json.dumps(obj, separators=(",", ":"))
-            if kind == "truncated_json":
-                text = text[: max(10, len(text) * 3 // 5)]
-            bad_lines.append(text + "\n")
-            bad_kinds.append(kind)
-        bad_received = recv_all[src]
-    return _Chunk(lines, recv_all, len(rows), nd, late_count, bad_lines, bad_received, bad_kinds)
+    candidates = np.flatnonzero(~is_dup & (t[rows] < w.range_end_ms))
+    if target <= bad_before or len(candidates) == 0:
+        return _Chunk(lines, received, len(rows), duplicates, late, [], no_bad, [])
+    etype = cols["etype"][rows[candidates]]
+    priced = candidates[(etype == E_PRODUCT_VIEW) | (etype == E_ADD)]
+    bad, kinds, src = _malformed_lines(lines, candidates, priced, bad_before, target - bad_before, rng)
+    return _Chunk(lines, received, len(rows), duplicates, late, bad, received[src], kinds)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1102,9 +1191,7 @@ def generate_demo(
                 while next_chunk < len(chunks) and chunks[next_chunk][0] == day:
                     _, lo, hi = chunks[next_chunk]
                     rng = np.random.default_rng(np.random.SeedSequence([seed, 3, day, lo]))
-                    chunk = _generate_chunk(
-                        w, s_user[lo:hi], s_start[lo:hi], s_first[lo:hi], rng, events, n_bad, True
-                    )
+                    chunk = _generate_chunk(w, s_user[lo:hi], s_start[lo:hi], s_first[lo:hi], rng, events, n_bad, True)
                     events += chunk.events
                     duplicates += chunk.duplicates
                     late += chunk.late
@@ -1163,6 +1250,6 @@ def users_for_target_events(target_events: int, days: int = 60, seed: int = 7) -
     independent of the number of users, so the estimate is typically within a few per cent.
     """
     _check_args(1, days)
-    sample = 4000
+    sample = int(np.clip(240_000 // days, 500, 4000))  # ~1.5 M simulated events at most
     per_user = _count_events(sample, days, seed, date(2026, 9, 1)) / sample
     return max(1, round(target_events / per_user))

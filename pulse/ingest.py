@@ -280,8 +280,7 @@ def _field_checks(f: Field, v: str) -> list[str]:
             checks.append(f"case when {cast} > {f.max_value} then '{f.name} is above {f.max_value:g}' end")
     elif f.type == "boolean":
         checks.append(
-            f"case when {v} is not null and try_cast({v} as boolean) is null"
-            f" then '{f.name} is not a boolean' end"
+            f"case when {v} is not null and try_cast({v} as boolean) is null then '{f.name} is not a boolean' end"
         )
     elif f.type == "json":
         checks.append(
@@ -320,9 +319,9 @@ def validation_sql(lines_view: str, day: date, options: IngestOptions) -> str:
     )
     event_time = _typed(FIELDS[2], values["event_time"])
     floor = options.earliest_event_time.isoformat(sep=" ")
-    ceiling = (
-        datetime.combine(day + timedelta(days=1), datetime.min.time()) + options.future_tolerance
-    ).isoformat(sep=" ")
+    ceiling = (datetime.combine(day + timedelta(days=1), datetime.min.time()) + options.future_tolerance).isoformat(
+        sep=" "
+    )
     field_checks.append(f"case when {event_time} < timestamp '{floor}' then 'event_time before {floor}' end")
     field_checks.append(
         f"case when {event_time} > timestamp '{ceiling}' then 'event_time in the future: after {ceiling}' end"
@@ -447,7 +446,8 @@ def _load_file(
         )
     con.execute("drop table checked_lines")
     con.execute(
-        f"insert into {FILES_TABLE} values (?, ?, ?, ?)", [day, rel_name, len(table) + len(bad_csv), ingested_at]
+        f"insert into {FILES_TABLE} values (?, ?, ?, ?)",
+        [day, rel_name, len(table) + len(bad_csv), ingested_at],
     )
 
 

@@ -1,4 +1,3 @@
-
 from datetime import date, timedelta
 
 import dagster as dg
@@ -24,7 +23,10 @@ def ingestion_metadata(results: list[DayResult]) -> dict[str, dg.MetadataValue]:
         for k, n in r.reasons.items():
             reasons[k] = reasons.get(k, 0) + n
     table = "\n".join(
-        ["| day | files | lines read | accepted | quarantined | late | reconciles |", "|---|---|---|---|---|---|---|"]
+        [
+            "| day | files | lines read | accepted | quarantined | late | reconciles |",
+            "|---|---|---|---|---|---|---|",
+        ]
         + rows
     )
     return {
@@ -62,7 +64,12 @@ def raw_events(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.M
     return dg.MaterializeResult(metadata=ingestion_metadata(results))
 
 
-@dg.asset_check(asset=raw_events, blocking=True, pool="warehouse", description="Every line read is in raw.events or quarantine.")
+@dg.asset_check(
+    asset=raw_events,
+    blocking=True,
+    pool="warehouse",
+    description="Every line read is in raw.events or quarantine.",
+)
 def raw_events_reconcile(storage: PulseStorage) -> dg.AssetCheckResult:
     with storage.connect() as con:
         rows = reconciliation(con)

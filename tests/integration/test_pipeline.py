@@ -67,10 +67,21 @@ def pipeline(tmp_path_factory):
 def test_every_asset_and_check_succeeds(pipeline) -> None:
     _, _, days, _, result = pipeline
     assert result.success
-    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
-                    for m in [m.event_specific_data.materialization]}
-    assert {"raw_events", "stg_events", "int_events_sessionized", "fct_page_views", "fct_sessions",
-            "qa_sessions_cut", "dim_users", "fct_user_daily"} <= materialized
+    materialized = {
+        m.asset_key.to_user_string()
+        for m in result.get_asset_materialization_events()
+        for m in [m.event_specific_data.materialization]
+    }
+    assert {
+        "raw_events",
+        "stg_events",
+        "int_events_sessionized",
+        "fct_page_views",
+        "fct_sessions",
+        "qa_sessions_cut",
+        "dim_users",
+        "fct_user_daily",
+    } <= materialized
     checks = result.get_asset_check_evaluations()
     assert len(checks) > 20
     failed = [c.check_name for c in checks if not c.passed]
@@ -82,8 +93,9 @@ def test_lines_read_equal_accepted_plus_quarantined(pipeline) -> None:
     paths, demo, days, _, result = pipeline
     mats = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
     raw = [m for m in mats if m.asset_key == dg.AssetKey("raw_events")]
-    assert {m.partition for m in raw} == {d.isoformat() for d in
-                                           [days[0] + timedelta(n) for n in range((days[-1] - days[0]).days + 1)]}
+    assert {m.partition for m in raw} == {
+        d.isoformat() for d in [days[0] + timedelta(n) for n in range((days[-1] - days[0]).days + 1)]
+    }
     meta = raw[0].metadata
     malformed = sum(demo.malformed_injected.values())
     assert malformed > 0 and demo.duplicates_injected > 0
@@ -157,10 +169,18 @@ def test_dbt_unit_tests_for_sessionization_edges_pass(pipeline, tmp_path) -> Non
     project = Path(__file__).parents[2] / "dbt_project"
     target = tmp_path / "target"
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "test", "--select", "test_type:unit",
-         "--target-path", str(target)],
-        cwd=project, env={**os.environ, "PULSE_WAREHOUSE": str(paths.warehouse)},
-        capture_output=True, text=True,
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "test",
+            "--select",
+            "test_type:unit",
+            "--target-path",
+            str(target),
+        ],
+        cwd=project,
+        env={**os.environ, "PULSE_WAREHOUSE": str(paths.warehouse)},
+        capture_output=True,
+        text=True,
     )
     results = json.loads((target / "run_results.json").read_text())["results"]
     statuses = {r["unique_id"].split(".")[-1]: r["status"] for r in results}

@@ -148,8 +148,15 @@ def test_csv_and_parquet_use_the_same_contract(tmp_path: Path, con) -> None:
         "c4,click,2026-09-01T10:00:01Z,a2,\n"
     )
     pq.write_table(
-        pa.table({"event_id": ["p1"], "event_type": ["search"], "event_time": ["2026-09-01T11:00:00Z"],
-                  "user_id": ["u1"], "search_query": ["shoes"]}),
+        pa.table(
+            {
+                "event_id": ["p1"],
+                "event_type": ["search"],
+                "event_time": ["2026-09-01T11:00:00Z"],
+                "user_id": ["u1"],
+                "search_query": ["shoes"],
+            }
+        ),
         folder / "c.parquet",
     )
     result = ingest_day(con, tmp_path, DAY)
@@ -157,7 +164,11 @@ def test_csv_and_parquet_use_the_same_contract(tmp_path: Path, con) -> None:
     q = con.execute("select source_file, line_number, reason from raw.events_quarantine order by 2").fetchall()
     assert q[0] == (f"{DAY}/b.csv", 3, "price is below 0")
     assert q[1][1] == 4 and q[1][2].startswith("CSV row has 3 columns, header has 5")
-    assert sorted(r[0] for r in con.execute("select event_id from raw.events").fetchall()) == ["c1", "c4", "p1"]
+    assert sorted(r[0] for r in con.execute("select event_id from raw.events").fetchall()) == [
+        "c1",
+        "c4",
+        "p1",
+    ]
 
 
 def test_an_unreadable_file_fails_with_its_name_and_changes_nothing(tmp_path: Path, con) -> None:
