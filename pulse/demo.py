@@ -11,6 +11,12 @@ they go down the cart -> checkout -> purchase funnel. Every run also injects the
 cope with, deterministically and counted in :class:`DemoSummary`: duplicate deliveries, late arrivals and a
 few malformed lines of each kind in :data:`MALFORMED_KINDS`.
 
+Lines are written in received_at order; absent optional fields are left out (never ``null``); keys come
+in the order event_id, event_type, event_time, received_at, session_id, page_view_id, identity and consent,
+page fields, then event-specific fields. Timestamps are RFC 3339 UTC with milliseconds
+(``2026-09-01T18:03:07.412Z``). One custom event type, ``custom.add_to_wishlist``, exercises the
+``custom.*`` path of the contract.
+
 Speed: everything is vectorised with numpy per day (and per chunk of sessions for very busy days), the JSON
 lines are assembled with pyarrow string kernels (fixed-width parts such as ids and timestamps are laid out
 directly as bytes), and gzip compression runs in worker threads while the next day is generated. Same
@@ -302,6 +308,7 @@ ELEMENTS = CLICK_ELEMENTS + (
 MAX_CHUNK_SESSIONS = 20_000  # bounds memory on very busy days
 MAX_MERGE_BYTES = 1 << 30  # a day's parts bigger than this are written one after the other, unmerged
 GZIP_LEVEL = 1
+GZIP_BLOCK = 8 << 20  # input bytes per gzip member: big days compress on all writer threads
 WRITER_THREADS = 2
 
 # --------------------------------------------------------------------------------------------------------
@@ -309,7 +316,6 @@ WRITER_THREADS = 2
 # --------------------------------------------------------------------------------------------------------
 
 _HEX_PAIRS = np.frombuffer("".join(f"{i:02x}" for i in range(256)).encode(), dtype=np.uint8).reshape(256, 2)
-_UUID_HEX_POS = np.r_[0:8, 9:13, 14:18, 19:23, 24:36]
 
 
 def _draw(rng: np.random.Generator, probs: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -345,8 +351,10 @@ def _uuid(rng: np.random.Generator, n: int) -> np.ndarray:
     raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    digits = _HEX_PAIRS.view(np.uint16).ravel()[raw].view(np.uint8)  # (n, 32)
     out = np.full((n, 36), ord("-"), dtype=np.uint8)
-    out[:, _UUID_HEX_POS] = _HEX_PAIRS[raw].reshape(n, 32)
+    for lo, hi, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):  # 8-4-4-4-12
+        out[:, at : at + hi - lo] = digits[:, lo:hi]
     return out
 
 
@@ -1054,26 +1062,25 @@ def _generate_chunk(
 # --------------------------------------------------------------------------------------------------------
 
 
-def _write_gzip(path: Path, arrays: list[pa.Array]) -> None:
-    """Compress the lines of ``arrays`` into one gzip member at ``path`` (atomically, via a temp file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip container, mtime 0 -> reproducible
-    with open(tmp, "wb") as fh:
-        for arr in arrays:
-            fh.write(comp.compress(_string_bytes(arr)))
-        fh.write(comp.flush())
-    os.replace(tmp, path)
+def _gzip_member(block: memoryview) -> bytes:
+    """One gzip member (header with mtime 0, so the output is reproducible)."""
+    comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    return comp.compress(block) + comp.flush()
 
 
 class _DayFiles:
-    """Collects lines per received day; a day's file is written once no later chunk can add to it."""
+    """Collects lines per received day; a day's file is written once no later chunk can add to it.
+
+    A file is compressed as consecutive gzip members of :data:`GZIP_BLOCK` input bytes each, in worker
+    threads (zlib releases the GIL) while the main thread generates the next day; readers see one stream.
+    """
 
     def __init__(self, events_dir: Path, start_ms: int, pool: ThreadPoolExecutor) -> None:
         self.events_dir = events_dir
         self.start_ms = start_ms
         self.pool = pool
         self.pending: dict[int, list[tuple[pa.Array, np.ndarray]]] = {}
-        self.inflight: deque[Future[None]] = deque()
+        self.inflight: deque[tuple[Path, list[Future[bytes]], list[pa.Array]]] = deque()
         self.files: list[Path] = []
 
     def add(self, lines: pa.Array, received: np.ndarray) -> None:
@@ -1086,26 +1093,40 @@ class _DayFiles:
             self.pending.setdefault(int(day[lo]), []).append((lines.slice(lo, hi - lo), received[lo:hi]))
 
     def flush(self, day: int) -> None:
+        """Start writing the file of ``day`` (relative to the start date), even if it has no lines."""
         parts = self.pending.pop(day, [])
         if len(parts) > 1 and sum(a.nbytes for a, _ in parts) < MAX_MERGE_BYTES:
             received = np.concatenate([r for _, r in parts])
             merged = pa.concat_arrays([a for a, _ in parts])
             parts = [(merged.take(pa.array(np.argsort(received, kind="stable"))), received)]
+        arrays = [a for a, _ in parts]
+        blocks = []
+        for arr in arrays:
+            data = _string_bytes(arr)
+            blocks += [data[i : i + GZIP_BLOCK] for i in range(0, len(data), GZIP_BLOCK)]
         name = datetime.fromtimestamp((self.start_ms + day * DAY_MS) / 1000, tz=UTC).strftime("%Y-%m-%d")
-        folder = self.events_dir / name
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / DEMO_FILE_NAME
+        path = self.events_dir / name / DEMO_FILE_NAME
         self.files.append(path)
-        while len(self.inflight) >= WRITER_THREADS + 1:
-            self.inflight.popleft().result()
-        self.inflight.append(self.pool.submit(_write_gzip, path, [a for a, _ in parts]))
+        futures = [self.pool.submit(_gzip_member, b) for b in blocks or [memoryview(b"")]]
+        self.inflight.append((path, futures, arrays))  # the arrays own the memory the blocks view
+        while len(self.inflight) > 2:
+            self._finish_oldest()
+
+    def _finish_oldest(self) -> None:
+        path, futures, _ = self.inflight.popleft()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")  # readers never see a half-written file
+        with open(tmp, "wb") as fh:
+            for f in futures:
+                fh.write(f.result())
+        os.replace(tmp, path)
 
     def remaining_days(self) -> list[int]:
         return sorted(self.pending)
 
     def wait(self) -> None:
         while self.inflight:
-            self.inflight.popleft().result()
+            self._finish_oldest()
 
 
 class _Progress:
@@ -1154,7 +1175,9 @@ def _chunks_by_day(w: _World, s_start: np.ndarray) -> list[tuple[int, int, int]]
     return out
 
 
-def _check_args(users: int, days: int) -> None:
+def _check_args(users: int, days: int, seed: int) -> None:
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     if users < 1:
         raise ValueError(f"users must be >= 1, got {users}")
     if days < 1:
@@ -1170,7 +1193,7 @@ def generate_demo(
     progress: bool = True,
 ) -> DemoSummary:
     """Write a deterministic demo shop's events into ``landing`` (see the module docstring)."""
-    _check_args(users, days)
+    _check_args(users, days, seed)
     t_begin = time.perf_counter()
     landing = Path(landing)
     landing.mkdir(parents=True, exist_ok=True)
@@ -1249,7 +1272,7 @@ def users_for_target_events(target_events: int, days: int = 60, seed: int = 7) -
     Simulates a sample of users (without formatting or writing) and scales linearly; events per user are
     independent of the number of users, so the estimate is typically within a few per cent.
     """
-    _check_args(1, days)
+    _check_args(1, days, seed)
     sample = int(np.clip(240_000 // days, 500, 4000))  # ~1.5 M simulated events at most
     per_user = _count_events(sample, days, seed, date(2026, 9, 1)) / sample
     return max(1, round(target_events / per_user))

@@ -291,9 +291,10 @@ def test_personas_behave_differently(events, personas) -> None:
     assert per_user("passive", "events") < min(others) / 5
 
 
-def test_small_chunks_and_unmerged_parts_stay_consistent(tmp_path: Path, monkeypatch) -> None:
+def test_small_chunks_unmerged_parts_and_many_gzip_members_stay_consistent(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(demo, "MAX_CHUNK_SESSIONS", 40)
     monkeypatch.setattr(demo, "MAX_MERGE_BYTES", 0)
+    monkeypatch.setattr(demo, "GZIP_BLOCK", 1000)  # many gzip members, cut mid-line
     summary = generate_demo(tmp_path, users=120, days=3, seed=3, start=START, progress=False)
     kinds = Counter(classify(line)[0] for _, line in read_files(summary))
     assert kinds.pop("ok") == summary.events_written
@@ -311,3 +312,5 @@ def test_arguments_are_checked(tmp_path: Path) -> None:
         generate_demo(tmp_path, users=0)
     with pytest.raises(ValueError):
         users_for_target_events(1000, days=0)
+    with pytest.raises(ValueError):
+        generate_demo(tmp_path, users=10, seed=-1)

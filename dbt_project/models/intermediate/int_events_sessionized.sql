@@ -10,10 +10,15 @@ events as (
 
 ),
 
+-- Sessionize a narrow projection (4 columns), then join the result back to the wide rows by event_id:
+-- window sorts cost in proportion to row width.
 with_previous as (
 
     select
-        *,
+        event_id,
+        user_key,
+        event_time,
+        client_session_id,
         lag(event_time) over (
             partition by user_key order by event_time, event_id
         ) as previous_event_time,
@@ -27,7 +32,9 @@ with_previous as (
 flagged as (
 
     select
-        *,
+        event_id,
+        user_key,
+        event_time,
         case
             when previous_event_time is null then 1
             when
@@ -41,10 +48,13 @@ flagged as (
 
 ),
 
-visits as (
+indexed as (
 
     select
-        *,
+        event_id,
+        user_key,
+        event_time,
+        is_new_visit,
         sum(is_new_visit) over (
             partition by user_key order by event_time, event_id
             rows between unbounded preceding and current row
@@ -53,27 +63,35 @@ visits as (
 
 ),
 
-visit_bounds as (
+-- The first event of each visit is the row that opened it.
+visit_starts as (
 
     select
-        *,
-        min(event_time) over (partition by user_key, visit_index) as visit_start_time,
-        first_value(event_id) over (
-            partition by user_key, visit_index order by event_time, event_id
-        ) as visit_first_event_id
-    from visits
+        user_key,
+        visit_index,
+        event_id as visit_first_event_id,
+        event_time as visit_start_time
+    from indexed
+    where is_new_visit = 1
 
 ),
 
-pieces as (
+event_visits as (
 
     select
-        *,
+        indexed.event_id,
+        indexed.user_key,
+        indexed.visit_index,
+        visit_starts.visit_first_event_id,
         cast(floor(
-            {{ dbt.datediff('visit_start_time', 'event_time', 'second') }}
+            {{ dbt.datediff('visit_starts.visit_start_time', 'indexed.event_time', 'second') }}
             / ({{ var('max_session_hours') }} * 3600)
         ) as {{ dbt.type_bigint() }}) as visit_piece
-    from visit_bounds
+    from indexed
+    inner join visit_starts
+        on
+            indexed.user_key = visit_starts.user_key
+            and indexed.visit_index = visit_starts.visit_index
 
 ),
 
@@ -81,43 +99,45 @@ final as (
 
     select
         md5(
-            user_key || '|' || visit_first_event_id || '|' || cast(visit_piece as {{ dbt.type_string() }})
+            event_visits.user_key || '|' || event_visits.visit_first_event_id
+            || '|' || cast(event_visits.visit_piece as {{ dbt.type_string() }})
         ) as session_key,
-        md5(user_key || '|' || visit_first_event_id) as visit_key,
-        visit_index,
-        visit_piece,
-        event_id,
-        event_type,
-        event_time,
-        received_at,
-        event_date,
-        load_date,
-        user_key,
-        user_id,
-        anonymous_id,
-        client_session_id,
-        page_view_id,
-        page_url,
-        page_title,
-        referrer,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        product_id,
-        category,
-        price,
-        quantity,
-        order_id,
-        revenue,
-        search_query,
-        element,
-        scroll_depth_pct,
-        scroll_depth_px,
-        doc_height_px,
-        viewport_height_px,
-        consent_analytics,
-        consent_personalization
-    from pieces
+        md5(event_visits.user_key || '|' || event_visits.visit_first_event_id) as visit_key,
+        event_visits.visit_index,
+        event_visits.visit_piece,
+        events.event_id,
+        events.event_type,
+        events.event_time,
+        events.received_at,
+        events.event_date,
+        events.load_date,
+        events.user_key,
+        events.user_id,
+        events.anonymous_id,
+        events.client_session_id,
+        events.page_view_id,
+        events.page_url,
+        events.page_title,
+        events.referrer,
+        events.utm_source,
+        events.utm_medium,
+        events.utm_campaign,
+        events.product_id,
+        events.category,
+        events.price,
+        events.quantity,
+        events.order_id,
+        events.revenue,
+        events.search_query,
+        events.element,
+        events.scroll_depth_pct,
+        events.scroll_depth_px,
+        events.doc_height_px,
+        events.viewport_height_px,
+        events.consent_analytics,
+        events.consent_personalization
+    from events
+    inner join event_visits on events.event_id = event_visits.event_id
 
 )
 
