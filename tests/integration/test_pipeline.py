@@ -186,10 +186,14 @@ def test_dbt_unit_tests_for_sessionization_edges_pass(pipeline, tmp_path) -> Non
     statuses = {r["unique_id"].split(".")[-1]: r["status"] for r in results}
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert {
-        "gap_of_exactly_the_timeout_stays_in_the_session",
-        "session_crossing_midnight_is_one_session",
-        "events_arriving_out_of_order_are_sessionized_by_event_time",
+        "gap_of_exactly_the_timeout_stays_in_the_visit",
+        "a_visit_crossing_midnight_is_one_visit",
+        "events_arriving_out_of_order_are_ordered_by_event_time",
+        "a_new_client_session_id_starts_a_visit",
         "duplicate_event_ids_keep_the_copy_received_first",
+        "discarded_copies_are_left_out",
+        "events_join_the_visit_they_follow",
         "visits_longer_than_the_maximum_are_cut",
+        "engaged_time_counts_distinct_heartbeat_buckets",
     } <= set(statuses)
     assert set(statuses.values()) == {"pass"}

@@ -3,7 +3,7 @@ with
 
 events as (
 
-    select * from {{ ref('int_events_sessionized') }}
+    select * from {{ ref('stg_events') }}
 
 ),
 

@@ -4,9 +4,15 @@
 {% set epoch = "cast('1970-01-01 00:00:00' as " ~ dbt.type_timestamp() ~ ")" %}
 with
 
-events as (
+sessionized_events as (
 
     select * from {{ ref('int_events_sessionized') }}
+
+),
+
+events as (
+
+    select * from {{ ref('stg_events') }}
 
 ),
 
@@ -26,7 +32,7 @@ page_views as (
         utm_source,
         utm_medium,
         utm_campaign
-    from events
+    from sessionized_events
     where event_type = 'page_view'
     qualify row_number() over (
         partition by coalesce(page_view_id, event_id) order by event_time, event_id
@@ -34,14 +40,27 @@ page_views as (
 
 ),
 
+heartbeat_buckets as (
+
+    select
+        page_view_id,
+        count(*) as heartbeat_buckets
+    from (
+        select
+            page_view_id,
+            floor({{ dbt.datediff(epoch, 'event_time', 'second') }} / {{ var('heartbeat_seconds') }}) as bucket
+        from events
+        where event_type = 'page_ping' and page_view_id is not null
+        group by page_view_id, bucket
+    ) as buckets
+    group by page_view_id
+
+),
+
 page_activity as (
 
     select
         page_view_id,
-        count(distinct case
-            when event_type = 'page_ping'
-                then floor({{ dbt.datediff(epoch, 'event_time', 'second') }} / {{ var('heartbeat_seconds') }})
-        end) as heartbeat_buckets,
         count_if(event_type = 'page_ping') as page_pings,
         count_if(event_type = 'click') as clicks,
         max(scroll_depth_pct) as max_scroll_depth_pct,
@@ -59,7 +78,7 @@ joined as (
 
     select
         page_views.*,
-        coalesce(page_activity.heartbeat_buckets, 0) as heartbeat_buckets,
+        coalesce(heartbeat_buckets.heartbeat_buckets, 0) as heartbeat_buckets,
         coalesce(page_activity.page_pings, 0) as page_pings,
         coalesce(page_activity.clicks, 0) as clicks,
         page_activity.max_scroll_depth_pct,
@@ -73,6 +92,7 @@ joined as (
             as ended_at
     from page_views
     left join page_activity on page_views.page_view_id = page_activity.page_view_id
+    left join heartbeat_buckets on page_views.page_view_id = heartbeat_buckets.page_view_id
 
 ),
 

@@ -1,9 +1,15 @@
--- One row per user per day with activity (UTC). Sessions crossing midnight count on both days.
+-- One row per user per day with activity (UTC).
 with
 
 events as (
 
-    select * from {{ ref('int_events_sessionized') }}
+    select * from {{ ref('stg_events') }}
+
+),
+
+sessions as (
+
+    select * from {{ ref('fct_sessions') }}
 
 ),
 
@@ -19,7 +25,6 @@ daily_events as (
         user_key,
         event_date as activity_date,
         count(*) as events,
-        count(distinct session_key) as sessions,
         count_if(event_type = 'page_view') as page_views,
         count_if(event_type = 'product_view') as product_views,
         count(distinct case when event_type = 'product_view' then category end) as categories_viewed,
@@ -33,6 +38,18 @@ daily_events as (
         max(event_time) as last_event_at
     from events
     group by user_key, event_date
+
+),
+
+daily_sessions as (
+
+    select
+        user_key,
+        session_date as activity_date,
+        count(*) as sessions_started,
+        count_if(is_engaged) as engaged_sessions_started
+    from sessions
+    group by user_key, session_date
 
 ),
 
@@ -54,7 +71,8 @@ final as (
         daily_events.user_key,
         daily_events.activity_date,
         daily_events.events,
-        daily_events.sessions,
+        coalesce(daily_sessions.sessions_started, 0) as sessions_started,
+        coalesce(daily_sessions.engaged_sessions_started, 0) as engaged_sessions_started,
         daily_events.page_views,
         daily_events.product_views,
         daily_events.categories_viewed,
@@ -69,6 +87,10 @@ final as (
         daily_events.first_event_at,
         daily_events.last_event_at
     from daily_events
+    left join daily_sessions
+        on
+            daily_events.user_key = daily_sessions.user_key
+            and daily_events.activity_date = daily_sessions.activity_date
     left join daily_engagement
         on
             daily_events.user_key = daily_engagement.user_key

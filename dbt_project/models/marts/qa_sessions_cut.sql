@@ -1,9 +1,9 @@
 -- Visits longer than max_session_hours: reported here, and cut into pieces in fct_sessions.
 with
 
-events as (
+sessions as (
 
-    select * from {{ ref('int_events_sessionized') }}
+    select * from {{ ref('fct_sessions') }}
 
 ),
 
@@ -12,11 +12,11 @@ visits as (
     select
         visit_key,
         user_key,
-        min(event_time) as visit_start,
-        max(event_time) as visit_end,
-        count(*) as events,
-        max(visit_piece) + 1 as pieces
-    from events
+        min(session_start) as visit_start,
+        max(session_end) as visit_end,
+        cast(sum(events) as {{ dbt.type_bigint() }}) as events,
+        count(*) as pieces
+    from sessions
     group by visit_key, user_key
 
 ),

@@ -1,4 +1,5 @@
--- Contract events, typed and deduplicated: one row per event_id, the copy received first wins.
+-- Contract events, one row per event_id (see base_events_duplicates for which copy is kept), with
+-- user_key: user_id when the event carries one, else anonymous_id.
 with
 
 source as (
@@ -7,14 +8,21 @@ source as (
 
 ),
 
+duplicates as (
+
+    select * from {{ ref('base_events_duplicates') }}
+
+),
+
 deduplicated as (
 
-    select *
+    select source.*
     from source
-    qualify row_number() over (
-        partition by event_id
-        order by received_at asc nulls last, load_date asc, source_file asc, source_line asc
-    ) = 1
+    left join duplicates
+        on
+            source.source_file = duplicates.source_file
+            and source.source_line = duplicates.source_line
+    where duplicates.source_line is null
 
 ),
 

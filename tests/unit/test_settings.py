@@ -1,0 +1,33 @@
+from pathlib import Path
+
+from pulse.settings import paths_from_env
+
+
+def test_everything_defaults_under_pulse_home(tmp_path: Path) -> None:
+    p = paths_from_env({"PULSE_HOME": str(tmp_path)})
+    assert p.home == tmp_path
+    assert p.landing == tmp_path / "landing"
+    assert p.warehouse == tmp_path / "warehouse.duckdb"
+    assert p.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert p.dagster_home == tmp_path / "dagster_home"
+    assert p.exports == tmp_path / "exports"
+    assert p.events_landing == tmp_path / "landing" / "events"
+
+
+def test_each_path_can_be_overridden_alone(tmp_path: Path) -> None:
+    p = paths_from_env({"PULSE_HOME": str(tmp_path), "PULSE_WAREHOUSE": str(tmp_path / "elsewhere" / "w.duckdb")})
+    assert p.warehouse == tmp_path / "elsewhere" / "w.duckdb"
+    assert p.landing == tmp_path / "landing"
+
+
+def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    p = paths_from_env({})
+    assert p.home == tmp_path / ".data"
+    assert all(Path(v).is_absolute() for v in p.as_env().values())
+
+
+def test_profiles_yml_reads_the_same_variable_as_dagster() -> None:
+    profiles = (Path(__file__).parents[2] / "dbt_project" / "profiles.yml").read_text()
+    assert "env_var('PULSE_WAREHOUSE'" in profiles
+    assert "env_var('PULSE_HOME'" in profiles
