@@ -16,7 +16,7 @@ events as (
 
 ),
 
-page_views as (
+page_view_events as (
 
     select
         coalesce(page_view_id, event_id) as page_view_key,
@@ -34,9 +34,15 @@ page_views as (
         utm_campaign
     from sessionized_events
     where event_type = 'page_view'
-    qualify row_number() over (
-        partition by coalesce(page_view_id, event_id) order by event_time, event_id
-    ) = 1
+
+),
+
+-- A page_view_id sent twice (a client bug) keeps its first page_view event.
+page_views as (
+
+    select *
+    from page_view_events
+    qualify row_number() over (partition by page_view_key order by started_at, event_id) = 1
 
 ),
 
@@ -104,8 +110,6 @@ final as (
         event_id,
         session_key,
         user_key,
-        row_number() over (partition by session_key order by started_at, page_view_key)
-            as page_view_in_session_index,
         started_at,
         ended_at,
         event_date,
