@@ -258,30 +258,38 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _field_checks(f: Field, v: str) -> list[str]:
-    """SQL expressions that are a reason string when ``f`` (extracted text ``v``) breaks the contract."""
+def _cast(f: Field, v: str) -> str | None:
+    """The one cast of a field's extracted text (computed once, used by checks and output)."""
+    if f.type == "timestamp":
+        return f"try_cast({v} as timestamptz)"
+    if f.type in ("double", "bigint"):
+        return f"try_cast({v} as double)"
+    if f.type == "boolean":
+        return f"try_cast({v} as boolean)"
+    return None
+
+
+def _field_checks(f: Field, v: str, t: str) -> list[str]:
+    """SQL expressions that are a reason string when ``f`` breaks the contract. ``v`` is the extracted
+    text, ``t`` the column holding its cast (see :func:`_cast`)."""
     checks: list[str] = []
     if f.required:
         checks.append(f"case when coalesce({v}, '') = '' then 'missing required field {f.name}' end")
     if f.type == "timestamp":
         checks.append(
-            f"case when {v} is not null and not (regexp_matches({v}, {_sql_str(_RFC3339)})"
-            f" and try_cast({v} as timestamptz) is not null)"
+            f"case when {v} is not null and ({t} is null or not regexp_matches({v}, {_sql_str(_RFC3339)}))"
             f" then '{f.name} is not an RFC 3339 timestamp: ' || left({v}, 40) end"
         )
     elif f.type in ("double", "bigint"):
         kind = "a number" if f.type == "double" else "an integer"
-        cast = f"try_cast({v} as double)"
-        broken = f"{cast} is null" if f.type == "double" else f"({cast} is null or {cast} <> floor({cast}))"
-        checks.append(f"case when {v} is not null and {broken} then '{f.name} is not {kind}' end")
+        broken = f"{t} is null" if f.type == "double" else f"try_cast({t} as bigint) is null or {t} <> floor({t})"
+        checks.append(f"case when {v} is not null and ({broken}) then '{f.name} is not {kind}' end")
         if f.min_value is not None:
-            checks.append(f"case when {cast} < {f.min_value} then '{f.name} is below {f.min_value:g}' end")
+            checks.append(f"case when {t} < {f.min_value} then '{f.name} is below {f.min_value:g}' end")
         if f.max_value is not None:
-            checks.append(f"case when {cast} > {f.max_value} then '{f.name} is above {f.max_value:g}' end")
+            checks.append(f"case when {t} > {f.max_value} then '{f.name} is above {f.max_value:g}' end")
     elif f.type == "boolean":
-        checks.append(
-            f"case when {v} is not null and try_cast({v} as boolean) is null then '{f.name} is not a boolean' end"
-        )
+        checks.append(f"case when {v} is not null and {t} is null then '{f.name} is not a boolean' end")
     elif f.type == "json":
         checks.append(
             f"case when {v} is not null and coalesce(try(json_type({v})), '') <> 'OBJECT'"
@@ -290,22 +298,25 @@ def _field_checks(f: Field, v: str) -> list[str]:
     return checks
 
 
-def _typed(f: Field, v: str) -> str:
+def _typed(f: Field, v: str, t: str) -> str:
     if f.type == "timestamp":
-        return f"(try_cast({v} as timestamptz) at time zone 'UTC')"
+        return f"({t} at time zone 'UTC')"
     if f.type == "bigint":
-        return f"cast(try_cast({v} as double) as bigint)"
+        return f"try_cast({t} as bigint)"
     if f.type in ("double", "boolean"):
-        return f"try_cast({v} as {_SQL_TYPES[f.type]})"
+        return t
     return f"nullif({v}, '')" if f.type == "string" else v
 
 
 def validation_sql(lines_view: str, day: date, options: IngestOptions) -> str:
     """One SELECT over ``lines_view(source_file, line_number, raw blob)`` adding ``reason`` (null = valid)
-    and one typed column per contract field."""
+    and one typed column per contract field. Each line is parsed once (one json_extract_string with
+    every field's path) and each field cast once."""
     paths = ", ".join(_sql_str(f"$.{f.name}") for f in FIELDS)
     values = {f.name: f"v[{i + 1}]" for i, f in enumerate(FIELDS)}
-    field_checks = [c for f in FIELDS for c in _field_checks(f, values[f.name])]
+    casts = {f.name: f"cast_{f.name}" for f in FIELDS if _cast(f, values[f.name])}
+    cast_cols = "".join(f",\n        {_cast(f, values[f.name])} as {casts[f.name]}" for f in FIELDS if f.name in casts)
+    field_checks = [c for f in FIELDS for c in _field_checks(f, values[f.name], casts.get(f.name, ""))]
     known = ", ".join(_sql_str(t) for t in EVENT_TYPES)
     et = values["event_type"]
     field_checks.append(
@@ -317,29 +328,30 @@ def validation_sql(lines_view: str, day: date, options: IngestOptions) -> str:
         f"case when coalesce({values['user_id']}, '') = '' and coalesce({values['anonymous_id']}, '') = ''"
         " then 'missing identity: neither user_id nor anonymous_id' end"
     )
-    event_time = _typed(FIELDS[2], values["event_time"])
     floor = options.earliest_event_time.isoformat(sep=" ")
     ceiling = (datetime.combine(day + timedelta(days=1), datetime.min.time()) + options.future_tolerance).isoformat(
         sep=" "
     )
+    event_time = _typed(FIELDS[2], values["event_time"], casts["event_time"])
     field_checks.append(f"case when {event_time} < timestamp '{floor}' then 'event_time before {floor}' end")
     field_checks.append(
         f"case when {event_time} > timestamp '{ceiling}' then 'event_time in the future: after {ceiling}' end"
     )
-    typed_cols = ",\n      ".join(f"{_typed(f, values[f.name])} as {f.name}" for f in FIELDS)
+    typed_cols = ",\n      ".join(f"{_typed(f, values[f.name], casts.get(f.name, ''))} as {f.name}" for f in FIELDS)
     return f"""
     with decoded as (
       select source_file, line_number, raw, try(decode(raw)) as txt, octet_length(raw) as nbytes
       from {lines_view}
     ),
-    parsed as (
+    extracted as (
       select *,
-        case when txt is not null and nbytes <= {options.max_row_bytes} then try(json_type(txt)) end as doc_type,
+        case when txt is not null and nbytes <= {options.max_row_bytes}
+          then try(json_extract_string(txt, [{paths}])) end as v
       from decoded
     ),
-    extracted as (
-      select *, case when doc_type = 'OBJECT' then json_extract_string(txt, [{paths}]) end as v
-      from parsed
+    typed as (
+      select *{cast_cols}
+      from extracted
     ),
     checked as (
       select *,
@@ -347,11 +359,11 @@ def validation_sql(lines_view: str, day: date, options: IngestOptions) -> str:
           when txt is null then 'invalid UTF-8'
           when nbytes > {options.max_row_bytes} then 'row exceeds {options.max_row_bytes} bytes'
           when trim(txt) = '' then 'empty line'
-          when doc_type is null then 'malformed JSON'
-          when doc_type <> 'OBJECT' then 'not a JSON object: ' || lower(doc_type)
+          when v is null then 'malformed JSON'
+          when left(ltrim(txt), 1) <> '{{' then 'not a JSON object: ' || lower(coalesce(try(json_type(txt)), '?'))
           else nullif(concat_ws('; ', {", ".join(field_checks)}), '')
         end as reason
-      from extracted
+      from typed
     )
     select source_file, line_number, coalesce(txt, raw::varchar) as raw_line, reason,
       {typed_cols}

@@ -35,7 +35,7 @@ copies as (
             order by received_at asc nulls last, load_date asc, source_file asc, source_line asc
         ) as copy_number
     from source
-    where {{ pulse_hash64('event_id') }} in (select event_id_hash from repeated_hashes)
+    where {{ pulse_hash64("event_id") }} in (select repeated_hashes.event_id_hash from repeated_hashes)
 
 ),
 
