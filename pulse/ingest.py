@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -149,8 +150,21 @@ def read_json_lines(path: Path) -> pa.Table:
     return pa.table({"line_number": pa.array(numbers), "raw": raw})
 
 
+def _timestamps_as_rfc3339(table: pa.Table) -> pa.Table:
+    """Typed timestamp columns (Parquet) as RFC 3339 strings in UTC; a timestamp without a zone is UTC."""
+    for i, column_type in enumerate(table.schema):
+        if pa.types.is_timestamp(column_type.type):
+            column = table.column(i)
+            if column_type.type.tz is not None:
+                column = column.cast(pa.timestamp(column_type.type.unit, "UTC"))
+            text = pc.binary_join_element_wise(pc.strftime(column, format="%Y-%m-%dT%H:%M:%S"), "Z", "")
+            table = table.set_column(i, column_type.name, text)
+    return table
+
+
 def _rows_as_json(table: pa.Table, first_line: int) -> pa.Table:
     """Tabular rows (CSV, Parquet) as JSON objects, so they pass the same validation as JSONL."""
+    table = _timestamps_as_rfc3339(table)
     con = duckdb.connect()
     con.register("t", table)
     rel = con.sql("select to_json(t)::varchar as raw from t")

@@ -192,3 +192,32 @@ def test_custom_event_types() -> None:
     assert is_known_event_type("custom.newsletter_signup")
     assert not is_known_event_type("custom.")
     assert not is_known_event_type("pageview")
+
+
+def test_parquet_with_typed_columns(tmp_path: Path, con) -> None:
+    from datetime import UTC, datetime
+
+    folder = tmp_path / DAY.isoformat()
+    folder.mkdir(parents=True)
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": ["t1", "t2"],
+                "event_type": ["purchase", "purchase"],
+                "event_time": pa.array(
+                    [datetime(2026, 9, 1, 10, 0, 0, 500000, tzinfo=UTC), datetime(2026, 9, 1, 11, 0)],
+                    pa.timestamp("ms", "UTC"),
+                ),
+                "user_id": ["u1", "u1"],
+                "revenue": [12.5, -1.0],
+                "quantity": pa.array([2, 1], pa.int32()),
+                "consent_analytics": [True, False],
+            }
+        ),
+        folder / "typed.parquet",
+    )
+    result = ingest_day(con, tmp_path, DAY)
+    assert (result.lines_read, result.accepted, result.quarantined) == (2, 1, 1)
+    row = con.execute("select event_time, revenue, quantity, consent_analytics from raw.events").fetchall()[0]
+    assert row == (datetime(2026, 9, 1, 10, 0, 0, 500000), 12.5, 2, True)
+    assert quarantine(con) == {2: "revenue is below 0"}
