@@ -40,6 +40,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pulse.contract import EVENT_TYPES
+
 __all__ = [
     "MALFORMED_KINDS",
     "PERSONAS",
@@ -91,20 +93,7 @@ BROWSER, BUYER, CART_ABANDONER, PASSIVE, INTENT = range(5)
 PERSONA_SHARE = np.array([0.28, 0.14, 0.18, 0.25, 0.15])
 
 # Event types as written (the contract's, plus one custom event to exercise the ``custom.*`` path).
-EVENT_NAMES: tuple[str, ...] = (
-    "page_view",
-    "page_ping",
-    "scroll",
-    "click",
-    "search",
-    "product_view",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout",
-    "purchase",
-    "identify",
-    "custom.add_to_wishlist",
-)
+EVENT_NAMES: tuple[str, ...] = (*EVENT_TYPES, "custom.add_to_wishlist")
 (
     E_PAGE_VIEW,
     E_PING,

@@ -21,13 +21,10 @@ with_previous as (
         user_key,
         event_time,
         client_session_id,
-        lag(event_time) over (
-            partition by user_key order by event_time, event_id
-        ) as previous_event_time,
-        lag(client_session_id) over (
-            partition by user_key order by event_time, event_id
-        ) as previous_client_session_id
+        lag(event_time) over by_time as previous_event_time,
+        lag(client_session_id) over by_time as previous_client_session_id
     from events
+    window by_time as (partition by user_key order by event_time, event_id)
 
 ),
 
@@ -52,19 +49,14 @@ final as (
     select
         md5(user_key || '|' || first_event_id) as visit_key,
         user_key,
-        row_number() over (
-            partition by user_key order by start_time, first_event_id
-        ) as visit_index,
+        row_number() over by_start as visit_index,
         first_event_id,
         start_time,
         client_session_id,
-        lead(first_event_id) over (
-            partition by user_key order by start_time, first_event_id
-        ) as next_first_event_id,
-        lead(start_time) over (
-            partition by user_key order by start_time, first_event_id
-        ) as next_start_time
+        lead(first_event_id) over by_start as next_first_event_id,
+        lead(start_time) over by_start as next_start_time
     from visit_starts
+    window by_start as (partition by user_key order by start_time, first_event_id)
 
 )
 
