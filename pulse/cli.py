@@ -93,8 +93,11 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     )
     if not result.success:
         for event in result.all_events:
-            if event.is_failure:
-                print(event.message, file=sys.stderr)
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                while error is not None and error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+                    error = error.cause  # the error raised in the asset, not Dagster's wrapper around it
+                print(f"{event.step_key}: {error.message.strip() if error else event.message}", file=sys.stderr)
     return 0 if result.success else 1
 
 

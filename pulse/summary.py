@@ -28,7 +28,10 @@ def warehouse_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def render_summary(paths: PulsePaths) -> str:
     if not paths.warehouse.exists():
         return f"no warehouse yet at {paths.warehouse}: run `make run`"
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+    except duckdb.IOException as exc:
+        return f"the warehouse {paths.warehouse} is being written by another process (a run?): {exc}"
     try:
         c = warehouse_counts(con)
         first, last = con.execute("select min(event_time), max(event_time) from main.stg_events").fetchall()[0]
