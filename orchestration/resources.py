@@ -25,15 +25,16 @@ class PulseStorage(dg.ConfigurableResource):
     landing: str | None = None
 
     def paths(self) -> PulsePaths:
-        env: dict[str, str] = {}
-        for key, value in (
-            ("PULSE_HOME", self.home),
-            ("PULSE_WAREHOUSE", self.warehouse),
-            ("PULSE_LANDING", self.landing),
-        ):
-            if value:
-                env[key] = value
-        paths = paths_from_env({**paths_from_env().as_env(), **env} if env else None)
+        overrides = {
+            var: value
+            for var, value in (
+                ("PULSE_HOME", self.home),
+                ("PULSE_WAREHOUSE", self.warehouse),
+                ("PULSE_LANDING", self.landing),
+            )
+            if value
+        }
+        paths = paths_from_env({**os.environ, **overrides})
         # dbt (a child process) reads the same variables: hand it the resolved, absolute paths.
         export_to_environ(paths)
         return paths.ensure()

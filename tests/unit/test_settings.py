@@ -31,3 +31,14 @@ def test_profiles_yml_reads_the_same_variable_as_dagster() -> None:
     profiles = (Path(__file__).parents[2] / "dbt_project" / "profiles.yml").read_text()
     assert "env_var('PULSE_WAREHOUSE'" in profiles
     assert "env_var('PULSE_HOME'" in profiles
+
+
+def test_the_dagster_resource_resolves_and_exports_the_same_paths(pulse_home, tmp_path: Path) -> None:
+    import os
+
+    from orchestration.resources import PulseStorage
+
+    assert PulseStorage().paths().warehouse == pulse_home.warehouse
+    other = tmp_path / "other" / "w.duckdb"
+    assert PulseStorage(warehouse=str(other)).paths().warehouse == other
+    assert os.environ["PULSE_WAREHOUSE"] == str(other)  # what dbt's profile will read
