@@ -69,8 +69,6 @@ FIELDS: tuple[Field, ...] = (
     Field("consent_personalization", "boolean"),
     Field("properties", "json"),
 )
-FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
-IDENTITY_FIELDS: tuple[str, str] = ("user_id", "anonymous_id")
 
 
 def is_known_event_type(event_type: str) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import gzip
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -496,15 +496,6 @@ def _summarize(con: duckdb.DuckDBPyConnection, result: DayResult) -> None:
     result.late_events = int(late)
     result.quarantined = int(quarantined)
     result.reasons = {str(k): int(n) for k, n in dict(reasons).items()}
-
-
-def ingest_days(
-    con: duckdb.DuckDBPyConnection,
-    events_landing: Path,
-    days: Iterable[date],
-    options: IngestOptions | None = None,
-) -> list[DayResult]:
-    return [ingest_day(con, events_landing, d, options) for d in days]
 
 
 def reconciliation(con: duckdb.DuckDBPyConnection) -> list[tuple[date, int, int, int]]:

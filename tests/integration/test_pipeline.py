@@ -1,6 +1,8 @@
 """End to end: demo data in a temporary PULSE_HOME, every asset materialized by Dagster, counts reconciled."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import dagster as dg
@@ -26,20 +28,26 @@ SNAPSHOT_TABLES = {
 }
 
 
-def snapshot(warehouse) -> dict[str, list[tuple]]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        out = {}
+def snapshot(paths) -> dict[str, list[tuple]]:
+    out = {}
+    with warehouse(paths) as con:
         for table, volatile in SNAPSHOT_TABLES.items():
             cols = f"* exclude ({volatile})" if volatile else "*"
             out[table] = con.execute(f"select {cols} from {table} order by all").fetchall()
-        return out
-    finally:
-        con.close()
+    return out
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return con.execute(sql).fetchall()[0][0]
+
+
+@contextmanager
+def warehouse(paths) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 @pytest.fixture(scope="module")
@@ -104,29 +112,22 @@ def test_lines_read_equal_accepted_plus_quarantined(pipeline) -> None:
     assert meta["accepted"].value + meta["quarantined"].value == meta["lines_read"].value
     # Each malformed line the demo injected is quarantined, and nothing else is.
     assert meta["quarantined"].value == malformed
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
-    try:
+    with warehouse(paths) as con:
         assert scalar(con, "select count(*) from raw.events") == meta["accepted"].value
         assert scalar(con, "select count(distinct load_date) from raw.events_quarantine") >= 1
-    finally:
-        con.close()
 
 
 def test_deduplicated_events_equal_accepted_minus_duplicates(pipeline) -> None:
     paths, demo, _, _, _ = pipeline
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
-    try:
+    with warehouse(paths) as con:
         accepted = scalar(con, "select count(*) from raw.events")
         assert scalar(con, "select count(*) from stg_events") == accepted - demo.duplicates_injected
         assert scalar(con, "select count(distinct event_id) from raw.events") == accepted - demo.duplicates_injected
-    finally:
-        con.close()
 
 
 def test_every_event_belongs_to_exactly_one_session(pipeline) -> None:
     paths, _, _, _, _ = pipeline
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
-    try:
+    with warehouse(paths) as con:
         events = scalar(con, "select count(*) from stg_events")
         assert scalar(con, "select count(*) from int_events_sessionized") == events
         assert scalar(con, "select count(distinct event_id) from int_events_sessionized") == events
@@ -143,16 +144,14 @@ def test_every_event_belongs_to_exactly_one_session(pipeline) -> None:
         assert scalar(con, worst_gap) <= 30 * 60
         assert scalar(con, "select count(*) from fct_sessions where page_views > 0") > 0
         assert scalar(con, "select sum(engaged_seconds) from fct_page_views") > 0
-    finally:
-        con.close()
 
 
 def test_rematerializing_a_partition_changes_nothing(pipeline) -> None:
     paths, _, days, instance, _ = pipeline
-    before = snapshot(paths.warehouse)
+    before = snapshot(paths)
     again = materialize_range(days[1], days[1], instance=instance, quiet=True)
     assert again.success
-    after = snapshot(paths.warehouse)
+    after = snapshot(paths)
     for table in SNAPSHOT_TABLES:
         assert after[table] == before[table], table
 
