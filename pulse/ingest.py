@@ -14,9 +14,9 @@ from __future__ import annotations
 import csv
 import gzip
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -57,9 +57,41 @@ class IngestError(RuntimeError):
 @dataclass(frozen=True)
 class IngestOptions:
     max_row_bytes: int = 64 * 1024
+    # Events before this (UTC) are quarantined: clock resets, epoch-0 defaults, test data.
     earliest_event_time: datetime = datetime(2000, 1, 1)
     # An event may be at most this far after the end of the day its file landed.
     future_tolerance: timedelta = timedelta(days=1)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> IngestOptions:
+        """Options from PULSE_EARLIEST_EVENT_TIME (ISO date or datetime, UTC),
+        PULSE_FUTURE_TOLERANCE_HOURS and PULSE_MAX_ROW_BYTES; unset ones keep their defaults.
+        A value that does not parse raises ValueError naming the variable."""
+        default = cls()
+        values: dict[str, object] = {}
+        raw = environ.get("PULSE_EARLIEST_EVENT_TIME", "").strip()
+        if raw:
+            try:
+                floor = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"PULSE_EARLIEST_EVENT_TIME={raw!r} is not an ISO date or datetime") from None
+            if floor.tzinfo is not None:
+                floor = floor.astimezone(UTC).replace(tzinfo=None)
+            values["earliest_event_time"] = floor
+        for var, name, convert in (
+            ("PULSE_FUTURE_TOLERANCE_HOURS", "future_tolerance", lambda v: timedelta(hours=float(v))),
+            ("PULSE_MAX_ROW_BYTES", "max_row_bytes", int),
+        ):
+            raw = environ.get(var, "").strip()
+            if raw:
+                try:
+                    value = convert(raw)
+                except ValueError:
+                    raise ValueError(f"{var}={raw!r} is not a number") from None
+                if value <= convert("0"):
+                    raise ValueError(f"{var}={raw!r} must be above 0")
+                values[name] = value
+        return replace(default, **values)
 
 
 @dataclass
@@ -71,6 +103,8 @@ class DayResult:
     quarantined: int = 0
     late_events: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    # Files with no lines at all: nothing to accept or quarantine, but worth a look (a broken export?).
+    empty_files: list[str] = field(default_factory=list)
 
     @property
     def reconciles(self) -> bool:
@@ -422,6 +456,8 @@ def ingest_day(
         tables.append((rel_name, table, bad_csv))
         result.files.append(rel_name)
         result.lines_read += len(table) + len(bad_csv)
+        if len(table) + len(bad_csv) == 0:
+            result.empty_files.append(rel_name)
 
     create_raw_tables(con)
     con.execute("begin transaction")

@@ -1,3 +1,4 @@
+import os
 from datetime import date, timedelta
 
 import dagster as dg
@@ -40,6 +41,7 @@ def ingestion_metadata(results: list[DayResult]) -> dict[str, dg.MetadataValue]:
         "reconciles": dg.MetadataValue.bool(all(r.reconciles for r in results)),
         "quarantine_reasons": dg.MetadataValue.json(dict(sorted(reasons.items(), key=lambda kv: -kv[1]))),
         "days_without_files": dg.MetadataValue.int(sum(1 for r in results if not r.files)),
+        "empty_files": dg.MetadataValue.json([f for r in results for f in r.empty_files][:50]),
         "per_day": dg.MetadataValue.md(table),
     }
 
@@ -56,13 +58,16 @@ def ingestion_metadata(results: list[DayResult]) -> dict[str, dg.MetadataValue]:
 )
 def raw_events(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()
+    options = IngestOptions.from_env(os.environ)
     results = []
     with storage.connect() as con:
         for day in _days_in(context.partition_time_window):
-            result = ingest_day(con, paths.events_landing, day, IngestOptions())
+            result = ingest_day(con, paths.events_landing, day, options)
             context.log.info(
                 f"{day}: {result.lines_read} lines -> {result.accepted} accepted, {result.quarantined} quarantined"
             )
+            for name in result.empty_files:
+                context.log.warning(f"{day}: landing file {name} is empty (no lines)")
             results.append(result)
     return dg.MaterializeResult(metadata=ingestion_metadata(results))
 

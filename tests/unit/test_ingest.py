@@ -1,6 +1,6 @@
 import gzip
 import json
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pulse.contract import is_known_event_type
-from pulse.ingest import IngestError, ingest_day, landed_days, reconciliation, split_lines
+from pulse.ingest import IngestError, IngestOptions, ingest_day, landed_days, reconciliation, split_lines
 
 DAY = date(2026, 9, 1)
 
@@ -221,3 +221,49 @@ def test_parquet_with_typed_columns(tmp_path: Path, con) -> None:
     row = con.execute("select event_time, revenue, quantity, consent_analytics from raw.events").fetchall()[0]
     assert row == (datetime(2026, 9, 1, 10, 0, 0, 500000), 12.5, 2, True)
     assert quarantine(con) == {2: "revenue is below 0"}
+
+
+def test_the_event_time_floor_and_limits_are_configurable(tmp_path: Path, con) -> None:
+    options = IngestOptions.from_env(
+        {"PULSE_EARLIEST_EVENT_TIME": "2026-01-01", "PULSE_FUTURE_TOLERANCE_HOURS": "2", "PULSE_MAX_ROW_BYTES": "300"}
+    )
+    assert options == IngestOptions(
+        max_row_bytes=300, earliest_event_time=datetime(2026, 1, 1), future_tolerance=timedelta(hours=2)
+    )
+    write_lines(
+        tmp_path,
+        [
+            json.dumps(event(event_id="ok")),
+            json.dumps(event(event_id="old", event_time="2025-12-31T23:59:59Z")),
+            json.dumps(event(event_id="soon", event_time="2026-09-02T01:59:59Z")),
+            json.dumps(event(event_id="later", event_time="2026-09-02T02:00:01Z")),
+            json.dumps(event(event_id="long", page_title="x" * 300)),
+        ],
+    )
+    result = ingest_day(con, tmp_path, DAY, options)
+    assert (result.lines_read, result.accepted, result.quarantined) == (5, 2, 3)
+    got = quarantine(con)
+    assert got[2] == "event_time before 2026-01-01 00:00:00"
+    assert got[4] == "event_time in the future: after 2026-09-02 02:00:00"
+    assert got[5] == "row exceeds 300 bytes"
+    # The defaults hold when nothing is set; a value that does not parse names its variable.
+    assert IngestOptions.from_env({}) == IngestOptions()
+    with pytest.raises(ValueError, match="PULSE_EARLIEST_EVENT_TIME"):
+        IngestOptions.from_env({"PULSE_EARLIEST_EVENT_TIME": "last year"})
+    with pytest.raises(ValueError, match="PULSE_MAX_ROW_BYTES"):
+        IngestOptions.from_env({"PULSE_MAX_ROW_BYTES": "0"})
+
+
+def test_empty_files_are_recorded_and_reported(tmp_path: Path, con) -> None:
+    folder = tmp_path / DAY.isoformat()
+    folder.mkdir(parents=True)
+    (folder / "empty.jsonl").write_bytes(b"")
+    (folder / "empty.jsonl.gz").write_bytes(gzip.compress(b""))
+    (folder / "header_only.csv").write_text("event_id,event_type,event_time,anonymous_id\n")
+    write_lines(tmp_path, [json.dumps(event())])
+    result = ingest_day(con, tmp_path, DAY)
+    assert result.empty_files == [f"{DAY}/empty.jsonl", f"{DAY}/empty.jsonl.gz", f"{DAY}/header_only.csv"]
+    assert (result.lines_read, result.accepted, result.quarantined) == (1, 1, 0)
+    files = dict(con.execute("select source_file, lines_read from raw.ingested_files").fetchall())
+    assert files[f"{DAY}/empty.jsonl"] == 0 and files[f"{DAY}/part.jsonl"] == 1
+    assert reconciliation(con) == [(DAY, 1, 1, 0)]
