@@ -194,5 +194,8 @@ def test_dbt_unit_tests_for_sessionization_edges_pass(pipeline, tmp_path) -> Non
         "events_join_the_visit_they_follow",
         "visits_longer_than_the_maximum_are_cut",
         "engaged_time_counts_distinct_heartbeat_buckets",
+        "the_latest_user_id_seen_with_an_anonymous_id_wins",
+        "anonymous_events_before_and_after_login_get_the_stitched_user",
+        "a_cart_add_after_the_last_purchase_is_abandoned",
     } <= set(statuses)
     assert set(statuses.values()) == {"pass"}

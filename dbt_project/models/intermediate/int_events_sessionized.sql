@@ -29,6 +29,10 @@ assigned as (
             {{ dbt.datediff('visits.start_time', 'events.event_time', 'second') }}
             / ({{ var('max_session_hours') }} * 3600)
         ) as {{ dbt.type_bigint() }}) as visit_piece,
+        visits.start_time as visit_start_time,
+        visits.first_event_id as visit_first_event_id,
+        visits.next_start_time as next_visit_start_time,
+        visits.next_first_event_id as next_visit_first_event_id,
         events.*
     from events
     inner join visits

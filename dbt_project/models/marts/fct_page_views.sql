@@ -1,6 +1,8 @@
 -- One row per page view, with engaged time from page pings and scroll depth.
 -- engaged_seconds = heartbeat * (distinct heartbeat buckets - 1) + min_visit_seconds, 0 without pings
 -- (Snowplow's definition: a ping says the page was engaged during the heartbeat before it).
+-- Pings, clicks and scrolls count only in the page view's own session: a ping that arrives in a later
+-- session (a tab reopened hours later) is a stray and is left out, as Snowplow does.
 {% set epoch = "cast('1970-01-01 00:00:00' as " ~ dbt.type_timestamp() ~ ")" %}
 with
 
@@ -24,6 +26,11 @@ page_view_events as (
         event_id,
         session_key,
         user_key,
+        visit_piece,
+        visit_start_time,
+        visit_first_event_id,
+        next_visit_start_time,
+        next_visit_first_event_id,
         event_time as started_at,
         event_date,
         page_url,
@@ -46,6 +53,43 @@ page_views as (
 
 ),
 
+-- The events of each page view (by page_view_id) that fall in the page view's session: same user,
+-- same visit (the bounds int_events_sessionized assigns by), same piece of a cut visit.
+session_page_events as (
+
+    select
+        events.page_view_id,
+        events.event_type,
+        events.event_time,
+        events.scroll_depth_pct,
+        events.scroll_depth_px,
+        events.doc_height_px,
+        events.viewport_height_px
+    from events
+    inner join page_views
+        on
+            events.page_view_id = page_views.page_view_id
+            and events.user_key = page_views.user_key
+    where
+        (
+            events.event_time > page_views.visit_start_time
+            or (events.event_time = page_views.visit_start_time and events.event_id >= page_views.visit_first_event_id)
+        )
+        and (
+            page_views.next_visit_start_time is null
+            or events.event_time < page_views.next_visit_start_time
+            or (
+                events.event_time = page_views.next_visit_start_time
+                and events.event_id < page_views.next_visit_first_event_id
+            )
+        )
+        and cast(floor(
+            {{ dbt.datediff('page_views.visit_start_time', 'events.event_time', 'second') }}
+            / ({{ var('max_session_hours') }} * 3600)
+        ) as {{ dbt.type_bigint() }}) = page_views.visit_piece
+
+),
+
 heartbeat_buckets as (
 
     select
@@ -55,8 +99,8 @@ heartbeat_buckets as (
         select
             page_view_id,
             floor({{ dbt.datediff(epoch, 'event_time', 'second') }} / {{ var('heartbeat_seconds') }}) as bucket
-        from events
-        where event_type = 'page_ping' and page_view_id is not null
+        from session_page_events
+        where event_type = 'page_ping'
         group by page_view_id, bucket
     ) as buckets
     group by page_view_id
@@ -74,8 +118,7 @@ page_activity as (
         max(doc_height_px) as doc_height_px,
         max(viewport_height_px) as viewport_height_px,
         max(event_time) as last_event_time
-    from events
-    where page_view_id is not null
+    from session_page_events
     group by page_view_id
 
 ),
@@ -88,9 +131,10 @@ joined as (
         coalesce(page_activity.page_pings, 0) as page_pings,
         coalesce(page_activity.clicks, 0) as clicks,
         page_activity.max_scroll_depth_pct,
+        -- Snowplow's vertical pixels scrolled: no scroll reported on a page of known height is 0 px.
         case
-            when page_activity.max_scroll_depth_px is not null
-                then least(greatest(page_activity.max_scroll_depth_px, 0), page_activity.doc_height_px)
+            when page_activity.doc_height_px is not null
+                then least(greatest(coalesce(page_activity.max_scroll_depth_px, 0), 0), page_activity.doc_height_px)
         end as scroll_depth_px,
         page_activity.doc_height_px,
         page_activity.viewport_height_px,

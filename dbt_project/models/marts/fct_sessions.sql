@@ -26,13 +26,14 @@ session_events as (
         min(event_time) as session_start,
         max(event_time) as session_end,
         count(*) as events,
-        count_if(event_type = 'page_view') as page_views,
         count_if(event_type = 'product_view') as product_views,
         count_if(event_type = 'add_to_cart') as cart_adds,
         count_if(event_type = 'checkout') as checkouts,
         count_if(event_type = 'purchase') as purchases,
         count_if(event_type = 'search') as searches,
-        coalesce(sum(case when event_type = 'purchase' then revenue end), 0) as revenue
+        coalesce(sum(case when event_type = 'purchase' then revenue end), 0) as revenue,
+        max(case when event_type = 'add_to_cart' then event_time end) as last_cart_add_at,
+        max(case when event_type = 'purchase' then event_time end) as last_purchase_at
     from events
     group by session_key, visit_key, visit_index, visit_piece, user_key
 
@@ -42,6 +43,8 @@ page_view_totals as (
 
     select
         session_key,
+        -- page views as in fct_page_views: a page_view_id sent twice is one page view
+        count(*) as page_views,
         cast(sum(engaged_seconds) as {{ dbt.type_bigint() }}) as engaged_seconds,
         max(scroll_depth_pct) as max_scroll_depth_pct,
         min_by(page_url, started_at) as entry_page_url,
@@ -72,13 +75,20 @@ final as (
         {{ dbt.datediff('session_events.session_start', 'session_events.session_end', 'second') }}
             as duration_seconds,
         session_events.events,
-        session_events.page_views,
+        coalesce(page_view_totals.page_views, 0) as page_views,
         session_events.product_views,
         session_events.cart_adds,
         session_events.checkouts,
         session_events.purchases,
         session_events.searches,
         session_events.revenue,
+        -- Cart abandoned: something was added to the cart after the session's last purchase (or with no
+        -- purchase at all). An add at the same instant as a purchase counts as bought.
+        case
+            when session_events.last_cart_add_at is null then false
+            when session_events.last_purchase_at is null then true
+            else session_events.last_cart_add_at > session_events.last_purchase_at
+        end as is_cart_abandoned,
         coalesce(page_view_totals.engaged_seconds, 0) as engaged_seconds,
         page_view_totals.max_scroll_depth_pct,
         page_view_totals.entry_page_url,
@@ -87,10 +97,10 @@ final as (
         page_view_totals.utm_source,
         page_view_totals.utm_medium,
         page_view_totals.utm_campaign,
-        session_events.page_views = 1 as is_bounce,
+        coalesce(page_view_totals.page_views, 0) = 1 as is_bounce,
         coalesce(page_view_totals.engaged_seconds, 0) > {{ var('engaged_session_seconds') }}
         or session_events.purchases > 0
-        or session_events.page_views >= 2 as is_engaged
+        or coalesce(page_view_totals.page_views, 0) >= 2 as is_engaged
     from session_events
     left join page_view_totals on session_events.session_key = page_view_totals.session_key
 

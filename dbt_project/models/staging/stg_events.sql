@@ -1,5 +1,6 @@
 -- Contract events, one row per event_id (see base_events_duplicates for which copy is kept), with
--- user_key: user_id when the event carries one, else anonymous_id.
+-- user_key: the event's user_id when it carries one, else the user its anonymous_id is stitched to
+-- (base_identity_map), else the anonymous_id.
 with
 
 source as (
@@ -11,6 +12,12 @@ source as (
 duplicates as (
 
     select * from {{ ref('base_events_duplicates') }}
+
+),
+
+identity_map as (
+
+    select * from {{ ref('base_identity_map') }}
 
 ),
 
@@ -26,6 +33,16 @@ deduplicated as (
 
 ),
 
+stitched as (
+
+    select
+        deduplicated.*,
+        identity_map.user_id as stitched_user_id
+    from deduplicated
+    left join identity_map on deduplicated.anonymous_id = identity_map.anonymous_id
+
+),
+
 final as (
 
     select
@@ -37,7 +54,8 @@ final as (
         load_date,
         user_id,
         anonymous_id,
-        coalesce(user_id, anonymous_id) as user_key,
+        coalesce(user_id, stitched_user_id, anonymous_id) as user_key,
+        stitched_user_id is not null and user_id is null as is_stitched,
         session_id as client_session_id,
         page_view_id,
         page_url,
@@ -61,7 +79,7 @@ final as (
         consent_analytics,
         consent_personalization,
         properties
-    from deduplicated
+    from stitched
 
 )
 
