@@ -141,6 +141,33 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Convert source files (Snowplow, Segment, OTTO, mapped CSV/Parquet, ...) into daily contract files."""
+    from pulse.importers import MappingError, SourceError, import_files
+
+    landing = Path(args.landing).expanduser().resolve() if args.landing else paths_from_env().landing
+    try:
+        summary = import_files(args.format, args.paths, landing, mapping=args.mapping, progress=not args.quiet)
+    except (SourceError, MappingError) as exc:
+        print(f"pulse import: {exc}", file=sys.stderr)
+        return 1
+    for line in summary.first_rejects[:5]:
+        print(f"rejected: {line}", file=sys.stderr)
+    if summary.rejected > 5:
+        print(f"rejected: ... {summary.rejected - 5:,} more", file=sys.stderr)
+    days = summary.days
+    span = f"{days[0]}..{days[-1]} ({len(days)} days)" if days else "no days"
+    print(
+        f"import: {summary.rows_read:,} rows read, {summary.events_written:,} events written, "
+        f"{summary.rejected:,} rejected, {len(summary.files)} file(s) in {summary.seconds:.1f} s -> "
+        f"{landing / 'events'} {span}"
+    )
+    for result in summary.files:
+        if result.rejected_file is not None:
+            print(f"        rejects of {result.source}: {result.rejected_file}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="demo data (if the landing zone is empty), materialize, summary")
     demo_args(p)
     p.set_defaults(func=cmd_run)
+
+    from pulse.importers import FORMATS
+
+    p = sub.add_parser("import", help="convert Snowplow / Segment / OTTO / mapped files into landing files")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--mapping", default=None, help="YAML mapping for --format mapped (a path or a shipped name)")
+    p.add_argument("--landing", default=None, help="landing zone root (default: PULSE_LANDING)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("ui", help="the Dagster UI with every asset loaded")
     p.add_argument("--host", default="127.0.0.1")

@@ -1,0 +1,111 @@
+"""`pulse import`: source files of other trackers and exports -> daily contract files in the landing zone.
+
+>>> summary = import_files("otto", [Path("train.jsonl")], landing=Path(".data/landing"))  # doctest: +SKIP
+>>> summary.rows_read, summary.events_written, summary.rejected  # doctest: +SKIP
+
+Formats: ``jsonl``, ``csv``, ``parquet`` (already contract-shaped), ``snowplow``, ``segment``, ``otto`` and
+``mapped`` (any CSV / Parquet with a YAML mapping). Each source file becomes, under
+``<landing>/events/<YYYY-MM-DD>/``, one ``import-<format>-<sha256 of the file, 12 hex>.jsonl.gz`` per UTC
+day of ``event_time``, and its unmappable rows go to ``<landing>/rejected/<same name>.jsonl``. Importing
+the same bytes again rewrites the same files. docs/importers.md has every format's field mapping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pulse.importers.common import (
+    FileResult,
+    ImportSummary,
+    MappingError,
+    RowResult,
+    Source,
+    SourceError,
+    import_file,
+)
+
+if TYPE_CHECKING:
+    from pulse.importers.mapped import Mapping
+
+__all__ = [
+    "FORMATS",
+    "FileResult",
+    "ImportSummary",
+    "MappingError",
+    "SourceError",
+    "import_files",
+]
+
+FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "snowplow", "segment", "otto", "mapped")
+
+Converter = Callable[[Source], Iterator[RowResult]]
+
+
+def converter_for(fmt: str, mapping: Mapping | None = None) -> Converter:
+    """The row converter of a format (its module is imported only now: the CLI stays quick to start)."""
+    if fmt == "jsonl":
+        from pulse.importers.contract_files import convert_jsonl
+
+        return convert_jsonl
+    if fmt == "csv":
+        from pulse.importers.contract_files import convert_csv
+
+        return convert_csv
+    if fmt == "parquet":
+        from pulse.importers.contract_files import convert_parquet
+
+        return convert_parquet
+    if fmt == "snowplow":
+        from pulse.importers import snowplow
+
+        return snowplow.convert
+    if fmt == "segment":
+        from pulse.importers import segment
+
+        return segment.convert
+    if fmt == "otto":
+        from pulse.importers import otto
+
+        return otto.convert
+    if fmt == "mapped":
+        if mapping is None:
+            raise MappingError("format mapped needs a mapping (--mapping FILE or a shipped name)")
+        from pulse.importers.mapped import make_converter
+
+        return make_converter(mapping)
+    raise ValueError(f"unknown import format {fmt!r} (formats: {', '.join(FORMATS)})")
+
+
+def import_files(
+    fmt: str,
+    paths: Sequence[Path | str],
+    landing: Path,
+    mapping: str | Path | Mapping | None = None,
+    progress: bool = False,
+) -> ImportSummary:
+    """Import each of ``paths`` (see the module docstring). Raises :class:`SourceError` for a file that
+    cannot be read at all (the files imported before it stay imported; nothing of the failing one is
+    written) and :class:`MappingError` for an invalid mapping."""
+    started = time.perf_counter()
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown import format {fmt!r} (formats: {', '.join(FORMATS)})")
+    if mapping is not None and fmt != "mapped":
+        raise MappingError(f"a mapping applies to --format mapped only, not {fmt}")
+    if fmt == "mapped" and mapping is not None:
+        from pulse.importers.mapped import Mapping, load_mapping
+
+        if not isinstance(mapping, Mapping):
+            mapping = load_mapping(mapping)
+    convert = converter_for(fmt, mapping)  # type: ignore[arg-type]
+    summary = ImportSummary(format=fmt)
+    sources = [Source(Path(p)) for p in paths]  # every file is checked to exist before anything is written
+    for source in sources:
+        result: FileResult = import_file(
+            fmt, source, convert, Path(landing), progress=progress, first_rejects=summary.first_rejects
+        )
+        summary.files.append(result)
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,200 @@
+"""Contract-shaped inputs (``jsonl``, ``csv``, ``parquet``) copied into daily files.
+
+The rows already use the contract's field names. JSON Lines are copied as they are (only routed by the UTC
+day of their ``event_time``); CSV and Parquet rows become contract JSON objects: numbers stay numbers,
+booleans booleans, typed timestamps RFC 3339 UTC, empty cells are absent, and columns that are not contract
+fields go into ``properties``. Contract validation still happens at ingestion; the importer rejects only
+what it cannot route or type (no parseable ``event_time``, a price that is not a number, ...).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pulse.contract import FIELDS
+from pulse.importers.common import (
+    Event,
+    RowError,
+    RowResult,
+    Source,
+    SourceError,
+    clip_raw,
+    csv_records,
+    decode_line,
+    format_timestamp,
+    has_surrogates,
+    make_event,
+    parse_timestamp,
+    raise_csv_limit,
+    raw_text,
+    reject,
+    to_boolean,
+    to_integer,
+    to_number,
+)
+
+FIELD_TYPES = {f.name: f.type for f in FIELDS}
+PARQUET_BATCH_ROWS = 8192
+
+
+def event_time_of(value: Any) -> datetime:
+    """The routing time of a row: its event_time parsed (a time without a zone counts as UTC here; the
+    contract check at ingestion still requires the zone)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        raise RowError("missing required field event_time")
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise RowError(f"event_time is not a timestamp: {value[:40]}")
+    return parsed
+
+
+# ---------------------------------------------------------------------------------------------- jsonl
+
+
+def convert_jsonl(source: Source) -> Iterator[RowResult]:
+    for number, raw in source.lines():
+        if raw is None:
+            yield reject(number, "", "row exceeds the line size limit")
+            continue
+        try:
+            text = decode_line(raw)
+            if not text.strip():
+                raise RowError("empty line")
+            try:
+                obj = json.loads(text)
+            except ValueError as exc:
+                raise RowError("malformed JSON") from exc
+            if not isinstance(obj, dict):
+                raise RowError(f"not a JSON object: {type(obj).__name__}")
+            when = event_time_of(obj.get("event_time"))
+        except RowError as exc:
+            yield reject(number, raw_text(raw), str(exc))
+            continue
+        event_type = obj.get("event_type")
+        yield RowResult(
+            line=number,
+            events=[Event(day=when.astimezone(UTC).date(), event_type=str(event_type or ""), line=text.strip())],
+        )
+
+
+# ---------------------------------------------------------------------------------------------- csv / parquet
+
+
+def typed_value(name: str, value: Any) -> Any:
+    """A contract field's value from a cell (text or a typed value); RowError when it cannot be typed."""
+    kind = FIELD_TYPES[name]
+    try:
+        if kind in ("string",):
+            if isinstance(value, float) and value.is_integer():
+                return str(int(value))
+            return value if isinstance(value, str) else str(value)
+        if kind == "timestamp":
+            if isinstance(value, datetime):
+                return format_timestamp(value if value.tzinfo else value.replace(tzinfo=UTC))
+            if isinstance(value, date):
+                raise ValueError("a date without a time")
+            return str(value)  # text is kept as written; ingestion checks RFC 3339
+        if kind == "double":
+            return to_number(float(value) if isinstance(value, Decimal) else value)
+        if kind == "bigint":
+            return to_integer(value)
+        if kind == "boolean":
+            return to_boolean(value)
+        if kind == "json":
+            obj = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+            return obj
+    except (ValueError, TypeError) as exc:
+        noun = {"double": "a number", "bigint": "an integer", "boolean": "a boolean", "json": "a JSON object"}
+        raise RowError(f"{name} is not {noun.get(kind, kind)}: {str(value)[:40]}") from exc
+    return value
+
+
+def contract_row(values: dict[str, Any]) -> tuple[dict[str, Any], datetime]:
+    """Cells (None / '' = absent) -> (contract event, its event_time); extra columns go into properties."""
+    event: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None or value == "":
+            continue
+        if name in FIELD_TYPES:
+            event[name] = typed_value(name, value)
+        else:
+            extra[name] = value
+    when = event_time_of(values.get("event_time"))
+    if extra:
+        properties = dict(event.get("properties") or {})
+        for key, value in extra.items():
+            properties.setdefault(key, value)
+        event["properties"] = properties
+    return event, when
+
+
+def convert_csv(source: Source) -> Iterator[RowResult]:
+    raise_csv_limit()
+    with source.text_stream() as stream:
+        records = csv_records(stream, csv.reader)
+        try:
+            first = next(records, None)
+            if first is None:
+                return
+            header = [h.strip().lstrip("\ufeff") for h in first[1]]
+            if "event_time" not in header:
+                raise SourceError(f"cannot import {source.path}: the CSV header has no event_time column")
+            for number, row, raw in records:
+                if not row:
+                    continue  # a blank line holds no row
+                if has_surrogates(raw):
+                    yield reject(
+                        number,
+                        clip_raw(raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")),
+                        "invalid UTF-8",
+                    )
+                    continue
+                if len(row) != len(header):
+                    yield reject(number, clip_raw(raw), f"CSV row has {len(row)} columns, header has {len(header)}")
+                    continue
+                try:
+                    event, when = contract_row(dict(zip(header, row, strict=True)))
+                except RowError as exc:
+                    yield reject(number, clip_raw(raw), str(exc))
+                    continue
+                yield RowResult(line=number, events=[make_event(event, when)])
+        except (OSError, EOFError, csv.Error) as exc:
+            raise SourceError(f"cannot import {source.path}: {exc}") from exc
+        source.finish()
+
+
+def convert_parquet(source: Source) -> Iterator[RowResult]:
+    try:
+        parquet = pq.ParquetFile(source.path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise SourceError(f"cannot import {source.path}: not a Parquet file ({exc})") from exc
+    if "event_time" not in parquet.schema_arrow.names:
+        raise SourceError(f"cannot import {source.path}: the Parquet file has no event_time column")
+    number = 0
+    total_rows = max(parquet.metadata.num_rows, 1)
+    try:
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            source.report_position(source.size * (number + batch.num_rows) // total_rows)
+            for values in batch.to_pylist():
+                number += 1  # Parquet rows are numbered from 1, like ingestion does
+                try:
+                    event, when = contract_row(values)
+                except RowError as exc:
+                    yield reject(number, clip_raw(json.dumps(values, default=str)), str(exc))
+                    continue
+                yield RowResult(line=number, events=[make_event(event, when)])
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise SourceError(f"cannot import {source.path}: {exc}") from exc
