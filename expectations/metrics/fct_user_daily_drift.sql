@@ -1,0 +1,89 @@
+-- Suite fct_user_daily_drift (warning): each day's event volume and purchase rate (share of active users
+-- who bought) against the previous 7 days: z = (value - trailing mean) / trailing std, the std floored at
+-- 5 % of the mean so that a flat history does not make every small change an alarm. z is null (not
+-- evaluated) until 7 days of history exist. The band itself (|z| <= 3, ...) is in the suite file.
+-- Evaluated days: event days that became complete in this run. An event day is complete once the next
+-- landing day is in (late events land the day after), so a run over landing days [$since, latest]
+-- evaluates event days [$since - 1, latest - 1]; $since null = the latest complete day only.
+-- Days without any activity are in the series as zeros (a day that lost all its events is drift too).
+-- Cost: one aggregation of fct_user_daily by day (users x active days rows), then tens of rows.
+with
+
+daily as (
+
+    select
+        activity_date as day,
+        sum(events) as events,
+        count(*) as active_users,
+        count_if(purchases > 0) as purchasing_users
+    from fct_user_daily
+    group by activity_date
+
+),
+
+bounds as (
+
+    select
+        (select min(day) from daily) as first_day,
+        cast((select max(load_date) from raw.ingested_files) - interval 1 day as date) as last_day
+
+),
+
+spine as (
+
+    select cast(unnest(generate_series(first_day, last_day, interval 1 day)) as date) as day
+    from bounds
+    where first_day <= last_day
+
+),
+
+filled as (
+
+    select
+        spine.day,
+        coalesce(daily.events, 0) as events,
+        coalesce(daily.active_users, 0) as active_users,
+        coalesce(daily.purchasing_users, 0) as purchasing_users,
+        cast(daily.purchasing_users as double) / nullif(daily.active_users, 0) as purchase_rate
+    from spine
+    left join daily on spine.day = daily.day
+
+),
+
+with_history as (
+
+    select
+        *,
+        count(*) over previous_week as history_days,
+        avg(events) over previous_week as events_mean,
+        stddev_samp(events) over previous_week as events_std,
+        avg(purchase_rate) over previous_week as purchase_rate_mean,
+        stddev_samp(purchase_rate) over previous_week as purchase_rate_std
+    from filled
+    window previous_week as (order by day rows between 7 preceding and 1 preceding)
+
+)
+
+select
+    cast(day as varchar) as day,
+    cast(history_days as bigint) as history_days,
+    cast(events as bigint) as events,
+    events_mean,
+    events_std,
+    case
+        when history_days >= 7
+            then (events - events_mean) / nullif(greatest(coalesce(events_std, 0), 0.05 * events_mean), 0)
+    end as events_z,
+    cast(active_users as bigint) as active_users,
+    cast(purchasing_users as bigint) as purchasing_users,
+    purchase_rate,
+    purchase_rate_mean,
+    purchase_rate_std,
+    case
+        when history_days >= 7
+            then (purchase_rate - purchase_rate_mean)
+            / nullif(greatest(coalesce(purchase_rate_std, 0), 0.05 * purchase_rate_mean), 0)
+    end as purchase_rate_z
+from with_history
+where day >= coalesce(cast(cast($since as date) - interval 1 day as date), (select last_day from bounds))
+order by day
