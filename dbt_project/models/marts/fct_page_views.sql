@@ -44,12 +44,40 @@ page_view_events as (
 
 ),
 
--- A page_view_id sent twice (a client bug) keeps its first page_view event.
+-- A page_view_id sent twice (a client bug) keeps its first page_view event. Only repeated ids are ranked
+-- (a window over every page view would sort 1.2 M wide rows at 10 M events). These two read stg_events
+-- directly, not through the `events` CTE: a CTE read by more than two consumers gets materialized.
+repeated_page_view_ids as (
+
+    select page_view_id
+    from {{ ref('stg_events') }}
+    where event_type = 'page_view' and page_view_id is not null
+    group by page_view_id
+    having count(*) > 1
+
+),
+
+losing_page_view_events as (
+
+    select event_id
+    from (
+        select
+            event_id,
+            row_number() over (partition by page_view_id order by event_time, event_id) as copy_number
+        from {{ ref('stg_events') }}
+        where
+            event_type = 'page_view'
+            and page_view_id in (select repeated_page_view_ids.page_view_id from repeated_page_view_ids)
+    ) as copies
+    where copy_number > 1
+
+),
+
 page_views as (
 
     select *
     from page_view_events
-    qualify row_number() over (partition by page_view_key order by started_at, event_id) = 1
+    where event_id not in (select losing_page_view_events.event_id from losing_page_view_events)
 
 ),
 
