@@ -302,14 +302,18 @@ def test_a_spike_and_a_day_without_events_are_drift() -> None:
     assert rows["2026-01-09"]["events"] == 0 and rows["2026-01-09"]["events_z"] < -3
 
 
-def test_the_purchase_rate_band_is_wider() -> None:
-    volumes = [100] * 10
-    steady = [2, 3, 2, 3, 2, 3, 2, 3]  # of 10 users: rate 0.2 / 0.3, mean 0.25, std ~0.053
-    within = drift_rows(drift_con(volumes[:9], steady + [4]))["2026-01-09"]  # 0.4: z ~ 2.8
+def test_the_purchase_rate_band_is_wider_and_counts_the_days_sampling_noise() -> None:
+    volumes = [1000] * 10
+    # of 1,000 users: rate 0.2 / 0.3, mean 0.25, std ~0.053; the day's binomial sd sqrt(.25 * .75 / 1000) ~0.014
+    steady = [200, 300, 200, 300, 200, 300, 200, 300]
+    within = drift_rows(drift_con(volumes[:9], steady + [400], users=1000))["2026-01-09"]  # 0.4: z ~ 2.7
     assert 2 < within["purchase_rate_z"] < 4
-    con = drift_con(volumes[:9], steady + [0])  # 0.0: z ~ -4.7
+    con = drift_con(volumes[:9], steady + [0], users=1000)  # 0.0: z ~ -4.6
     result = run_suite(con, "fct_user_daily_drift", docs=False)
     assert {f.column for f in result.failures} == {"purchase_rate_z"}
+    # The same rates over 10 users a day are within the day's own noise: no warning.
+    small = drift_con([100] * 9, [2, 3, 2, 3, 2, 3, 2, 3, 0], users=10)
+    assert drift_rows(small)["2026-01-09"]["purchase_rate_z"] > -2
 
 
 def test_drift_evaluates_the_event_days_completed_by_the_run() -> None:
