@@ -1,0 +1,569 @@
+"""Behavioural segments of users: K-Means on the ``user_features`` table, k chosen by silhouette.
+
+Input is a pandas frame with one row per user and the columns of the dbt ``user_features`` mart
+(:data:`FEATURE_COLUMNS`, plus ``user_key``/``as_of_date`` which are carried along but never clustered on).
+:func:`fit_segments` returns a :class:`SegmentationResult` holding a small, JSON-serializable
+:class:`SegmentModel` that assigns any later frame to the fitted segments.
+
+Transform (:class:`FeatureTransform`, stored in the model so assignment repeats it exactly)
+  1. ``days_since_last_purchase`` is null for users who never bought. It becomes two columns: a
+     ``has_purchased`` 0/1 flag, and the days filled with ``never_purchased_days`` (default 365: "longer ago
+     than any window we keep") and clipped to it, so a non-buyer sits just beyond the oldest buyer.
+  2. Any other null is 0: in ``user_features`` nulls only come from empty denominators (no scroll recorded,
+     no active day), where 0 is the neutral value. Negative values are clipped to 0.
+  3. ``log1p`` on the heavy-tailed non-negative columns (:data:`LOG1P_FEATURES`: counts, seconds, money,
+     days). Rates and shares (scroll depth %, bounce / engaged / abandonment rates, ``has_purchased``) stay
+     linear.
+  4. Standardisation (mean 0, unit variance; a constant column keeps scale 1). After the log, a plain
+     standard scaler is robust enough: the log already tames the tails that would dominate a z-score.
+
+The default features (:data:`DEFAULT_FEATURES`) take one or two columns per behavioural axis (recency,
+frequency, engagement, browsing breadth, search, cart, purchase, bounce) instead of all 22: the near
+duplicates (sessions_7d/30d/total, active days, page vs product views, session vs engaged seconds, revenue vs
+order value) would otherwise weight "how active" several times over and drown the behavioural mix.
+``days_since_first_visit`` (tenure) is left out: it says when a user arrived, not how they behave.
+
+Choosing k
+  K-Means (scikit-learn ``KMeans``, Lloyd, k-means++ init, ``n_init`` restarts, seeded) is fitted on *all*
+  users for every k in ``[k_min, k_max]``. The silhouette of each k is computed on one fixed random sample
+  of at most ``silhouette_sample`` users (the same sample for every k), so its cost is bounded
+  (O(sample^2) per k) whatever the number of users. The chosen k is the *smallest* k whose silhouette is
+  within ``k_tolerance`` (default 0.01) of the best one: differences that small are within the sampling
+  noise of a 5 000-user silhouette, and fewer segments are easier to act on and more stable between refits.
+  Measured here (2 cores, benchmarks/segmentation.py --minibatch): exact ``KMeans`` on 500 k users x 15
+  columns, k = 2..10, n_init = 3, takes 5.3 s; ``MiniBatchKMeans`` 3.9 s but with up to 8 % worse inertia at
+  k = 6..8. (An early trial on all 23 columns of demo-like, more overlapping data: 17 s vs 10 s.) The whole
+  range is cheap, so exact K-Means is used.
+
+Ward comparison
+  Ward hierarchical clustering (``AgglomerativeClustering(linkage="ward")``, O(n^2) memory, hence on the
+  silhouette sample only) is fitted with the chosen k; its silhouette and its agreement with K-Means
+  (adjusted Rand index on the sample) are reported. They are a sanity check on the K-Means partition,
+  not an alternative model.
+
+Segment ids and names: clusters are ordered by size (largest first), named by :mod:`ml.naming`, and, when
+a previous model is given, matched to its segments by :mod:`ml.matching` so ids and names carry over.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+from ml import matching, naming
+
+__all__ = [
+    "DEFAULT_FEATURES",
+    "FEATURE_COLUMNS",
+    "HAS_PURCHASED",
+    "LOG1P_FEATURES",
+    "FeatureTransform",
+    "SegmentModel",
+    "SegmentationConfig",
+    "SegmentationResult",
+    "fit_segments",
+]
+
+MODEL_FORMAT = "pulse-segments/1"
+
+# Every feature column of the dbt user_features mart (user_key and as_of_date are the key).
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "days_since_last_visit",
+    "days_since_first_visit",
+    "sessions_7d",
+    "sessions_30d",
+    "sessions_total",
+    "active_days_30d",
+    "sessions_per_active_day",
+    "avg_session_seconds",
+    "avg_engaged_seconds",
+    "avg_scroll_depth_pct",
+    "page_views",
+    "product_views",
+    "categories_viewed",
+    "searches",
+    "cart_adds",
+    "purchases",
+    "revenue",
+    "avg_order_value",
+    "cart_abandonment_rate",
+    "days_since_last_purchase",
+    "bounce_rate",
+    "engaged_session_rate",
+)
+
+DEFAULT_FEATURES: tuple[str, ...] = (
+    "days_since_last_visit",  # recency
+    "sessions_30d",  # frequency
+    "avg_engaged_seconds",  # engagement
+    "avg_scroll_depth_pct",
+    "engaged_session_rate",
+    "bounce_rate",
+    "product_views",  # browsing
+    "categories_viewed",
+    "searches",  # search
+    "cart_adds",  # cart
+    "cart_abandonment_rate",
+    "purchases",  # purchase (+ has_purchased, derived)
+    "revenue",
+    "days_since_last_purchase",
+)
+
+# Heavy-tailed, non-negative columns that are clustered on log1p(x). Everything else stays linear.
+LOG1P_FEATURES: frozenset[str] = frozenset(
+    {
+        "days_since_last_visit",
+        "days_since_first_visit",
+        "sessions_7d",
+        "sessions_30d",
+        "sessions_total",
+        "active_days_30d",
+        "sessions_per_active_day",
+        "avg_session_seconds",
+        "avg_engaged_seconds",
+        "page_views",
+        "product_views",
+        "categories_viewed",
+        "searches",
+        "cart_adds",
+        "purchases",
+        "revenue",
+        "avg_order_value",
+        "days_since_last_purchase",
+    }
+)
+
+LAST_PURCHASE = "days_since_last_purchase"
+HAS_PURCHASED = "has_purchased"
+NEVER_PURCHASED_DAYS = 365.0
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Everything :func:`fit_segments` needs besides the data. Defaults are the production settings."""
+
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    k_min: int = 2
+    k_max: int = 10
+    seed: int = 0
+    n_init: int = 3  # K-Means restarts per k (k-means++ seeding); the best inertia wins
+    max_iter: int = 300
+    silhouette_sample: int = 5000  # users in the silhouette / Ward sample (cost O(sample^2) per k)
+    k_tolerance: float = 0.005  # the smallest k within this of the best silhouette is chosen
+    never_purchased_days: float = NEVER_PURCHASED_DAYS  # fill (and cap) for days_since_last_purchase
+    log1p_features: frozenset[str] = LOG1P_FEATURES
+    # Matching to the previous model (ml.matching): distances are RMS differences per feature, in population
+    # standard deviations of the new fit.
+    keep_id_within: float = 0.5  # a matched segment further than this from its partner gets a new id
+    keep_name_within: float = 0.25  # ... and keeps its previous name only when at most this far
+
+    def __post_init__(self) -> None:
+        if not self.features:
+            raise ValueError("SegmentationConfig.features is empty")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError(f"duplicate features: {self.features}")
+        if not 2 <= self.k_min <= self.k_max:
+            raise ValueError(f"need 2 <= k_min <= k_max, got {self.k_min}..{self.k_max}")
+        if self.silhouette_sample < 3:
+            raise ValueError("silhouette_sample must be at least 3")
+
+    def params(self) -> dict[str, Any]:
+        """Flat parameters, e.g. for experiment tracking."""
+        return {
+            "features": ",".join(self.features),
+            "k_min": self.k_min,
+            "k_max": self.k_max,
+            "seed": self.seed,
+            "n_init": self.n_init,
+            "max_iter": self.max_iter,
+            "silhouette_sample": self.silhouette_sample,
+            "k_tolerance": self.k_tolerance,
+            "never_purchased_days": self.never_purchased_days,
+            "log1p_features": ",".join(f for f in self.features if f in self.log1p_features),
+            "keep_id_within": self.keep_id_within,
+            "keep_name_within": self.keep_name_within,
+        }
+
+
+@dataclass(frozen=True)
+class FeatureTransform:
+    """``user_features`` columns -> the unscaled matrix the segments live in (see the module docstring)."""
+
+    features: tuple[str, ...]
+    log1p: tuple[str, ...]  # the subset of features that get log1p
+    never_purchased_days: float = NEVER_PURCHASED_DAYS
+
+    @classmethod
+    def from_config(cls, config: SegmentationConfig) -> FeatureTransform:
+        return cls(
+            features=tuple(config.features),
+            log1p=tuple(f for f in config.features if f in config.log1p_features),
+            never_purchased_days=float(config.never_purchased_days),
+        )
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The model's columns: the features, plus ``has_purchased`` after ``days_since_last_purchase``."""
+        out: list[str] = []
+        for f in self.features:
+            out.append(f)
+            if f == LAST_PURCHASE:
+                out.append(HAS_PURCHASED)
+        return tuple(out)
+
+    def raw(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The model's columns in original units: nulls filled, ``has_purchased`` added, no log."""
+        missing = [f for f in self.features if f not in df.columns]
+        if missing:
+            raise KeyError(f"feature frame lacks columns {missing}")
+        out: dict[str, np.ndarray] = {}
+        for f in self.features:
+            values = pd.to_numeric(df[f], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            if f == LAST_PURCHASE:
+                bought = ~np.isnan(values)
+                cap = self.never_purchased_days
+                out[f] = np.clip(np.where(bought, values, cap), 0.0, cap)
+                out[HAS_PURCHASED] = bought.astype(np.float64)
+            else:
+                out[f] = np.clip(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
+        return pd.DataFrame(out, index=df.index, columns=list(self.columns))
+
+    def matrix(self, df: pd.DataFrame) -> np.ndarray:
+        """Float64 matrix (users x columns) before scaling."""
+        raw = self.raw(df)
+        x = raw.to_numpy(dtype=np.float64, copy=True)
+        for j, c in enumerate(self.columns):
+            if c in self.log1p:
+                np.log1p(x[:, j], out=x[:, j])
+        return x
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "log1p": list(self.log1p),
+            "never_purchased_days": self.never_purchased_days,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureTransform:
+        return cls(tuple(d["features"]), tuple(d["log1p"]), float(d["never_purchased_days"]))
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentModel:
+    """A fitted segmentation: transform, scaler, centroids (scaled space), segment ids and names.
+
+    Small and JSON-serializable (:meth:`to_json` / :meth:`from_json`); assigning needs only numpy/pandas.
+    """
+
+    transform: FeatureTransform
+    mean: np.ndarray  # per column, of the transformed (log) values
+    scale: np.ndarray  # per column standard deviation (1 where constant)
+    centroids: np.ndarray  # (k, columns) in the scaled space
+    segment_ids: tuple[int, ...]
+    names: tuple[str, ...]
+    next_id: int  # the id the next new segment gets; ids are never reused
+    info: dict[str, Any] = field(default_factory=dict)  # fit facts: k, seed, users, silhouette, ...
+
+    def __post_init__(self) -> None:
+        k, d = self.centroids.shape
+        if len(self.segment_ids) != k or len(self.names) != k:
+            raise ValueError("segment_ids and names must have one entry per centroid")
+        if len(set(self.segment_ids)) != k or len(set(self.names)) != k:
+            raise ValueError("segment ids and names must be unique")
+        if d != len(self.transform.columns) or self.mean.shape != (d,) or self.scale.shape != (d,):
+            raise ValueError("centroid / scaler width does not match the transform's columns")
+
+    @property
+    def k(self) -> int:
+        return len(self.segment_ids)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.transform.columns
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.transform.features
+
+    def name_by_id(self) -> dict[int, str]:
+        return dict(zip(self.segment_ids, self.names, strict=True))
+
+    def scaled(self, df: pd.DataFrame) -> np.ndarray:
+        return (self.transform.matrix(df) - self.mean) / self.scale
+
+    def assign(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(segment_id, Euclidean distance to its centroid in the scaled space), one per row of ``df``."""
+        return self.assign_scaled(self.scaled(df))
+
+    def assign_scaled(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx, dist = nearest_centroid(x, self.centroids)
+        return np.asarray(self.segment_ids, dtype=np.int64)[idx], dist
+
+    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``segment_id``, ``segment_name``, ``distance`` per row (index kept)."""
+        ids, dist = self.assign(df)
+        names = pd.Series(ids, index=df.index).map(self.name_by_id())
+        return pd.DataFrame({"segment_id": ids, "segment_name": names, "distance": dist}, index=df.index)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": MODEL_FORMAT,
+            "transform": self.transform.to_dict(),
+            "columns": list(self.columns),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "centroids": self.centroids.tolist(),
+            "segment_ids": list(self.segment_ids),
+            "names": list(self.names),
+            "next_id": self.next_id,
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SegmentModel:
+        if d.get("format") != MODEL_FORMAT:
+            raise ValueError(f"not a {MODEL_FORMAT} model: format={d.get('format')!r}")
+        return cls(
+            transform=FeatureTransform.from_dict(d["transform"]),
+            mean=np.asarray(d["mean"], dtype=np.float64),
+            scale=np.asarray(d["scale"], dtype=np.float64),
+            centroids=np.asarray(d["centroids"], dtype=np.float64).reshape(len(d["segment_ids"]), -1),
+            segment_ids=tuple(int(i) for i in d["segment_ids"]),
+            names=tuple(d["names"]),
+            next_id=int(d["next_id"]),
+            info=dict(d.get("info", {})),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> SegmentModel:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentationResult:
+    model: SegmentModel
+    config: SegmentationConfig
+    assignments: pd.DataFrame  # per input row (same index): user_key (if given), segment_id, segment_name, distance
+    profile: pd.DataFrame  # per segment: size, share, mean and z of each column (ml.naming.segment_profile)
+    silhouettes: dict[int, float]  # k -> silhouette on the sample
+    inertias: dict[int, float]  # k -> K-Means inertia (sum of squared distances, all users)
+    chosen_k: int
+    silhouette: float  # of the chosen k
+    ward_silhouette: float  # Ward with the chosen k, on the same sample
+    ward_kmeans_ari: float  # agreement of Ward and K-Means on the sample
+    sample_size: int
+    n_users: int
+    match: matching.MatchReport | None  # when a previous model was given
+    id_agreement_vs_previous: float | None  # share of users the previous model puts in the same segment id
+    seconds: dict[str, float]  # wall time per stage
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics for tracking (silhouettes per k included as ``silhouette_k{k}``)."""
+        out: dict[str, float] = {
+            "chosen_k": float(self.chosen_k),
+            "silhouette": self.silhouette,
+            "ward_silhouette": self.ward_silhouette,
+            "ward_kmeans_ari": self.ward_kmeans_ari,
+            "n_users": float(self.n_users),
+            "silhouette_sample_size": float(self.sample_size),
+            "fit_seconds": self.seconds.get("total", float("nan")),
+        }
+        out.update({f"silhouette_k{k}": v for k, v in self.silhouettes.items()})
+        if self.match is not None:
+            out["segments_kept"] = float(len(self.match.kept_ids))
+            out["segments_new"] = float(len(self.match.new_ids))
+            out["segments_retired"] = float(len(self.match.retired_ids))
+        if self.id_agreement_vs_previous is not None:
+            out["id_agreement_vs_previous"] = self.id_agreement_vs_previous
+        return out
+
+
+def nearest_centroid(x: np.ndarray, centroids: np.ndarray, chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest centroid and the Euclidean distance to it, in chunks of rows (bounded memory)."""
+    n = x.shape[0]
+    idx = np.empty(n, dtype=np.int64)
+    dist = np.empty(n, dtype=np.float64)
+    c2 = (centroids**2).sum(axis=1)
+    for start in range(0, n, chunk):
+        xs = x[start : start + chunk]
+        d2 = (xs**2).sum(axis=1)[:, None] - 2.0 * xs @ centroids.T + c2[None, :]
+        best = d2.argmin(axis=1)
+        idx[start : start + chunk] = best
+        dist[start : start + chunk] = np.sqrt(np.maximum(d2[np.arange(len(xs)), best], 0.0))
+    return idx, dist
+
+
+def choose_k(silhouettes: dict[int, float], tolerance: float) -> int:
+    """The smallest k whose silhouette is within ``tolerance`` of the best (NaN silhouettes never win)."""
+    valid = {k: s for k, s in silhouettes.items() if np.isfinite(s)}
+    if not valid:
+        raise ValueError("no k produced a silhouette (every candidate clustering had a single cluster)")
+    best = max(valid.values())
+    return min(k for k, s in valid.items() if s >= best - tolerance)
+
+
+def sample_indices(n: int, size: int, seed: int) -> np.ndarray:
+    """A sorted random sample of ``min(n, size)`` row positions, the same for the same (n, size, seed)."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def _silhouette(x: np.ndarray, labels: np.ndarray) -> float:
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(silhouette_score(x, labels))
+
+
+def _order_by_size(labels: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Relabel clusters 0..k-1 by decreasing size (ties: lexicographic centroid), deterministic."""
+    k = centroids.shape[0]
+    sizes = np.bincount(labels, minlength=k)
+    order = sorted(range(k), key=lambda i: (-sizes[i], *centroids[i].tolist()))
+    remap = np.empty(k, dtype=np.int64)
+    remap[order] = np.arange(k)
+    return remap[labels], centroids[order]
+
+
+def fit_segments(
+    df: pd.DataFrame,
+    config: SegmentationConfig | None = None,
+    previous: SegmentModel | None = None,
+) -> SegmentationResult:
+    """Fit segments on ``df`` (one row per user); match them to ``previous`` (the champion) when given."""
+    config = config or SegmentationConfig()
+    t_start = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    transform = FeatureTransform.from_config(config)
+    xt = transform.matrix(df)
+    n = xt.shape[0]
+    if n < 3:
+        raise ValueError(f"need at least 3 users to segment, got {n}")
+    mean = xt.mean(axis=0)
+    scale = xt.std(axis=0)
+    scale[~(scale > 1e-12)] = 1.0
+    x = (xt - mean) / scale
+    del xt
+    seconds["transform"] = time.perf_counter() - t_start
+
+    sample = sample_indices(n, config.silhouette_sample, config.seed)
+    xs = x[sample]
+    k_values = range(config.k_min, min(config.k_max, n - 1, len(sample) - 1) + 1)
+    if len(k_values) == 0:
+        raise ValueError(f"too few users ({n}) for k_min={config.k_min}")
+
+    silhouettes: dict[int, float] = {}
+    inertias: dict[int, float] = {}
+    fits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    t = time.perf_counter()
+    for k in k_values:
+        km = KMeans(n_clusters=k, n_init=config.n_init, max_iter=config.max_iter, random_state=config.seed).fit(x)
+        labels = km.labels_.astype(np.int64)
+        fits[k] = (labels, km.cluster_centers_)
+        inertias[k] = float(km.inertia_)
+    seconds["kmeans"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for k, (labels, _) in fits.items():
+        silhouettes[k] = _silhouette(xs, labels[sample])
+    seconds["silhouette"] = time.perf_counter() - t
+
+    chosen_k = choose_k(silhouettes, config.k_tolerance)
+    labels, centroids = _order_by_size(*fits[chosen_k])
+    del fits
+
+    t = time.perf_counter()
+    ward_labels = AgglomerativeClustering(n_clusters=chosen_k, linkage="ward").fit_predict(xs)
+    ward_silhouette = _silhouette(xs, ward_labels)
+    ward_ari = float(adjusted_rand_score(labels[sample], ward_labels))
+    seconds["ward"] = time.perf_counter() - t
+
+    # Names from the centroids (z-scores of the transformed features); ids/names matched to the previous.
+    if previous is None:
+        match = None
+        ids = list(range(1, chosen_k + 1))
+        names = naming.name_segments(centroids, transform.columns)
+        next_id = chosen_k + 1
+    else:
+        match = matching.match_segments(
+            previous,
+            centroids,
+            transform,
+            mean,
+            scale,
+            keep_id_within=config.keep_id_within,
+            keep_name_within=config.keep_name_within,
+        )
+        ids, names, next_id = list(match.segment_ids), list(match.names), match.next_id
+
+    order = np.argsort(ids)  # the model stores segments in increasing id order
+    model = SegmentModel(
+        transform=transform,
+        mean=mean,
+        scale=scale,
+        centroids=centroids[order],
+        segment_ids=tuple(int(ids[i]) for i in order),
+        names=tuple(names[i] for i in order),
+        next_id=int(next_id),
+        info={
+            "k": chosen_k,
+            "seed": config.seed,
+            "n_users": int(n),
+            "silhouette": silhouettes[chosen_k],
+            "as_of_date": _as_of_date(df),
+        },
+    )
+    # Assign with the model itself, so these rows agree exactly with model.assign(df) later.
+    row_ids, distance = model.assign_scaled(x)
+    assignments = pd.DataFrame(index=df.index)
+    if "user_key" in df.columns:
+        assignments["user_key"] = df["user_key"].to_numpy()
+    assignments["segment_id"] = row_ids
+    assignments["segment_name"] = pd.Series(row_ids, index=df.index).map(model.name_by_id())
+    assignments["distance"] = distance
+
+    agreement = None
+    if previous is not None and set(previous.features) <= set(df.columns):
+        prev_ids, _ = previous.assign(df)
+        agreement = float(np.mean(prev_ids == row_ids))
+
+    t = time.perf_counter()
+    profile = naming.segment_profile(transform.raw(df), x, row_ids, model.name_by_id())
+    seconds["profile"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t_start
+
+    return SegmentationResult(
+        model=model,
+        config=config,
+        assignments=assignments,
+        profile=profile,
+        silhouettes=silhouettes,
+        inertias=inertias,
+        chosen_k=chosen_k,
+        silhouette=silhouettes[chosen_k],
+        ward_silhouette=ward_silhouette,
+        ward_kmeans_ari=ward_ari,
+        sample_size=len(sample),
+        n_users=n,
+        match=match,
+        id_agreement_vs_previous=agreement,
+        seconds=seconds,
+    )
+
+
+def _as_of_date(df: pd.DataFrame) -> str | None:
+    if "as_of_date" not in df.columns or df.empty:
+        return None
+    value = pd.to_datetime(df["as_of_date"]).max()
+    return None if pd.isna(value) else value.date().isoformat()

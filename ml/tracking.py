@@ -1,0 +1,366 @@
+"""MLflow bookkeeping for segmentation: one run per fit, a registered pyfunc model, the ``champion`` alias.
+
+This is the only module in pulse that imports MLflow, and it does so inside functions: ``import mlflow``
+costs ~1.4 s here, which code that only segments (or a Dagster definitions load) should not pay.
+
+Layout
+  * Tracking store: SQLite, ``tracking_uri(mlflow_db)`` -> ``sqlite:///<abs path>/mlflow.db`` (the file
+    store is refused by MLflow 3). Experiments this module creates keep their artifacts beside the database,
+    in ``<db dir>/mlartifacts/`` (:func:`artifact_location`). Against an HTTP tracking server the server's
+    default artifact root is used.
+  * Experiment ``pulse-segmentation``, one run per :func:`~ml.segmentation.fit_segments`:
+      params    the config (features, k range, seed, n_init, silhouette sample, tolerance, fill/cap,
+                matching thresholds), users, as_of_date, the previous champion version
+      metrics   ``silhouette_by_k`` and ``inertia_by_k`` as step metrics (step = k, for the chart), and
+                ``silhouette_k{k}``, ``chosen_k``, ``silhouette``, ``ward_silhouette``, ``ward_kmeans_ari``,
+                ``n_users``, ``silhouette_sample_size``, ``fit_seconds``; with a previous champion
+                ``segments_kept/new/retired``, ``id_agreement_vs_previous`` and, when the caller passes it,
+                ``ari_vs_previous``
+      artifacts ``silhouette_vs_k.png``, ``segment_sizes.png``, ``segment_profile.csv``,
+                ``segment_model.json``, and ``segment_matching.csv`` when matched to a previous model
+  * Registered model ``pulse_segments``: every run registers a new version of a pyfunc model
+    (:class:`SegmentPyfunc`: ``predict(frame of the features) -> segment_id, segment_name, distance``; the
+    segments themselves travel as the ``segment_model.json`` model artifact, nothing of them is pickled).
+    Loading the pyfunc needs the ``ml`` package importable (it is part of the pulse distribution); the
+    model's pip requirements list numpy, pandas, scikit-learn and scipy at the versions that wrote it.
+
+Champion policy (aliases, never stages): ``models:/pulse_segments@champion`` is what scoring uses.
+:func:`log_segmentation_run` sets ``champion`` on the new version as its *last* step, so a version only
+becomes champion if the fit succeeded and the run, its artifacts and the model were all logged; a failure
+anywhere leaves the previous champion in place (and the run marked FAILED). With ``promote=False`` the new
+version gets the ``challenger`` alias instead (for later quality gates: compare, then promote). Moving the
+alias back to an older version is a rollback; versions are never deleted here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.segmentation import SegmentationResult, SegmentModel
+
+__all__ = [
+    "CHAMPION",
+    "CHALLENGER",
+    "EXPERIMENT",
+    "REGISTERED_MODEL",
+    "TrackedRun",
+    "artifact_location",
+    "champion_version",
+    "load_champion",
+    "log_segmentation_run",
+    "tracking_uri",
+]
+
+EXPERIMENT = "pulse-segmentation"
+REGISTERED_MODEL = "pulse_segments"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_NAME = "segment_model"  # the logged model's name within the run
+MODEL_ARTIFACT = "segment_model.json"
+_ENV_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    run_id: str
+    experiment_id: str
+    model_version: str
+    model_uri: str  # models:/<name>/<version>
+    alias: str  # champion, or challenger when not promoted
+    url: str | None  # the run in the MLflow UI, when its address is known
+
+
+def tracking_uri(mlflow_db: Path) -> str:
+    """``sqlite:///<absolute path>`` of the tracking database (four slashes on POSIX: an absolute path)."""
+    return f"sqlite:///{Path(mlflow_db).expanduser().resolve()}"
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where experiments created here keep artifacts: ``<db dir>/mlartifacts`` for SQLite, else the server's."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri[len("sqlite:///") :])
+    return (db.parent / "mlartifacts").as_uri()
+
+
+@contextmanager
+def _using(uri: str) -> Iterator[Any]:
+    """Point MLflow's process-wide tracking and registry URIs at ``uri``; restore them (and the variables
+    MLflow mirrors them into) afterwards."""
+    import mlflow
+
+    saved_env = {v: os.environ.get(v) for v in _ENV_VARS}
+    had_tracking = mlflow.is_tracking_uri_set()
+    saved_tracking = mlflow.get_tracking_uri() if had_tracking else None
+    saved_registry = mlflow.get_registry_uri()
+    registry_was_explicit = saved_registry != mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no tqdm bars in Dagster logs
+    try:
+        yield mlflow
+    finally:
+        mlflow.set_tracking_uri(saved_tracking)
+        mlflow.set_registry_uri(saved_registry if registry_was_explicit else None)
+        for var, value in saved_env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def _experiment_id(client: Any, name: str, uri: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location(uri))
+
+
+def _pyfunc_class() -> type:
+    """The PythonModel subclass, defined on first use so that importing this module does not import MLflow.
+
+    It is published as the module attribute ``SegmentPyfunc`` (see ``__getattr__``) with a matching
+    ``__qualname__``, so cloudpickle stores it *by reference* (``ml.tracking.SegmentPyfunc``), not by value.
+    """
+    cls = globals().get("SegmentPyfunc")
+    if cls is not None:
+        return cls
+    import mlflow.pyfunc
+
+    class SegmentPyfunc(mlflow.pyfunc.PythonModel):
+        """Assigns users to the segments of the ``segment_model`` artifact (a SegmentModel as JSON)."""
+
+        def __init__(self) -> None:
+            self.model: SegmentModel | None = None
+
+        def load_context(self, context: Any) -> None:
+            self.model = SegmentModel.from_json(Path(context.artifacts["segment_model"]).read_text())
+
+        def predict(
+            self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+        ) -> pd.DataFrame:
+            if self.model is None:
+                raise RuntimeError("the segment model was not loaded (load_context not called)")
+            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+            return self.model.predict_frame(frame).reset_index(drop=True)
+
+    SegmentPyfunc.__module__ = __name__
+    SegmentPyfunc.__qualname__ = "SegmentPyfunc"
+    globals()["SegmentPyfunc"] = SegmentPyfunc
+    return SegmentPyfunc
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: ml.tracking.SegmentPyfunc resolves lazily (unpickling uses it)
+    if name == "SegmentPyfunc":
+        return _pyfunc_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _signature(model: SegmentModel, df: pd.DataFrame) -> Any:
+    """Inputs inferred from the whole feature frame, so its dtypes (int64, nullable Int64, float64) and its
+    nullable columns are what the model expects later; outputs segment_id (long), segment_name, distance."""
+    from mlflow.models import infer_signature
+
+    features = df[list(model.features)]
+    output = model.predict_frame(features.head(20)).reset_index(drop=True)
+    with warnings.catch_warnings():  # "integer columns cannot hold missing values": they are counts, by design
+        warnings.simplefilter("ignore", UserWarning)
+        return infer_signature(features, output)
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("mlflow", "numpy", "pandas", "scikit-learn", "scipy")]
+
+
+def _plot_silhouette(result: SegmentationResult, path: Path) -> None:
+    from matplotlib.figure import Figure  # the object API: no pyplot, no global backend switch
+
+    ks = sorted(result.silhouettes)
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot(ks, [result.silhouettes[k] for k in ks], marker="o", label="K-Means silhouette")
+    ax.scatter(
+        [result.chosen_k], [result.silhouette], s=160, facecolors="none", edgecolors="C3", zorder=3, label="chosen k"
+    )
+    ax.scatter(
+        [result.chosen_k], [result.ward_silhouette], marker="x", s=60, color="C2", zorder=4, label="Ward, chosen k"
+    )
+    ax.set_xlabel("k (segments)")
+    ax.set_ylabel(f"silhouette (sample of {result.sample_size:,} users)")
+    ax.set_xticks(ks)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(f"Choosing k: {result.n_users:,} users, k = {result.chosen_k}")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _plot_sizes(result: SegmentationResult, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    prof = result.profile[result.profile["segment_id"] >= 0].sort_values("users")
+    labels = [f"{sid}: {name}" for sid, name in zip(prof["segment_id"], prof["segment_name"], strict=True)]
+    fig = Figure(figsize=(6.4, 0.5 * len(prof) + 1.4), dpi=100)
+    ax = fig.add_subplot()
+    bars = ax.barh(labels, prof["users"], color="C0")
+    for bar, share in zip(bars, prof["share"], strict=True):
+        ax.annotate(
+            f" {share:.1%}",
+            (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+            va="center",
+            fontsize="small",
+        )
+    ax.set_xlabel("users")
+    ax.set_xlim(0, prof["users"].max() * 1.15)
+    ax.set_title("Segment sizes")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _ui_url(ui_url: str | None, experiment_id: str, run_id: str) -> str | None:
+    if not ui_url:
+        return None
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def log_segmentation_run(
+    result: SegmentationResult,
+    df: pd.DataFrame,
+    tracking_uri: str,
+    experiment: str = EXPERIMENT,
+    registered_model: str = REGISTERED_MODEL,
+    *,
+    ari_vs_previous: float | None = None,
+    previous_version: str | None = None,
+    promote: bool = True,
+    ui_url: str | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> TrackedRun:
+    """Log one fit as a run, register its model as a new version and point ``champion`` at it.
+
+    ``df`` is the feature frame the result was fitted on (it provides the model signature). With
+    ``promote=False`` the version gets the ``challenger`` alias and the champion is left alone. ``ui_url``
+    (e.g. ``http://127.0.0.1:5000``) only builds the returned link.
+    """
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    with _using(tracking_uri) as mlflow:
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric, Param
+
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        experiment_id = _experiment_id(client, experiment, tracking_uri)
+        model = result.model
+        run_tags = {"pulse.model": "segmentation", "pulse.as_of_date": str(model.info.get("as_of_date"))}
+        run_tags.update(tags or {})
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
+            run_id = run.info.run_id
+            params = dict(result.config.params())
+            params.update(
+                {
+                    "n_users": result.n_users,
+                    "as_of_date": model.info.get("as_of_date"),
+                    "previous_version": previous_version,
+                }
+            )
+            metrics = dict(result.metrics())
+            if ari_vs_previous is not None:
+                metrics["ari_vs_previous"] = float(ari_vs_previous)
+            now = _now_ms()
+            batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and np.isfinite(v)]
+            for k in sorted(result.silhouettes):
+                if np.isfinite(result.silhouettes[k]):
+                    batch.append(Metric("silhouette_by_k", result.silhouettes[k], now, k))
+                batch.append(Metric("inertia_by_k", result.inertias[k], now, k))
+            client.log_batch(
+                run_id,
+                metrics=batch,
+                params=[Param(k, str(v)) for k, v in params.items() if v is not None],
+            )
+
+            with tempfile.TemporaryDirectory(prefix="pulse-seg-") as tmp, warnings.catch_warnings():
+                out = Path(tmp)
+                _plot_silhouette(result, out / "silhouette_vs_k.png")
+                _plot_sizes(result, out / "segment_sizes.png")
+                result.profile.to_csv(out / "segment_profile.csv", index=False)
+                (out / MODEL_ARTIFACT).write_text(model.to_json())
+                if result.match is not None:
+                    result.match.to_frame().to_csv(out / "segment_matching.csv", index=False)
+                client.log_artifacts(run_id, str(out))
+
+                warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+                info = mlflow.pyfunc.log_model(
+                    name=MODEL_NAME,
+                    python_model=_pyfunc_class()(),
+                    artifacts={"segment_model": str(out / MODEL_ARTIFACT)},
+                    signature=_signature(model, df),
+                    pip_requirements=_pip_requirements(),
+                    registered_model_name=registered_model,
+                )
+        version = str(info.registered_model_version)
+        for key, value in {
+            "chosen_k": result.chosen_k,
+            "silhouette": round(result.silhouette, 4),
+            "n_users": result.n_users,
+            "as_of_date": model.info.get("as_of_date"),
+            "segments": "; ".join(f"{i}={n}" for i, n in zip(model.segment_ids, model.names, strict=True)),
+        }.items():
+            client.set_model_version_tag(registered_model, version, key, str(value))
+        alias = CHAMPION if promote else CHALLENGER
+        client.set_registered_model_alias(registered_model, alias, version)  # last: only a complete run is promoted
+    return TrackedRun(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        model_version=version,
+        model_uri=f"models:/{registered_model}/{version}",
+        alias=alias,
+        url=_ui_url(ui_url, experiment_id, run_id),
+    )
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def champion_version(tracking_uri: str, registered_model: str = REGISTERED_MODEL) -> str | None:
+    """The version number ``champion`` points at, or None (no registered model, or no champion yet)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        return str(client.get_model_version_by_alias(registered_model, CHAMPION).version)
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(e).lower():
+            return None
+        raise
+
+
+def load_champion(tracking_uri: str, registered_model: str = REGISTERED_MODEL) -> SegmentModel | None:
+    """The champion's :class:`SegmentModel` (read from the model's JSON artifact; nothing is unpickled)."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///") :]).exists():
+        return None  # no database yet: nothing was ever logged (and do not create one by looking)
+    version = champion_version(tracking_uri, registered_model)
+    if version is None:
+        return None
+    with _using(tracking_uri) as mlflow, tempfile.TemporaryDirectory(prefix="pulse-champion-") as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{registered_model}/{version}", dst_path=tmp)
+        found = sorted(Path(local).rglob(MODEL_ARTIFACT))
+        if not found:
+            raise FileNotFoundError(f"{MODEL_ARTIFACT} missing from models:/{registered_model}/{version}")
+        return SegmentModel.from_json(found[0].read_text())

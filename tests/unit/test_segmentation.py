@@ -1,0 +1,319 @@
+"""Segmentation: planted personas recovered and named, determinism, stable ids across refits, bounded
+silhouette cost, and the MLflow run / registered model / champion alias (temporary SQLite store)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+import ml.segmentation as seg
+from ml import matching, naming
+from ml.segmentation import FeatureTransform, SegmentationConfig, SegmentModel, fit_segments
+from ml.synthetic import PERSONA_SHARE, PERSONAS, synthetic_user_features
+
+
+@pytest.fixture(scope="module")
+def planted() -> tuple[pd.DataFrame, np.ndarray]:
+    return synthetic_user_features(6000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def fitted(planted: tuple[pd.DataFrame, np.ndarray]) -> seg.SegmentationResult:
+    df, _ = planted
+    return fit_segments(df, SegmentationConfig(seed=0))  # production defaults: k 2..10, 5 000-user sample
+
+
+def _segment_holding_most(result: seg.SegmentationResult, persona_idx: np.ndarray, persona: str) -> str:
+    names = result.assignments["segment_name"].to_numpy()
+    members = names[persona_idx == PERSONAS.index(persona)]
+    values, counts = np.unique(members, return_counts=True)
+    return str(values[counts.argmax()])
+
+
+def test_synthetic_personas_are_the_demo_personas() -> None:
+    from pulse import demo
+
+    assert PERSONAS == demo.PERSONAS
+    np.testing.assert_allclose(PERSONA_SHARE, demo.PERSONA_SHARE)
+
+
+def test_recovers_planted_personas(planted, fitted) -> None:
+    _, persona = planted
+    ari = adjusted_rand_score(persona, fitted.assignments["segment_id"])
+    print(f"chosen k={fitted.chosen_k} silhouettes={fitted.silhouettes} ARI vs planted={ari:.3f}")
+    assert ari >= 0.5
+    assert fitted.chosen_k == 5
+    assert set(fitted.silhouettes) == set(range(2, 11))
+    assert fitted.silhouette >= max(fitted.silhouettes.values()) - fitted.config.k_tolerance
+    assert 0 < fitted.ward_silhouette <= 1 and fitted.ward_kmeans_ari > 0.8
+
+
+def test_segments_are_named_after_their_behaviour(planted, fitted) -> None:
+    _, persona = planted
+    names = fitted.model.names
+    assert len(set(names)) == len(names)
+    buyers = _segment_holding_most(fitted, persona, "buyer")
+    assert "Buyers" in buyers or "spenders" in buyers
+    assert _segment_holding_most(fitted, persona, "cart_abandoner") == "Cart abandoners"
+    assert _segment_holding_most(fitted, persona, "passive") == "Passive visitors"
+    assert _segment_holding_most(fitted, persona, "browser") == "Browsers"
+    assert _segment_holding_most(fitted, persona, "intent_driven") == "Intent shoppers"
+
+
+def test_profile_has_size_share_mean_and_z(fitted) -> None:
+    prof = fitted.profile
+    segments = prof[prof["segment_id"] >= 0]
+    assert list(segments["segment_id"]) == sorted(fitted.model.segment_ids)
+    assert segments["users"].sum() == fitted.n_users
+    assert segments["share"].sum() == pytest.approx(1.0)
+    for col in fitted.model.columns:
+        assert f"{col}_mean" in prof and f"{col}_z" in prof
+    everyone = prof[prof["segment_id"] == -1].iloc[0]
+    assert everyone["users"] == fitted.n_users and abs(everyone["revenue_z"]) < 1e-9
+    # z-scores are the centroids
+    z = segments[[f"{c}_z" for c in fitted.model.columns]].to_numpy()
+    np.testing.assert_allclose(z, fitted.model.centroids, atol=0.05)
+
+
+def test_same_seed_same_result() -> None:
+    df, _ = synthetic_user_features(2000, seed=5)
+    config = SegmentationConfig(seed=3, k_max=6, silhouette_sample=800)
+    a, b = fit_segments(df, config), fit_segments(df, config)
+    pd.testing.assert_frame_equal(a.assignments, b.assignments)
+    pd.testing.assert_frame_equal(a.profile, b.profile)
+    assert a.silhouettes == b.silhouettes and a.ward_silhouette == b.ward_silhouette
+    assert a.model.to_json() == b.model.to_json()
+
+
+def test_model_round_trips_and_assigns_like_the_fit(planted, fitted) -> None:
+    df, _ = planted
+    model = SegmentModel.from_json(fitted.model.to_json())
+    ids, dist = model.assign(df)
+    np.testing.assert_array_equal(ids, fitted.assignments["segment_id"].to_numpy())
+    np.testing.assert_allclose(dist, fitted.assignments["distance"].to_numpy())
+    frame = model.predict_frame(df.head(3))
+    assert list(frame.columns) == ["segment_id", "segment_name", "distance"]
+
+
+def test_refit_on_shifted_copy_keeps_segment_ids(planted, fitted) -> None:
+    df, persona = planted
+    rng = np.random.default_rng(99)
+    # a later snapshot: 40 % of the passive users gone (the size order of segments changes), everyone a
+    # day older, spend up 10 %, engagement jittered, rows shuffled
+    keep = ~((persona == PERSONAS.index("passive")) & (rng.random(len(df)) < 0.4))
+    later = df[keep].sample(frac=1.0, random_state=1).copy()
+    later["days_since_last_visit"] += 1
+    later["revenue"] *= 1.1
+    later["avg_engaged_seconds"] *= rng.lognormal(0.0, 0.1, len(later))
+    later["avg_scroll_depth_pct"] = (later["avg_scroll_depth_pct"] + rng.normal(0, 3, len(later))).clip(0, 100)
+
+    refit = fit_segments(later, SegmentationConfig(seed=1), previous=fitted.model)
+    agreement, common = matching.id_agreement_on_common(fitted.assignments, refit.assignments)
+    ari, _ = matching.adjusted_rand_on_common(fitted.assignments, refit.assignments)
+    print(f"refit: k={refit.chosen_k} common users={common} id agreement={agreement:.3f} ARI={ari:.3f}")
+    assert common == keep.sum()
+    assert agreement >= 0.9
+    assert ari >= 0.8
+    assert refit.match is not None and refit.match.new_ids == () and refit.match.retired_ids == ()
+    assert set(refit.model.names) == set(fitted.model.names)  # profiles barely moved: names kept
+    assert refit.model.name_by_id() == fitted.model.name_by_id()
+    assert refit.id_agreement_vs_previous is not None and refit.id_agreement_vs_previous >= 0.9
+    assert refit.model.next_id == fitted.model.next_id
+
+
+def test_extra_segments_get_new_ids_and_ids_are_never_reused(planted, fitted) -> None:
+    df, _ = planted
+    config = SegmentationConfig(k_min=7, k_max=7, silhouette_sample=1000)
+    more = fit_segments(df, config, previous=fitted.model)
+    assert more.match is not None
+    assert set(more.match.kept_ids) <= set(fitted.model.segment_ids)
+    assert len(more.match.new_ids) >= 2
+    assert min(more.match.new_ids) >= fitted.model.next_id
+    assert more.model.next_id == fitted.model.next_id + len(more.match.new_ids)
+    assert len(set(more.model.names)) == 7
+    fewer = fit_segments(df, SegmentationConfig(k_min=3, k_max=3, silhouette_sample=1000), previous=more.model)
+    assert fewer.match is not None and len(fewer.match.retired_ids) == 4 and fewer.match.new_ids == ()
+    assert fewer.model.next_id == more.model.next_id  # retired ids are not handed out again
+
+
+def test_a_segment_that_moved_too_far_gets_a_new_id() -> None:
+    transform = FeatureTransform(("searches", "purchases"), ("searches", "purchases"))
+    previous = SegmentModel(
+        transform=transform,
+        mean=np.zeros(2),
+        scale=np.ones(2),
+        centroids=np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]]),
+        segment_ids=(1, 2, 5),
+        names=("Casual visitors", "Searchers", "Buyers"),
+        next_id=8,
+    )
+    # same scaler; segment 1 barely moved, segment 2 moved 0.3 (kept id, renamed), 5 moved 2.0 (too far)
+    new = np.array([[0.0, 2.0 + 2.0 * np.sqrt(2)], [0.01, 0.0], [2.0, 0.6]])
+    report = matching.match_segments(previous, new, transform, np.zeros(2), np.ones(2))
+    assert report.segment_ids == (8, 1, 2)
+    assert report.name_kept == (False, True, False)
+    assert report.names[1] == "Casual visitors"
+    assert report.new_ids == (8,) and report.retired_ids == (5,) and report.next_id == 9
+    np.testing.assert_allclose(report.distances, [2.0, 0.01 / np.sqrt(2), 0.6 / np.sqrt(2)])
+
+
+def test_silhouette_and_ward_cost_is_bounded_by_the_sample(monkeypatch) -> None:
+    seen: list[int] = []
+    real_silhouette = seg.silhouette_score
+    real_ward = seg.AgglomerativeClustering
+
+    def counting_silhouette(x, labels, **kwargs):
+        seen.append(len(x))
+        return real_silhouette(x, labels, **kwargs)
+
+    class CountingWard(real_ward):
+        def fit_predict(self, x, y=None, **kwargs):
+            seen.append(len(x))
+            return super().fit_predict(x, y, **kwargs)
+
+    monkeypatch.setattr(seg, "silhouette_score", counting_silhouette)
+    monkeypatch.setattr(seg, "AgglomerativeClustering", CountingWard)
+    df, _ = synthetic_user_features(4000, seed=2)
+    result = fit_segments(df, SegmentationConfig(k_max=4, silhouette_sample=300))
+    assert result.n_users == 4000 and result.sample_size == 300
+    assert len(seen) == 3 + 2  # one silhouette per k, Ward and its silhouette
+    assert max(seen) == 300
+
+
+def test_choose_k_prefers_the_smaller_k_within_tolerance() -> None:
+    assert seg.choose_k({2: 0.40, 3: 0.52, 4: 0.524, 5: 0.50}, 0.005) == 3
+    assert seg.choose_k({2: 0.40, 3: 0.52, 4: 0.524, 5: 0.50}, 0.0) == 4
+    assert seg.choose_k({2: float("nan"), 3: 0.3}, 0.01) == 3
+
+
+def test_null_and_dtype_handling() -> None:
+    df = pd.DataFrame(
+        {
+            "purchases": [0, 2, 1],
+            "days_since_last_purchase": pd.array([None, 3, 400], dtype="Int64"),
+            "avg_scroll_depth_pct": [None, 50.0, 80.0],
+        }
+    )
+    t = FeatureTransform(tuple(df.columns), ("purchases", "days_since_last_purchase"), never_purchased_days=365)
+    assert t.columns == ("purchases", "days_since_last_purchase", "has_purchased", "avg_scroll_depth_pct")
+    raw = t.raw(df)
+    assert raw["has_purchased"].tolist() == [0.0, 1.0, 1.0]
+    assert raw["days_since_last_purchase"].tolist() == [365.0, 3.0, 365.0]  # filled, and capped
+    assert raw["avg_scroll_depth_pct"].tolist() == [0.0, 50.0, 80.0]
+    np.testing.assert_allclose(t.matrix(df)[:, 0], np.log1p([0, 2, 1]))
+    with pytest.raises(KeyError):
+        t.raw(df.drop(columns="purchases"))
+
+
+def test_naming_rules() -> None:
+    columns = ("days_since_last_visit", "sessions_30d", "avg_engaged_seconds", "bounce_rate", "product_views")
+    columns += ("categories_viewed", "searches", "cart_adds", "cart_abandonment_rate", "purchases", "revenue")
+    z = pd.DataFrame(0.0, index=range(8), columns=list(columns))
+    z.loc[0, ["product_views", "avg_engaged_seconds"]] = [-1.5, -1.0]  # passive
+    z.loc[0, "bounce_rate"] = 1.5
+    z.loc[1, ["days_since_last_visit", "sessions_30d"]] = [1.2, -0.5]  # dormant
+    z.loc[2, ["purchases", "revenue", "sessions_30d"]] = [1.5, 1.6, 0.8]  # loyal high spenders
+    z.loc[3, ["searches", "cart_adds", "purchases", "revenue"]] = [1.5, 0.6, 0.4, 0.4]  # intent
+    z.loc[4, ["purchases", "revenue"]] = [1.0, 0.8]  # buyers
+    z.loc[5, ["cart_adds", "cart_abandonment_rate"]] = [0.8, 1.2]  # cart abandoners
+    z.loc[6, ["product_views", "categories_viewed", "searches"]] = [0.8, 1.0, 0.3]  # browsers, wide
+    z.loc[7, ["product_views", "categories_viewed", "searches"]] = [0.8, -0.2, -0.3]  # browsers, narrow
+    names = naming.name_segments(z.to_numpy(), columns)
+    assert names == [
+        "Passive visitors",
+        "Dormant",
+        "Loyal high spenders",
+        "Intent shoppers",
+        "Buyers",
+        "Cart abandoners",
+        "Browsers (wide interests)",
+        "Browsers (narrow interests)",
+    ]
+    # a locked (kept) name is never changed; the newcomer is qualified against it
+    pair = z.loc[[4, 4]].to_numpy(copy=True)
+    pair[1, columns.index("revenue")] += 1.0
+    assert naming.unique_names(["Buyers", "Buyers"], pair, columns, [True, False]) == ["Buyers", "Buyers (high spend)"]
+    assert naming.unique_names(["Buyers", "Buyers"], pair, columns) == ["Buyers (low spend)", "Buyers (high spend)"]
+
+
+def test_adjusted_rand_on_common_users_only() -> None:
+    prev = pd.Series([1, 1, 2, 2, 3], index=["a", "b", "c", "d", "e"])
+    cur = pd.DataFrame({"user_key": ["b", "a", "d", "c", "x"], "segment_id": [7, 7, 8, 8, 9]})
+    ari, n = matching.adjusted_rand_on_common(prev, cur)
+    assert (ari, n) == (1.0, 4)
+    agreement, n = matching.id_agreement_on_common(prev, cur)
+    assert (agreement, n) == (0.0, 4)
+
+
+def test_tracking_logs_registers_and_promotes(tmp_path, planted) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from ml import tracking
+
+    df, _ = planted
+    small = df.head(1500)
+    global_uri_before = (mlflow.is_tracking_uri_set(), os.environ.get("MLFLOW_TRACKING_URI"))
+    config = SegmentationConfig(k_max=5, silhouette_sample=600)
+    uri = tracking.tracking_uri(tmp_path / "mlflow.db")
+    assert uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert tracking.load_champion(uri) is None
+
+    first = fit_segments(small, config)
+    run = tracking.log_segmentation_run(first, small, uri, ui_url="http://127.0.0.1:5000")
+    assert run.model_version == "1" and run.alias == "champion"
+    assert run.url and run.run_id in run.url
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    logged = client.get_run(run.run_id)
+    assert logged.info.status == "FINISHED"
+    assert logged.data.params["k_min"] == "2" and logged.data.params["k_max"] == "5"
+    assert logged.data.params["features"] == ",".join(config.features)
+    assert logged.data.params["silhouette_sample"] == "600" and logged.data.params["seed"] == "0"
+    metrics = logged.data.metrics
+    assert metrics["chosen_k"] == first.chosen_k
+    assert {f"silhouette_k{k}" for k in range(2, 6)} <= set(metrics)
+    assert "ward_silhouette" in metrics
+    history = client.get_metric_history(run.run_id, "silhouette_by_k")
+    assert sorted(m.step for m in history) == [2, 3, 4, 5]
+    artifacts = {a.path for a in client.list_artifacts(run.run_id)}
+    assert {"silhouette_vs_k.png", "segment_sizes.png", "segment_profile.csv", "segment_model.json"} <= artifacts
+    assert str(client.get_model_version_by_alias("pulse_segments", "champion").version) == "1"
+
+    champion = tracking.load_champion(uri)
+    assert champion is not None and champion.names == first.model.names
+    np.testing.assert_allclose(champion.centroids, first.model.centroids)
+
+    # a refit matched to the champion, with the caller's ARI, becomes the new champion
+    later = df.iloc[500:2000]
+    second = fit_segments(later, config, previous=champion)
+    ari, _ = matching.adjusted_rand_on_common(first.assignments, second.assignments)
+    run2 = tracking.log_segmentation_run(second, later, uri, ari_vs_previous=ari, previous_version="1")
+    assert run2.model_version == "2" and tracking.champion_version(uri) == "2"
+    metrics2 = client.get_run(run2.run_id).data.metrics
+    assert metrics2["ari_vs_previous"] == pytest.approx(ari)
+    assert "segment_matching.csv" in {a.path for a in client.list_artifacts(run2.run_id)}
+
+    # not promoted: challenger, champion untouched
+    run3 = tracking.log_segmentation_run(second, later, uri, promote=False)
+    assert run3.alias == "challenger" and tracking.champion_version(uri) == "2"
+
+    # the calls above left MLflow's process-wide tracking URI as they found it
+    assert (mlflow.is_tracking_uri_set(), os.environ.get("MLFLOW_TRACKING_URI")) == global_uri_before
+
+    # the registered pyfunc loads through the alias and predicts on a feature frame
+    saved = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        model = mlflow.pyfunc.load_model("models:/pulse_segments@champion")
+        out = model.predict(later[list(config.features)].head(50))
+    finally:
+        mlflow.set_tracking_uri(saved)
+    assert list(out.columns) == ["segment_id", "segment_name", "distance"]
+    expected = second.assignments.head(50)
+    np.testing.assert_array_equal(out["segment_id"].to_numpy(), expected["segment_id"].to_numpy())
+    assert out["segment_name"].tolist() == expected["segment_name"].tolist()
