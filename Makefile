@@ -7,7 +7,7 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/te
                dbt_project/dbt_project.yml dbt_project/profiles.yml
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: install run test lint ui bench clean
+.PHONY: install run test lint ui mlflow bench clean
 
 install: $(VENV)/.installed $(MANIFEST)
 
@@ -34,6 +34,9 @@ test: lint
 
 ui: install
 	$(BIN)/pulse ui
+
+mlflow: install
+	$(BIN)/pulse mlflow
 
 bench: install
 	$(BIN)/python benchmarks/transform.py --events 1000000

@@ -141,6 +141,29 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    """The MLflow UI over PULSE_HOME's tracking store: one worker, no job runner (~0.5 GB, starts in ~3 s)."""
+    paths = _paths()
+    from ml.tracking import tracking_uri
+
+    os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    cmd = [
+        _venv_bin("mlflow"),
+        "server",
+        "--workers",
+        "1",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--backend-store-uri",
+        tracking_uri(paths.mlflow_db),
+    ]
+    print(f"MLflow UI on http://{args.host}:{args.port} over {paths.mlflow_db}", file=sys.stderr)
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """Convert source files (Snowplow, Segment, OTTO, mapped CSV/Parquet, ...) into daily contract files."""
     from pulse.importers import MappingError, SourceError, import_files
@@ -207,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("mlflow", help="the MLflow UI over the tracking store in PULSE_HOME")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_mlflow)
 
     p = sub.add_parser("ui", help="the Dagster UI with every asset loaded")
     p.add_argument("--host", default="127.0.0.1")

@@ -72,5 +72,7 @@ def paths_from_env(environ: Mapping[str, str] | None = None) -> PulsePaths:
 
 
 def export_to_environ(paths: PulsePaths) -> None:
-    """Make child processes (dbt, Dagster) see the same absolute paths as this one."""
+    """Make child processes (dbt, Dagster, MLflow) see the same absolute paths as this one. Also turns
+    MLflow's telemetry off unless set: nothing leaves the machine (and it is offline here)."""
     os.environ.update(paths.as_env())
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -39,6 +39,18 @@ def render_summary(paths: PulsePaths) -> str:
             """select split_part(split_part(reason, '; ', 1), ':', 1) as kind, count(*)
             from raw.events_quarantine group by all order by 2 desc limit 6"""
         ).fetchall()
+        segments = user_types = []
+        published = con.execute(
+            "select count(*) from information_schema.tables where table_name = 'user_segments'"
+        ).fetchall()[0][0]
+        if published:
+            segments = con.execute(
+                """select segment_name, count(*), min(model_version), min(as_of_date)
+                from main.user_segments group by 1 order by 2 desc"""
+            ).fetchall()
+            user_types = con.execute(
+                "select user_type, count(*) from main.user_segments group by 1 order by 2 desc"
+            ).fetchall()
     finally:
         con.close()
     duplicates = c["accepted"] - c["events"]
@@ -60,12 +72,19 @@ def render_summary(paths: PulsePaths) -> str:
     ]
     if reasons:
         lines.append("quarantine reasons       " + ", ".join(f"{k} {n:,}" for k, n in reasons))
+    if segments:
+        lines.append(
+            f"segments (as of {segments[0][3]}, model v{segments[0][2]})  "
+            + ", ".join(f"{name} {n:,}" for name, n, _, _ in segments)
+        )
+        lines.append("user types               " + ", ".join(f"{t} {n:,}" for t, n in user_types))
     lines += [
         "",
         f"warehouse: {paths.warehouse}",
         f"  open it: .venv/bin/python -c \"import duckdb; duckdb.connect('{paths.warehouse}', read_only=True)"
         ".sql('from fct_sessions limit 5').show()\"",
         "UI:        make ui   then open http://127.0.0.1:3000 (assets, runs, checks, schedule)",
+        "MLflow:    make mlflow   then open http://127.0.0.1:5000 (segmentation runs, registered models)",
         "",
     ]
     return "\n".join(lines)

@@ -7,7 +7,8 @@ from orchestration.transform.project import pulse_dbt_project
 
 class PulseDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props) -> str:  # noqa: ANN001 - dagster-dbt's signature
-        return "transform"
+        # models/ml/ (features and rule-based types) sit with the models that use them in the UI
+        return "ml" if "ml" in dbt_resource_props.get("fqn", [])[1:-1] else "transform"
 
 
 @dbt_assets(

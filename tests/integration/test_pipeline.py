@@ -210,3 +210,21 @@ def test_dbt_unit_tests_for_sessionization_edges_pass(pipeline, tmp_path) -> Non
         "user_type_fallback_is_passive",
     } <= set(statuses)
     assert set(statuses.values()) == {"pass"}
+
+
+def test_segments_are_fitted_registered_and_published(pipeline) -> None:
+    from ml.tracking import champion_version, tracking_uri
+
+    paths = pipeline[0]
+    with warehouse(paths) as con:
+        users = scalar(con, "select count(*) from user_features")
+        rows = con.execute(
+            """select count(*), count(distinct user_key), count(segment_name), count(user_type),
+                min(distance_to_centroid), count(distinct model_version), min(model_version)
+            from user_segments"""
+        ).fetchall()[0]
+        assert users > 50
+        assert rows[:4] == (users, users, users, users)  # every user: a segment with a name, and a type
+        assert rows[4] >= 0 and rows[5] == 1
+        champion = champion_version(tracking_uri(paths.mlflow_db))
+        assert champion is not None and rows[6] == champion  # published by the registered champion

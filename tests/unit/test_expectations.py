@@ -51,9 +51,16 @@ create table dim_users as
         ('u1', 2, timestamp '2026-01-01 10:00:00', timestamp '2026-01-02 09:00:00'),
         ('u2', 1, timestamp '2026-01-02 11:00:00', timestamp '2026-01-02 11:00:00')
     ) t(user_key, sessions, first_seen_at, last_seen_at);
+create table user_features as
+    select * from (values
+        ('u1', date '2026-01-03', 2, 2, 2, 1, 3, 0, 0, 1, 20.0, 150.0, 30.0, 1, 0.0, 0.5, 1.0),
+        ('u2', date '2026-01-03', 1, 1, 1, 1, 1, 0, 0, 0, 0.0, 0.0, 0.0, 1, 0.0, 1.0, 0.0)
+    ) t(user_key, as_of_date, sessions_total, sessions_7d, sessions_30d, page_views, product_views, searches,
+        cart_adds, purchases, revenue, avg_session_seconds, avg_engaged_seconds, days_since_last_visit,
+        cart_abandonment_rate, bounce_rate, engaged_session_rate);
 """
 
-GATES = ["raw_events", "stg_events", "fct_sessions", "fct_user_daily", "dim_users"]
+GATES = ["raw_events", "stg_events", "fct_sessions", "fct_user_daily", "dim_users", "user_features"]
 
 
 @pytest.fixture
@@ -193,6 +200,20 @@ VIOLATIONS = [
         "update dim_users set last_seen_at = first_seen_at - interval 1 second where user_key = 'u1'",
         {"negative_lifetimes"},
     ),
+    ("user_features", "delete from user_features", {"users"}),
+    ("user_features", "update user_features set user_key = null where user_key = 'u2'", {"null_user_keys"}),
+    ("user_features", "update user_features set user_key = 'u1'", {"duplicate_user_keys"}),
+    (
+        "user_features",
+        "update user_features set as_of_date = date '2026-01-04' where user_key = 'u2'",
+        {"snapshot_dates"},
+    ),
+    ("user_features", "update user_features set revenue = -1 where user_key = 'u1'", {"users_with_negative_values"}),
+    (
+        "user_features",
+        "update user_features set bounce_rate = 1.5 where user_key = 'u1'",
+        {"users_with_rates_outside_0_1"},
+    ),
 ]
 
 
@@ -205,7 +226,8 @@ def test_each_blocking_rule_catches_its_violation(con, suite, corruption, expect
     assert not result.passed and result.blocking
     assert {f.column for f in result.failures} == expected
     for f in result.failures:
-        assert f.observed not in (None, 0), f  # the observed value is reported
+        assert f.observed is not None, f  # the observed value is reported
+        assert f.observed != 0 or f.expected.startswith(">="), f  # 0 is a violation only of a minimum
         assert f.column in result.summary()
 
 

@@ -1,0 +1,174 @@
+"""Segmentation against the warehouse: fit and register from `user_features`, then publish `user_segments`.
+
+Plain functions over a DuckDB connection, callable without Dagster (the assets in orchestration/ml are
+thin wrappers). The stability figure `ari_vs_previous` compares the new fit with the published
+`user_segments` of the previous run, on the users present in both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from ml.matching import adjusted_rand_on_common, id_agreement_on_common
+from ml.segmentation import SegmentationConfig, fit_segments
+
+USER_SEGMENTS_TABLE = "main.user_segments"
+
+
+@dataclass(frozen=True)
+class FittedSegments:
+    chosen_k: int
+    silhouette: float
+    ward_silhouette: float
+    silhouettes: dict[int, float]
+    users: int
+    as_of_date: str
+    sizes: list[tuple[int, str, int]]  # (segment_id, name, users)
+    model_version: str
+    run_id: str
+    run_url: str | None
+    tracking_uri: str
+    ari_vs_previous: float | None
+    id_agreement_vs_previous: float | None
+
+    def summary(self) -> str:
+        segments = ", ".join(f"{name} {n:,}" for _, name, n in self.sizes)
+        stability = "" if self.ari_vs_previous is None else f"; ARI vs previous {self.ari_vs_previous:.3f}"
+        return (
+            f"k={self.chosen_k} (silhouette {self.silhouette:.3f}, Ward {self.ward_silhouette:.3f}) over "
+            f"{self.users:,} users as of {self.as_of_date}: {segments}; model version {self.model_version}{stability}"
+        )
+
+
+@dataclass(frozen=True)
+class WrittenSegments:
+    rows: int
+    model_version: str
+    as_of_date: str
+    sizes: list[tuple[int, str, int]]
+    user_types: dict[str, int]
+
+
+def read_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    features = con.execute("select * from user_features order by user_key").df()
+    if features.empty:
+        raise ValueError("user_features is empty: no user had activity before the snapshot date")
+    return features
+
+
+def _previous_assignment(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'main' and table_name = 'user_segments'"
+    ).fetchall()[0][0]
+    if not exists:
+        return None
+    return con.execute(f"select user_key, segment_id from {USER_SEGMENTS_TABLE}").df()
+
+
+def _sizes(assignments: pd.DataFrame) -> list[tuple[int, str, int]]:
+    counts = assignments.groupby(["segment_id", "segment_name"]).size().sort_values(ascending=False)
+    return [(int(i), str(name), int(n)) for (i, name), n in counts.items()]
+
+
+def fit_and_register_segments(
+    con: duckdb.DuckDBPyConnection,
+    mlflow_db: Path,
+    seed: int = 0,
+    config: SegmentationConfig | None = None,
+    ui_url: str | None = None,
+) -> FittedSegments:
+    """Fit on `user_features`, matched to the current champion; log the run and make it the champion."""
+    from ml.tracking import champion_version, load_champion, log_segmentation_run, tracking_uri
+
+    features = read_features(con)
+    uri = tracking_uri(mlflow_db)
+    previous_model = load_champion(uri)
+    previous_version = champion_version(uri) if previous_model is not None else None
+    result = fit_segments(features, config or SegmentationConfig(seed=seed), previous=previous_model)
+    ari = agreement = None
+    previous = _previous_assignment(con)
+    if previous is not None and not previous.empty:
+        ari_value, _ = adjusted_rand_on_common(previous, result.assignments)
+        agreement_value, _ = id_agreement_on_common(previous, result.assignments)
+        ari = None if math.isnan(ari_value) else ari_value
+        agreement = None if math.isnan(agreement_value) else agreement_value
+    run = log_segmentation_run(
+        result, features, uri, ari_vs_previous=ari, previous_version=previous_version, ui_url=ui_url
+    )
+    return FittedSegments(
+        chosen_k=result.chosen_k,
+        silhouette=result.silhouette,
+        ward_silhouette=result.ward_silhouette,
+        silhouettes=dict(result.silhouettes),
+        users=result.n_users,
+        as_of_date=str(features["as_of_date"].iloc[0])[:10],
+        sizes=_sizes(result.assignments),
+        model_version=run.model_version,
+        run_id=run.run_id,
+        run_url=run.url,
+        tracking_uri=uri,
+        ari_vs_previous=ari,
+        id_agreement_vs_previous=agreement,
+    )
+
+
+def write_user_segments(con: duckdb.DuckDBPyConnection, mlflow_db: Path) -> WrittenSegments:
+    """Assign every user of `user_features` with the champion and replace `user_segments` in one transaction."""
+    from ml.tracking import champion_version, load_champion, tracking_uri
+
+    uri = tracking_uri(mlflow_db)
+    model = load_champion(uri)
+    if model is None:
+        raise RuntimeError(f"no champion segmentation model in {uri}: materialize segment_model first")
+    version = champion_version(uri)
+    features = read_features(con)
+    segment_id, distance = model.assign(features)
+    names = model.name_by_id()
+    frame = pd.DataFrame(
+        {
+            "user_key": features["user_key"].to_numpy(),
+            "segment_id": segment_id.astype("int64"),
+            "segment_name": [names[int(i)] for i in segment_id],
+            "distance_to_centroid": distance.astype("float64"),
+            "as_of_date": pd.to_datetime(features["as_of_date"]).dt.date.to_numpy(),
+            "model_version": str(version),
+        }
+    )
+    con.register("assigned_segments", frame)
+    try:
+        con.execute("begin transaction")
+        con.execute(
+            f"""create or replace table {USER_SEGMENTS_TABLE} as
+            select s.user_key, s.segment_id, s.segment_name, s.distance_to_centroid,
+                t.user_type, t.user_type_rule, s.as_of_date, s.model_version
+            from assigned_segments as s
+            left join user_types as t on s.user_key = t.user_key
+            order by s.user_key"""
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("assigned_segments")
+    types = dict(
+        con.execute(f"select coalesce(user_type, 'none'), count(*) from {USER_SEGMENTS_TABLE} group by 1").fetchall()
+    )
+    return WrittenSegments(
+        rows=len(frame),
+        model_version=str(version),
+        as_of_date=str(frame["as_of_date"].iloc[0]),
+        sizes=_sizes(frame),
+        user_types={str(k): int(v) for k, v in types.items()},
+    )
+
+
+def segment_sizes_markdown(sizes: list[tuple[int, str, int]]) -> str:
+    total = sum(n for _, _, n in sizes) or 1
+    rows = [f"| {i} | {name} | {n:,} | {100 * n / total:.1f} % |" for i, name, n in sizes]
+    return "\n".join(["| segment_id | name | users | share |", "|---|---|---|---|", *rows])
