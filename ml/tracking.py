@@ -34,6 +34,9 @@ alias back to an older version is a rollback; versions are never deleted here.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import tempfile
 import warnings
@@ -93,6 +96,10 @@ def artifact_location(uri: str) -> str | None:
     return (db.parent / "mlartifacts").as_uri()
 
 
+def _drop_cloudpickle_advice(record: logging.LogRecord) -> bool:
+    return "CloudPickle" not in record.getMessage()
+
+
 @contextmanager
 def _using(uri: str) -> Iterator[Any]:
     """Point MLflow's process-wide tracking and registry URIs at ``uri``; restore them (and the variables
@@ -107,9 +114,20 @@ def _using(uri: str) -> Iterator[Any]:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no tqdm bars in Dagster logs
+    # MLflow chats on stderr (database migrations, "Successfully registered model", a CloudPickle advisory
+    # about python_model objects): keep its warnings and errors, drop the rest from pulse's output.
+    mlflow_logger = logging.getLogger("mlflow")
+    saved_level = mlflow_logger.level
+    mlflow_logger.setLevel(logging.WARNING)
+    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+    pyfunc_logger.addFilter(_drop_cloudpickle_advice)
+    chatter = io.StringIO()
     try:
-        yield mlflow
+        with contextlib.redirect_stderr(chatter):
+            yield mlflow
     finally:
+        mlflow_logger.setLevel(saved_level)
+        pyfunc_logger.removeFilter(_drop_cloudpickle_advice)
         mlflow.set_tracking_uri(saved_tracking)
         mlflow.set_registry_uri(saved_registry if registry_was_explicit else None)
         for var, value in saved_env.items():
