@@ -2,22 +2,23 @@
 
 Names come from a segment's centroid in the scaled space, which *is* a vector of z-scores: for each model
 column, (mean over the segment's users of the transformed value - population mean) / population standard
-deviation, where "transformed" is log1p for counts, seconds, money and days (ml.segmentation). A z of +1
-on ``searches`` means the segment searches one population standard deviation (of log searches) more than
-the average user.
+deviation, where "transformed" is log1p for counts, seconds, money, days and per-session rates
+(ml.segmentation). A z of +1 on ``searches`` means the segment searches one population standard deviation
+(of log searches) more than the average user.
 
 Signals (each the mean z of the columns present; a signal without any of its columns is unknown and no
-rule using it fires; a leading minus flips a column):
+rule using it fires; a leading minus flips a column; ``*_per_session`` are the per-session rates derived
+by ml.segmentation, count / max(sessions_total, 1)):
   recency     days_since_last_visit (high = not seen for long)
   frequency   sessions_30d, sessions_7d, sessions_total, active_days_30d
-  browsing    product_views, page_views, categories_viewed
+  browsing    product_views, page_views, categories_viewed, product_views_per_session, page_views_per_session
   engagement  avg_engaged_seconds, avg_session_seconds, avg_scroll_depth_pct, engaged_session_rate,
               -bounce_rate
-  search      searches
-  cart        cart_adds
+  search      searches, searches_per_session
+  cart        cart_adds, cart_adds_per_session
   abandon     cart_abandonment_rate
-  buying      purchases, has_purchased, revenue
-  spend       revenue, avg_order_value
+  buying      purchases, has_purchased, revenue, purchases_per_session, revenue_per_session
+  spend       revenue, avg_order_value, revenue_per_session
 
 Rules, in this order; the first that matches names the segment (thresholds in z units):
   1. "Passive visitors"     browsing <= -0.75 and engagement <= -0.5: few pages, short, bouncing visits
@@ -27,11 +28,17 @@ Rules, in this order; the first that matches names the segment (thresholds in z 
   4. "Intent shoppers"      search >= 0.75 and search >= buying and (cart >= 0.25 or buying >= 0.25): they
                             search, then add to cart or buy; searching is their strongest trait
   5. "Buyers"               buying >= 0.5
-  6. "Cart abandoners"      cart >= 0.25 and abandon >= 0.5 (buyers were taken by rule 5)
+  6. "Cart abandoners"      cart >= 0.25 and (abandon >= 0.5 or buying <= -0.25): they add to cart and
+                            abandon most carts, or buy clearly less than the average user (the second
+                            test names them when the model has no abandonment column, as the defaults;
+                            buyers were taken by rule 5)
   7. "Searchers"            search >= 0.75
   8. "Browsers"             browsing >= 0.25
   9. "Passive visitors"     browsing <= -0.5 or engagement <= -0.5
  10. "Casual visitors"      anything else (close to the average user)
+
+Buyer names (:data:`BUYER_NAMES`, :func:`is_buyer_name`): "Buyers", "Loyal high spenders" and "Lapsed
+buyers", also when qualified or numbered as below. "Intent shoppers" buy too but are named for searching.
 
 Unique names. When several segments get the same name, each is qualified by the column on which it differs
 most from the mean z of that group (ties: the first column in model order), phrased from
@@ -50,12 +57,28 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["QUALIFIERS", "SIGNALS", "base_name", "name_segments", "segment_profile", "signals", "unique_names"]
+__all__ = [
+    "BUYER_NAMES",
+    "QUALIFIERS",
+    "SIGNALS",
+    "base_name",
+    "is_buyer_name",
+    "name_segments",
+    "segment_profile",
+    "signals",
+    "unique_names",
+]
 
 SIGNALS: dict[str, tuple[str, ...]] = {
     "recency": ("days_since_last_visit",),
     "frequency": ("sessions_30d", "sessions_7d", "sessions_total", "active_days_30d"),
-    "browsing": ("product_views", "page_views", "categories_viewed"),
+    "browsing": (
+        "product_views",
+        "page_views",
+        "categories_viewed",
+        "product_views_per_session",
+        "page_views_per_session",
+    ),
     "engagement": (
         "avg_engaged_seconds",
         "avg_session_seconds",
@@ -63,12 +86,15 @@ SIGNALS: dict[str, tuple[str, ...]] = {
         "engaged_session_rate",
         "-bounce_rate",
     ),
-    "search": ("searches",),
-    "cart": ("cart_adds",),
+    "search": ("searches", "searches_per_session"),
+    "cart": ("cart_adds", "cart_adds_per_session"),
     "abandon": ("cart_abandonment_rate",),
-    "buying": ("purchases", "has_purchased", "revenue"),
-    "spend": ("revenue", "avg_order_value"),
+    "buying": ("purchases", "has_purchased", "revenue", "purchases_per_session", "revenue_per_session"),
+    "spend": ("revenue", "avg_order_value", "revenue_per_session"),
 }
+
+# The base names (rules 2, 3 and 5) of segments that buy; a qualified "Buyers (high spend)" is one too.
+BUYER_NAMES: tuple[str, ...] = ("Buyers", "Loyal high spenders", "Lapsed buyers")
 
 # column -> (phrase when the segment is high on it, phrase when low)
 QUALIFIERS: dict[str, tuple[str, str]] = {
@@ -89,6 +115,12 @@ QUALIFIERS: dict[str, tuple[str, str]] = {
     "cart_adds": ("many cart adds", "few cart adds"),
     "purchases": ("frequent orders", "few orders"),
     "revenue": ("high spend", "low spend"),
+    "page_views_per_session": ("many pages per visit", "few pages per visit"),
+    "product_views_per_session": ("many products per visit", "few products per visit"),
+    "searches_per_session": ("searching", "not searching"),
+    "cart_adds_per_session": ("many cart adds", "few cart adds"),
+    "purchases_per_session": ("frequent orders", "few orders"),
+    "revenue_per_session": ("high spend", "low spend"),
     "avg_order_value": ("large baskets", "small baskets"),
     "cart_abandonment_rate": ("abandoning carts", "completing carts"),
     "days_since_last_purchase": ("bought long ago", "bought recently"),
@@ -134,7 +166,7 @@ def base_name(s: Mapping[str, float]) -> str:
         return "Intent shoppers"
     if ge("buying", 0.5):
         return "Buyers"
-    if ge("cart", 0.25) and ge("abandon", 0.5):
+    if ge("cart", 0.25) and (ge("abandon", 0.5) or le("buying", -0.25)):
         return "Cart abandoners"
     if ge("search", 0.75):
         return "Searchers"
@@ -143,6 +175,12 @@ def base_name(s: Mapping[str, float]) -> str:
     if le("browsing", -0.5) or le("engagement", -0.5):
         return "Passive visitors"
     return FALLBACK_NAME
+
+
+def is_buyer_name(name: str) -> bool:
+    """Whether ``name`` (possibly qualified, "Buyers (high spend)", or numbered, "Buyers 2") is a buyer name."""
+    base = name.split(" (", 1)[0].rstrip(" 0123456789")
+    return base in BUYER_NAMES
 
 
 def _qualifier(column: str, high: bool) -> str:

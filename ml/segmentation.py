@@ -6,34 +6,46 @@ Input is a pandas frame with one row per user and the columns of the dbt ``user_
 :class:`SegmentModel` that assigns any later frame to the fitted segments.
 
 Transform (:class:`FeatureTransform`, stored in the model so assignment repeats it exactly)
-  1. ``days_since_last_purchase`` is null for users who never bought. It becomes two columns: a
+  1. Derived columns (:data:`DERIVED_FEATURES`) are computed from ``user_features`` columns, so the mart
+     stays as it is and a model still assigns a plain ``user_features`` frame: the per-session rates
+     (:data:`PER_SESSION_FEATURES`, e.g. ``cart_adds_per_session = cart_adds / max(sessions_total, 1)``)
+     and, on its own, ``has_purchased`` (``days_since_last_purchase`` is not null).
+  2. ``days_since_last_purchase`` is null for users who never bought. It becomes two columns: a
      ``has_purchased`` 0/1 flag, and the days filled with ``never_purchased_days`` (default 365: "longer ago
      than any window we keep") and clipped to it, so a non-buyer sits just beyond the oldest buyer.
-  2. Any other null is 0: in ``user_features`` nulls only come from empty denominators (no scroll recorded,
+  3. Any other null is 0: in ``user_features`` nulls only come from empty denominators (no scroll recorded,
      no active day), where 0 is the neutral value. Negative values are clipped to 0.
-  3. ``log1p`` on the heavy-tailed non-negative columns (:data:`LOG1P_FEATURES`: counts, seconds, money,
-     days). Rates and shares (scroll depth %, bounce / engaged / abandonment rates, ``has_purchased``) stay
-     linear.
-  4. Standardisation (mean 0, unit variance; a constant column keeps scale 1). After the log, a plain
+  4. ``log1p`` on the heavy-tailed non-negative columns (:data:`LOG1P_FEATURES`: counts, seconds, money,
+     days, per-session rates). Shares (scroll depth %, bounce / engaged / abandonment rates,
+     ``has_purchased``) stay linear.
+  5. Standardisation (mean 0, unit variance; a constant column keeps scale 1). After the log, a plain
      standard scaler is robust enough: the log already tames the tails that would dominate a z-score.
 
-The default features (:data:`DEFAULT_FEATURES`) take one or two columns per behavioural axis (recency,
-frequency, engagement, browsing breadth, search, cart, purchase, bounce) instead of all 22: the near
-duplicates (sessions_7d/30d/total, active days, page vs product views, session vs engaged seconds, revenue vs
-order value) would otherwise weight "how active" several times over and drown the behavioural mix.
-``days_since_first_visit`` (tenure) is left out: it says when a user arrived, not how they behave.
+The default features (:data:`DEFAULT_FEATURES`) describe what a visit consists of, one column per step of
+the shop's funnel: ``page_views_per_session`` (browsing depth), ``searches_per_session``,
+``cart_adds_per_session`` and ``purchases_per_session``. Raw counts (page views, cart adds, ...) grow with
+how often a user comes, and users of the same kind differ a lot in that (the demo draws a lognormal activity
+level per user), so counts mix "how active" with "what kind of visitor" and the activity level drowns the
+behavioural mix. Per-session rates divide it out. Left out by default, each measured on the demo (see
+docs/segmentation.md): activity and time columns (sessions, recency, tenure); ``cart_abandonment_rate``
+(0 both for users who never add to cart and for users who buy every cart, and 1 for a browser with a single
+stray cart add: it splits browsers instead of finding abandoners); ``has_purchased`` (a 0/1 duplicate of
+``purchases_per_session > 0``); engagement time and scroll depth (a second copy of the passive / non-passive
+gap that pages per visit already carries, which can tip the silhouette to k = 2 or 3). Any mart column or
+derived column can be configured (``SegmentationConfig.features``).
 
 Choosing k
   K-Means (scikit-learn ``KMeans``, Lloyd, k-means++ init, ``n_init`` restarts, seeded) is fitted on *all*
   users for every k in ``[k_min, k_max]``. The silhouette of each k is computed on one fixed random sample
   of at most ``silhouette_sample`` users (the same sample for every k), so its cost is bounded
   (O(sample^2) per k) whatever the number of users. The chosen k is the *smallest* k whose silhouette is
-  within ``k_tolerance`` (default 0.01) of the best one: differences that small are within the sampling
+  within ``k_tolerance`` (default 0.005) of the best one: differences that small are within the sampling
   noise of a 5 000-user silhouette, and fewer segments are easier to act on and more stable between refits.
-  Measured here (2 cores, benchmarks/segmentation.py --minibatch): exact ``KMeans`` on 500 k users x 15
-  columns, k = 2..10, n_init = 3, takes 5.3 s; ``MiniBatchKMeans`` 3.9 s but with up to 8 % worse inertia at
-  k = 6..8. (An early trial on all 23 columns of demo-like, more overlapping data: 17 s vs 10 s.) The whole
-  range is cheap, so exact K-Means is used.
+  Measured here (2 cores, benchmarks/segmentation.py --minibatch): exact ``KMeans`` on 500 k users x the 4
+  default columns, k = 2..10, n_init = 3, takes 3.3 s; ``MiniBatchKMeans`` 2.1 s but with up to 13 % worse
+  inertia (k = 2; 7-9 % at k = 8, 9). (With the earlier 15 count-based columns: 5.3 s vs 3.9 s; on all 23
+  columns of demo-like, more overlapping data: 17 s vs 10 s.) The whole range is cheap, so exact K-Means is
+  used.
 
 Ward comparison
   Ward hierarchical clustering (``AgglomerativeClustering(linkage="ward")``, O(n^2) memory, hence on the
@@ -61,9 +73,11 @@ from ml import matching, naming
 
 __all__ = [
     "DEFAULT_FEATURES",
+    "DERIVED_FEATURES",
     "FEATURE_COLUMNS",
     "HAS_PURCHASED",
     "LOG1P_FEATURES",
+    "PER_SESSION_FEATURES",
     "FeatureTransform",
     "SegmentModel",
     "SegmentationConfig",
@@ -99,21 +113,30 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "engaged_session_rate",
 )
 
+LAST_PURCHASE = "days_since_last_purchase"
+HAS_PURCHASED = "has_purchased"
+NEVER_PURCHASED_DAYS = 365.0
+SESSIONS_TOTAL = "sessions_total"
+
+# Derived per-session rates: name -> the user_features count it divides by max(sessions_total, 1). They take
+# the user's activity level out of the count, leaving *what* a visit consists of (see the module docstring).
+PER_SESSION_FEATURES: dict[str, str] = {
+    "page_views_per_session": "page_views",
+    "product_views_per_session": "product_views",
+    "searches_per_session": "searches",
+    "cart_adds_per_session": "cart_adds",
+    "purchases_per_session": "purchases",
+    "revenue_per_session": "revenue",
+}
+
+# Columns the transform derives from user_features columns; any of them can be a configured feature.
+DERIVED_FEATURES: tuple[str, ...] = (*PER_SESSION_FEATURES, HAS_PURCHASED)
+
 DEFAULT_FEATURES: tuple[str, ...] = (
-    "days_since_last_visit",  # recency
-    "sessions_30d",  # frequency
-    "avg_engaged_seconds",  # engagement
-    "avg_scroll_depth_pct",
-    "engaged_session_rate",
-    "bounce_rate",
-    "product_views",  # browsing
-    "categories_viewed",
-    "searches",  # search
-    "cart_adds",  # cart
-    "cart_abandonment_rate",
-    "purchases",  # purchase (+ has_purchased, derived)
-    "revenue",
-    "days_since_last_purchase",
+    "page_views_per_session",  # browsing depth
+    "searches_per_session",  # search
+    "cart_adds_per_session",  # cart
+    "purchases_per_session",  # purchase
 )
 
 # Heavy-tailed, non-negative columns that are clustered on log1p(x). Everything else stays linear.
@@ -137,12 +160,9 @@ LOG1P_FEATURES: frozenset[str] = frozenset(
         "revenue",
         "avg_order_value",
         "days_since_last_purchase",
+        *PER_SESSION_FEATURES,
     }
 )
-
-LAST_PURCHASE = "days_since_last_purchase"
-HAS_PURCHASED = "has_purchased"
-NEVER_PURCHASED_DAYS = 365.0
 
 
 @dataclass(frozen=True)
@@ -210,29 +230,54 @@ class FeatureTransform:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The model's columns: the features, plus ``has_purchased`` after ``days_since_last_purchase``."""
+        """The model's columns: the features, plus ``has_purchased`` after ``days_since_last_purchase`` (unless
+        ``has_purchased`` is a feature of its own)."""
         out: list[str] = []
         for f in self.features:
             out.append(f)
-            if f == LAST_PURCHASE:
+            if f == LAST_PURCHASE and HAS_PURCHASED not in self.features:
                 out.append(HAS_PURCHASED)
         return tuple(out)
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The ``user_features`` columns the transform reads (derived features replaced by their sources)."""
+        out: list[str] = []
+        for f in self.features:
+            if f in PER_SESSION_FEATURES:
+                out += [PER_SESSION_FEATURES[f], SESSIONS_TOTAL]
+            elif f == HAS_PURCHASED:
+                out.append(LAST_PURCHASE)
+            else:
+                out.append(f)
+        return tuple(dict.fromkeys(out))
+
     def raw(self, df: pd.DataFrame) -> pd.DataFrame:
-        """The model's columns in original units: nulls filled, ``has_purchased`` added, no log."""
-        missing = [f for f in self.features if f not in df.columns]
+        """The model's columns in original units: nulls filled, derived columns computed, no log."""
+        missing = [c for c in self.inputs if c not in df.columns]
         if missing:
             raise KeyError(f"feature frame lacks columns {missing}")
+
+        def values(column: str) -> np.ndarray:
+            return pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+        def clean(v: np.ndarray) -> np.ndarray:
+            return np.clip(np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
+
         out: dict[str, np.ndarray] = {}
         for f in self.features:
-            values = pd.to_numeric(df[f], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-            if f == LAST_PURCHASE:
-                bought = ~np.isnan(values)
+            if f in PER_SESSION_FEATURES:
+                out[f] = clean(values(PER_SESSION_FEATURES[f])) / np.maximum(clean(values(SESSIONS_TOTAL)), 1.0)
+            elif f == HAS_PURCHASED:
+                out[f] = (~np.isnan(values(LAST_PURCHASE))).astype(np.float64)
+            elif f == LAST_PURCHASE:
+                days = values(f)
+                bought = ~np.isnan(days)
                 cap = self.never_purchased_days
-                out[f] = np.clip(np.where(bought, values, cap), 0.0, cap)
-                out[HAS_PURCHASED] = bought.astype(np.float64)
+                out[f] = np.clip(np.where(bought, days, cap), 0.0, cap)
+                out.setdefault(HAS_PURCHASED, bought.astype(np.float64))
             else:
-                out[f] = np.clip(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
+                out[f] = clean(values(f))
         return pd.DataFrame(out, index=df.index, columns=list(self.columns))
 
     def matrix(self, df: pd.DataFrame) -> np.ndarray:
@@ -291,7 +336,8 @@ class SegmentModel:
 
     @property
     def features(self) -> tuple[str, ...]:
-        return self.transform.features
+        """The ``user_features`` columns the model reads: what a frame passed to :meth:`assign` must hold."""
+        return self.transform.inputs
 
     def name_by_id(self) -> dict[int, str]:
         return dict(zip(self.segment_ids, self.names, strict=True))

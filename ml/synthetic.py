@@ -10,7 +10,10 @@ returned separately: it is the ground truth segmentation is scored against, neve
 The behaviour follows the demo's: browsers see many pages and products but rarely add to cart; buyers
 come back and buy often at a high order value; cart abandoners add to cart and mostly leave; passive
 visitors come once or twice, bounce and leave quickly; intent-driven shoppers search, add to cart and
-buy. Deterministic for a given seed. Pure numpy/pandas, no pulse import (``ml`` stays self-contained).
+buy. Each persona has its own per-session rates (pages, searches, cart adds, purchases per visit), and, as
+in the demo, each user a lognormal activity level (mean 1, sigma 0.5) multiplying the number of sessions:
+counts then mix "how active" with "what kind of visitor", while per-session rates keep only the latter.
+Deterministic for a given seed. Pure numpy/pandas, no pulse import (``ml`` stays self-contained).
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ _SCROLL_BETA = 3 * np.array([[2.5, 1.5], [1.5, 3.0], [2.0, 1.8], [0.8, 3.0], [4.
 _BOUNCE_BETA = np.array([[1.0, 12.0], [1.0, 8.0], [1.0, 8.0], [8.0, 2.0], [1.0, 10.0]])
 _ENGAGED_RATE_BETA = np.array([[8.0, 2.0], [7.0, 3.0], [7.0, 3.0], [1.0, 6.0], [9.0, 2.0]])
 _RECENCY_MEAN_DAYS = np.array([4.0, 3.0, 15.0, 25.0, 8.0])
+# Per-user activity multiplier on the session rate, lognormal with mean 1 (pulse.demo draws the same): it
+# makes every count (sessions, page views, cart adds, ...) mix "how active" with "what kind of visitor".
+_ACTIVITY_SIGMA = 0.5
 
 
 def synthetic_user_features(
@@ -52,7 +58,8 @@ def synthetic_user_features(
     def draw(param: np.ndarray) -> np.ndarray:
         return param[persona]
 
-    sessions_total = 1 + rng.poisson(draw(_SESSIONS_LAM))
+    activity = rng.lognormal(-(_ACTIVITY_SIGMA**2) / 2, _ACTIVITY_SIGMA, size=n)
+    sessions_total = 1 + rng.poisson(draw(_SESSIONS_LAM) * activity)
     sessions_30d = rng.binomial(sessions_total, 0.6)
     sessions_7d = rng.binomial(sessions_30d, 0.25)
     active_days_30d = np.where(sessions_30d > 0, np.maximum(1, rng.binomial(sessions_30d, 0.85)), 0)

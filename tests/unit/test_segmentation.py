@@ -45,7 +45,7 @@ def test_recovers_planted_personas(planted, fitted) -> None:
     _, persona = planted
     ari = adjusted_rand_score(persona, fitted.assignments["segment_id"])
     print(f"chosen k={fitted.chosen_k} silhouettes={fitted.silhouettes} ARI vs planted={ari:.3f}")
-    assert ari >= 0.5
+    assert ari >= 0.85, f"ARI vs planted personas {ari:.3f} (measured 0.95)"
     assert fitted.chosen_k == 5
     assert set(fitted.silhouettes) == set(range(2, 11))
     assert fitted.silhouette >= max(fitted.silhouettes.values()) - fitted.config.k_tolerance
@@ -56,8 +56,7 @@ def test_segments_are_named_after_their_behaviour(planted, fitted) -> None:
     _, persona = planted
     names = fitted.model.names
     assert len(set(names)) == len(names)
-    buyers = _segment_holding_most(fitted, persona, "buyer")
-    assert "Buyers" in buyers or "spenders" in buyers
+    assert naming.is_buyer_name(_segment_holding_most(fitted, persona, "buyer"))
     assert _segment_holding_most(fitted, persona, "cart_abandoner") == "Cart abandoners"
     assert _segment_holding_most(fitted, persona, "passive") == "Passive visitors"
     assert _segment_holding_most(fitted, persona, "browser") == "Browsers"
@@ -73,7 +72,8 @@ def test_profile_has_size_share_mean_and_z(fitted) -> None:
     for col in fitted.model.columns:
         assert f"{col}_mean" in prof and f"{col}_z" in prof
     everyone = prof[prof["segment_id"] == -1].iloc[0]
-    assert everyone["users"] == fitted.n_users and abs(everyone["revenue_z"]) < 1e-9
+    assert everyone["users"] == fitted.n_users
+    assert all(abs(everyone[f"{c}_z"]) < 1e-9 for c in fitted.model.columns)
     # z-scores are the centroids
     z = segments[[f"{c}_z" for c in fitted.model.columns]].to_numpy()
     np.testing.assert_allclose(z, fitted.model.centroids, atol=0.05)
@@ -102,10 +102,15 @@ def test_model_round_trips_and_assigns_like_the_fit(planted, fitted) -> None:
 def test_refit_on_shifted_copy_keeps_segment_ids(planted, fitted) -> None:
     df, persona = planted
     rng = np.random.default_rng(99)
-    # a later snapshot: 40 % of the passive users gone (the size order of segments changes), everyone a
-    # day older, spend up 10 %, engagement jittered, rows shuffled
+    # a later snapshot: 40 % of the passive users gone (the size order of segments changes), a visit more for
+    # 30 % of the others (with their usual pages, searches, cart adds and purchases per visit, drawn), everyone
+    # a day older, spend up 10 %, engagement jittered, rows shuffled
     keep = ~((persona == PERSONAS.index("passive")) & (rng.random(len(df)) < 0.4))
     later = df[keep].sample(frac=1.0, random_state=1).copy()
+    visit = rng.binomial(1, 0.3, len(later))
+    for count in ("page_views", "searches", "cart_adds", "purchases"):
+        later[count] += rng.poisson(visit * later[count] / later["sessions_total"])
+    later["sessions_total"] += visit
     later["days_since_last_visit"] += 1
     later["revenue"] *= 1.1
     later["avg_engaged_seconds"] *= rng.lognormal(0.0, 0.1, len(later))
@@ -136,8 +141,11 @@ def test_extra_segments_get_new_ids_and_ids_are_never_reused(planted, fitted) ->
     assert more.model.next_id == fitted.model.next_id + len(more.match.new_ids)
     assert len(set(more.model.names)) == 7
     fewer = fit_segments(df, SegmentationConfig(k_min=3, k_max=3, silhouette_sample=1000), previous=more.model)
-    assert fewer.match is not None and len(fewer.match.retired_ids) == 4 and fewer.match.new_ids == ()
-    assert fewer.model.next_id == more.model.next_id  # retired ids are not handed out again
+    assert fewer.match is not None and len(fewer.match.retired_ids) >= 4
+    assert set(fewer.match.kept_ids) | set(fewer.match.retired_ids) == set(more.model.segment_ids)
+    # a merged segment far from all its predecessors gets a new id; retired ids are not handed out again
+    assert all(i >= more.model.next_id for i in fewer.match.new_ids)
+    assert fewer.model.next_id == more.model.next_id + len(fewer.match.new_ids)
 
 
 def test_a_segment_that_moved_too_far_gets_a_new_id() -> None:
@@ -207,6 +215,69 @@ def test_null_and_dtype_handling() -> None:
     np.testing.assert_allclose(t.matrix(df)[:, 0], np.log1p([0, 2, 1]))
     with pytest.raises(KeyError):
         t.raw(df.drop(columns="purchases"))
+
+
+def test_per_session_features_are_counts_over_sessions() -> None:
+    df = pd.DataFrame(
+        {
+            "sessions_total": [4, 1, 0, 2],
+            "page_views": [20, 3, 0, 2],
+            "searches": [2, 0, 0, None],
+            "cart_adds": [4, 1, 0, 0],
+            "purchases": [1, 0, 0, 0],
+            "days_since_last_purchase": pd.array([5, None, None, None], dtype="Int64"),
+        }
+    )
+    features = ("page_views_per_session", "searches_per_session", "cart_adds_per_session")
+    features += ("purchases_per_session", "has_purchased")
+    t = FeatureTransform.from_config(SegmentationConfig(features=features))
+    assert t.columns == features
+    assert t.log1p == features[:4]  # the rates get log1p, the 0/1 flag does not
+    # what a frame must hold: the sources, each once
+    assert t.inputs == (
+        "page_views",
+        "sessions_total",
+        "searches",
+        "cart_adds",
+        "purchases",
+        "days_since_last_purchase",
+    )
+    raw = t.raw(df)
+    assert raw["page_views_per_session"].tolist() == [5.0, 3.0, 0.0, 1.0]
+    assert raw["searches_per_session"].tolist() == [0.5, 0.0, 0.0, 0.0]  # null count -> 0; 0 sessions -> / 1
+    assert raw["purchases_per_session"].tolist() == [0.25, 0.0, 0.0, 0.0]
+    assert raw["has_purchased"].tolist() == [1.0, 0.0, 0.0, 0.0]
+    # the same visits, twice as many of them: the user does not move
+    twice = df.copy()
+    for c in ("sessions_total", "page_views", "searches", "cart_adds", "purchases"):
+        twice[c] = df[c] * 2
+    np.testing.assert_allclose(t.matrix(twice)[[0, 1, 3]], t.matrix(df)[[0, 1, 3]])
+    with pytest.raises(KeyError, match="sessions_total"):
+        t.raw(df.drop(columns="sessions_total"))
+    # a fitted model asks for the mart's columns, not the derived ones
+    frame, _ = synthetic_user_features(300, seed=1)
+    model = fit_segments(frame, SegmentationConfig(features=features, k_max=3, silhouette_sample=300)).model
+    assert model.features == t.inputs
+    ids, _ = model.assign(frame[list(model.features)])
+    assert len(ids) == 300
+
+
+def test_naming_rules_on_per_session_columns() -> None:
+    columns = ("page_views_per_session", "searches_per_session", "cart_adds_per_session", "purchases_per_session")
+    centroids = np.array(
+        [
+            [0.8, -0.2, -0.7, -0.5],  # many pages per visit, little else
+            [-1.6, -0.9, -0.9, -0.5],  # one page, nothing else
+            [0.3, -0.1, 1.1, -0.5],  # cart adds, no purchases (no abandonment column: buying <= -0.25 decides)
+            [0.5, 0.4, 1.1, 2.1],  # purchases
+            [0.5, 2.0, 0.7, 0.6],  # searches lead, then cart and purchases
+        ]
+    )
+    names = naming.name_segments(centroids, columns)
+    assert names == ["Browsers", "Passive visitors", "Cart abandoners", "Buyers", "Intent shoppers"]
+    assert [naming.is_buyer_name(n) for n in names] == [False, False, False, True, False]
+    assert naming.is_buyer_name("Loyal high spenders") and naming.is_buyer_name("Buyers (high spend)")
+    assert naming.is_buyer_name("Lapsed buyers 2") and not naming.is_buyer_name("Cart abandoners")
 
 
 def test_naming_rules() -> None:
@@ -310,7 +381,7 @@ def test_tracking_logs_registers_and_promotes(tmp_path, planted) -> None:
     mlflow.set_tracking_uri(uri)
     try:
         model = mlflow.pyfunc.load_model("models:/pulse_segments@champion")
-        out = model.predict(later[list(config.features)].head(50))
+        out = model.predict(later[list(second.model.features)].head(50))
     finally:
         mlflow.set_tracking_uri(saved)
     assert list(out.columns) == ["segment_id", "segment_name", "distance"]
