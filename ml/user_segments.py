@@ -15,9 +15,10 @@ import duckdb
 import pandas as pd
 
 from ml.matching import adjusted_rand_on_common, id_agreement_on_common
-from ml.segmentation import SegmentationConfig, fit_segments
+from ml.segmentation import FEATURE_COLUMNS, SegmentationConfig, fit_segments
 
 USER_SEGMENTS_TABLE = "main.user_segments"
+SEGMENT_PROFILES_TABLE = "main.segment_profiles"
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ def write_user_segments(con: duckdb.DuckDBPyConnection, mlflow_db: Path) -> Writ
         raise
     finally:
         con.unregister("assigned_segments")
+    write_segment_profiles(con)
     types = dict(
         con.execute(f"select coalesce(user_type, 'none'), count(*) from {USER_SEGMENTS_TABLE} group by 1").fetchall()
     )
@@ -166,6 +168,36 @@ def write_user_segments(con: duckdb.DuckDBPyConnection, mlflow_db: Path) -> Writ
         sizes=_sizes(frame),
         user_types={str(k): int(v) for k, v in types.items()},
     )
+
+
+def profile_sql(columns: tuple[str, ...] = FEATURE_COLUMNS) -> str:
+    """Per segment: size, share, the user-type mix, and for every feature its mean and z-score against all
+    users ((segment mean - population mean) / population std): what a marketer reads to know a segment."""
+    means = ",\n".join(f"avg(f.{c}) as {c}_mean" for c in columns)
+    population = ",\n".join(f"avg({c}) as {c}_mean, stddev_pop({c}) as {c}_std" for c in columns)
+    zs = ",\n".join(f"(s.{c}_mean - p.{c}_mean) / nullif(p.{c}_std, 0) as {c}_z" for c in columns)
+    return f"""
+    with per_segment as (
+        select u.segment_id, u.segment_name, count(*) as users,
+            count_if(u.user_type = 'Active') as active_users,
+            count_if(u.user_type = 'Passive') as passive_users,
+            count_if(u.user_type = 'Intent-driven') as intent_driven_users,
+            {means}
+        from {USER_SEGMENTS_TABLE} as u
+        inner join user_features as f on u.user_key = f.user_key
+        group by u.segment_id, u.segment_name
+    ),
+    population as (select count(*) as all_users, {population} from user_features)
+    select s.*, s.users / p.all_users as share, {zs},
+        (select min(as_of_date) from {USER_SEGMENTS_TABLE}) as as_of_date,
+        (select min(model_version) from {USER_SEGMENTS_TABLE}) as model_version
+    from per_segment as s cross join population as p
+    order by s.users desc
+    """
+
+
+def write_segment_profiles(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"create or replace table {SEGMENT_PROFILES_TABLE} as {profile_sql()}")
 
 
 def segment_sizes_markdown(sizes: list[tuple[int, str, int]]) -> str:

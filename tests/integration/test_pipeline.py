@@ -228,3 +228,11 @@ def test_segments_are_fitted_registered_and_published(pipeline) -> None:
         assert rows[4] >= 0 and rows[5] == 1
         champion = champion_version(tracking_uri(paths.mlflow_db))
         assert champion is not None and rows[6] == champion  # published by the registered champion
+        profiles = con.execute(
+            """select count(*), sum(users), sum(share), count(distinct segment_name),
+                sum(active_users + passive_users + intent_driven_users)
+            from segment_profiles"""
+        ).fetchall()[0]
+        segments = scalar(con, "select count(distinct segment_id) from user_segments")
+        assert profiles[0] == segments == profiles[3] and profiles[1] == users == profiles[4]
+        assert abs(profiles[2] - 1) < 1e-9
