@@ -1,21 +1,25 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
 
 from pulse.settings import PulsePaths, export_to_environ, paths_from_env
 
+PATH_VARIABLES = ("PULSE_LANDING", "PULSE_WAREHOUSE", "PULSE_MLFLOW_DB", "DAGSTER_HOME", "PULSE_EXPORTS")
 
-@pytest.fixture
-def pulse_home(tmp_path: Path) -> Iterator[PulsePaths]:
-    """A temporary PULSE_HOME, exported like the CLI does; the environment is restored afterwards."""
+
+@contextmanager
+def _isolated_pulse_home(home: Path) -> Iterator[PulsePaths]:
+    """PULSE_HOME at ``home`` with every other path under it, exported like the CLI does; the environment
+    is restored afterwards."""
     saved = dict(os.environ)
-    for var in ("PULSE_LANDING", "PULSE_WAREHOUSE", "PULSE_MLFLOW_DB", "DAGSTER_HOME", "PULSE_EXPORTS"):
+    for var in PATH_VARIABLES:
         os.environ.pop(var, None)
-    os.environ["PULSE_HOME"] = str(tmp_path / "home")
+    os.environ["PULSE_HOME"] = str(home)
     paths = paths_from_env().ensure()
     export_to_environ(paths)
     try:
@@ -23,3 +27,16 @@ def pulse_home(tmp_path: Path) -> Iterator[PulsePaths]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def isolated_pulse_home() -> Callable[[Path], AbstractContextManager[PulsePaths]]:
+    """For module-scoped fixtures: ``with isolated_pulse_home(tmp_path_factory.mktemp("x") / "home") as paths``."""
+    return _isolated_pulse_home
+
+
+@pytest.fixture
+def pulse_home(tmp_path: Path) -> Iterator[PulsePaths]:
+    """A temporary PULSE_HOME, exported like the CLI does; the environment is restored afterwards."""
+    with _isolated_pulse_home(tmp_path / "home") as paths:
+        yield paths

@@ -408,6 +408,20 @@ def decode_line(raw: bytes) -> str:
         raise RowError("invalid UTF-8") from exc
 
 
+def parse_json_object(raw: bytes) -> tuple[str, dict]:
+    """One line of a JSON Lines file: its text and the object it holds; RowError (the reject reason) otherwise."""
+    text = decode_line(raw)
+    if not text.strip():
+        raise RowError("empty line")
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise RowError("malformed JSON") from exc
+    if not isinstance(obj, dict):
+        raise RowError(f"not a JSON object: {type(obj).__name__}")
+    return text, obj
+
+
 def raw_text(raw: bytes) -> str:
     return clip_raw(raw.decode("utf-8", errors="backslashreplace"))
 

@@ -28,10 +28,10 @@ from pulse.importers.common import (
     SourceError,
     clip_raw,
     csv_records,
-    decode_line,
     format_timestamp,
     has_surrogates,
     make_event,
+    parse_json_object,
     parse_timestamp,
     raise_csv_limit,
     raw_text,
@@ -67,15 +67,7 @@ def convert_jsonl(source: Source) -> Iterator[RowResult]:
             yield reject(number, "", "row exceeds the line size limit")
             continue
         try:
-            text = decode_line(raw)
-            if not text.strip():
-                raise RowError("empty line")
-            try:
-                obj = json.loads(text)
-            except ValueError as exc:
-                raise RowError("malformed JSON") from exc
-            if not isinstance(obj, dict):
-                raise RowError(f"not a JSON object: {type(obj).__name__}")
+            text, obj = parse_json_object(raw)
             when = event_time_of(obj.get("event_time"))
         except RowError as exc:
             yield reject(number, raw_text(raw), str(exc))

@@ -19,10 +19,10 @@ from pulse.importers.common import (
     RowError,
     RowResult,
     Source,
-    decode_line,
     format_timestamp,
     from_epoch,
     make_event,
+    parse_json_object,
     raw_text,
     reject,
 )
@@ -60,15 +60,7 @@ def convert(source: Source) -> Iterator[RowResult]:
             yield reject(number, "", "row exceeds the line size limit")
             continue
         try:
-            text = decode_line(raw)
-            if not text.strip():
-                raise RowError("empty line")
-            try:
-                obj = json.loads(text)
-            except ValueError as exc:
-                raise RowError("malformed JSON") from exc
-            if not isinstance(obj, dict):
-                raise RowError(f"not a JSON object: {type(obj).__name__}")
+            _, obj = parse_json_object(raw)
             session_value = obj.get("session")
             if isinstance(session_value, bool) or not isinstance(session_value, int | str) or session_value == "":
                 raise RowError("missing session")

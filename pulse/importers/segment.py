@@ -8,7 +8,6 @@ Traits are not copied (they are usually PII); see docs/importers.md for every fi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +16,9 @@ from pulse.importers.common import (
     RowResult,
     Source,
     custom_type,
-    decode_line,
     format_timestamp,
     make_event,
+    parse_json_object,
     parse_timestamp,
     raw_text,
     reject,
@@ -173,15 +172,7 @@ def convert(source: Source) -> Iterator[RowResult]:
             yield reject(number, "", "row exceeds the line size limit")
             continue
         try:
-            text = decode_line(raw)
-            if not text.strip():
-                raise RowError("empty line")
-            try:
-                message = json.loads(text)
-            except ValueError as exc:
-                raise RowError("malformed JSON") from exc
-            if not isinstance(message, dict):
-                raise RowError(f"not a JSON object: {type(message).__name__}")
+            _, message = parse_json_object(raw)
             fields, when = map_message(message)
         except RowError as exc:
             yield reject(number, raw_text(raw), str(exc))

@@ -10,7 +10,6 @@ Where pulse defines a figure differently from Snowplow, the test names the cases
 
 import csv
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -39,31 +38,24 @@ def number(text: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def oracle(tmp_path_factory):
-    from pulse.settings import export_to_environ, paths_from_env
-
-    saved = dict(os.environ)
-    os.environ["PULSE_HOME"] = str(tmp_path_factory.mktemp("oracle") / "home")
-    for var in ("PULSE_LANDING", "PULSE_WAREHOUSE", "DAGSTER_HOME", "PULSE_EXPORTS", "PULSE_MLFLOW_DB"):
-        os.environ.pop(var, None)
-    paths = paths_from_env().ensure()
-    export_to_environ(paths)
-    imports = {
-        "web": import_files("snowplow", [WEB / "source" / "snowplow_web_events.csv"], paths.landing, progress=False),
-        "ecom": import_files(
-            "snowplow", [ECOM / "source" / "snowplow_ecommerce_events.csv"], paths.landing, progress=False
-        ),
-        "otto": import_files("otto", [OTTO], paths.landing, progress=False),
-    }
-    days = landed_days(paths.events_landing)
-    result = materialize_range(days[0], days[-1], instance=dg.DagsterInstance.ephemeral(), quiet=True)
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
-    try:
-        yield imports, result, con
-    finally:
-        con.close()
-        os.environ.clear()
-        os.environ.update(saved)
+def oracle(tmp_path_factory, isolated_pulse_home):
+    with isolated_pulse_home(tmp_path_factory.mktemp("oracle") / "home") as paths:
+        imports = {
+            "web": import_files(
+                "snowplow", [WEB / "source" / "snowplow_web_events.csv"], paths.landing, progress=False
+            ),
+            "ecom": import_files(
+                "snowplow", [ECOM / "source" / "snowplow_ecommerce_events.csv"], paths.landing, progress=False
+            ),
+            "otto": import_files("otto", [OTTO], paths.landing, progress=False),
+        }
+        days = landed_days(paths.events_landing)
+        result = materialize_range(days[0], days[-1], instance=dg.DagsterInstance.ephemeral(), quiet=True)
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        try:
+            yield imports, result, con
+        finally:
+            con.close()
 
 
 def test_the_pipeline_runs_and_reconciles(oracle) -> None:

@@ -51,25 +51,13 @@ def warehouse(paths) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-
-    from pulse.settings import export_to_environ, paths_from_env
-
-    saved = dict(os.environ)
-    os.environ["PULSE_HOME"] = str(tmp_path_factory.mktemp("pulse") / "home")
-    for var in ("PULSE_LANDING", "PULSE_WAREHOUSE", "DAGSTER_HOME", "PULSE_EXPORTS", "PULSE_MLFLOW_DB"):
-        os.environ.pop(var, None)
-    paths = paths_from_env().ensure()
-    export_to_environ(paths)
-    demo = generate_demo(paths.landing, users=120, days=4, seed=11, progress=False)
-    days = landed_days(paths.events_landing)
-    instance = dg.DagsterInstance.ephemeral()
-    result = materialize_range(days[0], days[-1], instance=instance, quiet=True)
-    try:
+def pipeline(tmp_path_factory, isolated_pulse_home):
+    with isolated_pulse_home(tmp_path_factory.mktemp("pulse") / "home") as paths:
+        demo = generate_demo(paths.landing, users=120, days=4, seed=11, progress=False)
+        days = landed_days(paths.events_landing)
+        instance = dg.DagsterInstance.ephemeral()
+        result = materialize_range(days[0], days[-1], instance=instance, quiet=True)
         yield paths, demo, days, instance, result
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def test_every_asset_and_check_succeeds(pipeline) -> None:

@@ -3,7 +3,6 @@ does not. One demo (10 days, with a volume spike on one day) is materialized onc
 
 import gzip
 import json
-import os
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -71,25 +70,14 @@ def _started(result, step_key: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def spiked(tmp_path_factory):
-    from pulse.settings import export_to_environ, paths_from_env
-
-    saved = dict(os.environ)
-    os.environ["PULSE_HOME"] = str(tmp_path_factory.mktemp("pulse") / "home")
-    for var in ("PULSE_LANDING", "PULSE_WAREHOUSE", "DAGSTER_HOME", "PULSE_EXPORTS", "PULSE_MLFLOW_DB"):
-        os.environ.pop(var, None)
-    paths = paths_from_env().ensure()
-    export_to_environ(paths)
-    generate_demo(paths.landing, users=60, days=DAYS, seed=3, start=START, progress=False)
-    _write_spike(paths.landing)
-    days = landed_days(paths.events_landing)
-    instance = dg.DagsterInstance.ephemeral()
-    result = materialize_range(days[0], days[-1], instance=instance, quiet=True)
-    try:
+def spiked(tmp_path_factory, isolated_pulse_home):
+    with isolated_pulse_home(tmp_path_factory.mktemp("pulse") / "home") as paths:
+        generate_demo(paths.landing, users=60, days=DAYS, seed=3, start=START, progress=False)
+        _write_spike(paths.landing)
+        days = landed_days(paths.events_landing)
+        instance = dg.DagsterInstance.ephemeral()
+        result = materialize_range(days[0], days[-1], instance=instance, quiet=True)
         yield paths, days, instance, result
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def test_the_drift_check_warns_on_the_spike_day_and_blocks_nothing(spiked) -> None:
