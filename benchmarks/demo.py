@@ -19,16 +19,7 @@ except ModuleNotFoundError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import pulse.demo as demo
 
-
-def peak_rss_mb() -> float:
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    except ImportError:  # pragma: no cover - not on Linux/macOS
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
+from bench_common import peak_rss_mb  # noqa: E402 - benchmarks/bench_common.py (this folder is on sys.path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import transform as tb  # noqa: E402 - benchmarks/transform.py: generate, ingest, prepare and the stage runner
+from bench_common import add_workdir_arguments, stage_args  # noqa: E402 - benchmarks/bench_common.py
 
 
 def _dbt(a: dict, command: str) -> dict:
@@ -140,29 +141,13 @@ def stage_pandas_full(a: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory_limit for every stage")
-    parser.add_argument("--workdir", default=None, help="keep data here instead of a temp dir")
-    parser.add_argument(
-        "--reuse", action="store_true", help="with --workdir: keep its landing files and raw tables, time the rest"
-    )
+    add_workdir_arguments(parser)
     parser.add_argument("--no-pandas", action="store_true", help="skip the pandas_full stage")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="pulse-bench-quality-") as tmp:
         work = Path(args.workdir or tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        a = {
-            "events": args.events,
-            "days": args.days,
-            "seed": args.seed,
-            "landing": str(work / "landing"),
-            "warehouse": str(work / "warehouse.duckdb"),
-            "home": str(work / "home"),
-            "memory_limit": args.memory_limit,
-        }
+        a = stage_args(args, work)
         results: dict[str, dict] = {}
         reuse = args.reuse and (work / "warehouse.duckdb").exists()
         if reuse:

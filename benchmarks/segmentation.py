@@ -29,18 +29,9 @@ except ModuleNotFoundError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import ml.segmentation as seg
 
+from bench_common import peak_rss_mb  # noqa: E402 - benchmarks/bench_common.py (this folder is on sys.path)
+
 from ml.synthetic import PERSONAS, synthetic_user_features
-
-
-def peak_rss_mb() -> float:
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    except ImportError:  # pragma: no cover - not on Linux/macOS
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
 
 
 def resample(path: Path, users: int, seed: int):

@@ -28,6 +28,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_common import add_workdir_arguments, peak_rss_mb, stage_args  # noqa: E402 - benchmarks/bench_common.py
 
 ANCHOR_SQL = """
 create or replace table anchor_sessions as
@@ -50,10 +53,6 @@ group by user_key, session_index
 """
 
 
-def _peak_rss_mb(who: int) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
-
-
 def _run_stage(fn: Callable[[dict], dict], args: dict) -> dict:
     """Run fn(args) in a fresh process; return its result plus its own peak RSS."""
     ctx = mp.get_context("spawn")
@@ -65,7 +64,7 @@ def _stage_wrapper(fn: Callable[[dict], dict], args: dict) -> dict:
     started = time.perf_counter()
     out = fn(args)
     out["seconds"] = time.perf_counter() - started
-    out["rss_mb"] = max(_peak_rss_mb(resource.RUSAGE_SELF), _peak_rss_mb(resource.RUSAGE_CHILDREN))
+    out["rss_mb"] = max(peak_rss_mb(), peak_rss_mb(resource.RUSAGE_CHILDREN))
     return out
 
 
@@ -167,27 +166,12 @@ def stage_pandas(a: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory_limit for every stage")
-    parser.add_argument("--workdir", default=None, help="keep data here instead of a temp dir")
-    parser.add_argument(
-        "--reuse", action="store_true", help="with --workdir: keep its landing files and raw tables, time the rest"
-    )
+    add_workdir_arguments(parser)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="pulse-bench-") as tmp:
         work = Path(args.workdir or tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        a = {
-            "events": args.events,
-            "days": args.days,
-            "seed": args.seed,
-            "landing": str(work / "landing"),
-            "warehouse": str(work / "warehouse.duckdb"),
-            "memory_limit": args.memory_limit,
-        }
+        a = stage_args(args, work)
         results = {}
         reuse = args.reuse and (work / "warehouse.duckdb").exists()
         if reuse:

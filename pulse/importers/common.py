@@ -446,6 +446,85 @@ def csv_records(
         start = reader.line_num + 1
 
 
+RowMapper = Callable[[dict[str, Any], int], tuple[dict[str, Any], datetime]]
+PARQUET_BATCH_ROWS = 8192
+
+
+def csv_rows(
+    records: Iterator[tuple[int, list[str], str]], header: list[str], mapper: RowMapper, kind: str = "CSV"
+) -> Iterator[RowResult]:
+    """One RowResult per CSV record after the header: ``mapper(values by column, line number)`` gives the
+    contract fields and event time. Blank lines hold no row; invalid UTF-8, a record that does not fit the
+    header and a RowError from the mapper are rejected with the line number and the raw text."""
+    for number, row, raw in records:
+        if not row:
+            continue  # a blank line holds no row
+        if has_surrogates(raw):
+            text = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            yield reject(number, clip_raw(text), "invalid UTF-8")
+            continue
+        if len(row) != len(header):
+            yield reject(number, clip_raw(raw), f"{kind} row has {len(row)} columns, header has {len(header)}")
+            continue
+        try:
+            fields, when = mapper(dict(zip(header, row, strict=True)), number)
+        except RowError as exc:
+            yield reject(number, clip_raw(raw), str(exc))
+            continue
+        yield RowResult(line=number, events=[make_event(fields, when)])
+
+
+def open_parquet(source: Source) -> Any:
+    """The source as a ``pyarrow.parquet.ParquetFile``; SourceError naming the file if it is not one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(source.path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise SourceError(f"cannot import {source.path}: not a Parquet file ({exc})") from exc
+
+
+def parquet_rows(
+    source: Source, parquet: Any, mapper: RowMapper, columns: list[str] | None = None
+) -> Iterator[RowResult]:
+    """One RowResult per Parquet row (numbered from 1, as ingestion does), read in batches; a RowError from
+    ``mapper(values by column, row number)`` rejects the row, kept as JSON."""
+    import pyarrow as pa
+
+    number = 0
+    total_rows = max(parquet.metadata.num_rows, 1)
+    try:
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
+            source.report_position(source.size * (number + batch.num_rows) // total_rows)
+            for values in batch.to_pylist():
+                number += 1
+                try:
+                    fields, when = mapper(values, number)
+                except RowError as exc:
+                    yield reject(number, clip_raw(json.dumps(values, default=str)), str(exc))
+                    continue
+                yield RowResult(line=number, events=[make_event(fields, when)])
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise SourceError(f"cannot import {source.path}: {exc}") from exc
+
+
+def number_field(value: Any, what: str) -> float | int | None:
+    """:func:`to_number`, with a RowError naming the field."""
+    try:
+        return to_number(value)
+    except (ValueError, TypeError) as exc:
+        raise RowError(f"{what} is not a number: {str(value)[:40]}") from exc
+
+
+def integer_field(value: Any, what: str) -> int | None:
+    """:func:`to_integer`, with a RowError naming the field."""
+    try:
+        return to_integer(value)
+    except (ValueError, TypeError) as exc:
+        raise RowError(f"{what} is not an integer: {str(value)[:40]}") from exc
+
+
 def raise_csv_limit() -> None:
     """Snowplow JSON columns can exceed the csv module's default 128 KiB field limit."""
     import csv

@@ -16,9 +16,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from pulse.contract import FIELDS
 from pulse.importers.common import (
     Event,
@@ -26,11 +23,11 @@ from pulse.importers.common import (
     RowResult,
     Source,
     SourceError,
-    clip_raw,
     csv_records,
+    csv_rows,
     format_timestamp,
-    has_surrogates,
-    make_event,
+    open_parquet,
+    parquet_rows,
     parse_json_object,
     parse_timestamp,
     raise_csv_limit,
@@ -42,7 +39,6 @@ from pulse.importers.common import (
 )
 
 FIELD_TYPES = {f.name: f.type for f in FIELDS}
-PARQUET_BATCH_ROWS = 8192
 
 
 def event_time_of(value: Any) -> datetime:
@@ -144,49 +140,14 @@ def convert_csv(source: Source) -> Iterator[RowResult]:
             header = [h.strip().lstrip("\ufeff") for h in first[1]]
             if "event_time" not in header:
                 raise SourceError(f"cannot import {source.path}: the CSV header has no event_time column")
-            for number, row, raw in records:
-                if not row:
-                    continue  # a blank line holds no row
-                if has_surrogates(raw):
-                    yield reject(
-                        number,
-                        clip_raw(raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")),
-                        "invalid UTF-8",
-                    )
-                    continue
-                if len(row) != len(header):
-                    yield reject(number, clip_raw(raw), f"CSV row has {len(row)} columns, header has {len(header)}")
-                    continue
-                try:
-                    event, when = contract_row(dict(zip(header, row, strict=True)))
-                except RowError as exc:
-                    yield reject(number, clip_raw(raw), str(exc))
-                    continue
-                yield RowResult(line=number, events=[make_event(event, when)])
+            yield from csv_rows(records, header, lambda values, _: contract_row(values))
         except (OSError, EOFError, csv.Error) as exc:
             raise SourceError(f"cannot import {source.path}: {exc}") from exc
         source.finish()
 
 
 def convert_parquet(source: Source) -> Iterator[RowResult]:
-    try:
-        parquet = pq.ParquetFile(source.path)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise SourceError(f"cannot import {source.path}: not a Parquet file ({exc})") from exc
+    parquet = open_parquet(source)
     if "event_time" not in parquet.schema_arrow.names:
         raise SourceError(f"cannot import {source.path}: the Parquet file has no event_time column")
-    number = 0
-    total_rows = max(parquet.metadata.num_rows, 1)
-    try:
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-            source.report_position(source.size * (number + batch.num_rows) // total_rows)
-            for values in batch.to_pylist():
-                number += 1  # Parquet rows are numbered from 1, like ingestion does
-                try:
-                    event, when = contract_row(values)
-                except RowError as exc:
-                    yield reject(number, clip_raw(json.dumps(values, default=str)), str(exc))
-                    continue
-                yield RowResult(line=number, events=[make_event(event, when)])
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise SourceError(f"cannot import {source.path}: {exc}") from exc
+    yield from parquet_rows(source, parquet, lambda values, _: contract_row(values))

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 
 from pulse.contract import FIELDS, is_known_event_type
@@ -40,16 +38,15 @@ from pulse.importers.common import (
     RowResult,
     Source,
     SourceError,
-    clip_raw,
     csv_records,
+    csv_rows,
     custom_type,
     format_timestamp,
     from_epoch,
-    has_surrogates,
-    make_event,
+    open_parquet,
+    parquet_rows,
     parse_timestamp,
     raise_csv_limit,
-    reject,
     to_boolean,
     to_integer,
     to_number,
@@ -61,7 +58,6 @@ TOP_LEVEL_KEYS = ("description", "source", "fields", "properties")
 SPEC_KEYS = ("column", "value", "generate", "values", "unmapped", "format", "timezone", "prefix", "only_for")
 SOURCE_KEYS = ("delimiter",)
 EPOCH_FORMATS = {"epoch_s": "s", "epoch_ms": "ms", "epoch_us": "us"}
-PARQUET_BATCH_ROWS = 8192
 GENERATED_ID_PREFIX = "mapped-"
 
 
@@ -395,45 +391,15 @@ def _convert_csv(mapping: Mapping, source: Source) -> Iterator[RowResult]:
                 return
             header = [h.strip().lstrip("\ufeff") for h in first[1]]
             _check_columns(mapping, source, header)
-            for number, row, raw in records:
-                if not row:
-                    continue
-                if has_surrogates(raw):
-                    text = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                    yield reject(number, clip_raw(text), "invalid UTF-8")
-                    continue
-                if len(row) != len(header):
-                    yield reject(number, clip_raw(raw), f"CSV row has {len(row)} columns, header has {len(header)}")
-                    continue
-                try:
-                    event, when = map_row(mapping, dict(zip(header, row, strict=True)), number)
-                except RowError as exc:
-                    yield reject(number, clip_raw(raw), str(exc))
-                    continue
-                yield RowResult(line=number, events=[make_event(event, when)])
+            yield from csv_rows(records, header, lambda values, number: map_row(mapping, values, number))
         except (OSError, EOFError, csv.Error) as exc:
             raise SourceError(f"cannot import {source.path}: {exc}") from exc
         source.finish()
 
 
 def _convert_parquet(mapping: Mapping, source: Source) -> Iterator[RowResult]:
-    try:
-        parquet = pq.ParquetFile(source.path)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise SourceError(f"cannot import {source.path}: not a Parquet file ({exc})") from exc
+    parquet = open_parquet(source)
     _check_columns(mapping, source, parquet.schema_arrow.names)
-    number = 0
-    total_rows = max(parquet.metadata.num_rows, 1)
-    try:
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=mapping.columns):
-            source.report_position(source.size * (number + batch.num_rows) // total_rows)
-            for values in batch.to_pylist():
-                number += 1
-                try:
-                    event, when = map_row(mapping, values, number)
-                except RowError as exc:
-                    yield reject(number, clip_raw(json.dumps(values, default=str)), str(exc))
-                    continue
-                yield RowResult(line=number, events=[make_event(event, when)])
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise SourceError(f"cannot import {source.path}: {exc}") from exc
+    yield from parquet_rows(
+        source, parquet, lambda values, number: map_row(mapping, values, number), columns=mapping.columns
+    )

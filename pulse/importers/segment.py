@@ -17,15 +17,15 @@ from pulse.importers.common import (
     Source,
     custom_type,
     format_timestamp,
+    integer_field,
     make_event,
+    number_field,
     parse_json_object,
     parse_timestamp,
     raw_text,
     reject,
     snake_case,
     text_or_none,
-    to_integer,
-    to_number,
 )
 
 # Segment ecommerce spec event names (v2, and the v1 spelling) -> contract type.
@@ -54,20 +54,6 @@ def _get(obj: Any, *path: str) -> Any:
             return None
         obj = obj.get(key)
     return obj
-
-
-def _number(value: Any, what: str) -> float | int | None:
-    try:
-        return to_number(value)
-    except (ValueError, TypeError) as exc:
-        raise RowError(f"{what} is not a number: {str(value)[:40]}") from exc
-
-
-def _integer(value: Any, what: str) -> int | None:
-    try:
-        return to_integer(value)
-    except (ValueError, TypeError) as exc:
-        raise RowError(f"{what} is not an integer: {str(value)[:40]}") from exc
 
 
 def _timestamp(message: dict[str, Any], key: str) -> Any:
@@ -144,17 +130,17 @@ def map_message(message: dict[str, Any]) -> tuple[dict[str, Any], Any]:
             product_id = properties.get("product_id") or properties.get("id") or properties.get("sku")
             fields["product_id"] = text_or_none(product_id)
             fields["category"] = text_or_none(properties.get("category"))
-            fields["price"] = _number(properties.get("price"), "price")
-            fields["quantity"] = _integer(properties.get("quantity"), "quantity")
+            fields["price"] = number_field(properties.get("price"), "price")
+            fields["quantity"] = integer_field(properties.get("quantity"), "quantity")
             for key in _PRODUCT_KEYS:
                 properties.pop(key, None)
         elif event_type == "purchase":
             revenue_key = "revenue" if properties.get("revenue") not in (None, "") else "total"
-            fields["revenue"] = _number(properties.pop(revenue_key, None), revenue_key)
+            fields["revenue"] = number_field(properties.pop(revenue_key, None), revenue_key)
             fields["order_id"] = text_or_none(properties.pop("order_id", None))
             products = properties.get("products")
             if isinstance(products, list) and products:
-                quantities = [_integer(p.get("quantity"), "quantity") for p in products if isinstance(p, dict)]
+                quantities = [integer_field(p.get("quantity"), "quantity") for p in products if isinstance(p, dict)]
                 fields["quantity"] = sum(q if q is not None else 1 for q in quantities)
         elif event_type == "checkout":
             fields["order_id"] = text_or_none(properties.pop("order_id", None))

@@ -30,20 +30,17 @@ from pulse.importers.common import (
     RowResult,
     Source,
     SourceError,
-    clip_raw,
     csv_records,
+    csv_rows,
     custom_type,
     format_timestamp,
-    has_surrogates,
-    make_event,
+    integer_field,
+    number_field,
     parse_json,
     parse_timestamp,
     raise_csv_limit,
-    reject,
     snake_case,
     text_or_none,
-    to_integer,
-    to_number,
 )
 
 # The enriched TSV's fields, in order (https://docs.snowplow.io/docs/pipeline/enriched-tsv-format/).
@@ -209,20 +206,6 @@ class _Row:
 # ---------------------------------------------------------------------------------------------- mapping
 
 
-def _number(value: Any, what: str) -> float | int | None:
-    try:
-        return to_number(value)
-    except (ValueError, TypeError) as exc:
-        raise RowError(f"{what} is not a number: {str(value)[:40]}") from exc
-
-
-def _integer(value: Any, what: str) -> int | None:
-    try:
-        return to_integer(value)
-    except (ValueError, TypeError) as exc:
-        raise RowError(f"{what} is not an integer: {str(value)[:40]}") from exc
-
-
 def _timestamp(row: _Row, column: str) -> datetime | None:
     text = row.get(column)
     if text is None:
@@ -241,8 +224,8 @@ def _product_fields(products: list[dict[str, Any]]) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "product_id": text_or_none(first.get("id")),
         "category": text_or_none(first.get("category")),
-        "price": _number(first.get("price"), "product price"),
-        "quantity": _integer(first.get("quantity"), "product quantity"),
+        "price": number_field(first.get("price"), "product price"),
+        "quantity": integer_field(first.get("quantity"), "product quantity"),
     }
     if len(products) > 1:
         fields["properties.products"] = [
@@ -251,8 +234,8 @@ def _product_fields(products: list[dict[str, Any]]) -> dict[str, Any]:
                 for k, v in {
                     "product_id": text_or_none(p.get("id")),
                     "category": text_or_none(p.get("category")),
-                    "price": _number(p.get("price"), "product price"),
-                    "quantity": _integer(p.get("quantity"), "product quantity"),
+                    "price": number_field(p.get("price"), "product price"),
+                    "quantity": integer_field(p.get("quantity"), "product quantity"),
                     "name": text_or_none(p.get("name")),
                     "brand": text_or_none(p.get("brand")),
                 }.items()
@@ -279,25 +262,25 @@ def _ecommerce(row: _Row, data: dict[str, Any]) -> dict[str, Any]:
     if action in ("add_to_cart", "remove_from_cart"):
         cart = row.context(CART)
         if cart:
-            fields["properties.cart_total_value"] = _number(cart.get("total_value"), "cart total_value")
+            fields["properties.cart_total_value"] = number_field(cart.get("total_value"), "cart total_value")
             fields["properties.cart_id"] = text_or_none(cart.get("cart_id"))
             fields["properties.currency"] = text_or_none(cart.get("currency")) or fields.get("properties.currency")
     elif action == "checkout_step":
         step = row.context(CHECKOUT_STEP)
         if step:
-            fields["properties.checkout_step"] = _integer(step.get("step"), "checkout step")
+            fields["properties.checkout_step"] = integer_field(step.get("step"), "checkout step")
     elif action == "transaction":
         transaction = row.context(TRANSACTION)
         if transaction:
             order_id = text_or_none(transaction.get("transaction_id"))
             fields["order_id"] = order_id
-            fields["revenue"] = _number(transaction.get("revenue"), "transaction revenue")
-            fields["quantity"] = _integer(transaction.get("total_quantity"), "transaction total_quantity")
+            fields["revenue"] = number_field(transaction.get("revenue"), "transaction revenue")
+            fields["quantity"] = integer_field(transaction.get("total_quantity"), "transaction total_quantity")
             fields["properties.currency"] = text_or_none(transaction.get("currency"))
             fields["properties.payment_method"] = text_or_none(transaction.get("payment_method"))
-            fields["properties.shipping"] = _number(transaction.get("shipping"), "transaction shipping")
-            fields["properties.tax"] = _number(transaction.get("tax"), "transaction tax")
-            fields["properties.discount_amount"] = _number(transaction.get("discount_amount"), "discount_amount")
+            fields["properties.shipping"] = number_field(transaction.get("shipping"), "transaction shipping")
+            fields["properties.tax"] = number_field(transaction.get("tax"), "transaction tax")
+            fields["properties.discount_amount"] = number_field(transaction.get("discount_amount"), "discount_amount")
             if order_id:
                 # One purchase per transaction: a repeated transaction event is a duplicate event.
                 fields["event_id"] = f"snowplow-transaction-{order_id}"
@@ -313,17 +296,17 @@ def _event_fields(row: _Row) -> dict[str, Any]:
     if event == "page_view" or name == "page_view":
         return {
             "event_type": "page_view",
-            "doc_height_px": _integer(row.get("doc_height"), "doc_height"),
-            "viewport_height_px": _integer(row.get("br_viewheight"), "br_viewheight"),
+            "doc_height_px": integer_field(row.get("doc_height"), "doc_height"),
+            "viewport_height_px": integer_field(row.get("br_viewheight"), "br_viewheight"),
         }
     if event == "page_ping" or name == "page_ping":
-        y_max = _integer(row.get("pp_yoffset_max"), "pp_yoffset_max")
+        y_max = integer_field(row.get("pp_yoffset_max"), "pp_yoffset_max")
         return {
             "event_type": "page_ping",
             # Snowplow clamps a negative offset (overscroll) to 0 before using it; so does the contract.
             "scroll_depth_px": max(y_max, 0) if y_max is not None else None,
-            "doc_height_px": _integer(row.get("doc_height"), "doc_height"),
-            "viewport_height_px": _integer(row.get("br_viewheight"), "br_viewheight"),
+            "doc_height_px": integer_field(row.get("doc_height"), "doc_height"),
+            "viewport_height_px": integer_field(row.get("br_viewheight"), "br_viewheight"),
         }
     if name == ECOMMERCE_ACTION_EVENT or key.endswith(ECOMMERCE_ACTION_EVENT + "_1"):
         return _ecommerce(row, data)
@@ -340,10 +323,10 @@ def _event_fields(row: _Row) -> dict[str, Any]:
             "event_type": "purchase",
             "event_id": f"snowplow-transaction-{order_id}" if order_id else None,
             "order_id": order_id,
-            "revenue": _number(row.get("tr_total"), "tr_total"),
+            "revenue": number_field(row.get("tr_total"), "tr_total"),
             "properties.currency": row.get("tr_currency"),
-            "properties.shipping": _number(row.get("tr_shipping"), "tr_shipping"),
-            "properties.tax": _number(row.get("tr_tax"), "tr_tax"),
+            "properties.shipping": number_field(row.get("tr_shipping"), "tr_shipping"),
+            "properties.tax": number_field(row.get("tr_tax"), "tr_tax"),
         }
     if event == "transaction_item" or name == "transaction_item":
         return {
@@ -351,16 +334,16 @@ def _event_fields(row: _Row) -> dict[str, Any]:
             "order_id": row.get("ti_orderid"),
             "product_id": row.get("ti_sku"),
             "category": row.get("ti_category"),
-            "price": _number(row.get("ti_price"), "ti_price"),
-            "quantity": _integer(row.get("ti_quantity"), "ti_quantity"),
+            "price": number_field(row.get("ti_price"), "ti_price"),
+            "quantity": integer_field(row.get("ti_quantity"), "ti_quantity"),
         }
     if key in (LEGACY_ADD_TO_CART, LEGACY_REMOVE_FROM_CART):
         return {
             "event_type": "add_to_cart" if key == LEGACY_ADD_TO_CART else "remove_from_cart",
             "product_id": text_or_none(data.get("sku")),
             "category": text_or_none(data.get("category")),
-            "price": _number(data.get("unitPrice"), "unitPrice"),
-            "quantity": _integer(data.get("quantity"), "quantity"),
+            "price": number_field(data.get("unitPrice"), "unitPrice"),
+            "quantity": integer_field(data.get("quantity"), "quantity"),
             "properties.currency": text_or_none(data.get("currency")),
         }
     if event == "struct":
@@ -369,7 +352,7 @@ def _event_fields(row: _Row) -> dict[str, Any]:
             "properties.se_category": row.get("se_category"),
             "properties.se_label": row.get("se_label"),
             "properties.se_property": row.get("se_property"),
-            "properties.se_value": _number(row.get("se_value"), "se_value"),
+            "properties.se_value": number_field(row.get("se_value"), "se_value"),
         }
     return {"event_type": custom_type(name), "properties.data": data or None}
 
@@ -464,25 +447,9 @@ def convert(source: Source) -> Iterator[RowResult]:
                     f"{', '.join(missing)}; a TSV without a header must have {len(CANONICAL_FIELDS)} fields)"
                 )
             layout = _Layout(header)
-            for number, row, raw in _chain(pending, records):
-                if not row:
-                    continue
-                if has_surrogates(raw):
-                    yield reject(
-                        number,
-                        clip_raw(raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")),
-                        "invalid UTF-8",
-                    )
-                    continue
-                if len(row) != len(header):
-                    yield reject(number, clip_raw(raw), f"{kind} row has {len(row)} columns, header has {len(header)}")
-                    continue
-                try:
-                    fields, when = map_row(_Row(layout, dict(zip(header, row, strict=True))))
-                except RowError as exc:
-                    yield reject(number, clip_raw(raw), str(exc))
-                    continue
-                yield RowResult(line=number, events=[make_event(fields, when)])
+            yield from csv_rows(
+                _chain(pending, records), header, lambda values, _: map_row(_Row(layout, values)), kind=kind
+            )
         except (OSError, EOFError, csv.Error) as exc:
             raise SourceError(f"cannot import {source.path}: {exc}") from exc
         source.finish()
