@@ -5,26 +5,12 @@
 -- event_time, ties by user_id) is the one its anonymous-only events are stitched to.
 -- An anonymous id seen with several user ids (a shared device) is never merged into one user: events
 -- that carry a user_id keep it, and qa_identity_conflicts lists every such anonymous id.
--- Links are grouped into (anonymous_id, user_id) pairs first: millions of logged-in events make a few
--- thousand pairs, and only those are ranked.
+-- Only the (anonymous_id, user_id) pairs of base_identity_links are ranked, not the events.
 with
-
-source as (
-
-    select * from {{ source('raw', 'events') }}
-
-),
 
 pairs as (
 
-    select
-        anonymous_id,
-        user_id,
-        min(event_time) as first_linked_at,
-        max(event_time) as last_linked_at
-    from source
-    where anonymous_id is not null and user_id is not null
-    group by anonymous_id, user_id
+    select * from {{ ref('base_identity_links') }}
 
 ),
 
