@@ -1,4 +1,4 @@
-"""Event contract v1: the fields pulse accepts, their types, and the event types.
+"""Event contract v1.1: the fields pulse accepts, their types, and the event types.
 
 docs/event-contract.md is the human description; this module is the one the code uses. Ingestion
 (:mod:`pulse.ingest`) turns these declarations into one SQL validation pass.
@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-CONTRACT_VERSION = 1
+# 1.1 added the optional fields value and cart_value (ingestion adds them to an older raw.events).
+CONTRACT_VERSION = "1.1"
 
 FieldType = Literal["string", "timestamp", "double", "bigint", "boolean", "json"]
 
@@ -59,6 +60,8 @@ FIELDS: tuple[Field, ...] = (
     Field("quantity", "bigint", min_value=0),
     Field("order_id", "string"),
     Field("revenue", "double", min_value=0),
+    Field("value", "double", min_value=0),
+    Field("cart_value", "double", min_value=0),
     Field("search_query", "string"),
     Field("element", "string"),
     Field("scroll_depth_pct", "double", min_value=0, max_value=100),

@@ -277,6 +277,11 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
           ingested_at timestamp not null
         )"""
     )
+    # A warehouse created under an older contract gets the fields added since (they are all optional).
+    existing = {row[0] for row in con.execute(f"select column_name from (describe {EVENTS_TABLE})").fetchall()}
+    for f in FIELDS:
+        if f.name not in existing:
+            con.execute(f"alter table {EVENTS_TABLE} add column {f.name} {_SQL_TYPES[f.type]}")
     con.execute(
         f"""
         create table if not exists {FILES_TABLE} (

@@ -249,6 +249,18 @@ def _product_fields(products: list[dict[str, Any]]) -> dict[str, Any]:
     return fields
 
 
+def _products_value(products: list[dict[str, Any]]) -> float | None:
+    """What an add or remove moves: the sum of price x quantity (1 when absent) of its products."""
+    value = 0.0
+    for product in products:
+        price = number_field(product.get("price"), "product price")
+        if price is None:
+            return None
+        quantity = integer_field(product.get("quantity"), "product quantity")
+        value += price * (1 if quantity is None else quantity)
+    return round(value, 6) if products else None
+
+
 def _ecommerce(row: _Row, data: dict[str, Any]) -> dict[str, Any]:
     action = text_or_none(data.get("type"))
     fields: dict[str, Any] = {
@@ -256,13 +268,15 @@ def _ecommerce(row: _Row, data: dict[str, Any]) -> dict[str, Any]:
     }
     if action is None:
         return fields  # no action type: kept as custom.snowplow_ecommerce_action, like Snowplow ignores it
-    fields.update(_product_fields(row.contexts(PRODUCT)))
+    products = row.contexts(PRODUCT)
+    fields.update(_product_fields(products))
     if data.get("name"):
         fields["properties.list_name"] = data["name"]
     if action in ("add_to_cart", "remove_from_cart"):
+        fields["value"] = _products_value(products)
         cart = row.context(CART)
         if cart:
-            fields["properties.cart_total_value"] = number_field(cart.get("total_value"), "cart total_value")
+            fields["cart_value"] = number_field(cart.get("total_value"), "cart total_value")
             fields["properties.cart_id"] = text_or_none(cart.get("cart_id"))
             fields["properties.currency"] = text_or_none(cart.get("currency")) or fields.get("properties.currency")
     elif action == "checkout_step":

@@ -133,11 +133,10 @@ def test_snowplow_web_sessions_match_page_views_and_engaged_time(oracle) -> None
     assert len(expected) - len(differ) == 13
 
 
-# Snowplow's session_cart_abandoned counts carts (number_carts_created > number_carts_transacted), where a
-# cart is "created" by an add whose cart total equals the products added and "emptied" at total 0. pulse's
-# is_cart_abandoned: something was added after the session's last purchase. They differ on these three:
-ECOM_CART_ABANDONED_DIFFERENT_BY_DEFINITION = {
-    # one add, no purchase; Snowplow created no cart (the cart total did not equal the product's value)
+# pulse's is_cart_abandoned (something added after the session's last purchase; needs no cart totals)
+# differs from Snowplow's session_cart_abandoned on these three; has_unconverted_cart is Snowplow's rule.
+IS_CART_ABANDONED_DIFFERENT_BY_DEFINITION = {
+    # one add to a cart begun earlier, no purchase: Snowplow created no cart here
     "bbcf9fb2fc": (False, True),
     # carts created then emptied count as abandoned for Snowplow, though the session ends with a purchase
     "996606dcff": (True, False),
@@ -145,35 +144,43 @@ ECOM_CART_ABANDONED_DIFFERENT_BY_DEFINITION = {
 }
 
 
-def test_snowplow_ecommerce_sessions_match_carts_transactions_and_revenue(oracle) -> None:
+def test_snowplow_ecommerce_sessions_match_carts_transactions_revenue_and_abandonment(oracle) -> None:
     _, _, con = oracle
     got = {
-        sid: (int(adds), int(purchases), round(float(revenue), 2), bool(abandoned))
-        for sid, adds, purchases, revenue, abandoned in con.execute(
-            """select client_session_id, sum(cart_adds), sum(purchases), sum(revenue), bool_or(is_cart_abandoned)
+        sid: (int(adds), int(purchases), round(float(revenue), 2), int(created), int(emptied), bool(unconverted))
+        for sid, adds, purchases, revenue, created, emptied, unconverted in con.execute(
+            """select client_session_id, sum(cart_adds), sum(purchases), sum(revenue), sum(carts_created),
+                sum(carts_emptied), coalesce(bool_or(has_unconverted_cart), false)
             from fct_sessions group by 1"""
         ).fetchall()
     }
+    is_cart_abandoned = dict(
+        con.execute("select client_session_id, bool_or(is_cart_abandoned) from fct_sessions group by 1").fetchall()
+    )
     expected = expected_rows(ECOM / "expected" / "snowplow_ecommerce_sessions_expected.csv")
     assert len(expected) == 63
-    counts_differ, abandoned_differ = [], {}
+    differ, abandoned_differ = [], {}
     for row in expected:
         sid = row["domain_sessionid"]
-        have = got.get(sid)
+        snowplow_abandoned = row["session_cart_abandoned"].lower() == "true"
         want = (
             int(number(row["number_add_to_carts"])),
             int(number(row["total_number_transactions"])),
             round(number(row["total_transaction_revenue"]), 2),
+            int(number(row["number_carts_created"])),
+            int(number(row["number_carts_emptied"])),
+            snowplow_abandoned,
         )
-        if have is None or have[:3] != want:
-            counts_differ.append((sid, want, have))
-            continue
-        snowplow_abandoned = row["session_cart_abandoned"].lower() == "true"
-        if have[3] != snowplow_abandoned:
-            abandoned_differ[sid[:10]] = (snowplow_abandoned, have[3])
-    assert counts_differ == []
-    assert abandoned_differ == ECOM_CART_ABANDONED_DIFFERENT_BY_DEFINITION
-    assert sum(1 for row in expected if number(row["number_add_to_carts"]) > 0) > 10  # not a vacuous match
+        if got.get(sid) != want:
+            differ.append((sid, want, got.get(sid)))
+        if is_cart_abandoned.get(sid) != snowplow_abandoned:
+            abandoned_differ[sid[:10]] = (snowplow_abandoned, is_cart_abandoned.get(sid))
+    assert differ == []
+    assert abandoned_differ == IS_CART_ABANDONED_DIFFERENT_BY_DEFINITION
+    # not a vacuous match: carts were added, created, emptied and abandoned in the fixture
+    assert sum(1 for row in expected if number(row["number_add_to_carts"]) > 0) > 10
+    assert sum(1 for row in expected if number(row["number_carts_emptied"]) > 0) >= 2
+    assert sum(1 for row in expected if row["session_cart_abandoned"].lower() == "true") >= 5
 
 
 def test_otto_sessions_and_their_cart_and_order_counts_are_preserved(oracle) -> None:

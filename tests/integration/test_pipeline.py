@@ -185,6 +185,7 @@ def test_dbt_unit_tests_for_sessionization_edges_pass(pipeline, tmp_path) -> Non
         "the_latest_user_id_seen_with_an_anonymous_id_wins",
         "anonymous_events_before_and_after_login_get_the_stitched_user",
         "a_cart_add_after_the_last_purchase_is_abandoned",
+        "carts_are_counted_from_the_cart_total_as_snowplow_does",
         "engagement_score_parts_caps_and_weights",
         "engagement_weights_are_vars",
         "features_ignore_what_ends_on_or_after_the_snapshot_date",

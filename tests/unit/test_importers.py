@@ -488,6 +488,11 @@ def test_snowplow_ecommerce_one_event_per_action_and_one_revenue_per_transaction
     for e in multi:
         assert e["product_id"] == e["properties"]["products"][0]["product_id"]
         assert len(e["properties"]["products"]) == 2
+        # what the add moved: both products' prices (the fixture sends no quantities)
+        assert e["value"] == pytest.approx(sum(p["price"] for p in e["properties"]["products"]))
+    carts = [e for e in events if e["event_type"] in ("add_to_cart", "remove_from_cart")]
+    assert len(carts) == 53 and all("cart_value" in e and "value" in e for e in carts)
+    assert sum(e["cart_value"] == 0 for e in carts) >= 2  # carts emptied by removals
     # The transaction sent twice (TtlZ3b) is two copies of one purchase event: ingestion keeps one.
     tt = [e for e in events if e.get("order_id") == "TtlZ3b"]
     assert [e["event_id"] for e in tt] == ["snowplow-transaction-TtlZ3b"] * 2

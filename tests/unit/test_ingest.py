@@ -95,6 +95,7 @@ def test_valid_events_are_typed_and_stored_in_utc(tmp_path: Path, con) -> None:
         (json.dumps(event(anonymous_id=None)), "missing identity: neither user_id nor anonymous_id"),
         (json.dumps(event(price=-1)), "price is below 0"),
         (json.dumps(event(price="abc")), "price is not a number"),
+        (json.dumps(event(event_type="add_to_cart", cart_value=-3)), "cart_value is below 0"),
         (json.dumps(event(quantity=1.5)), "quantity is not an integer"),
         (json.dumps(event(scroll_depth_pct=120)), "scroll_depth_pct is above 100"),
         (json.dumps(event(consent_personalization="maybe")), "consent_personalization is not a boolean"),
@@ -267,3 +268,16 @@ def test_empty_files_are_recorded_and_reported(tmp_path: Path, con) -> None:
     files = dict(con.execute("select source_file, lines_read from raw.ingested_files").fetchall())
     assert files[f"{DAY}/empty.jsonl"] == 0 and files[f"{DAY}/part.jsonl"] == 1
     assert reconciliation(con) == [(DAY, 1, 1, 0)]
+
+
+def test_a_warehouse_from_contract_v1_gets_the_new_fields_and_keeps_its_rows(tmp_path: Path, con) -> None:
+    # raw.events as contract v1 created it: no value / cart_value columns
+    write_lines(tmp_path, [json.dumps(event())])
+    ingest_day(con, tmp_path, DAY)
+    con.execute("alter table raw.events drop column value")
+    con.execute("alter table raw.events drop column cart_value")
+    write_lines(tmp_path, [json.dumps(event(event_type="add_to_cart", price=2, value=4, cart_value=6))], "v11.jsonl")
+    result = ingest_day(con, tmp_path, DAY)
+    assert (result.lines_read, result.accepted) == (2, 2)
+    rows = con.execute("select event_type, value, cart_value from raw.events order by event_type").fetchall()
+    assert rows == [("add_to_cart", 4.0, 6.0), ("page_view", None, None)]

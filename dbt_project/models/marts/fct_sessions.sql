@@ -32,6 +32,15 @@ session_events as (
         count_if(event_type = 'purchase') as purchases,
         count_if(event_type = 'search') as searches,
         coalesce(sum(case when event_type = 'purchase' then revenue end), 0) as revenue,
+        -- Carts as Snowplow's ecommerce package counts them, from the cart total the tracker reports
+        -- (cart_value): an add that makes the total equal to what it added began a cart. (coalesce:
+        -- DuckDB's count_if is null when every input is null.)
+        coalesce(count_if(
+            event_type = 'add_to_cart'
+            and abs(cart_value - coalesce(value, price * coalesce(quantity, 1))) < 0.005
+        ), 0) as carts_created,
+        coalesce(count_if(event_type in ('add_to_cart', 'remove_from_cart') and cart_value = 0), 0) as carts_emptied,
+        count_if(event_type in ('add_to_cart', 'remove_from_cart') and cart_value is not null) as cart_total_events,
         max(case when event_type = 'add_to_cart' then event_time end) as last_cart_add_at,
         max(case when event_type = 'purchase' then event_time end) as last_purchase_at
     from events
@@ -89,6 +98,14 @@ final as (
             when session_events.last_purchase_at is null then true
             else session_events.last_cart_add_at > session_events.last_purchase_at
         end as is_cart_abandoned,
+        session_events.carts_created,
+        session_events.carts_emptied,
+        -- A cart begun in this session did not end in a purchase (Snowplow's session_cart_abandoned).
+        -- Unknown (null) when the session's cart events carry no cart total.
+        case
+            when session_events.cart_total_events > 0
+                then session_events.carts_created > session_events.purchases
+        end as has_unconverted_cart,
         coalesce(page_view_totals.engaged_seconds, 0) as engaged_seconds,
         page_view_totals.max_scroll_depth_pct,
         page_view_totals.entry_page_url,

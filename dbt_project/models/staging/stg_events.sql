@@ -70,6 +70,8 @@ final as (
         quantity,
         order_id,
         revenue,
+        value,
+        cart_value,
         search_query,
         element,
         scroll_depth_pct,
