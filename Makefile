@@ -40,6 +40,7 @@ mlflow: install
 
 bench: install
 	$(BIN)/python benchmarks/transform.py --events 1000000
+	$(BIN)/python benchmarks/intent.py --users 100000 --snapshots 8
 
 clean:
 	rm -rf $(VENV) dbt_project/target dbt_project/logs .pytest_cache .ruff_cache

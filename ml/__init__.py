@@ -8,6 +8,13 @@ Segmentation (docs/segmentation.md):
                    SegmentModel (small, JSON) assigns any later frame
   ml.naming        plain segment names from centroid z-scores; the per-segment profile table
   ml.matching      Hungarian matching to the previous champion so ids and names stay put; ARI helpers
-  ml.tracking      the only MLflow importer (lazily): runs, the registered pyfunc, the ``champion`` alias
+  ml.tracking      MLflow (imported lazily): runs, the registered pyfunc, the ``champion`` alias, store helpers
   ml.synthetic     user_features frames with the demo's planted personas, for tests and benchmarks
+  ml.user_segments fit and register from the warehouse, publish user_segments / segment_profiles
+
+Purchase intent (docs/purchase-intent.md):
+  ml.purchase_intent   temporal split, sufficiency gate, XGBoost vs RFM logistic vs recency, metrics, plots
+  ml.intent_synthetic  training frames with a planted non-linear signal, for tests and the benchmark
+  ml.intent_tracking   MLflow runs side by side, the registered model, challenger / champion promotion
+  ml.user_intent       train and register from the warehouse, score the latest snapshot (user_intent_scores)
 """

@@ -1,6 +1,7 @@
 """MLflow bookkeeping for segmentation: one run per fit, a registered pyfunc model, the ``champion`` alias.
 
-This is the only module in pulse that imports MLflow, and it does so inside functions: ``import mlflow``
+With :mod:`ml.intent_tracking` (which reuses its store helpers: :func:`using_store`, :func:`experiment_id_for`)
+this is the only code in pulse that imports MLflow, and it does so inside functions: ``import mlflow``
 costs ~1.4 s here, which code that only segments (or a Dagster definitions load) should not pay.
 
 Layout
@@ -60,8 +61,12 @@ __all__ = [
     "artifact_location",
     "champion_version",
     "load_champion",
+    "experiment_id_for",
     "log_segmentation_run",
+    "now_ms",
     "tracking_uri",
+    "ui_run_url",
+    "using_store",
 ]
 
 EXPERIMENT = "pulse-segmentation"
@@ -101,7 +106,7 @@ def _drop_cloudpickle_advice(record: logging.LogRecord) -> bool:
 
 
 @contextmanager
-def _using(uri: str) -> Iterator[Any]:
+def using_store(uri: str) -> Iterator[Any]:
     """Point MLflow's process-wide tracking and registry URIs at ``uri``; restore them (and the variables
     MLflow mirrors them into) afterwards."""
     import mlflow
@@ -137,7 +142,7 @@ def _using(uri: str) -> Iterator[Any]:
                 os.environ[var] = value
 
 
-def _experiment_id(client: Any, name: str, uri: str) -> str:
+def experiment_id_for(client: Any, name: str, uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
@@ -247,7 +252,7 @@ def _plot_sizes(result: SegmentationResult, path: Path) -> None:
     fig.savefig(path)
 
 
-def _ui_url(ui_url: str | None, experiment_id: str, run_id: str) -> str | None:
+def ui_run_url(ui_url: str | None, experiment_id: str, run_id: str) -> str | None:
     if not ui_url:
         return None
     return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
@@ -275,12 +280,12 @@ def log_segmentation_run(
     """
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    with _using(tracking_uri) as mlflow:
+    with using_store(tracking_uri) as mlflow:
         from mlflow import MlflowClient
         from mlflow.entities import Metric, Param
 
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        experiment_id = _experiment_id(client, experiment, tracking_uri)
+        experiment_id = experiment_id_for(client, experiment, tracking_uri)
         model = result.model
         run_tags = {"pulse.model": "segmentation", "pulse.as_of_date": str(model.info.get("as_of_date"))}
         run_tags.update(tags or {})
@@ -297,7 +302,7 @@ def log_segmentation_run(
             metrics = dict(result.metrics())
             if ari_vs_previous is not None:
                 metrics["ari_vs_previous"] = float(ari_vs_previous)
-            now = _now_ms()
+            now = now_ms()
             batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and np.isfinite(v)]
             for k in sorted(result.silhouettes):
                 if np.isfinite(result.silhouettes[k]):
@@ -345,11 +350,11 @@ def log_segmentation_run(
         model_version=version,
         model_uri=f"models:/{registered_model}/{version}",
         alias=alias,
-        url=_ui_url(ui_url, experiment_id, run_id),
+        url=ui_run_url(ui_url, experiment_id, run_id),
     )
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     import time
 
     return int(time.time() * 1000)
@@ -376,7 +381,7 @@ def load_champion(tracking_uri: str, registered_model: str = REGISTERED_MODEL) -
     version = champion_version(tracking_uri, registered_model)
     if version is None:
         return None
-    with _using(tracking_uri) as mlflow, tempfile.TemporaryDirectory(prefix="pulse-champion-") as tmp:
+    with using_store(tracking_uri) as mlflow, tempfile.TemporaryDirectory(prefix="pulse-champion-") as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{registered_model}/{version}", dst_path=tmp)
         found = sorted(Path(local).rglob(MODEL_ARTIFACT))
         if not found:

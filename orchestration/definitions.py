@@ -1,16 +1,25 @@
 import dagster as dg
 
-from orchestration.automation.schedules import daily_pipeline, daily_pipeline_schedule
+from orchestration.automation.schedules import (
+    all_assets,
+    daily_intent_scoring_schedule,
+    daily_pipeline,
+    daily_pipeline_schedule,
+    intent_scoring,
+    intent_training,
+    weekly_intent_training_schedule,
+)
 from orchestration.ingest.assets import raw_events, raw_events_reconcile
 from orchestration.ml.assets import segment_model, user_segments
+from orchestration.ml.intent import purchase_intent_model, user_intent_scores
 from orchestration.quality.checks import quality_checks
 from orchestration.resources import PulseStorage, dbt_resource
 from orchestration.transform.assets import pulse_dbt_models
 
 defs = dg.Definitions(
-    assets=[raw_events, pulse_dbt_models, segment_model, user_segments],
+    assets=[raw_events, pulse_dbt_models, segment_model, user_segments, purchase_intent_model, user_intent_scores],
     asset_checks=[raw_events_reconcile, *quality_checks],
-    jobs=[daily_pipeline],
-    schedules=[daily_pipeline_schedule],
+    jobs=[daily_pipeline, intent_scoring, intent_training, all_assets],
+    schedules=[daily_pipeline_schedule, daily_intent_scoring_schedule, weekly_intent_training_schedule],
     resources={"storage": PulseStorage(), "dbt": dbt_resource()},
 )

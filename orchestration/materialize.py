@@ -17,12 +17,14 @@ def materialize_range(
     instance: dg.DagsterInstance | None = None,
     quiet: bool = False,
     log_file: Path | None = None,
+    job_name: str = "daily_pipeline",
 ) -> dg.ExecuteInProcessResult:
-    """Run the `daily_pipeline` job over [first, last]. quiet: only warnings from Dagster; log_file:
-    where dbt's own output goes (it is printed to stdout otherwise)."""
+    """Run a partitioned job (`daily_pipeline`; `all_assets` adds the intent model and scores) over
+    [first, last]. quiet: only warnings from Dagster; log_file: where dbt's own output goes (it is printed
+    to stdout otherwise)."""
     from orchestration.definitions import defs
 
-    job = defs.resolve_job_def("daily_pipeline")
+    job = defs.resolve_job_def(job_name)
     with contextlib.ExitStack() as stack:
         if log_file is not None:
             log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     started = time.monotonic()
     log_file = paths.home / "logs" / "materialize.log" if args.quiet else None
     print(f"materialize: {days[0]}..{days[-1]} ({len(days)} landing days) in one Dagster run ...", flush=True)
-    result = materialize_range(days[0], days[-1], quiet=args.quiet, log_file=log_file)
+    result = materialize_range(days[0], days[-1], quiet=args.quiet, log_file=log_file, job_name="all_assets")
     status = "done" if result.success else "FAILED"
     print(
         f"materialize: {status} in {time.monotonic() - started:.0f} s" + (f"; dbt log: {log_file}" if log_file else "")

@@ -51,6 +51,16 @@ def render_summary(paths: PulsePaths) -> str:
             user_types = con.execute(
                 "select user_type, count(*) from main.user_segments group by 1 order by 2 desc"
             ).fetchall()
+        intent = None
+        scored = con.execute(
+            "select count(*) from information_schema.tables where table_name = 'user_intent_scores'"
+        ).fetchall()[0][0]
+        if scored:
+            intent = con.execute(
+                """select count(*), min(model_version), min(as_of_date), min(probability) filter (where decile = 1),
+                    avg(probability)
+                from main.user_intent_scores"""
+            ).fetchall()[0]
     finally:
         con.close()
     duplicates = c["accepted"] - c["events"]
@@ -78,13 +88,38 @@ def render_summary(paths: PulsePaths) -> str:
             + ", ".join(f"{name} {n:,}" for name, n, _, _ in segments)
         )
         lines.append("user types               " + ", ".join(f"{t} {n:,}" for t, n in user_types))
+    if intent:
+        users, version, as_of, top_min, mean = intent
+        lines.append(
+            f"intent scores (as of {as_of}, model v{version})  {users:,} active users, mean probability "
+            f"{mean:.3f}, top decile >= {top_min:.3f}"
+        )
+        lines.extend(_intent_model_lines(paths))
     lines += [
         "",
         f"warehouse: {paths.warehouse}",
         f"  open it: .venv/bin/python -c \"import duckdb; duckdb.connect('{paths.warehouse}', read_only=True)"
         ".sql('from fct_sessions limit 5').show()\"",
         "UI:        make ui   then open http://127.0.0.1:3000 (assets, runs, checks, schedule)",
-        "MLflow:    make mlflow   then open http://127.0.0.1:5000 (segmentation runs, registered models)",
+        "MLflow:    make mlflow   then open http://127.0.0.1:5000 (segmentation and intent runs, registered models)",
         "",
     ]
     return "\n".join(lines)
+
+
+def _intent_model_lines(paths: PulsePaths) -> list[str]:
+    """The champion's test figures from the MLflow registry (tags written at training)."""
+    from ml.intent_tracking import champion_tags
+    from ml.tracking import tracking_uri
+
+    try:
+        tags = champion_tags(tracking_uri(paths.mlflow_db))
+    except Exception as exc:  # noqa: BLE001 - the summary still prints without the registry
+        return [f"intent model             (MLflow registry unreadable: {exc})"]
+    if not tags:
+        return []
+    return [
+        f"intent model             champion v{tags['version']}: test ROC-AUC {tags.get('test_roc_auc', '?')} vs "
+        f"RFM logistic {tags.get('rfm_test_roc_auc', '?')}, recency {tags.get('recency_test_roc_auc', '?')} "
+        f"(test snapshot {tags.get('test_dates', '?')})"
+    ]

@@ -191,6 +191,8 @@ def test_dbt_unit_tests_for_sessionization_edges_pass(pipeline, tmp_path) -> Non
         "features_ignore_what_ends_on_or_after_the_snapshot_date",
         "feature_windows_of_7_and_30_days_include_their_first_day",
         "avg_order_value_and_cart_abandonment_rate",
+        "snapshots_every_interval_count_only_sessions_over_at_each_date",
+        "the_label_is_a_purchase_in_the_horizon_and_incomplete_windows_are_left_out",
         "intent_driven_rule_cart_adds_without_purchase",
         "intent_driven_rule_searches_in_most_sessions",
         "active_rule_several_sessions_a_day",

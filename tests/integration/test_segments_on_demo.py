@@ -80,7 +80,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoFeatures:
     now = _read_features(warehouse)
     as_of = pd.Timestamp(now["as_of_date"].iloc[0]).date()
     earlier_as_of = (as_of - timedelta(days=SHIFT_DAYS)).isoformat()
-    _dbt(home, warehouse, "run", "--select", "user_features", "--vars", json.dumps({"features_as_of": earlier_as_of}))
+    _dbt(
+        home,
+        warehouse,
+        "run",
+        "--select",
+        "user_feature_snapshots",
+        "user_features",
+        "--vars",
+        json.dumps({"features_as_of": earlier_as_of}),
+    )
     earlier = _read_features(warehouse)
     personas = pd.read_csv(landing / PERSONAS_FILE_NAME).set_index("user_key")["persona"]
     return DemoFeatures(now=now, earlier=earlier, personas=personas, as_of=as_of)

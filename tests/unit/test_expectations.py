@@ -58,9 +58,20 @@ create table user_features as
     ) t(user_key, as_of_date, sessions_total, sessions_7d, sessions_30d, page_views, product_views, searches,
         cart_adds, purchases, revenue, avg_session_seconds, avg_engaged_seconds, days_since_last_visit,
         cart_abandonment_rate, bounce_rate, engaged_session_rate);
+create table purchase_intent_training_set as
+    select *, as_of_date + 7 as label_window_end_date, user_key = 'u1' as purchased_within_horizon
+    from user_features;
 """
 
-GATES = ["raw_events", "stg_events", "fct_sessions", "fct_user_daily", "dim_users", "user_features"]
+GATES = [
+    "raw_events",
+    "stg_events",
+    "fct_sessions",
+    "fct_user_daily",
+    "dim_users",
+    "user_features",
+    "purchase_intent_training_set",
+]
 
 
 @pytest.fixture
@@ -213,6 +224,36 @@ VIOLATIONS = [
         "user_features",
         "update user_features set bounce_rate = 1.5 where user_key = 'u1'",
         {"users_with_rates_outside_0_1"},
+    ),
+    (
+        "purchase_intent_training_set",
+        "update purchase_intent_training_set set as_of_date = null where user_key = 'u2'",
+        {"null_keys"},
+    ),
+    (
+        "purchase_intent_training_set",
+        "insert into purchase_intent_training_set select * from purchase_intent_training_set where user_key = 'u2'",
+        {"duplicate_rows"},
+    ),
+    (
+        "purchase_intent_training_set",
+        "update purchase_intent_training_set set purchased_within_horizon = null where user_key = 'u2'",
+        {"null_labels"},
+    ),
+    (
+        "purchase_intent_training_set",
+        "update purchase_intent_training_set set label_window_end_date = as_of_date where user_key = 'u2'",
+        {"windows_not_after_snapshot"},
+    ),
+    (
+        "purchase_intent_training_set",
+        "update purchase_intent_training_set set cart_adds = -1 where user_key = 'u2'",
+        {"rows_with_negative_values"},
+    ),
+    (
+        "purchase_intent_training_set",
+        "update purchase_intent_training_set set engaged_session_rate = 2 where user_key = 'u2'",
+        {"rows_with_rates_outside_0_1"},
     ),
 ]
 

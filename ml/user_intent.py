@@ -1,0 +1,153 @@
+"""Purchase intent against the warehouse: train and register from `purchase_intent_training_set`, then score
+the latest feature snapshot into `user_intent_scores`.
+
+Plain functions over a DuckDB connection, callable without Dagster (orchestration/ml/intent.py wraps them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml.intent_tracking import IntentRegistration, load_intent_champion, log_intent_training
+from ml.purchase_intent import (
+    IntentConfig,
+    IntentTrainingResult,
+    SufficiencyReport,
+    check_sufficiency,
+    predict_proba,
+    temporal_split,
+    train_purchase_intent,
+)
+from ml.tracking import tracking_uri
+
+TRAINING_SET = "purchase_intent_training_set"
+USER_INTENT_SCORES_TABLE = "main.user_intent_scores"
+ACTIVE_WITHIN_DAYS = 30  # scored users: a session in the 30 days before the snapshot (sessions_30d >= 1)
+
+
+@dataclass(frozen=True)
+class TrainedIntent:
+    result: IntentTrainingResult
+    registration: IntentRegistration
+    tracking_uri: str
+
+    def summary(self) -> str:
+        m = self.result.test_metrics
+        d = self.registration.decision
+        return (
+            f"test ROC-AUC: xgboost {m['xgboost']['roc_auc']:.4f}, RFM logistic {m['rfm_logistic']['roc_auc']:.4f}, "
+            f"recency {m['recency_heuristic']['roc_auc']:.4f}; version {self.registration.model_version}: {d.reason}"
+        )
+
+
+@dataclass(frozen=True)
+class WrittenScores:
+    rows: int
+    model_version: str
+    as_of_date: str
+    scored_at: str
+    mean_probability: float
+    top_decile_min_probability: float
+
+
+def read_training_set(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(f"select * from {TRAINING_SET} order by as_of_date, user_key").df()
+
+
+def with_table_horizon(frame: pd.DataFrame, config: IntentConfig) -> IntentConfig:
+    """The config with the label horizon the dbt table was built with (var purchase_horizon_days): the
+    split's gaps must follow the labels, whatever the default."""
+    if frame.empty:
+        return config
+    days = (pd.to_datetime(frame["label_window_end_date"]) - pd.to_datetime(frame["as_of_date"])).dt.days.unique()
+    if len(days) != 1:
+        raise ValueError(f"{TRAINING_SET} mixes label windows of {sorted(days)} days")
+    return replace(config, horizon_days=int(days[0]))
+
+
+def sufficiency(con: duckdb.DuckDBPyConnection, config: IntentConfig | None = None) -> SufficiencyReport:
+    """The data-sufficiency gate on the warehouse's training set (raises InsufficientDataError when the
+    snapshots cannot even be split)."""
+    frame = read_training_set(con)
+    config = with_table_horizon(frame, config or IntentConfig())
+    split = temporal_split(frame["as_of_date"], config.horizon_days, config.test_snapshots, config.validation_snapshots)
+    return check_sufficiency(frame, split, config)
+
+
+def train_and_register_intent(
+    con: duckdb.DuckDBPyConnection,
+    mlflow_db: Path,
+    config: IntentConfig | None = None,
+    *,
+    tolerance: float = 0.005,
+    ui_url: str | None = None,
+) -> TrainedIntent:
+    frame = read_training_set(con)
+    result = train_purchase_intent(frame, with_table_horizon(frame, config or IntentConfig()))
+    uri = tracking_uri(mlflow_db)
+    registration = log_intent_training(result, uri, tolerance=tolerance, ui_url=ui_url)
+    return TrainedIntent(result=result, registration=registration, tracking_uri=uri)
+
+
+def score_frame(probability: np.ndarray) -> pd.DataFrame:
+    """Percentile (0-100, the share of scored users with a lower or equal probability) and decile (1 = the
+    top 10 %, 10 = the bottom) of each probability."""
+    s = pd.Series(probability)
+    percentile = s.rank(method="max", pct=True) * 100
+    decile = np.minimum(10, np.floor((100 - percentile) / 10).astype(int) + 1)
+    return pd.DataFrame({"probability": s, "percentile": percentile.round(2), "decile": decile.astype(int)})
+
+
+def write_user_intent_scores(
+    con: duckdb.DuckDBPyConnection, mlflow_db: Path, *, now: datetime | None = None
+) -> WrittenScores:
+    """Score every active user of the latest snapshot (`user_features`) with the champion and replace
+    `user_intent_scores`."""
+    uri = tracking_uri(mlflow_db)
+    champion = load_intent_champion(uri)
+    if champion is None:
+        raise RuntimeError(
+            "no purchase-intent champion in the MLflow registry "
+            f"({uri}): materialize purchase_intent_model first (the weekly training job)"
+        )
+    users = con.execute("select * from user_features where sessions_30d >= 1 order by user_key").df()
+    if users.empty:
+        raise RuntimeError(f"no active user (a session in the last {ACTIVE_WITHIN_DAYS} days) in user_features")
+    scored_at = (now or datetime.now(UTC)).replace(microsecond=0)
+    scores = score_frame(predict_proba(champion.model, users, champion.features))
+    out = pd.DataFrame(
+        {
+            "user_key": users["user_key"].to_numpy(),
+            "probability": scores["probability"].to_numpy(),
+            "percentile": scores["percentile"].to_numpy(),
+            "decile": scores["decile"].to_numpy(),
+            "model_version": champion.version,
+            "as_of_date": pd.to_datetime(users["as_of_date"]).dt.date.to_numpy(),
+            "scored_at": scored_at.replace(tzinfo=None),
+        }
+    )
+    con.register("user_intent_scores_frame", out)
+    try:
+        con.execute(
+            f"""create or replace table {USER_INTENT_SCORES_TABLE} as
+            select user_key, probability, percentile, cast(decile as integer) as decile, model_version,
+                cast(as_of_date as date) as as_of_date, cast(scored_at as timestamp) as scored_at
+            from user_intent_scores_frame"""
+        )
+    finally:
+        con.unregister("user_intent_scores_frame")
+    top = out.loc[out["decile"] == 1, "probability"]
+    return WrittenScores(
+        rows=len(out),
+        model_version=champion.version,
+        as_of_date=str(out["as_of_date"].iloc[0]),
+        scored_at=scored_at.isoformat(),
+        mean_probability=float(out["probability"].mean()),
+        top_decile_min_probability=float(top.min()) if len(top) else float("nan"),
+    )

@@ -1,0 +1,123 @@
+"""Purchase intent as Dagster assets: thin wrappers around ml.user_intent.
+
+purchase_intent_model   trains XGBoost and its two baselines on `purchase_intent_training_set` (temporal split),
+                        logs them side by side in MLflow, registers the model as `challenger` and promotes it
+                        to `champion` only when it is at least as good (see ml/intent_tracking.py). Its blocking
+                        check `enough_labelled_data` fails, and training refuses, when the data cannot support
+                        an honest evaluation.
+user_intent_scores      every active user of the latest snapshot scored with the champion.
+"""
+
+import os
+from dataclasses import replace
+
+import dagster as dg
+
+from ml.purchase_intent import InsufficientDataError, IntentConfig
+from ml.user_intent import sufficiency, train_and_register_intent, write_user_intent_scores
+from orchestration.ml.assets import MLFLOW_UI
+from orchestration.resources import PulseStorage
+
+SUFFICIENCY_CHECK = "enough_labelled_data"
+
+
+def intent_config() -> IntentConfig:
+    """The training config, with the sufficiency thresholds from the environment (for small installations)."""
+    config = IntentConfig()
+    return replace(
+        config,
+        min_positives=int(os.environ.get("PULSE_INTENT_MIN_POSITIVES", config.min_positives)),
+        min_negatives=int(os.environ.get("PULSE_INTENT_MIN_NEGATIVES", config.min_negatives)),
+    )
+
+
+@dg.asset(
+    key="purchase_intent_model",
+    group_name="ml",
+    deps=["purchase_intent_training_set"],
+    pool="warehouse",
+    kinds={"python", "xgboost", "mlflow"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            SUFFICIENCY_CHECK,
+            asset="purchase_intent_model",
+            blocking=True,
+            description="Train and test each have at least the minimum positives and negatives, and some snapshot "
+            "has a complete label window; otherwise training refuses.",
+        )
+    ],
+    description="XGBoost purchase-intent model (purchase within the horizon) trained on point-in-time snapshots "
+    "with a temporal split, beside an RFM logistic regression and a recency heuristic on the same test rows; "
+    "registered in MLflow as `purchase_intent_model@challenger`, promoted to `@champion` only if at least as "
+    "good as the champion and better than the RFM baseline.",
+)
+def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStorage):
+    paths = storage.paths()
+    config = intent_config()
+    tolerance = float(os.environ.get("PULSE_INTENT_PROMOTION_TOLERANCE", "0.005"))
+    with storage.connect(read_only=True) as con:
+        try:
+            report = sufficiency(con, config)
+            passed, message, counts = report.ok, report.message, report.counts()
+        except InsufficientDataError as exc:
+            passed, message, counts = False, str(exc), {}
+        yield dg.AssetCheckResult(
+            check_name=SUFFICIENCY_CHECK,
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=message,
+            metadata={"counts": dg.MetadataValue.json(counts), "message": message},
+        )
+        if not passed:
+            raise dg.Failure(description=f"training refused: {message}")
+        trained = train_and_register_intent(con, paths.mlflow_db, config, tolerance=tolerance, ui_url=MLFLOW_UI)
+    context.log.info(trained.summary())
+    result, registration = trained.result, trained.registration
+    decision = registration.decision
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "model_version": registration.model_version,
+        "promoted": decision.promote,
+        "decision": decision.reason,
+        "champion_version": registration.champion_version or "",
+        "test_roc_auc": dg.MetadataValue.float(decision.challenger_auc),
+        "rfm_test_roc_auc": dg.MetadataValue.float(decision.rfm_auc),
+        "recency_test_roc_auc": dg.MetadataValue.float(result.test_metrics["recency_heuristic"]["roc_auc"]),
+        "metrics": dg.MetadataValue.json(
+            {name: {k: round(float(v), 4) for k, v in m.items()} for name, m in result.test_metrics.items()}
+        ),
+        "split": dg.MetadataValue.json(result.split.describe()),
+        "best_iteration": result.best_iteration,
+        "mlflow_run_id": registration.run_id,
+        "mlflow_tracking_uri": trained.tracking_uri,
+    }
+    if decision.champion_auc is not None:
+        metadata["previous_champion_test_roc_auc"] = dg.MetadataValue.float(decision.champion_auc)
+    if registration.url:
+        metadata["mlflow_run"] = dg.MetadataValue.url(registration.url)
+    yield dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    key="user_intent_scores",
+    group_name="ml",
+    deps=["purchase_intent_model", "user_features"],
+    pool="warehouse",
+    kinds={"python", "duckdb"},
+    description="Every active user (a session in the 30 days before the latest snapshot) scored with "
+    "`purchase_intent_model@champion`: probability of a purchase within the horizon, percentile, decile "
+    "(1 = top 10 %), model version, snapshot date and scored_at.",
+)
+def user_intent_scores(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
+    paths = storage.paths()
+    with storage.connect() as con:
+        written = write_user_intent_scores(con, paths.mlflow_db)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written.rows,
+            "model_version": written.model_version,
+            "as_of_date": written.as_of_date,
+            "scored_at": written.scored_at,
+            "mean_probability": dg.MetadataValue.float(written.mean_probability),
+            "top_decile_min_probability": dg.MetadataValue.float(written.top_decile_min_probability),
+        }
+    )

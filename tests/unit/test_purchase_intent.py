@@ -1,0 +1,270 @@
+"""Purchase intent: the temporal split, data sufficiency, the metrics, and XGBoost against the RFM and recency
+baselines on a synthetic training set whose label depends on more than RFM (ml.intent_synthetic)."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+import ml.purchase_intent as pi
+from ml.intent_synthetic import synthetic_training_frame
+from ml.purchase_intent import (
+    FEATURES,
+    LABEL,
+    InsufficientDataError,
+    IntentConfig,
+    evaluate,
+    temporal_split,
+    train_purchase_intent,
+)
+
+WEEKLY = [date(2026, 1, 5) + timedelta(days=7 * i) for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return synthetic_training_frame(3000, 8, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fitted(frame: pd.DataFrame) -> pi.IntentTrainingResult:
+    return train_purchase_intent(frame, IntentConfig(seed=0))
+
+
+# ----------------------------------------------------------------------------------------------- split
+
+
+@pytest.mark.parametrize("horizon", [7, 14, 21])
+def test_split_is_ordered_disjoint_and_leaves_the_horizon_between_parts(horizon: int) -> None:
+    rows = [d for d in reversed(WEEKLY) for _ in range(3)]  # unsorted, repeated like table rows
+    split = temporal_split(rows, horizon_days=horizon)
+    h = timedelta(days=horizon)
+    parts = [split.train_dates, split.validation_dates, split.test_dates]
+    for dates in parts:
+        assert list(dates) == sorted(set(dates)) and dates
+    assert not (
+        set(split.train_dates) & set(split.validation_dates) | set(split.validation_dates) & set(split.test_dates)
+    )
+    assert max(split.train_dates) + h <= min(split.validation_dates)
+    assert max(split.validation_dates) + h <= min(split.test_dates)
+    assert split.test_dates == (WEEKLY[-1],)
+    # the latest validation date whose window fits, and every train date whose window fits: nothing wasted
+    assert split.validation_dates == (WEEKLY[-1] - timedelta(days=7 * math.ceil(horizon / 7)),)
+    assert len(split.unused_dates) == 2 * (math.ceil(horizon / 7) - 1)
+    assert len(split.train_dates) + len(split.unused_dates) + 2 == len(WEEKLY)
+
+
+def test_split_with_14_day_horizon_skips_one_weekly_snapshot_before_validation_and_test() -> None:
+    split = temporal_split(WEEKLY, horizon_days=14)
+    assert split.train_dates == tuple(WEEKLY[:4])
+    assert split.unused_dates == (WEEKLY[4], WEEKLY[6])
+    assert split.validation_dates == (WEEKLY[5],)
+    assert split.test_dates == (WEEKLY[7],)
+    described = split.describe()
+    assert described["train_from"] == "2026-01-05" and described["train_to"] == WEEKLY[3].isoformat()
+    assert described["validation_from"] == described["validation_to"] == WEEKLY[5].isoformat()
+    assert described["test_to"] == WEEKLY[7].isoformat() and described["train_snapshots"] == "4"
+    assert all(isinstance(v, str) for v in described.values())
+
+
+def test_split_takes_several_test_and_validation_snapshots() -> None:
+    split = temporal_split(WEEKLY, horizon_days=7, test_snapshots=2, validation_snapshots=2)
+    assert split.test_dates == tuple(WEEKLY[6:])
+    assert split.validation_dates == tuple(WEEKLY[4:6])
+    assert split.train_dates == tuple(WEEKLY[:4])
+
+
+@pytest.mark.parametrize(("dates", "horizon", "need"), [(WEEKLY[:2], 7, 3), (WEEKLY[:4], 14, 5), (WEEKLY[:1], 7, 3)])
+def test_split_with_too_few_snapshots_says_how_many_exist_and_are_needed(dates: list, horizon: int, need: int) -> None:
+    with pytest.raises(InsufficientDataError, match=rf"{len(dates)} snapshot date\(s\).*at least {need} snapshot"):
+        temporal_split(dates, horizon_days=horizon)
+    temporal_split(WEEKLY[:need], horizon_days=horizon)  # one more is enough
+
+
+def test_split_without_dates_raises_a_value_error() -> None:
+    with pytest.raises(InsufficientDataError, match="no snapshot has a complete label window"):
+        temporal_split([], horizon_days=7)
+    assert issubclass(InsufficientDataError, ValueError)
+
+
+# ----------------------------------------------------------------------------------------------- sufficiency
+
+
+def _labelled(positives: list[int], rows_per_date: int = 300) -> pd.DataFrame:
+    """Weekly snapshots, ``positives[i]`` positive rows on date i."""
+    parts = []
+    for d, pos in zip(WEEKLY, positives, strict=False):
+        y = np.zeros(rows_per_date, dtype=bool)
+        y[:pos] = True
+        parts.append(pd.DataFrame({"as_of_date": pd.Timestamp(d), LABEL: y}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_sufficiency_names_the_failing_part_and_its_count() -> None:
+    df = _labelled([60, 60, 5, 99])  # train 120, validation 5, test 99
+    split = temporal_split(df["as_of_date"], 7)
+    report = pi.check_sufficiency(df, split, IntentConfig())
+    assert not report.ok
+    assert report.problems == ("test has 99 positives (needs >= 100)",)
+    assert report.parts["test"].positives == 99 and report.parts["train"].positives == 120
+    with pytest.raises(InsufficientDataError, match=r"test has 99 positives \(needs >= 100\)"):
+        pi.require_sufficient(df, split, IntentConfig())
+
+
+def test_sufficiency_passes_at_exactly_the_minimum() -> None:
+    df = _labelled([50, 50, 1, 100])
+    split = temporal_split(df["as_of_date"], 7)
+    report = pi.require_sufficient(df, split, IntentConfig())
+    assert report.ok and report.counts()["test_positives"] == 100 and report.counts()["train_positives"] == 100
+
+
+def test_sufficiency_checks_train_negatives_and_validation_too() -> None:
+    df = _labelled([20, 17, 0, 150])
+    report = pi.check_sufficiency(df, temporal_split(df["as_of_date"], 7), IntentConfig())
+    assert "train has 37 positives (needs >= 100)" in report.message
+    assert "validation has 0 positives (needs >= 1)" in report.message
+    assert "test" not in " ".join(report.problems)
+    few_negatives = _labelled([250, 250, 10, 200])  # 100 negatives in train, 100 in test
+    split = temporal_split(few_negatives["as_of_date"], 7)
+    assert pi.check_sufficiency(few_negatives, split, IntentConfig()).ok
+    strict = pi.check_sufficiency(few_negatives, split, IntentConfig(min_negatives=101))
+    assert strict.problems == ("train has 100 negatives (needs >= 101)", "test has 100 negatives (needs >= 101)")
+
+
+def test_training_refuses_insufficient_data_before_fitting(frame: pd.DataFrame, monkeypatch) -> None:
+    import xgboost
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted despite insufficient data")
+
+    monkeypatch.setattr(xgboost, "train", no_fit)
+    with pytest.raises(InsufficientDataError, match=r"test has \d+ positives \(needs >= 5000\)"):
+        train_purchase_intent(frame, IntentConfig(min_positives=5000))
+
+
+def test_training_refuses_a_table_built_with_a_longer_horizon(frame: pd.DataFrame) -> None:
+    wider = frame.assign(label_window_end_date=frame["as_of_date"] + pd.Timedelta(days=13))
+    with pytest.raises(ValueError, match="horizon_days is 7"):
+        train_purchase_intent(wider, IntentConfig(horizon_days=7))
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+
+def test_evaluate_on_a_hand_computed_example() -> None:
+    y = np.array([1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], dtype=bool)
+    p = np.linspace(0.9, 0.05, 20)  # rows in descending score order: the top decile is rows 0 and 1
+    m = evaluate(y, p)
+    assert m["n"] == 20 and m["positive_rate"] == pytest.approx(0.2)
+    assert m["top_decile_lift"] == pytest.approx((1 / 2) / 0.2)  # one of two positive, over 4/20
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert m["brier"] == pytest.approx(np.mean((p - y) ** 2))
+
+    two = evaluate([True, False], [0.8, 0.4])
+    assert two["brier"] == pytest.approx((0.2**2 + 0.4**2) / 2)
+    assert two["log_loss"] == pytest.approx(-(math.log(0.8) + math.log(0.6)) / 2)
+    assert two["roc_auc"] == 1.0 and two["pr_auc"] == 1.0
+
+
+def test_evaluate_lift_takes_exactly_ceil_ten_percent_of_tied_rows_in_order() -> None:
+    y = np.array([True, False] + [False] * 8 + [True] * 5)  # 15 rows: the top decile is 2 rows
+    m = evaluate(y, np.full(15, 0.5))
+    assert m["top_decile_lift"] == pytest.approx((1 / 2) / (6 / 15))
+    assert m["roc_auc"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("positives", [5, 30])
+def test_evaluate_perfect_ranking(positives: int) -> None:
+    y = np.zeros(100, dtype=bool)
+    y[:positives] = True
+    m = evaluate(y, np.where(y, 0.9, 0.1) - np.arange(100) * 1e-4)
+    assert m["roc_auc"] == 1.0 and m["pr_auc"] == pytest.approx(1.0)
+    rate = positives / 100
+    assert m["top_decile_lift"] == pytest.approx(min(1 / rate, (positives / 10 if positives < 10 else 1) / rate))
+    assert m["top_decile_lift"] == pytest.approx({5: 10.0, 30: 1 / 0.3}[positives])
+
+
+def test_evaluate_with_one_class_has_no_rank_metrics() -> None:
+    m = evaluate([False] * 10, np.linspace(0, 1, 10))
+    assert math.isnan(m["roc_auc"]) and math.isnan(m["top_decile_lift"]) and m["positive_rate"] == 0
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def test_xgboost_beats_both_baselines_on_the_same_test_rows(fitted: pi.IntentTrainingResult) -> None:
+    auc = {name: fitted.test_metrics[name]["roc_auc"] for name in pi.MODEL_NAMES}
+    assert auc["xgboost"] >= auc["rfm_logistic"] + 0.02, auc
+    assert auc["xgboost"] > auc["recency_heuristic"], auc
+    assert fitted.test_metrics["xgboost"]["log_loss"] < fitted.test_metrics["rfm_logistic"]["log_loss"]
+    assert {fitted.test_metrics[name]["n"] for name in pi.MODEL_NAMES} == {3000.0}
+    pred = fitted.test_predictions
+    assert len(pred) == fitted.rows["test"] == 3000
+    assert set(pd.to_datetime(pred["as_of_date"]).dt.date) == set(fitted.split.test_dates) == {WEEKLY[7]}
+    for name in pi.MODEL_NAMES:
+        assert evaluate(pred[LABEL], pred[name]) == fitted.test_metrics[name]
+        assert pred[name].between(1e-6, 1 - 1e-6).all()
+    assert fitted.rows == {"train": 18000, "validation": 3000, "test": 3000}
+
+
+def test_recency_heuristic_is_monotone_decreasing_in_days(fitted: pi.IntentTrainingResult, frame) -> None:
+    test = frame[pd.to_datetime(frame["as_of_date"]).dt.date == WEEKLY[7]].reset_index(drop=True)
+    order = np.argsort(test["days_since_last_visit"].to_numpy(), kind="stable")
+    p = fitted.test_predictions["recency_heuristic"].to_numpy()[order]
+    assert np.all(np.diff(p) <= 0) and p[0] > p[-1]
+
+
+def test_early_stopping_picks_the_rounds_and_the_model_is_cut_to_them(fitted: pi.IntentTrainingResult) -> None:
+    assert 0 < fitted.best_iteration < fitted.config.n_estimators - fitted.config.early_stopping_rounds
+    assert fitted.model.num_boosted_rounds() == fitted.best_iteration + 1
+    assert 0 < fitted.validation_metrics["roc_auc"] <= 1
+
+
+def test_predict_proba_scores_a_frame_like_training_did(fitted: pi.IntentTrainingResult, frame) -> None:
+    test = frame[pd.to_datetime(frame["as_of_date"]).dt.date == WEEKLY[7]]
+    p = pi.predict_proba(fitted.model, test)
+    np.testing.assert_allclose(p, fitted.test_predictions["xgboost"].to_numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(pi.predict_proba(fitted.model, fitted.test_frame, fitted.features), p)
+    assert fitted.test_frame[LABEL].sum() == fitted.positives["test"] == fitted.test_predictions[LABEL].sum()
+    with pytest.raises(KeyError, match="cart_adds"):
+        pi.predict_proba(fitted.model, test.drop(columns=["cart_adds"]))
+
+
+def test_training_is_deterministic(fitted: pi.IntentTrainingResult, frame: pd.DataFrame) -> None:
+    again = train_purchase_intent(frame, IntentConfig(seed=0))
+    assert again.best_iteration == fitted.best_iteration
+    for name in pi.MODEL_NAMES:
+        np.testing.assert_array_equal(again.test_predictions[name], fitted.test_predictions[name])
+    np.testing.assert_array_equal(again.shap_values, fitted.shap_values)
+
+
+def test_explanations_cover_every_feature_and_find_the_planted_signals(fitted: pi.IntentTrainingResult) -> None:
+    assert list(fitted.feature_gain) == list(FEATURES) == list(fitted.shap_mean_abs)
+    assert all(v >= 0 for v in fitted.feature_gain.values())
+    assert fitted.shap_values.shape == (2000, len(FEATURES)) and len(fitted.shap_sample) == 2000
+    top = sorted(FEATURES, key=lambda f: -fitted.shap_mean_abs[f])[:5]
+    assert "days_since_last_visit" in top and "cart_adds" in top and "searches" in top, top
+
+
+def test_params_and_metrics_are_flat_for_logging(fitted: pi.IntentTrainingResult) -> None:
+    params = fitted.config.params()
+    assert params["horizon_days"] == 7 and params["nthread"] >= 1
+    assert all(isinstance(v, int | float | str) for v in params.values())
+    flat = fitted.flat_metrics()
+    assert flat["test_xgboost_roc_auc"] == fitted.test_metrics["xgboost"]["roc_auc"]
+    assert flat["rows_train"] == 18000 and flat["best_iteration"] == fitted.best_iteration
+    assert all(isinstance(v, float) for v in flat.values())
+
+
+def test_write_intent_plots(fitted: pi.IntentTrainingResult, tmp_path: Path) -> None:
+    paths = pi.write_intent_plots(fitted, tmp_path / "plots")
+    names = ["roc_curve.png", "calibration_curve.png", "feature_importance_gain.png", "shap_summary.png"]
+    assert [p.name for p in paths] == names
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
