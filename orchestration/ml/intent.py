@@ -22,13 +22,25 @@ SUFFICIENCY_CHECK = "enough_labelled_data"
 
 
 def intent_config() -> IntentConfig:
-    """The training config, with the sufficiency thresholds from the environment (for small installations)."""
+    """The training config, with the sufficiency thresholds and the test / validation windows (in snapshots)
+    from the environment. The label horizon comes from the training table itself."""
     config = IntentConfig()
-    return replace(
-        config,
-        min_positives=int(os.environ.get("PULSE_INTENT_MIN_POSITIVES", config.min_positives)),
-        min_negatives=int(os.environ.get("PULSE_INTENT_MIN_NEGATIVES", config.min_negatives)),
-    )
+    settings = {
+        "min_positives": "PULSE_INTENT_MIN_POSITIVES",
+        "min_negatives": "PULSE_INTENT_MIN_NEGATIVES",
+        "test_snapshots": "PULSE_INTENT_TEST_SNAPSHOTS",
+        "validation_snapshots": "PULSE_INTENT_VALIDATION_SNAPSHOTS",
+    }
+    values = {}
+    for field, var in settings.items():
+        text = os.environ.get(var)
+        if text is None:
+            continue
+        try:
+            values[field] = int(text)
+        except ValueError:
+            raise dg.Failure(description=f"{var}={text!r} is not a whole number") from None
+    return replace(config, **values)
 
 
 @dg.asset(
