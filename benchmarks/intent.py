@@ -13,6 +13,9 @@ metrics of the three models.
   --n-estimators           upper bound on boosting rounds (default: IntentConfig's)
   --nthread                XGBoost threads (default 0: every core)
   --no-plots               skip write_intent_plots
+  --warehouse PATH         instead of a synthetic frame: time `dbt run` of the real snapshot models
+                           (user_feature_snapshots, purchase_intent_training_set) on a built warehouse (e.g.
+                           the one `benchmarks/transform.py --workdir DIR` leaves), then train on that table
 
 Figures, not assertions: machines here are noisy.
 """
@@ -20,6 +23,8 @@ Figures, not assertions: machines here are noisy.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,12 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-estimators", type=int, default=defaults.n_estimators)
     parser.add_argument("--nthread", type=int, default=defaults.nthread)
     parser.add_argument("--no-plots", action="store_true", help="skip write_intent_plots")
+    parser.add_argument("--warehouse", type=Path, help="a built warehouse: time the real dbt snapshot models")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
-    frame = synthetic_training_frame(
-        args.users, args.snapshots, seed=args.seed, interval_days=args.interval, horizon_days=args.horizon
-    )
+    if args.warehouse:
+        frame = _dbt_training_set(args.warehouse.resolve())
+        args.users, args.snapshots = frame["user_key"].nunique(), frame["as_of_date"].nunique()
+    else:
+        frame = synthetic_training_frame(
+            args.users, args.snapshots, seed=args.seed, interval_days=args.interval, horizon_days=args.horizon
+        )
     generated = time.perf_counter() - t0
     rss_data = peak_rss_mb()
     config = replace(
@@ -74,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         f"rows              {len(frame):,}  ({args.users:,} users x {args.snapshots} snapshots, "
         f"{len(pi.FEATURES)} features)"
     )
-    print(f"generate          {generated:.2f} s  (peak RSS after: {rss_data:,.0f} MB)")
+    source = "dbt run + read" if args.warehouse else "generate"
+    print(f"{source:<17} {generated:.2f} s  (peak RSS after: {rss_data:,.0f} MB)")
     print(f"train             {train_s:.2f} s  ({config.threads()} threads, eta {config.learning_rate:g})")
     for stage, s in result.seconds.items():
         if stage != "total":
@@ -110,6 +121,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"write_intent_plots {plots_s:.2f} s  ({len(paths)} PNGs, {size:,.0f} KB)")
     print(f"peak RSS (end)    {peak_rss_mb():,.0f} MB")
     return 0
+
+
+def _dbt_training_set(warehouse: Path):
+    """`dbt run` of the snapshot models on ``warehouse`` (its marts must be built), then the training table."""
+    import duckdb
+
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="pulse-bench-intent-dbt-") as tmp:
+        t0 = time.perf_counter()
+        subprocess.run(
+            [str(Path(sys.executable).parent / "dbt"), "run", "--quiet", "--target-path", tmp, "--log-path", tmp]
+            + ["--select", "user_feature_snapshots", "purchase_intent_training_set"],
+            cwd=repo / "dbt_project",
+            env={**os.environ, "PULSE_WAREHOUSE": str(warehouse), "PULSE_HOME": str(warehouse.parent)},
+            check=True,
+        )
+        print(f"dbt run (snapshots + training set) {time.perf_counter() - t0:.2f} s, dbt start-up included")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute("select * from purchase_intent_training_set").df()
+    finally:
+        con.close()
 
 
 if __name__ == "__main__":
