@@ -7,7 +7,7 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/te
                dbt_project/dbt_project.yml dbt_project/profiles.yml
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: install run test lint ui mlflow bench clean
+.PHONY: install run test lint ui mlflow serve bench clean
 
 install: $(VENV)/.installed $(MANIFEST)
 
@@ -37,6 +37,9 @@ ui: install
 
 mlflow: install
 	$(BIN)/pulse mlflow
+
+serve: install
+	$(BIN)/pulse serve
 
 bench: install
 	$(BIN)/python benchmarks/transform.py --events 1000000

@@ -49,7 +49,7 @@ class TrainedIntent:
 @dataclass(frozen=True)
 class WrittenScores:
     rows: int
-    model_version: str
+    model_version: str | None  # None: no champion yet, nobody scored
     as_of_date: str
     scored_at: str
     mean_probability: float
@@ -111,15 +111,18 @@ def write_user_intent_scores(
     `user_intent_scores`."""
     uri = tracking_uri(mlflow_db)
     champion = load_intent_champion(uri)
+    scored_at = (now or datetime.now(UTC)).replace(microsecond=0)
     if champion is None:
-        raise RuntimeError(
-            "no purchase-intent champion in the MLflow registry "
-            f"({uri}): materialize purchase_intent_model first (the weekly training job)"
+        # Before the first promoted model (a new installation, or too little data so far) nobody is scored:
+        # the table is emptied, and the caller reports it (rows 0, model_version None).
+        con.execute(
+            f"""create or replace table {USER_INTENT_SCORES_TABLE} (user_key varchar, probability double,
+            percentile double, decile integer, model_version varchar, as_of_date date, scored_at timestamp)"""
         )
+        return WrittenScores(0, None, "", scored_at.isoformat(), float("nan"), float("nan"))
     users = con.execute("select * from user_features where sessions_30d >= 1 order by user_key").df()
     if users.empty:
         raise RuntimeError(f"no active user (a session in the last {ACTIVE_WITHIN_DAYS} days) in user_features")
-    scored_at = (now or datetime.now(UTC)).replace(microsecond=0)
     scores = score_frame(predict_proba(champion.model, users, champion.features))
     out = pd.DataFrame(
         {

@@ -191,6 +191,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The read API over the published snapshot (profiles, audiences) until Ctrl-C."""
+    from pulse.serve import serve
+
+    exports = Path(args.exports).expanduser().resolve() if args.exports else paths_from_env().exports
+    return serve(host=args.host, port=args.port, exports_dir=exports)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -240,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("serve", help="the read API (profiles, audiences) over the published snapshot")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--exports", default=None, help="published snapshots root (default: PULSE_EXPORTS)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -51,6 +51,13 @@ def render_summary(paths: PulsePaths) -> str:
             user_types = con.execute(
                 "select user_type, count(*) from main.user_segments group by 1 order by 2 desc"
             ).fetchall()
+        profiles = None
+        if con.execute("select count(*) from information_schema.tables where table_name = 'user_profiles'").fetchall()[
+            0
+        ][0]:
+            profiles = con.execute(
+                "select count(*), count_if(consent_personalization) from main.user_profiles"
+            ).fetchall()[0]
         intent = None
         scored = con.execute(
             "select count(*) from information_schema.tables where table_name = 'user_intent_scores'"
@@ -88,7 +95,12 @@ def render_summary(paths: PulsePaths) -> str:
             + ", ".join(f"{name} {n:,}" for name, n, _, _ in segments)
         )
         lines.append("user types               " + ", ".join(f"{t} {n:,}" for t, n in user_types))
+    lines.extend(_activation_lines(paths, profiles))
     if intent:
+        users, version, as_of, top_min, mean = intent
+        if not users:
+            lines.append("intent scores            none yet: no purchase-intent model is champion")
+    if intent and intent[0]:
         users, version, as_of, top_min, mean = intent
         lines.append(
             f"intent scores (as of {as_of}, model v{version})  {users:,} active users, mean probability "
@@ -123,3 +135,21 @@ def _intent_model_lines(paths: PulsePaths) -> list[str]:
         f"RFM logistic {tags.get('rfm_test_roc_auc', '?')}, recency {tags.get('recency_test_roc_auc', '?')} "
         f"(test snapshot {tags.get('test_dates', '?')})"
     ]
+
+
+def _activation_lines(paths: PulsePaths, profiles: tuple[int, int] | None) -> list[str]:
+    """Profiles and the published audiences (from the published manifest, not the warehouse)."""
+    import json
+
+    from pulse.publish import current_snapshot
+
+    lines = []
+    if profiles:
+        lines.append(f"profiles                 {profiles[0]:>12,}   ({profiles[1]:,} consented to personalization)")
+    snapshot = current_snapshot(paths.exports)
+    if snapshot is not None and (snapshot / "manifest.json").exists():
+        manifest = json.loads((snapshot / "manifest.json").read_text())
+        audiences = ", ".join(f"{name} {a['rows']:,}" for name, a in manifest["audiences"].items())
+        lines.append(f"audiences (consented)    {audiences}")
+        lines.append(f"  published: {snapshot} (Parquet + CSV, manifest.json); serve it: make serve")
+    return lines

@@ -4,35 +4,43 @@ from orchestration.partitions import landing_days
 
 INTENT_ASSETS = ("purchase_intent_model", "user_intent_scores")
 
-# Yesterday's landing files, then every dbt model and test, and the segments. Runs are queued one at a time
-# (the instance's run queue, see pulse.instance): DuckDB allows one writer per file.
+# The daily job: yesterday's landing files, every dbt model and test, the quality checks, the segments,
+# scoring with the current intent champion, the profiles and the audience exports. Only the weekly training
+# is left out. Runs are queued one at a time and writers share the `warehouse` pool (pulse/cli.py writes
+# the instance's dagster.yaml): DuckDB allows one writer per file.
 daily_pipeline = dg.define_asset_job(
     "daily_pipeline",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*INTENT_ASSETS),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("purchase_intent_model"),
     partitions_def=landing_days,
-    description="Ingest one landing day, rebuild the dbt models and the segments.",
+    description="Ingest one landing day; dbt models and checks; segments; intent scores; profiles; exports.",
 )
 daily_pipeline_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline, hour_of_day=1, minute_of_hour=0)
 
-# Scoring with the current champion, every day after the pipeline has refreshed the features.
+# Scoring alone, by hand (e.g. after promoting a model in MLflow): the daily pipeline already scores.
 intent_scoring = dg.define_asset_job(
     "intent_scoring",
-    selection=dg.AssetSelection.assets("user_intent_scores"),
-    description="Score every active user with purchase_intent_model@champion.",
-)
-daily_intent_scoring_schedule = dg.ScheduleDefinition(
-    name="daily_intent_scoring", job=intent_scoring, cron_schedule="0 3 * * *", execution_timezone="UTC"
+    selection=dg.AssetSelection.assets("user_intent_scores", "user_profiles", "audience_exports"),
+    description="Score every active user with purchase_intent_model@champion, then refresh profiles and exports.",
 )
 
 # Retraining once a week (a new weekly snapshot has completed its label window), then scoring with whichever
 # model is champion afterwards.
 intent_training = dg.define_asset_job(
     "intent_training",
-    selection=dg.AssetSelection.assets(*INTENT_ASSETS),
-    description="Train the purchase-intent model (challenger; promoted only if at least as good), then score.",
+    selection=dg.AssetSelection.assets(*INTENT_ASSETS, "user_profiles", "audience_exports"),
+    description="Train the purchase-intent model (challenger; promoted only if at least as good), then score "
+    "and refresh profiles and exports.",
 )
 weekly_intent_training_schedule = dg.ScheduleDefinition(
     name="weekly_intent_training", job=intent_training, cron_schedule="0 2 * * 1", execution_timezone="UTC"
+)
+
+# Ingestion alone (one landing day into raw.events, with its checks): re-ingest a day without rebuilding.
+ingest_landing_day = dg.define_asset_job(
+    "ingest_landing_day",
+    selection=dg.AssetSelection.assets("raw_events"),
+    partitions_def=landing_days,
+    description="Validate and load one landing day into raw.events (quarantine included); nothing downstream.",
 )
 
 # Everything, for `pulse materialize` / `make run`: the landing days of the range, the models, segments,

@@ -117,12 +117,19 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
     kinds={"python", "duckdb"},
     description="Every active user (a session in the 30 days before the latest snapshot) scored with "
     "`purchase_intent_model@champion`: probability of a purchase within the horizon, percentile, decile "
-    "(1 = top 10 %), model version, snapshot date and scored_at.",
+    "(1 = top 10 %), model version, snapshot date and scored_at. Empty, with a warning, while no model is "
+    "champion.",
 )
 def user_intent_scores(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()
     with storage.connect() as con:
         written = write_user_intent_scores(con, paths.mlflow_db)
+    if written.model_version is None:
+        context.log.warning(
+            "no purchase_intent_model@champion yet: nobody scored (user_intent_scores is empty). "
+            "Run the intent_training job once enough labelled snapshots exist."
+        )
+        return dg.MaterializeResult(metadata={"rows": 0, "model_version": "none: no champion yet"})
     return dg.MaterializeResult(
         metadata={
             "rows": written.rows,

@@ -1,0 +1,78 @@
+"""Activation as Dagster assets: thin wrappers around pulse.profiles and pulse.publish.
+
+user_profiles      one row per user in the warehouse: segment, user type, intent, engagement score, active
+                   triggers, top categories, next action, consent, model versions
+audience_exports   the consented profiles and the four audiences published as an immutable snapshot under
+                   PULSE_EXPORTS (Parquet + CSV + manifest), atomically; the read API serves it
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from orchestration.resources import PulseStorage
+from pulse.profiles import build_user_profiles
+from pulse.publish import publish_snapshot
+
+
+@dg.asset(
+    key="user_profiles",
+    group_name="activation",
+    deps=[
+        "user_features",
+        "user_types",
+        "user_segments",
+        "user_intent_scores",
+        "user_engagement_scores",
+        "user_category_affinity",
+        "dim_user_consent",
+        "fct_trigger_firings",
+        "fct_sessions",
+    ],
+    pool="warehouse",
+    kinds={"python", "duckdb"},
+    description="One row per user: segment and user type, intent probability and decile, engagement score, "
+    "triggers active in the last 7 days, top categories, the recommended next action and why, consent, "
+    "model versions, updated_at (docs/activation.md).",
+)
+def user_profiles(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
+    with storage.connect() as con:
+        built = build_user_profiles(con, datetime.now(UTC).replace(tzinfo=None, microsecond=0))
+    return dg.MaterializeResult(
+        metadata={
+            "rows": built.rows,
+            "consented": built.consented,
+            "as_of_date": built.as_of_date,
+            "next_actions": dg.MetadataValue.json(built.next_actions),
+            "active_triggers": dg.MetadataValue.json(built.active_triggers),
+            "segment_model_version": built.segment_model_version or "",
+            "intent_model_version": built.intent_model_version or "",
+        }
+    )
+
+
+@dg.asset(
+    key="audience_exports",
+    group_name="activation",
+    deps=["user_profiles"],
+    pool="warehouse",
+    kinds={"python", "parquet", "csv"},
+    description="Consented profiles and the audiences cart_abandoners, high_intent, loyal_buyers and win_back "
+    "as Parquet and CSV with a manifest, published atomically under PULSE_EXPORTS (current.json points at the "
+    "snapshot the read API serves).",
+)
+def audience_exports(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
+    paths = storage.paths()
+    with storage.connect(read_only=True) as con:
+        published = publish_snapshot(con, paths.exports)
+    manifest = published.manifest
+    return dg.MaterializeResult(
+        metadata={
+            "snapshot_id": published.snapshot_id,
+            "path": dg.MetadataValue.path(str(published.path)),
+            "as_of_date": manifest["as_of_date"],
+            "profiles": manifest["profiles"]["rows"],
+            "audiences": dg.MetadataValue.json(published.audience_rows),
+            "model_versions": dg.MetadataValue.json(manifest["model_versions"]),
+        }
+    )

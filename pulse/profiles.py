@@ -1,0 +1,193 @@
+"""One profile per user: what activation tools need to act on a user, in one row (`user_profiles`).
+
+Built from the warehouse's tables in one DuckDB statement (plain functions; the Dagster asset in
+orchestration/activation wraps them): the latest feature snapshot (`user_features`, the population), the
+segment and user type (`user_segments`), the intent score (`user_intent_scores`, null when the user is not
+active or no model is champion yet), the engagement score (`user_engagement_scores`), the triggers that fired
+in the last :data:`ACTIVE_TRIGGER_DAYS` days (`fct_trigger_firings`; a cart abandonment stops being active
+once the user buys), the top categories (`user_category_affinity`) and the consent flags
+(`dim_user_consent`; never sent = no consent).
+
+The recommended next action follows the brief. A trigger overrides the user type, in this order:
+cart_abandonment -> abandoned-cart email, high_intent -> personalized offer, returning_browser -> product
+recommendations, frequent_visitor -> early access, low_engagement -> simplified content. Otherwise by user type:
+  Active         loyalty rewards (has bought), else exclusive content (engaged: score >= 60), else early access
+  Intent-driven  personalized offer (intent decile 1-2), else abandoned-cart email (abandons carts), else
+                 product recommendations
+  Passive        email nudge (visited in the last 14 days), else retargeting (consent given), else simplified
+                 content
+`next_action_reason` says which rule chose it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+USER_PROFILES_TABLE = "main.user_profiles"
+ACTIVE_TRIGGER_DAYS = 7
+TRIGGER_ACTIONS: tuple[tuple[str, str], ...] = (  # trigger -> next action, in order of precedence
+    ("cart_abandonment", "abandoned-cart email"),
+    ("high_intent", "personalized offer"),
+    ("returning_browser", "product recommendations"),
+    ("frequent_visitor", "early access"),
+    ("low_engagement", "simplified content"),
+)
+
+
+@dataclass(frozen=True)
+class BuiltProfiles:
+    rows: int
+    consented: int
+    as_of_date: str
+    next_actions: dict[str, int]
+    active_triggers: dict[str, int]
+    segment_model_version: str | None
+    intent_model_version: str | None
+
+
+def _trigger_case() -> str:
+    whens = "\n".join(f"            when list_contains(active_triggers, '{t}') then '{a}'" for t, a in TRIGGER_ACTIONS)
+    reasons = "\n".join(
+        f"            when list_contains(active_triggers, '{t}') then 'trigger: {t}'" for t, _ in TRIGGER_ACTIONS
+    )
+    return whens, reasons
+
+
+def profiles_sql() -> str:
+    action_whens, reason_whens = _trigger_case()
+    return f"""
+create or replace table {USER_PROFILES_TABLE} as
+with
+features as (select * from user_features),
+last_purchase as (
+    select user_key, max(session_end) as last_purchase_at from fct_sessions where purchases > 0 group by user_key
+),
+triggers as (
+    select
+        firings.user_key,
+        list(distinct firings.trigger_name order by firings.trigger_name) as active_triggers
+    from fct_trigger_firings as firings
+    cross join (select max(as_of_date) as as_of_date from features) as snapshot
+    left join last_purchase on firings.user_key = last_purchase.user_key
+    where
+        firings.fired_at >= cast(snapshot.as_of_date as timestamp) - interval {ACTIVE_TRIGGER_DAYS} day
+        and firings.fired_at < cast(snapshot.as_of_date as timestamp)
+        and not (
+            firings.trigger_name = 'cart_abandonment'
+            and coalesce(last_purchase.last_purchase_at > firings.fired_at, false)
+        )
+    group by firings.user_key
+),
+categories as (
+    select user_key, list(category order by category_rank) as top_categories
+    from user_category_affinity group by user_key
+),
+joined as (
+    select
+        features.user_key,
+        segments.segment_id,
+        segments.segment_name,
+        coalesce(segments.user_type, types.user_type) as user_type,
+        coalesce(segments.user_type_rule, types.user_type_rule) as user_type_rule,
+        intent.probability as intent_probability,
+        intent.decile as intent_decile,
+        intent.percentile as intent_percentile,
+        engagement.engagement_score,
+        coalesce(triggers.active_triggers, []::varchar[]) as active_triggers,
+        coalesce(categories.top_categories, []::varchar[]) as top_categories,
+        coalesce(consent.consent_analytics, false) as consent_analytics,
+        coalesce(consent.consent_personalization, false) as consent_personalization,
+        features.purchases,
+        features.cart_abandonment_rate,
+        features.days_since_last_visit,
+        features.days_since_last_purchase,
+        segments.model_version as segment_model_version,
+        intent.model_version as intent_model_version,
+        features.as_of_date
+    from features
+    left join user_segments as segments on features.user_key = segments.user_key
+    left join user_types as types on features.user_key = types.user_key
+    left join user_intent_scores as intent on features.user_key = intent.user_key
+    left join user_engagement_scores as engagement on features.user_key = engagement.user_key
+    left join triggers on features.user_key = triggers.user_key
+    left join categories on features.user_key = categories.user_key
+    left join dim_user_consent as consent on features.user_key = consent.user_key
+)
+select
+    user_key,
+    segment_id,
+    segment_name,
+    user_type,
+    user_type_rule,
+    intent_probability,
+    intent_decile,
+    intent_percentile,
+    engagement_score,
+    active_triggers,
+    top_categories,
+    case
+{action_whens}
+        when user_type = 'Active' and purchases > 0 then 'loyalty rewards'
+        when user_type = 'Active' and engagement_score >= 60 then 'exclusive content'
+        when user_type = 'Active' then 'early access'
+        when user_type = 'Intent-driven' and intent_decile <= 2 then 'personalized offer'
+        when user_type = 'Intent-driven' and cart_abandonment_rate > 0 then 'abandoned-cart email'
+        when user_type = 'Intent-driven' then 'product recommendations'
+        when days_since_last_visit <= 14 then 'email nudge'
+        when consent_personalization then 'retargeting'
+        else 'simplified content'
+    end as next_action,
+    case
+{reason_whens}
+        when user_type = 'Active' and purchases > 0 then 'Active, has bought'
+        when user_type = 'Active' and engagement_score >= 60 then 'Active, engagement score >= 60'
+        when user_type = 'Active' then 'Active'
+        when user_type = 'Intent-driven' and intent_decile <= 2 then 'Intent-driven, intent decile <= 2'
+        when user_type = 'Intent-driven' and cart_abandonment_rate > 0 then 'Intent-driven, abandons carts'
+        when user_type = 'Intent-driven' then 'Intent-driven'
+        when days_since_last_visit <= 14 then 'Passive, visited in the last 14 days'
+        when consent_personalization then 'Passive, away 15+ days'
+        else 'Passive, away 15+ days, no consent for retargeting'
+    end as next_action_reason,
+    consent_analytics,
+    consent_personalization,
+    purchases,
+    days_since_last_visit,
+    days_since_last_purchase,
+    segment_model_version,
+    intent_model_version,
+    as_of_date,
+    cast(? as timestamp) as updated_at
+from joined
+"""
+
+
+def build_user_profiles(con: duckdb.DuckDBPyConnection, updated_at: object) -> BuiltProfiles:
+    """Replace `user_profiles` from the warehouse's tables; ``updated_at`` (a naive UTC datetime) is stamped
+    on every row."""
+    con.execute(profiles_sql(), [updated_at])
+    rows, consented, as_of, segment_version, intent_version = con.execute(
+        f"""select count(*), count_if(consent_personalization), cast(max(as_of_date) as varchar),
+            max(segment_model_version), max(intent_model_version)
+        from {USER_PROFILES_TABLE}"""
+    ).fetchall()[0]
+    actions = dict(
+        con.execute(f"select next_action, count(*) from {USER_PROFILES_TABLE} group by 1 order by 2 desc").fetchall()
+    )
+    triggers = dict(
+        con.execute(
+            f"""select t, count(*) from (select unnest(active_triggers) as t from {USER_PROFILES_TABLE})
+            group by 1 order by 2 desc"""
+        ).fetchall()
+    )
+    return BuiltProfiles(
+        rows=rows,
+        consented=consented or 0,
+        as_of_date=as_of,
+        next_actions=actions,
+        active_triggers=triggers,
+        segment_model_version=segment_version,
+        intent_model_version=intent_version,
+    )

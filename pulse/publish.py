@@ -1,0 +1,196 @@
+"""Publishing: the consented profiles and the audience exports, as an immutable snapshot readers can trust.
+
+Layout under ``$PULSE_EXPORTS`` (default ``$PULSE_HOME/exports``)::
+
+    current.json                      {"snapshot_id": ..., "path": "snapshots/<id>"}: the published snapshot
+    snapshots/<id>/manifest.json      row counts, as-of date, model versions, files, audience definitions
+    snapshots/<id>/user_profiles.parquet
+    snapshots/<id>/audiences/<name>.parquet, <name>.csv
+    audiences/<name>.parquet, .csv    the same files at fixed paths, for tools that poll one location
+    manifest.json                     the manifest of the snapshot those fixed-path files belong to
+
+Atomic: a snapshot is written in full under ``snapshots/.tmp-<id>`` and renamed into place, then
+``current.json`` is replaced (temp file + ``os.replace``); each fixed-path file is written beside its final
+name and ``os.replace``-d over it. A reader therefore sees either the previous or the new version of any file,
+never half of one; the read API (pulse/serve.py) follows ``current.json``. Nothing here touches the warehouse
+except to read it, so a published snapshot stays readable while the pipeline writes. The last
+:data:`KEEP_SNAPSHOTS` snapshots are kept (a reader may still be loading the previous one).
+
+Consent: only users whose latest ``consent_personalization`` is true leave the warehouse (profiles and every
+audience); a user who never sent the flag has not consented.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+KEEP_SNAPSHOTS = 5
+CONSENTED = "consent_personalization"
+
+
+@dataclass(frozen=True)
+class Audience:
+    name: str
+    description: str
+    where: str  # a predicate over user_profiles (consent is added by the publisher)
+    reason: str  # a SQL expression: why this user is in the audience
+    score: str  # a SQL expression ordering the audience (highest first)
+
+
+AUDIENCES: tuple[Audience, ...] = (
+    Audience(
+        "cart_abandoners",
+        "Users whose cart-abandonment trigger fired in the last 7 days and who have not bought since.",
+        "list_contains(active_triggers, 'cart_abandonment')",
+        "'cart abandoned; next: ' || next_action",
+        "coalesce(intent_probability, 0)",
+    ),
+    Audience(
+        "high_intent",
+        "The top decile of purchase-intent scores, or a high-intent trigger in the last 7 days.",
+        "intent_decile = 1 or list_contains(active_triggers, 'high_intent')",
+        "case when intent_decile = 1 then 'intent decile 1' else 'high-intent trigger' end",
+        "coalesce(intent_probability, 0)",
+    ),
+    Audience(
+        "loyal_buyers",
+        "Users with at least 2 purchases, the last within 30 days.",
+        "purchases >= 2 and days_since_last_purchase <= 30",
+        "cast(purchases as varchar) || ' purchases, last ' || cast(days_since_last_purchase as varchar) || ' days ago'",
+        "coalesce(engagement_score, 0)",
+    ),
+    Audience(
+        "win_back",
+        "Past buyers with no visit for 30 days or more.",
+        "purchases >= 1 and days_since_last_visit >= 30",
+        "'bought before, away ' || cast(days_since_last_visit as varchar) || ' days'",
+        "cast(purchases as double)",
+    ),
+)
+
+PROFILE_COLUMNS = (
+    "user_key, segment_id, segment_name, user_type, intent_probability, cast(intent_decile as integer) as "
+    "intent_decile, engagement_score, active_triggers, top_categories, next_action, next_action_reason, "
+    "consent_analytics, consent_personalization, segment_model_version, intent_model_version, as_of_date, "
+    "updated_at"
+)
+
+
+@dataclass(frozen=True)
+class PublishedSnapshot:
+    snapshot_id: str
+    path: Path
+    manifest: dict
+
+    @property
+    def audience_rows(self) -> dict[str, int]:
+        return {name: a["rows"] for name, a in self.manifest["audiences"].items()}
+
+
+def _sql_path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _write_json_atomically(path: Path, doc: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _copy_atomically(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def audience_sql(audience: Audience) -> str:
+    return f"""select user_key, {audience.reason} as reason, {audience.score} as score, next_action,
+        segment_name, user_type, intent_probability, as_of_date
+    from main.user_profiles
+    where {CONSENTED} and ({audience.where})
+    order by score desc, user_key"""
+
+
+def current_snapshot(exports: Path) -> Path | None:
+    """The published snapshot's directory, or None before the first publication."""
+    pointer = exports / "current.json"
+    if not pointer.exists():
+        return None
+    return exports / json.loads(pointer.read_text())["path"]
+
+
+def publish_snapshot(
+    con: duckdb.DuckDBPyConnection, exports: Path, *, now: datetime | None = None
+) -> PublishedSnapshot:
+    """Write a new snapshot from `user_profiles` (consented users only), then make it the current one."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    snapshot_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    snapshots = exports / "snapshots"
+    tmp = snapshots / f".tmp-{snapshot_id}"
+    final = snapshots / snapshot_id
+    (tmp / "audiences").mkdir(parents=True)
+    try:
+        con.execute(
+            f"""copy (select {PROFILE_COLUMNS} from main.user_profiles where {CONSENTED} order by user_key)
+            to {_sql_path(tmp / "user_profiles.parquet")} (format parquet)"""
+        )
+        total, consented, as_of, segment_version, intent_version = con.execute(
+            f"""select count(*), count_if({CONSENTED}), cast(max(as_of_date) as varchar),
+                max(segment_model_version), max(intent_model_version) from main.user_profiles"""
+        ).fetchall()[0]
+        audiences: dict[str, dict] = {}
+        for audience in AUDIENCES:
+            query = audience_sql(audience)
+            for fmt, options in (("parquet", "(format parquet)"), ("csv", "(format csv, header)")):
+                target = tmp / "audiences" / f"{audience.name}.{fmt}"
+                con.execute(f"copy ({query}) to {_sql_path(target)} {options}")
+            rows = con.execute(f"select count(*) from ({query})").fetchall()[0][0]
+            audiences[audience.name] = {
+                "rows": rows,
+                "parquet": f"audiences/{audience.name}.parquet",
+                "csv": f"audiences/{audience.name}.csv",
+                "description": audience.description,
+                "rule": audience.where,
+            }
+        manifest = {
+            "snapshot_id": snapshot_id,
+            "published_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "as_of_date": as_of,
+            "model_versions": {"segments": segment_version, "purchase_intent": intent_version},
+            "consent": f"only users whose latest {CONSENTED} is true ({consented:,} of {total:,})",
+            "profiles": {"file": "user_profiles.parquet", "rows": consented or 0, "users_before_consent": total},
+            "audiences": audiences,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _write_json_atomically(exports / "current.json", {"snapshot_id": snapshot_id, "path": f"snapshots/{snapshot_id}"})
+    for name in audiences:
+        for fmt in ("parquet", "csv"):
+            _copy_atomically(final / "audiences" / f"{name}.{fmt}", exports / "audiences" / f"{name}.{fmt}")
+    _copy_atomically(final / "manifest.json", exports / "manifest.json")
+    _prune(snapshots, keep=KEEP_SNAPSHOTS, current=snapshot_id)
+    return PublishedSnapshot(snapshot_id=snapshot_id, path=final, manifest=manifest)
+
+
+def _prune(snapshots: Path, keep: int, current: str) -> None:
+    """Delete all but the newest ``keep`` snapshots (ids sort by time), never the current one; leftovers of
+    an interrupted publication (``.tmp-*``) older than the current one go too."""
+    done = sorted(p.name for p in snapshots.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for name in done[:-keep]:
+        if name != current:
+            shutil.rmtree(snapshots / name, ignore_errors=True)
+    for p in snapshots.glob(".tmp-*"):
+        if p.name[len(".tmp-") :] < current:
+            shutil.rmtree(p, ignore_errors=True)

@@ -1,0 +1,522 @@
+"""The read API: profiles and audiences of the published snapshot, over HTTP (FastAPI on uvicorn).
+
+It reads only what :mod:`pulse.publish` writes under ``$PULSE_EXPORTS`` (never the DuckDB warehouse)::
+
+    current.json                               {"snapshot_id": ..., "path": "snapshots/<id>"}
+    snapshots/<id>/manifest.json               ids, dates, model versions, row counts, audiences
+    snapshots/<id>/user_profiles.parquet       one row per consented user
+    snapshots/<id>/audiences/<name>.parquet    user_key, reason, score, ...
+
+The current snapshot is held in memory: the profiles as one Arrow table plus a ``user_key -> row`` dict,
+each audience as an Arrow table. A background task stats ``current.json`` every ``reload_interval``
+seconds; when it changed and names another snapshot, that snapshot is loaded completely (in a thread)
+and swapped in with one reference assignment, so a request sees either the old or the new snapshot.
+A snapshot that cannot be read is logged and retried every ``retry_interval`` seconds while the old one
+is still served. See docs/api.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote_to_bytes
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
+
+POINTER_FILE = "current.json"
+AUDIENCE_NAME_PATTERN = r"^[a-z0-9_]{1,64}$"
+MAX_USER_KEY_LENGTH = 512
+USERS_PREFIX = b"/users/"
+SNAPSHOT_HEADER = "X-Pulse-Snapshot"
+
+_AUDIENCE_NAME = re.compile(AUDIENCE_NAME_PATTERN)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Response models (they are what /openapi.json documents)
+
+
+class UserProfile(BaseModel):
+    """One row of ``user_profiles.parquet``. Columns the snapshot adds later are passed through as well."""
+
+    model_config = ConfigDict(extra="allow")
+
+    user_key: str
+    segment_id: int | None = None
+    segment_name: str | None = None
+    user_type: str | None = None
+    intent_probability: float | None = Field(None, description="P(purchase in the horizon); null if not scored")
+    intent_decile: int | None = Field(None, description="1..10, 10 = most likely to buy")
+    engagement_score: float | None = None
+    active_triggers: list[str] | None = None
+    top_categories: list[str] | None = None
+    next_action: str | None = None
+    next_action_reason: str | None = None
+    consent_analytics: bool | None = None
+    consent_personalization: bool | None = None
+    segment_model_version: str | None = None
+    intent_model_version: str | None = None
+    as_of_date: date | None = None
+    updated_at: datetime | None = Field(None, description="UTC")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    snapshot_id: str
+    published_at: datetime
+    as_of_date: date
+    profiles: int = Field(description="rows of user_profiles.parquet")
+    audiences: dict[str, int] = Field(description="rows of each audience")
+
+
+class Unavailable(BaseModel):
+    status: Literal["unavailable"]
+    reason: str
+
+
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+class AudienceSummary(BaseModel):
+    name: str
+    rows: int
+    description: str
+
+
+class AudiencePage(BaseModel):
+    model_config = ConfigDict(ser_json_bytes="base64")
+
+    audience: str
+    snapshot_id: str
+    page: int
+    page_size: int
+    total_rows: int
+    total_pages: int
+    rows: list[dict[str, Any]] = Field(description="user_key, reason, score and any other column of the audience")
+
+
+# --------------------------------------------------------------------------------------------------------
+# The snapshot in memory
+
+
+class SnapshotError(Exception):
+    """A published snapshot that cannot be served (missing, incomplete, inconsistent)."""
+
+
+class _Rows:
+    """An Arrow table read row by row (``row(i)``) or by pages (``rows(offset, n)``) as Python dicts."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        # One chunk per column (after combine_chunks): a row is then ~15 scalar reads, 3x faster than slicing.
+        chunks = [table.column(i).chunks for i in range(table.num_columns)]
+        self._arrays = (
+            [(name, c[0]) for name, c in zip(table.column_names, chunks, strict=True)]
+            if all(len(c) == 1 for c in chunks)
+            else None
+        )
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def row(self, i: int) -> dict[str, Any]:
+        if self._arrays is not None:
+            return {name: array[i].as_py() for name, array in self._arrays}
+        return self.table.slice(i, 1).to_pylist()[0]
+
+    def rows(self, offset: int, length: int) -> list[dict[str, Any]]:
+        if offset >= len(self):
+            return []
+        return self.table.slice(offset, length).to_pylist()
+
+
+@dataclass(frozen=True)
+class Audience:
+    name: str
+    description: str
+    rows: _Rows
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    snapshot_id: str
+    path: Path
+    published_at: datetime
+    as_of_date: date
+    model_versions: dict[str, str]
+    profiles: _Rows
+    index: dict[str, int]
+    audiences: dict[str, Audience]
+    load_seconds: float = field(default=0.0, compare=False)
+
+    def health(self) -> Health:
+        return Health(
+            status="ok",
+            snapshot_id=self.snapshot_id,
+            published_at=self.published_at,
+            as_of_date=self.as_of_date,
+            profiles=len(self.profiles),
+            audiences={name: len(a.rows) for name, a in self.audiences.items()},
+        )
+
+
+def _read_table(path: Path) -> pa.Table:
+    """Read a Parquet file fully into memory (no memory map: the file may be deleted once loaded). Naive
+    timestamps are UTC in a snapshot: they are marked so, and served with a ``Z``."""
+    table = pq.read_table(path, memory_map=False)
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.tz is None:
+            table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit, tz="UTC")))
+    return table.combine_chunks()
+
+
+def _inside(root: Path, relative: str) -> Path:
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise SnapshotError(f"{relative!r} points outside the snapshot directory {root}")
+    return path
+
+
+def _utc(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def load_snapshot(exports_dir: Path, snapshot_id: str, relative_path: str) -> Snapshot:
+    """Read a whole published snapshot into memory, checking it against its manifest. Raises SnapshotError."""
+    started = time.perf_counter()
+    root = exports_dir / relative_path
+    try:
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+        if manifest["snapshot_id"] != snapshot_id:
+            raise SnapshotError(f"{root}/manifest.json is snapshot {manifest['snapshot_id']!r}, not {snapshot_id!r}")
+        profiles_table = _read_table(_inside(root, manifest["profiles"]["file"]))
+        if "user_key" not in profiles_table.column_names:
+            raise SnapshotError(f"{manifest['profiles']['file']} has no user_key column")
+        if profiles_table.num_rows != int(manifest["profiles"]["rows"]):
+            raise SnapshotError(
+                f"{manifest['profiles']['file']} has {profiles_table.num_rows} rows, "
+                f"the manifest says {manifest['profiles']['rows']}"
+            )
+        audiences: dict[str, Audience] = {}
+        for name, spec in manifest.get("audiences", {}).items():
+            if not _AUDIENCE_NAME.match(name):
+                log.warning("snapshot %s: audience %r skipped (names are [a-z0-9_]{1,64})", snapshot_id, name)
+                continue
+            table = _read_table(_inside(root, spec["parquet"]))
+            if table.num_rows != int(spec["rows"]):
+                raise SnapshotError(f"audience {name} has {table.num_rows} rows, the manifest says {spec['rows']}")
+            audiences[name] = Audience(name=name, description=str(spec.get("description") or ""), rows=_Rows(table))
+        published_at = _utc(manifest["published_at"])
+        as_of_date = date.fromisoformat(manifest["as_of_date"])
+        model_versions = {str(k): str(v) for k, v in (manifest.get("model_versions") or {}).items()}
+    except SnapshotError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+        raise SnapshotError(f"{type(exc).__name__}: {exc}") from exc
+
+    keys = profiles_table.column("user_key").to_pylist()
+    index = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))  # the first row of a key wins
+    if len(index) != len(keys):
+        log.warning("snapshot %s: %d duplicate user_key rows ignored", snapshot_id, len(keys) - len(index))
+    return Snapshot(
+        snapshot_id=snapshot_id,
+        path=root,
+        published_at=published_at,
+        as_of_date=as_of_date,
+        model_versions=model_versions,
+        profiles=_Rows(profiles_table),
+        index=index,
+        audiences=audiences,
+        load_seconds=time.perf_counter() - started,
+    )
+
+
+class SnapshotStore:
+    """The snapshot being served, and the reload logic.
+
+    ``current`` is replaced by one assignment once a new snapshot is fully loaded: a request reads it once
+    and works on that object only. ``pointer_changed`` is a stat (cheap, for the event loop); ``refresh``
+    may read a whole snapshot (run it in a thread).
+    """
+
+    def __init__(self, exports_dir: Path, retry_interval: float = 5.0) -> None:
+        self.exports_dir = Path(exports_dir)
+        self.pointer = self.exports_dir / POINTER_FILE
+        self.retry_interval = retry_interval
+        self.current: Snapshot | None = None
+        self.problem: str | None = None  # why the latest published snapshot is not the one served
+        self._seen: tuple[int, int, int] | None = None  # (mtime_ns, size, inode) of current.json last read
+        self._retry_at: float | None = None
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.pointer)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def pointer_changed(self) -> bool:
+        if self._signature() != self._seen:
+            return True
+        return self._retry_at is not None and time.monotonic() >= self._retry_at
+
+    def _failed(self, message: str) -> None:
+        self.problem = message
+        self._retry_at = time.monotonic() + self.retry_interval
+        if message not in self._warned:  # once per distinct problem, not every retry
+            self._warned.add(message)
+            serving = f"still serving {self.current.snapshot_id}" if self.current else "nothing to serve"
+            log.warning("%s (%s)", message, serving)
+
+    def refresh(self) -> bool:
+        """Load the snapshot current.json names if it is not the one served. True if a new one was swapped in."""
+        with self._lock:
+            signature = self._signature()
+            self._seen = signature
+            self._retry_at = None
+            if signature is None:
+                if self.current is None:
+                    self.problem = f"no snapshot published yet: {self.pointer} does not exist"
+                else:
+                    self._failed(f"{self.pointer} disappeared")
+                return False
+            try:
+                pointer = json.loads(self.pointer.read_text(encoding="utf-8"))
+                snapshot_id, relative_path = str(pointer["snapshot_id"]), str(pointer["path"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self._failed(f"cannot read {self.pointer}: {type(exc).__name__}: {exc}")
+                return False
+            if self.current is not None and self.current.snapshot_id == snapshot_id:
+                self.problem = None
+                return False
+            try:
+                snapshot = load_snapshot(self.exports_dir, snapshot_id, relative_path)
+            except SnapshotError as exc:
+                self._failed(f"cannot load snapshot {snapshot_id} from {self.exports_dir / relative_path}: {exc}")
+                return False
+            previous, self.current, self.problem = self.current, snapshot, None
+            log.info(
+                "serving snapshot %s (%s profiles, %d audiences, loaded in %.2f s)%s",
+                snapshot.snapshot_id,
+                f"{len(snapshot.profiles):,}",
+                len(snapshot.audiences),
+                snapshot.load_seconds,
+                f", was {previous.snapshot_id}" if previous else "",
+            )
+            return True
+
+
+async def _watch(store: SnapshotStore, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if store.pointer_changed():
+                await asyncio.to_thread(store.refresh)
+        except Exception:  # never let the watcher die: the next tick tries again
+            log.exception("snapshot reload failed")
+
+
+# --------------------------------------------------------------------------------------------------------
+# The app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pulse")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _user_key(request: Request, decoded: str) -> str:
+    """The exact key: the raw (still percent-encoded) path after ``/users/``, decoded once. ``decoded`` (what
+    the router extracted from the already-decoded path) is the fallback when the raw path is not available."""
+    raw: bytes | None = request.scope.get("raw_path")
+    if not raw:
+        return decoded
+    root_path = request.scope.get("root_path", "").encode("utf-8")
+    if root_path and raw.startswith(root_path):
+        raw = raw[len(root_path) :]
+    if not raw.startswith(USERS_PREFIX):
+        return decoded
+    return unquote_to_bytes(raw[len(USERS_PREFIX) :]).decode("utf-8", errors="replace")
+
+
+def _key_error(key: str, kind: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"type": kind, "loc": ("path", "user_key"), "msg": message, "input": key}])
+
+
+def create_app(exports_dir: Path, *, reload_interval: float = 0.5, retry_interval: float = 5.0) -> FastAPI:
+    """The API over the snapshots published in ``exports_dir``. The current snapshot is loaded here; the app
+    then watches ``current.json`` every ``reload_interval`` seconds while it runs (its lifespan)."""
+    store = SnapshotStore(exports_dir, retry_interval=retry_interval)
+    store.refresh()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(_watch(store, reload_interval), name="pulse-snapshot-watcher")
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    app = FastAPI(
+        title="pulse read API",
+        version=_version(),
+        description=(
+            "Profiles and audiences of the latest published pulse snapshot (read-only). "
+            "A new snapshot is picked up without a restart."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.store = store
+
+    def served() -> Snapshot:
+        snapshot = store.current
+        if snapshot is None:
+            raise HTTPException(503, detail=store.problem or "no snapshot loaded")
+        return snapshot
+
+    unavailable = {503: {"model": ErrorDetail, "description": "no snapshot published (or none readable) yet"}}
+
+    @app.get(
+        "/health",
+        response_model=Health,
+        responses={503: {"model": Unavailable, "description": "no snapshot to serve"}},
+        summary="The snapshot being served",
+    )
+    async def health() -> Any:
+        snapshot = store.current
+        if snapshot is None:
+            reason = store.problem or "no snapshot loaded"
+            return JSONResponse(status_code=503, content={"status": "unavailable", "reason": reason})
+        return snapshot.health()
+
+    @app.get(
+        "/users/{user_key:path}",
+        response_model=UserProfile,
+        responses={404: {"model": ErrorDetail, "description": "unknown user_key"}, **unavailable},
+        summary="The profile of one user",
+    )
+    async def user_profile(
+        request: Request,
+        response: Response,
+        user_key: Annotated[
+            str,
+            PathParam(
+                min_length=1,
+                max_length=MAX_USER_KEY_LENGTH,
+                description="Percent-encoded (`/` as %2F, space as %20, `%` as %25, ...); any character allowed.",
+            ),
+        ],
+    ) -> Any:
+        key = _user_key(request, user_key)
+        if not key:
+            raise _key_error(key, "string_too_short", "String should have at least 1 character")
+        if len(key) > MAX_USER_KEY_LENGTH:
+            raise _key_error(key, "string_too_long", f"String should have at most {MAX_USER_KEY_LENGTH} characters")
+        snapshot = served()
+        row = snapshot.index.get(key)
+        if row is None:
+            raise HTTPException(404, detail=f"unknown user_key: {key}")
+        response.headers[SNAPSHOT_HEADER] = snapshot.snapshot_id
+        return snapshot.profiles.row(row)
+
+    @app.get(
+        "/audiences",
+        response_model=list[AudienceSummary],
+        responses=unavailable,
+        summary="The audiences of the snapshot",
+    )
+    async def audiences(response: Response) -> Any:
+        snapshot = served()
+        response.headers[SNAPSHOT_HEADER] = snapshot.snapshot_id
+        return [
+            {"name": a.name, "rows": len(a.rows), "description": a.description} for a in snapshot.audiences.values()
+        ]
+
+    @app.get(
+        "/audiences/{name}",
+        response_model=AudiencePage,
+        responses={404: {"model": ErrorDetail, "description": "unknown audience"}, **unavailable},
+        summary="One page of an audience's members",
+    )
+    async def audience_page(
+        response: Response,
+        name: Annotated[str, PathParam(pattern=AUDIENCE_NAME_PATTERN)],
+        page: Annotated[int, Query(ge=1, description="1-based; past the last page, rows is empty")] = 1,
+        page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Any:
+        snapshot = served()
+        audience = snapshot.audiences.get(name)
+        if audience is None:
+            raise HTTPException(404, detail=f"unknown audience: {name}")
+        total = len(audience.rows)
+        response.headers[SNAPSHOT_HEADER] = snapshot.snapshot_id
+        return {
+            "audience": name,
+            "snapshot_id": snapshot.snapshot_id,
+            "page": page,
+            "page_size": page_size,
+            "total_rows": total,
+            "total_pages": -(-total // page_size),
+            "rows": audience.rows.rows((page - 1) * page_size, page_size),
+        }
+
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, exports_dir: Path | None = None) -> int:
+    """Run the API with uvicorn (one worker, no access log) until Ctrl-C / SIGTERM."""
+    import uvicorn
+
+    from pulse.settings import paths_from_env
+
+    exports = Path(exports_dir) if exports_dir is not None else paths_from_env(os.environ).exports
+    app = create_app(exports)  # loads the current snapshot (its warnings, if any, go to stderr)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)  # reloads are logged; uvicorn itself logs warnings only
+    log.propagate = False
+    store: SnapshotStore = app.state.store
+    current = store.current
+    print(f"pulse read API on http://{host}:{port} (docs: http://{host}:{port}/docs)", flush=True)
+    if current is not None:
+        print(
+            f"serving snapshot {current.snapshot_id} (as of {current.as_of_date}, {len(current.profiles):,} profiles, "
+            f"{len(current.audiences)} audiences) from {exports}",
+            flush=True,
+        )
+    else:
+        print(f"no snapshot to serve yet ({store.problem}); watching {exports / POINTER_FILE}", flush=True)
+    config = uvicorn.Config(app, host=host, port=port, workers=1, access_log=False, log_level="warning")
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled once it shut down
+        uvicorn.Server(config).run()
+    return 0
