@@ -1,0 +1,209 @@
+"""Profiles and publishing: next actions, consent filtering, atomic snapshots."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+import pulse.publish as publish
+from pulse.profiles import build_user_profiles
+from pulse.publish import AUDIENCES, current_snapshot, publish_snapshot
+
+NOW = datetime(2026, 11, 1, 12, 0)
+
+# Seven users as of 2026-11-01. Triggers fired in the 7 days before (or not), consent sent (or never).
+TABLES = """
+create table user_features as select * from (values
+    ('u_cart',    date '2026-11-01', 0, 0.5, 2, null),
+    ('u_cart_bought', date '2026-11-01', 1, 0.5, 1, 1),
+    ('u_active',  date '2026-11-01', 3, 0.0, 1, 5),
+    ('u_intent',  date '2026-11-01', 0, 0.0, 3, null),
+    ('u_passive', date '2026-11-01', 0, 0.0, 20, null),
+    ('u_winback', date '2026-11-01', 2, 0.0, 40, 40),
+    ('u_noconsent', date '2026-11-01', 0, 0.0, 20, null)
+) t(user_key, as_of_date, purchases, cart_abandonment_rate, days_since_last_visit, days_since_last_purchase);
+create table fct_sessions as select * from (values
+    ('u_cart_bought', timestamp '2026-10-30 12:00:00', 1)
+) t(user_key, session_end, purchases);
+create table fct_trigger_firings as select * from (values
+    ('cart_abandonment', 'u_cart', timestamp '2026-10-29 10:00:00'),
+    ('high_intent', 'u_cart', timestamp '2026-10-29 09:00:00'),
+    ('cart_abandonment', 'u_cart_bought', timestamp '2026-10-29 10:00:00'),
+    ('cart_abandonment', 'u_passive', timestamp '2026-10-20 10:00:00'),
+    ('returning_browser', 'u_passive', timestamp '2026-11-01 00:00:00')
+) t(trigger_name, user_key, fired_at);
+create table user_category_affinity as select * from (values
+    ('u_cart', 'shoes', 3, 1), ('u_cart', 'bags', 1, 2)
+) t(user_key, category, product_views, category_rank);
+create table user_types as select user_key, 'Passive' as user_type, 'fallback' as user_type_rule from user_features;
+create table user_segments as select * from (values
+    ('u_cart', 1, 'Cart abandoners', 'Intent-driven', 'r', '3'),
+    ('u_cart_bought', 1, 'Cart abandoners', 'Intent-driven', 'r', '3'),
+    ('u_active', 2, 'Buyers', 'Active', 'r', '3'),
+    ('u_intent', 3, 'Intent shoppers', 'Intent-driven', 'r', '3'),
+    ('u_passive', 4, 'Passive visitors', 'Passive', 'r', '3'),
+    ('u_winback', 2, 'Buyers', 'Passive', 'r', '3'),
+    ('u_noconsent', 4, 'Passive visitors', 'Passive', 'r', '3')
+) t(user_key, segment_id, segment_name, user_type, user_type_rule, model_version);
+create table user_intent_scores as select * from (values
+    ('u_cart', 0.2, 80.0, 3, '7'), ('u_intent', 0.6, 100.0, 1, '7'), ('u_active', 0.3, 90.0, 2, '7')
+) t(user_key, probability, percentile, decile, model_version);
+create table user_engagement_scores as select user_key, 50.0 as engagement_score from user_features;
+create table dim_user_consent as select * from (values
+    ('u_cart', true, true), ('u_cart_bought', true, true), ('u_active', true, true), ('u_intent', true, true),
+    ('u_passive', true, true), ('u_winback', true, true), ('u_noconsent', true, false)
+) t(user_key, consent_analytics, consent_personalization);
+"""
+
+
+@pytest.fixture
+def con() -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect()
+    c.execute(TABLES)
+    build_user_profiles(c, NOW)
+    yield c
+    c.close()
+
+
+def profile(con: duckdb.DuckDBPyConnection, user_key: str) -> dict:
+    df = con.execute("select * from user_profiles where user_key = ?", [user_key]).df()
+    assert len(df) == 1
+    return df.iloc[0].to_dict()
+
+
+def test_triggers_override_the_user_type_in_their_order(con) -> None:
+    p = profile(con, "u_cart")
+    assert sorted(p["active_triggers"]) == ["cart_abandonment", "high_intent"]
+    assert (p["next_action"], p["next_action_reason"]) == ("abandoned-cart email", "trigger: cart_abandonment")
+    assert list(p["top_categories"]) == ["shoes", "bags"]
+    assert (p["intent_probability"], p["intent_decile"], p["intent_model_version"]) == (0.2, 3, "7")
+
+
+def test_a_cart_abandonment_stops_being_active_once_the_user_buys_and_after_7_days(con) -> None:
+    assert list(profile(con, "u_cart_bought")["active_triggers"]) == []  # bought after the firing
+    p = profile(con, "u_passive")
+    # fired 12 days before the snapshot: not active; fired at the snapshot instant: not before it
+    assert list(p["active_triggers"]) == []
+    assert p["next_action"] == "retargeting"  # Passive, away 20 days, consented
+
+
+@pytest.mark.parametrize(
+    ("user", "action"),
+    [
+        ("u_active", "loyalty rewards"),
+        ("u_intent", "personalized offer"),
+        ("u_cart_bought", "abandoned-cart email"),  # Intent-driven who abandons carts, no active trigger
+        ("u_winback", "retargeting"),
+        ("u_noconsent", "simplified content"),  # Passive, away, no consent for retargeting
+    ],
+)
+def test_next_action_by_user_type(con, user: str, action: str) -> None:
+    assert profile(con, user)["next_action"] == action
+
+
+def test_consent_never_sent_is_no_consent(con) -> None:
+    con.execute("delete from dim_user_consent where user_key = 'u_intent'")
+    build_user_profiles(con, NOW)
+    p = profile(con, "u_intent")
+    assert (p["consent_analytics"], p["consent_personalization"]) == (False, False)
+
+
+def test_only_consented_users_are_published(con, tmp_path: Path) -> None:
+    published = publish_snapshot(con, tmp_path, now=datetime(2026, 11, 1, 13, 0, tzinfo=UTC))
+    profiles = pq.read_table(published.path / "user_profiles.parquet").column("user_key").to_pylist()
+    assert "u_noconsent" not in profiles and len(profiles) == 6
+    assert published.manifest["profiles"] == {"file": "user_profiles.parquet", "rows": 6, "users_before_consent": 7}
+    everyone = set()
+    for audience in AUDIENCES:
+        rows = pq.read_table(published.path / "audiences" / f"{audience.name}.parquet").to_pylist()
+        assert len(rows) == published.manifest["audiences"][audience.name]["rows"]
+        everyone |= {r["user_key"] for r in rows}
+    assert "u_noconsent" not in everyone
+    # the audiences select what they say
+    rows = {
+        a.name: set(pq.read_table(published.path / "audiences" / f"{a.name}.parquet").column("user_key").to_pylist())
+        for a in AUDIENCES
+    }
+    assert rows == {
+        "cart_abandoners": {"u_cart"},
+        "high_intent": {"u_intent", "u_cart"},
+        "loyal_buyers": {"u_active"},
+        "win_back": {"u_winback"},
+    }
+    # including a consented user who later withdraws: gone from the next snapshot
+    con.execute("update dim_user_consent set consent_personalization = false where user_key = 'u_intent'")
+    build_user_profiles(con, NOW)
+    again = publish_snapshot(con, tmp_path)
+    assert "u_intent" not in pq.read_table(again.path / "user_profiles.parquet").column("user_key").to_pylist()
+    assert again.manifest["audiences"]["high_intent"]["rows"] == 1
+
+
+def test_the_manifest_and_fixed_path_files_follow_the_current_snapshot(con, tmp_path: Path) -> None:
+    first = publish_snapshot(con, tmp_path)
+    assert current_snapshot(tmp_path) == first.path
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest == first.manifest
+    assert set(manifest) >= {"snapshot_id", "published_at", "as_of_date", "model_versions", "profiles", "audiences"}
+    assert manifest["as_of_date"] == "2026-11-01" and manifest["model_versions"] == {
+        "segments": "3",
+        "purchase_intent": "7",
+    }
+    csv = (tmp_path / "audiences" / "win_back.csv").read_text().splitlines()
+    assert csv[0].startswith("user_key,reason,score") and csv[1].startswith("u_winback,")
+    for _ in range(publish.KEEP_SNAPSHOTS + 2):
+        publish_snapshot(con, tmp_path)
+    kept = [p for p in (tmp_path / "snapshots").iterdir()]
+    assert len(kept) == publish.KEEP_SNAPSHOTS and current_snapshot(tmp_path) in kept
+
+
+def test_a_failed_publication_leaves_the_current_snapshot_untouched(con, tmp_path: Path, monkeypatch) -> None:
+    first = publish_snapshot(con, tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    broken = (*AUDIENCES[:2], publish.Audience("broken", "x", "no_such_column > 0", "'x'", "0"))
+    monkeypatch.setattr(publish, "AUDIENCES", broken)
+    with pytest.raises(duckdb.Error):
+        publish_snapshot(con, tmp_path)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # no half-written snapshot left, the pointer and fixed-path files unchanged
+    assert current_snapshot(tmp_path) == first.path
+
+
+def test_a_reader_never_sees_a_half_published_snapshot(con, tmp_path: Path) -> None:
+    """A reader follows current.json and reads the manifest and the files while snapshots are published
+    back to back: every read is complete and consistent with its manifest."""
+    publish_snapshot(con, tmp_path)
+    stop, problems, reads = threading.Event(), [], [0]
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                snapshot = current_snapshot(tmp_path)
+                manifest = json.loads((snapshot / "manifest.json").read_text())
+                rows = pq.read_table(snapshot / "user_profiles.parquet").num_rows
+                if rows != manifest["profiles"]["rows"]:
+                    problems.append(f"{snapshot.name}: {rows} rows, manifest says {manifest['profiles']['rows']}")
+                fixed = pq.read_table(tmp_path / "audiences" / "high_intent.parquet").num_rows
+                if fixed not in (1, 2):
+                    problems.append(f"fixed-path high_intent has {fixed} rows")
+                reads[0] += 1
+            except FileNotFoundError:
+                pass  # a snapshot pruned between reading the pointer and opening it: the reader retries
+            except Exception as exc:  # noqa: BLE001 - any other failure is a torn read
+                problems.append(repr(exc))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for i in range(12):
+        flag = "false" if i % 2 else "true"
+        con.execute(f"update dim_user_consent set consent_personalization = {flag} where user_key = 'u_intent'")
+        build_user_profiles(con, NOW)
+        publish_snapshot(con, tmp_path)
+    stop.set()
+    thread.join()
+    assert problems == [] and reads[0] > 10
