@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ml.purchase_intent import FEATURES, IntentTrainingResult, predict_proba, write_intent_plots
-from ml.tracking import CHALLENGER, CHAMPION, experiment_id_for, now_ms, ui_run_url, using_store
+from ml.tracking import CHALLENGER, CHAMPION, alias_version, experiment_id_for, now_ms, ui_run_url, using_store
 
 __all__ = [
     "EXPERIMENT",
@@ -115,24 +115,13 @@ def _client(tracking_uri: str) -> Any:
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def _champion_version(client: Any, registered_model: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(registered_model, CHAMPION).version)
-    except MlflowException as e:
-        if e.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(e).lower():
-            return None
-        raise
-
-
 def load_intent_champion(tracking_uri: str, registered_model: str = REGISTERED_MODEL) -> IntentChampion | None:
     """The champion booster, its version and the features it was trained on; None without a champion."""
     if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///") :]).exists():
         return None  # no database yet: nothing was ever logged (and do not create one by looking)
     with using_store(tracking_uri) as mlflow:
         client = _client(tracking_uri)
-        version = _champion_version(client, registered_model)
+        version = alias_version(client, registered_model)
         if version is None:
             return None
         model = mlflow.xgboost.load_model(f"models:/{registered_model}/{version}")
@@ -148,7 +137,7 @@ def champion_tags(tracking_uri: str, registered_model: str = REGISTERED_MODEL) -
         return None
     with using_store(tracking_uri):
         client = _client(tracking_uri)
-        version = _champion_version(client, registered_model)
+        version = alias_version(client, registered_model)
         if version is None:
             return None
         return {**client.get_model_version(registered_model, version).tags, "version": version}

@@ -56,6 +56,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.features import USER_FEATURE_COLUMNS
+
 __all__ = [
     "FEATURES",
     "LABEL",
@@ -77,31 +79,8 @@ __all__ = [
     "write_intent_plots",
 ]
 
-# The feature columns of purchase_intent_training_set, in table order.
-FEATURES: tuple[str, ...] = (
-    "days_since_last_visit",
-    "days_since_first_visit",
-    "sessions_7d",
-    "sessions_30d",
-    "sessions_total",
-    "active_days_30d",
-    "sessions_per_active_day",
-    "avg_session_seconds",
-    "avg_engaged_seconds",
-    "avg_scroll_depth_pct",
-    "page_views",
-    "product_views",
-    "categories_viewed",
-    "searches",
-    "cart_adds",
-    "purchases",
-    "revenue",
-    "avg_order_value",
-    "cart_abandonment_rate",
-    "days_since_last_purchase",
-    "bounce_rate",
-    "engaged_session_rate",
-)
+# The feature columns of purchase_intent_training_set (those of user_feature_snapshots), in table order.
+FEATURES: tuple[str, ...] = USER_FEATURE_COLUMNS
 RFM_FEATURES: tuple[str, str, str] = ("days_since_last_visit", "sessions_30d", "revenue")  # recency, freq., money
 RECENCY = "days_since_last_visit"
 LABEL = "purchased_within_horizon"

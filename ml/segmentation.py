@@ -70,6 +70,7 @@ from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from ml import matching, naming
+from ml.features import USER_FEATURE_COLUMNS
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -88,30 +89,7 @@ __all__ = [
 MODEL_FORMAT = "pulse-segments/1"
 
 # Every feature column of the dbt user_features mart (user_key and as_of_date are the key).
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "days_since_last_visit",
-    "days_since_first_visit",
-    "sessions_7d",
-    "sessions_30d",
-    "sessions_total",
-    "active_days_30d",
-    "sessions_per_active_day",
-    "avg_session_seconds",
-    "avg_engaged_seconds",
-    "avg_scroll_depth_pct",
-    "page_views",
-    "product_views",
-    "categories_viewed",
-    "searches",
-    "cart_adds",
-    "purchases",
-    "revenue",
-    "avg_order_value",
-    "cart_abandonment_rate",
-    "days_since_last_purchase",
-    "bounce_rate",
-    "engaged_session_rate",
-)
+FEATURE_COLUMNS: tuple[str, ...] = USER_FEATURE_COLUMNS
 
 LAST_PURCHASE = "days_since_last_purchase"
 HAS_PURCHASED = "has_purchased"

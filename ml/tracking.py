@@ -54,6 +54,7 @@ from ml.segmentation import SegmentationResult, SegmentModel
 
 __all__ = [
     "CHAMPION",
+    "alias_version",
     "CHALLENGER",
     "EXPERIMENT",
     "REGISTERED_MODEL",
@@ -363,11 +364,16 @@ def now_ms() -> int:
 def champion_version(tracking_uri: str, registered_model: str = REGISTERED_MODEL) -> str | None:
     """The version number ``champion`` points at, or None (no registered model, or no champion yet)."""
     from mlflow import MlflowClient
+
+    return alias_version(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri), registered_model)
+
+
+def alias_version(client: Any, registered_model: str, alias: str = CHAMPION) -> str | None:
+    """The version ``alias`` points at through an MlflowClient, or None (no such model or alias)."""
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        return str(client.get_model_version_by_alias(registered_model, CHAMPION).version)
+        return str(client.get_model_version_by_alias(registered_model, alias).version)
     except MlflowException as e:
         if e.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(e).lower():
             return None

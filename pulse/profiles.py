@@ -47,16 +47,36 @@ class BuiltProfiles:
     intent_model_version: str | None
 
 
-def _trigger_case() -> str:
-    whens = "\n".join(f"            when list_contains(active_triggers, '{t}') then '{a}'" for t, a in TRIGGER_ACTIONS)
-    reasons = "\n".join(
-        f"            when list_contains(active_triggers, '{t}') then 'trigger: {t}'" for t, _ in TRIGGER_ACTIONS
-    )
-    return whens, reasons
+# (condition over the joined columns, next action, reason), first match wins, after the triggers
+USER_TYPE_RULES: tuple[tuple[str, str, str], ...] = (
+    ("user_type = 'Active' and purchases > 0", "loyalty rewards", "Active, has bought"),
+    ("user_type = 'Active' and engagement_score >= 60", "exclusive content", "Active, engagement score >= 60"),
+    ("user_type = 'Active'", "early access", "Active"),
+    ("user_type = 'Intent-driven' and intent_decile <= 2", "personalized offer", "Intent-driven, intent decile <= 2"),
+    (
+        "user_type = 'Intent-driven' and cart_abandonment_rate > 0",
+        "abandoned-cart email",
+        "Intent-driven, abandons carts",
+    ),
+    ("user_type = 'Intent-driven'", "product recommendations", "Intent-driven"),
+    ("days_since_last_visit <= 14", "email nudge", "Passive, visited in the last 14 days"),
+    ("consent_personalization", "retargeting", "Passive, away 15+ days"),
+)
+FALLBACK = ("simplified content", "Passive, away 15+ days, no consent for retargeting")
+
+
+def _rules() -> list[tuple[str, str, str]]:
+    triggers = [(f"list_contains(active_triggers, '{t}')", a, f"trigger: {t}") for t, a in TRIGGER_ACTIONS]
+    return triggers + list(USER_TYPE_RULES)
+
+
+def _case(column: int, fallback: str) -> str:
+    """One CASE over the rules: column 1 gives the action, column 2 the reason."""
+    whens = "\n".join(f"        when {rule[0]} then '{rule[column]}'" for rule in _rules())
+    return f"case\n{whens}\n        else '{fallback}'\n    end"
 
 
 def profiles_sql() -> str:
-    action_whens, reason_whens = _trigger_case()
     return f"""
 create or replace table {USER_PROFILES_TABLE} as
 with
@@ -127,30 +147,8 @@ select
     engagement_score,
     active_triggers,
     top_categories,
-    case
-{action_whens}
-        when user_type = 'Active' and purchases > 0 then 'loyalty rewards'
-        when user_type = 'Active' and engagement_score >= 60 then 'exclusive content'
-        when user_type = 'Active' then 'early access'
-        when user_type = 'Intent-driven' and intent_decile <= 2 then 'personalized offer'
-        when user_type = 'Intent-driven' and cart_abandonment_rate > 0 then 'abandoned-cart email'
-        when user_type = 'Intent-driven' then 'product recommendations'
-        when days_since_last_visit <= 14 then 'email nudge'
-        when consent_personalization then 'retargeting'
-        else 'simplified content'
-    end as next_action,
-    case
-{reason_whens}
-        when user_type = 'Active' and purchases > 0 then 'Active, has bought'
-        when user_type = 'Active' and engagement_score >= 60 then 'Active, engagement score >= 60'
-        when user_type = 'Active' then 'Active'
-        when user_type = 'Intent-driven' and intent_decile <= 2 then 'Intent-driven, intent decile <= 2'
-        when user_type = 'Intent-driven' and cart_abandonment_rate > 0 then 'Intent-driven, abandons carts'
-        when user_type = 'Intent-driven' then 'Intent-driven'
-        when days_since_last_visit <= 14 then 'Passive, visited in the last 14 days'
-        when consent_personalization then 'Passive, away 15+ days'
-        else 'Passive, away 15+ days, no consent for retargeting'
-    end as next_action_reason,
+    {_case(1, FALLBACK[0])} as next_action,
+    {_case(2, FALLBACK[1])} as next_action_reason,
     consent_analytics,
     consent_personalization,
     purchases,

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -21,30 +18,17 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+from demo_warehouse import ingest_demo, run_dbt
 
 from ml.intent_tracking import REGISTERED_MODEL, log_intent_training
 from ml.purchase_intent import IntentConfig, IntentTrainingResult, train_purchase_intent
 from ml.tracking import tracking_uri
-from pulse.demo import generate_demo
 from pulse.ingest import ingest_day, landed_days
 
 pytestmark = pytest.mark.integration
 
 USERS, DAYS, SEED = 3000, 45, 7
 PRE_PLANTED_USERS = 60  # users given a page view 10 minutes before the leakage snapshot (in both warehouses)
-DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
-
-
-def _dbt(home: Path, warehouse: Path, *args: str) -> None:
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), *args, "--target-path", str(home / "target")]
-        + ["--log-path", str(home / "logs")],
-        cwd=DBT_PROJECT,
-        env={**os.environ, "PULSE_WAREHOUSE": str(warehouse), "PULSE_HOME": str(home)},
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
 
 
 def _query(warehouse: Path, sql: str) -> pd.DataFrame:
@@ -99,11 +83,9 @@ class Demo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     home = tmp_path_factory.mktemp("intent_on_demo")
-    landing, warehouse = home / "landing", home / "warehouse.duckdb"
-    generate_demo(landing, users=USERS, days=DAYS, seed=SEED, progress=False)
+    landing, warehouse = ingest_demo(home, USERS, DAYS, SEED)
     events_dir = landing / "events"
     days = landed_days(events_dir)
-    _ingest(warehouse, events_dir, days)
     # Snapshot t: two weeks before the latest snapshot, so its label window and the next one are complete.
     latest = days[-1] + timedelta(days=1)
     t = latest - timedelta(days=14)
@@ -125,7 +107,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     day_before = t - timedelta(days=1)
     _write_day(events_dir, day_before, "pre_planted.jsonl.gz", pre)
     _ingest(warehouse, events_dir, [day_before])
-    _dbt(home, warehouse, "run", "--select", "+purchase_intent_training_set", "user_features")
+    run_dbt(home, warehouse, "run", "--select", "+purchase_intent_training_set", "user_features")
     return Demo(home, events_dir, warehouse, t, list(who["user_key"]))
 
 
@@ -218,7 +200,7 @@ def test_events_after_a_snapshot_change_none_of_its_features(demo: Demo, tmp_pat
     _write_day(landing, t, "planted.jsonl.gz", [e for e in planted if e["event_time"] < _iso(midnight + timedelta(1))])
     _write_day(landing, t + timedelta(days=2), "planted.jsonl.gz", [e for e in planted if e["event_id"].endswith("-4")])
     _ingest(copy, landing, [t, t + timedelta(days=2)])
-    _dbt(tmp_path, copy, "run", "--select", "+purchase_intent_training_set")
+    run_dbt(tmp_path, copy, "run", "--select", "+purchase_intent_training_set")
 
     def snapshot(warehouse: Path, where: str) -> pd.DataFrame:
         return _query(warehouse, f"select * from user_feature_snapshots where {where} order by as_of_date, user_key")

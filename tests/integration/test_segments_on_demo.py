@@ -11,9 +11,6 @@ a few days earlier. Segmentation runs with the production defaults (k chosen by 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,18 +19,17 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from demo_warehouse import ingest_demo, run_dbt
 from sklearn.metrics import adjusted_rand_score
 
 from ml import matching, naming
 from ml.segmentation import SegmentationConfig, SegmentationResult, choose_k, fit_segments
-from pulse.demo import PERSONAS_FILE_NAME, generate_demo
-from pulse.ingest import ingest_day, landed_days
+from pulse.demo import PERSONAS_FILE_NAME
 
 pytestmark = pytest.mark.integration
 
 USERS, DAYS, SEED = 2000, 30, 7
 SHIFT_DAYS = 3  # the earlier snapshot, for the refit
-DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
 
 @dataclass(frozen=True)
@@ -42,19 +38,6 @@ class DemoFeatures:
     earlier: pd.DataFrame  # user_features as of SHIFT_DAYS before that
     personas: pd.Series  # user_key -> planted persona
     as_of: date
-
-
-def _dbt(home: Path, warehouse: Path, *args: str) -> None:
-    # Own target and log folders: the repository's dbt_project/target is left alone.
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), *args, "--target-path", str(home / "target")]
-        + ["--log-path", str(home / "logs")],
-        cwd=DBT_PROJECT,
-        env={**os.environ, "PULSE_WAREHOUSE": str(warehouse), "PULSE_HOME": str(home)},
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
 
 
 def _read_features(warehouse: Path) -> pd.DataFrame:
@@ -68,19 +51,12 @@ def _read_features(warehouse: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoFeatures:
     home = tmp_path_factory.mktemp("segments_on_demo")
-    landing, warehouse = home / "landing", home / "warehouse.duckdb"
-    generate_demo(landing, users=USERS, days=DAYS, seed=SEED, progress=False)
-    con = duckdb.connect(str(warehouse))
-    try:
-        for day in landed_days(landing / "events"):
-            ingest_day(con, landing / "events", day)
-    finally:
-        con.close()
-    _dbt(home, warehouse, "run", "--select", "+user_features")
+    landing, warehouse = ingest_demo(home, USERS, DAYS, SEED)
+    run_dbt(home, warehouse, "run", "--select", "+user_features")
     now = _read_features(warehouse)
     as_of = pd.Timestamp(now["as_of_date"].iloc[0]).date()
     earlier_as_of = (as_of - timedelta(days=SHIFT_DAYS)).isoformat()
-    _dbt(
+    run_dbt(
         home,
         warehouse,
         "run",

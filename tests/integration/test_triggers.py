@@ -15,7 +15,6 @@ runs in a child process, which keeps its DuckDB connections away from the test's
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,9 +27,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-
-from pulse.demo import generate_demo
-from pulse.ingest import ingest_day, landed_days
+from demo_warehouse import DBT_PROJECT, dbt_env, ingest_demo, run_dbt
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +35,6 @@ USERS, DAYS, SEED = 1500, 21, 7
 TRIGGERS = ("cart_abandonment", "frequent_visitor", "high_intent", "low_engagement", "returning_browser")
 # The demo has at most 3 sessions of a user a day: with the default (5) frequent_visitor would never fire.
 TRIGGER_VARS = {"frequent_visitor_sessions_per_day": 2}
-DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 COLUMNS = (
     "firing_key, trigger_name, user_key, episode_key, fired_at, fired_date, evidence_count, "
     "evidence_started_at, evidence_ended_at, evidence_detail"
@@ -83,23 +79,6 @@ class TriggerBuilds:
     seconds: dict[str, float]
 
 
-def _env(home: Path, warehouse: Path) -> dict[str, str]:
-    return {**os.environ, "PULSE_WAREHOUSE": str(warehouse), "PULSE_HOME": str(home)}
-
-
-def _dbt(home: Path, warehouse: Path, *args: str) -> None:
-    # Own target and log folders: the repository's dbt_project/target is left alone.
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), *args, "--target-path", str(home / "target")]
-        + ["--log-path", str(home / "logs")],
-        cwd=DBT_PROJECT,
-        env=_env(home, warehouse),
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-
-
 def _dbt_day_by_day(home: Path, warehouse: Path, through: list[str]) -> list[dict]:
     settings = {
         "through": through,
@@ -110,7 +89,7 @@ def _dbt_day_by_day(home: Path, warehouse: Path, through: list[str]) -> list[dic
     proc = subprocess.run(
         [sys.executable, "-c", DAY_BY_DAY, json.dumps(settings)],
         cwd=DBT_PROJECT,
-        env=_env(home, warehouse),
+        env=dbt_env(home, warehouse),
         capture_output=True,
         text=True,
     )
@@ -129,17 +108,11 @@ def _firings(warehouse: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> TriggerBuilds:
     home = tmp_path_factory.mktemp("triggers")
-    landing, replayed, daily = home / "landing", home / "replay.duckdb", home / "daily.duckdb"
+    replayed, daily = home / "replay.duckdb", home / "daily.duckdb"
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    generate_demo(landing, users=USERS, days=DAYS, seed=SEED, progress=False)
-    con = duckdb.connect(str(replayed))
-    try:
-        for day in landed_days(landing / "events"):
-            ingest_day(con, landing / "events", day)
-    finally:
-        con.close()
-    _dbt(home, replayed, "run", "--select", "+int_events_sessionized")
+    ingest_demo(home, USERS, DAYS, SEED, warehouse=replayed)
+    run_dbt(home, replayed, "run", "--select", "+int_events_sessionized")
     con = duckdb.connect(str(replayed), read_only=True)
     try:
         first, last = con.execute("select min(event_time)::date, max(event_time)::date from stg_events").fetchone()
@@ -155,7 +128,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> TriggerBuilds:
     through = [(day + timedelta(days=1)).isoformat() for day in days]
     started = time.perf_counter()
     replay_vars = json.dumps({**TRIGGER_VARS, "triggers_through": through[-1]})
-    _dbt(home, replayed, "run", "--select", "fct_trigger_firings", "--full-refresh", "--vars", replay_vars)
+    run_dbt(home, replayed, "run", "--select", "fct_trigger_firings", "--full-refresh", "--vars", replay_vars)
     seconds["replay (1 dbt run)"] = time.perf_counter() - started
     started = time.perf_counter()
     runs = _dbt_day_by_day(home, daily, through)

@@ -1,0 +1,48 @@
+"""Shared by the integration tests that build a demo warehouse without Dagster: generate the demo shop, ingest
+every landing day with ``pulse.ingest.ingest_day``, and run dbt against that warehouse with its own target
+and log folders (the repository's dbt_project/target is left alone)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from pulse.demo import generate_demo
+from pulse.ingest import ingest_day, landed_days
+
+DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
+
+
+def dbt_env(home: Path, warehouse: Path) -> dict[str, str]:
+    return {**os.environ, "PULSE_WAREHOUSE": str(warehouse), "PULSE_HOME": str(home)}
+
+
+def run_dbt(home: Path, warehouse: Path, *args: str) -> None:
+    """``dbt <args>`` on ``warehouse``; fails the test with dbt's output when dbt fails."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), *args, "--target-path", str(home / "target")]
+        + ["--log-path", str(home / "logs")],
+        cwd=DBT_PROJECT,
+        env=dbt_env(home, warehouse),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+def ingest_demo(home: Path, users: int, days: int, seed: int, warehouse: Path | None = None) -> tuple[Path, Path]:
+    """The demo shop's landing files under ``home/landing``, every landing day ingested into ``warehouse``
+    (default ``home/warehouse.duckdb``). Returns (landing, warehouse)."""
+    landing, warehouse = home / "landing", warehouse or home / "warehouse.duckdb"
+    generate_demo(landing, users=users, days=days, seed=seed, progress=False)
+    con = duckdb.connect(str(warehouse))
+    try:
+        for day in landed_days(landing / "events"):
+            ingest_day(con, landing / "events", day)
+    finally:
+        con.close()
+    return landing, warehouse
