@@ -253,7 +253,11 @@ intent_windows as (
 
 ),
 
-qualifying_intent as (
+-- An event qualifies when its window holds enough product views and an add. One episode per user per UTC
+-- day: the day's first qualifying event fires (later ones that day do not). A day is a fixed, causal episode:
+-- whether an event is the day's first qualifying one depends only on earlier events, so replay and
+-- incremental runs agree, with no recursion (portable to any Spark).
+intent_firings as (
 
     select
         user_key,
@@ -264,22 +268,6 @@ qualifying_intent as (
         window_started_at
     from intent_windows
     where product_views >= {{ var('high_intent_product_views') }} and cart_adds >= 1
-
-),
-
--- One episode per user per UTC day: the day's first qualifying event fires (later ones that day do not).
--- A day is a fixed, causal episode: whether an event is the day's first qualifying one depends only on
--- earlier events, so replay and incremental runs agree, with no recursion (portable to any Spark).
-intent_firings as (
-
-    select
-        user_key,
-        event_id,
-        event_time,
-        product_views,
-        cart_adds,
-        window_started_at
-    from qualifying_intent
     qualify row_number() over (
         partition by user_key, cast(event_time as date) order by event_time, event_id
     ) = 1
