@@ -12,7 +12,9 @@ Layout under ``$PULSE_EXPORTS`` (default ``$PULSE_HOME/exports``)::
 Atomic: a snapshot is written in full under ``snapshots/.tmp-<id>`` and renamed into place, then
 ``current.json`` is replaced (temp file + ``os.replace``); each fixed-path file is written beside its final
 name and ``os.replace``-d over it. A reader therefore sees either the previous or the new version of any file,
-never half of one; the read API (pulse/serve.py) follows ``current.json``. Nothing here touches the warehouse
+never half of one, provided it opens a file once (``pyarrow.parquet.read_table(path)`` opens a path twice
+and can mix two versions of a fixed-path file: give it an open file). The read API (pulse/serve.py) follows
+``current.json`` to a snapshot, whose files never change. Nothing here touches the warehouse
 except to read it, so a published snapshot stays readable while the pipeline writes. The last
 :data:`KEEP_SNAPSHOTS` snapshots are kept (a reader may still be loading the previous one).
 
@@ -133,7 +135,7 @@ def publish_snapshot(
 ) -> PublishedSnapshot:
     """Write a new snapshot from `user_profiles` (consented users only), then make it the current one."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    snapshot_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    snapshot_id = f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"  # sorts by time, to the microsecond
     snapshots = exports / "snapshots"
     tmp = snapshots / f".tmp-{snapshot_id}"
     final = snapshots / snapshot_id
