@@ -65,7 +65,7 @@ class UserProfile(BaseModel):
     segment_name: str | None = None
     user_type: str | None = None
     intent_probability: float | None = Field(None, description="P(purchase in the horizon); null if not scored")
-    intent_decile: int | None = Field(None, description="1..10, 10 = most likely to buy")
+    intent_decile: int | None = Field(None, description="1..10, 1 = the top 10 % most likely to buy")
     engagement_score: float | None = None
     active_triggers: list[str] | None = None
     top_categories: list[str] | None = None

@@ -14,7 +14,9 @@ daily_pipeline = dg.define_asset_job(
     partitions_def=landing_days,
     description="Ingest one landing day; dbt models and checks; segments; intent scores; profiles; exports.",
 )
-daily_pipeline_schedule = dg.build_schedule_from_partitioned_job(daily_pipeline, hour_of_day=1, minute_of_hour=0)
+daily_pipeline_schedule = dg.build_schedule_from_partitioned_job(
+    daily_pipeline, hour_of_day=1, minute_of_hour=0, default_status=dg.DefaultScheduleStatus.RUNNING
+)
 
 # Scoring alone, by hand (e.g. after promoting a model in MLflow): the daily pipeline already scores.
 intent_scoring = dg.define_asset_job(
@@ -32,7 +34,11 @@ intent_training = dg.define_asset_job(
     "and refresh profiles and exports.",
 )
 weekly_intent_training_schedule = dg.ScheduleDefinition(
-    name="weekly_intent_training", job=intent_training, cron_schedule="0 2 * * 1", execution_timezone="UTC"
+    name="weekly_intent_training",
+    job=intent_training,
+    cron_schedule="0 2 * * 1",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
 # Ingestion alone (one landing day into raw.events, with its checks): re-ingest a day without rebuilding.

@@ -201,6 +201,18 @@ def test_dbt_unit_tests_for_sessionization_edges_pass(pipeline, tmp_path) -> Non
         "passive_rule_short_visits",
         "user_type_precedence_intent_then_active_then_passive",
         "user_type_fallback_is_passive",
+        "a_purchase_within_30_minutes_cancels_a_cart_abandonment",
+        "cart_abandonment_fires_once_per_session",
+        "a_cart_add_at_23_50_is_not_emitted_before_its_30_minutes_are_over",
+        "a_cart_add_at_23_50_fires_in_the_next_days_run",
+        "without_triggers_through_firings_wait_for_the_latest_event",
+        "the_sixth_session_of_a_day_fires_frequent_visitor",
+        "high_intent_needs_3_product_views_and_an_add_within_24_hours",
+        "high_intent_fires_once_per_user_per_utc_day",
+        "low_engagement_fires_7_days_after_a_short_shallow_first_session",
+        "returning_browser_fires_when_a_browser_comes_back_within_7_days",
+        "the_latest_consent_a_user_sent_holds",
+        "top_three_categories_of_the_last_30_days",
     } <= set(statuses)
     assert set(statuses.values()) == {"pass"}
 
@@ -229,3 +241,37 @@ def test_segments_are_fitted_registered_and_published(pipeline) -> None:
         segments = scalar(con, "select count(distinct segment_id) from user_segments")
         assert profiles[0] == segments == profiles[3] and profiles[1] == users == profiles[4]
         assert abs(profiles[2] - 1) < 1e-9
+
+
+def test_the_daily_job_ends_with_profiles_exports_and_their_counts_in_the_summary(pipeline) -> None:
+    import json
+
+    from pulse.publish import AUDIENCES, current_snapshot
+    from pulse.summary import render_summary
+
+    paths, _, _, _, result = pipeline
+    materialized = {
+        m.event_specific_data.materialization.asset_key.to_user_string()
+        for m in result.get_asset_materialization_events()
+    }
+    assert {"user_intent_scores", "user_profiles", "audience_exports"} <= materialized
+    with warehouse(paths) as con:
+        users = scalar(con, "select count(*) from user_features")
+        profiles, distinct, consented = con.execute(
+            "select count(*), count(distinct user_key), count_if(consent_personalization) from user_profiles"
+        ).fetchall()[0]
+        assert scalar(con, "select count(*) from user_intent_scores") == 0  # no champion in the daily job alone
+    assert profiles == distinct == users > 0
+    snapshot = current_snapshot(paths.exports)
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    assert manifest["profiles"]["rows"] == consented
+    assert set(manifest["audiences"]) == {a.name for a in AUDIENCES}
+    for name, audience in manifest["audiences"].items():
+        assert (paths.exports / "audiences" / f"{name}.csv").exists()
+        assert (snapshot / audience["parquet"]).exists()
+    summary = render_summary(paths)
+    [line] = [line for line in summary.splitlines() if line.startswith("profiles ")]
+    assert line.split()[1] == f"{profiles:,}" and f"({consented:,} consented" in line
+    assert "audiences (consented)" in summary
+    for name, audience in manifest["audiences"].items():
+        assert f"{name} {audience['rows']:,}" in summary

@@ -2,7 +2,7 @@
 against its baselines on a later period, and the champion / challenger rule in a real MLflow registry.
 
 A fresh demo (3 000 users x 45 days) in a temporary folder, ingested with ``pulse.ingest.ingest_day`` and built
-with ``dbt run --select +purchase_intent_training_set`` (no Dagster: test_intent_assets.py covers the assets).
+with ``dbt run --select +purchase_intent_training_set`` (the last tests run the Dagster assets on copies of it).
 """
 
 from __future__ import annotations
@@ -161,11 +161,19 @@ def test_the_champion_is_replaced_only_by_a_model_at_least_as_good(demo: Demo, t
     assert again.decision.champion_auc == pytest.approx(again.decision.challenger_auc, abs=1e-9)
     assert again.decision.promote and again.champion_version == again.model_version
 
+    # The champion comparison itself, on the same test rows: the same model again, under a policy that asks for
+    # an improvement of 0.001 (a negative tolerance), beats RFM but not the champion: it stays challenger.
+    strict = log_intent_training(train_purchase_intent(frame, IntentConfig()), uri, tolerance=-0.001)
+    assert not strict.decision.promote and "the champion stays" in strict.decision.reason
+    assert strict.decision.challenger_auc > strict.decision.rfm_auc
+    assert strict.champion_version == again.model_version
+
     # A worse challenger (a few shallow trees) is registered as challenger but does not replace the champion.
     weak = train_purchase_intent(frame, IntentConfig(max_depth=1, n_estimators=2, early_stopping_rounds=1))
     assert weak.test_metrics["xgboost"]["roc_auc"] < again.decision.challenger_auc - 0.005
     worse = log_intent_training(weak, uri)
     assert not worse.decision.promote
+    assert "does not beat the RFM baseline" in worse.decision.reason or "the champion stays" in worse.decision.reason
     assert worse.champion_version == again.model_version
     assert str(client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version) == again.model_version
     assert str(client.get_model_version_by_alias(REGISTERED_MODEL, "challenger").version) == worse.model_version

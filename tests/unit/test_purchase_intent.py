@@ -268,3 +268,30 @@ def test_write_intent_plots(fitted: pi.IntentTrainingResult, tmp_path: Path) -> 
     assert [p.name for p in paths] == names
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+# ------------------------------------------------------------------------------------------ promotion rule
+
+
+@pytest.mark.parametrize(
+    ("challenger", "rfm", "champion", "tolerance", "promote", "reason"),
+    [
+        (0.80, 0.75, None, 0.005, True, "promoted: no champion yet"),
+        (0.74, 0.75, None, 0.005, False, "does not beat the RFM baseline"),
+        (0.75, 0.75, None, 0.005, False, "does not beat the RFM baseline"),  # a tie with RFM is not beating it
+        (0.85, 0.75, 0.85, 0.005, True, ">= champion"),  # as good as the champion
+        (0.846, 0.75, 0.85, 0.005, True, ">= champion"),  # within the tolerance
+        (0.8449, 0.75, 0.85, 0.005, False, "the champion stays"),  # just outside it
+        (0.85, 0.75, 0.85, 0.0, True, ">= champion"),
+        (0.8499, 0.75, 0.85, 0.0, False, "the champion stays"),
+        (0.90, 0.91, 0.85, 0.005, False, "does not beat the RFM baseline"),  # better than the champion, not RFM
+    ],
+)
+def test_promotion_needs_the_rfm_baseline_beaten_and_the_champion_matched(
+    challenger: float, rfm: float, champion: float | None, tolerance: float, promote: bool, reason: str
+) -> None:
+    from ml.intent_tracking import decide_promotion
+
+    decision = decide_promotion(challenger, rfm, champion, None if champion is None else "3", tolerance)
+    assert decision.promote is promote
+    assert reason in decision.reason
