@@ -13,6 +13,7 @@ metrics of the three models.
   --n-estimators           upper bound on boosting rounds (default: IntentConfig's)
   --nthread                XGBoost threads (default 0: every core)
   --no-plots               skip write_intent_plots
+  --no-mlflow              skip logging the training to a temporary MLflow store (runs, plots, model, registry)
   --warehouse PATH         instead of a synthetic frame: time `dbt run` of the real snapshot models
                            (user_feature_snapshots, purchase_intent_training_set) on a built warehouse (e.g.
                            the one `benchmarks/transform.py --workdir DIR` leaves), then train on that table
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-estimators", type=int, default=defaults.n_estimators)
     parser.add_argument("--nthread", type=int, default=defaults.nthread)
     parser.add_argument("--no-plots", action="store_true", help="skip write_intent_plots")
+    parser.add_argument("--no-mlflow", action="store_true", help="skip timing the MLflow logging")
     parser.add_argument("--warehouse", type=Path, help="a built warehouse: time the real dbt snapshot models")
     args = parser.parse_args(argv)
 
@@ -119,6 +121,17 @@ def main(argv: list[str] | None = None) -> int:
             plots_s = time.perf_counter() - t0
             size = sum(p.stat().st_size for p in paths) / 1024
         print(f"write_intent_plots {plots_s:.2f} s  ({len(paths)} PNGs, {size:,.0f} KB)")
+    if not args.no_mlflow:
+        from ml.intent_tracking import log_intent_training
+        from ml.tracking import tracking_uri
+
+        with tempfile.TemporaryDirectory(prefix="pulse-bench-intent-mlflow-") as tmp:
+            t0 = time.perf_counter()
+            registration = log_intent_training(result, tracking_uri(Path(tmp) / "mlflow.db"))
+            logged_s = time.perf_counter() - t0
+        print(
+            f"MLflow logging    {logged_s:.2f} s  (parent + 3 child runs, plots, model v{registration.model_version})"
+        )
     print(f"peak RSS (end)    {peak_rss_mb():,.0f} MB")
     return 0
 
