@@ -426,6 +426,23 @@ def raw_text(raw: bytes) -> str:
     return clip_raw(raw.decode("utf-8", errors="backslashreplace"))
 
 
+def json_rows(source: Source, to_result: Callable[[int, str, dict], RowResult]) -> Iterator[RowResult]:
+    """One RowResult per line of a JSON Lines source: ``to_result(line number, text, object)`` maps a parsed
+    object. A line over the size limit, one that is not a JSON object, and a RowError from ``to_result`` are
+    rejected with the line number and the raw text."""
+    for number, raw in source.lines():
+        if raw is None:
+            yield reject(number, "", "row exceeds the line size limit")
+            continue
+        try:
+            text, obj = parse_json_object(raw)
+            result = to_result(number, text, obj)
+        except RowError as exc:
+            yield reject(number, raw_text(raw), str(exc))
+            continue
+        yield result
+
+
 def csv_records(
     stream: io.TextIOBase, reader_factory: Callable[[Iterator[str]], Any]
 ) -> Iterator[tuple[int, list[str], str]]:

@@ -26,13 +26,11 @@ from pulse.importers.common import (
     csv_records,
     csv_rows,
     format_timestamp,
+    json_rows,
     open_parquet,
     parquet_rows,
-    parse_json_object,
     parse_timestamp,
     raise_csv_limit,
-    raw_text,
-    reject,
     to_boolean,
     to_integer,
     to_number,
@@ -57,22 +55,14 @@ def event_time_of(value: Any) -> datetime:
 # ---------------------------------------------------------------------------------------------- jsonl
 
 
+def _jsonl_result(number: int, text: str, obj: dict) -> RowResult:
+    when = event_time_of(obj.get("event_time"))
+    event = Event(day=when.astimezone(UTC).date(), event_type=str(obj.get("event_type") or ""), line=text.strip())
+    return RowResult(line=number, events=[event])
+
+
 def convert_jsonl(source: Source) -> Iterator[RowResult]:
-    for number, raw in source.lines():
-        if raw is None:
-            yield reject(number, "", "row exceeds the line size limit")
-            continue
-        try:
-            text, obj = parse_json_object(raw)
-            when = event_time_of(obj.get("event_time"))
-        except RowError as exc:
-            yield reject(number, raw_text(raw), str(exc))
-            continue
-        event_type = obj.get("event_type")
-        yield RowResult(
-            line=number,
-            events=[Event(day=when.astimezone(UTC).date(), event_type=str(event_type or ""), line=text.strip())],
-        )
+    return json_rows(source, _jsonl_result)
 
 
 # ---------------------------------------------------------------------------------------------- csv / parquet

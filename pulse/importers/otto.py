@@ -21,10 +21,8 @@ from pulse.importers.common import (
     Source,
     format_timestamp,
     from_epoch,
+    json_rows,
     make_event,
-    parse_json_object,
-    raw_text,
-    reject,
 )
 
 TYPES = {"clicks": "product_view", "carts": "add_to_cart", "orders": "purchase"}
@@ -54,29 +52,24 @@ def _event(session: str, index: int, item: Any) -> tuple[dict[str, Any], Any]:
     return fields, when
 
 
-def convert(source: Source) -> Iterator[RowResult]:
-    for number, raw in source.lines():
-        if raw is None:
-            yield reject(number, "", "row exceeds the line size limit")
-            continue
+def _session_result(number: int, _text: str, obj: dict) -> RowResult:
+    session_value = obj.get("session")
+    if isinstance(session_value, bool) or not isinstance(session_value, int | str) or session_value == "":
+        raise RowError("missing session")
+    events = obj.get("events")
+    if not isinstance(events, list):
+        raise RowError("events is not a list")
+    session = f"otto-{session_value}"
+    result = RowResult(line=number)
+    for index, item in enumerate(events):
         try:
-            _, obj = parse_json_object(raw)
-            session_value = obj.get("session")
-            if isinstance(session_value, bool) or not isinstance(session_value, int | str) or session_value == "":
-                raise RowError("missing session")
-            events = obj.get("events")
-            if not isinstance(events, list):
-                raise RowError("events is not a list")
+            fields, when = _event(session, index, item)
         except RowError as exc:
-            yield reject(number, raw_text(raw), str(exc))
+            result.rejects.append((json.dumps(item, ensure_ascii=False)[:65536], f"events[{index}]: {exc}"))
             continue
-        session = f"otto-{session_value}"
-        result = RowResult(line=number)
-        for index, item in enumerate(events):
-            try:
-                fields, when = _event(session, index, item)
-            except RowError as exc:
-                result.rejects.append((json.dumps(item, ensure_ascii=False)[:65536], f"events[{index}]: {exc}"))
-                continue
-            result.events.append(make_event(fields, when))
-        yield result
+        result.events.append(make_event(fields, when))
+    return result
+
+
+def convert(source: Source) -> Iterator[RowResult]:
+    return json_rows(source, _session_result)

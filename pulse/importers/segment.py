@@ -18,12 +18,10 @@ from pulse.importers.common import (
     custom_type,
     format_timestamp,
     integer_field,
+    json_rows,
     make_event,
     number_field,
-    parse_json_object,
     parse_timestamp,
-    raw_text,
-    reject,
     snake_case,
     text_or_none,
 )
@@ -152,15 +150,10 @@ def map_message(message: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     return fields, when
 
 
+def _message_result(number: int, _text: str, message: dict) -> RowResult:
+    fields, when = map_message(message)
+    return RowResult(line=number, events=[make_event(fields, when)])
+
+
 def convert(source: Source) -> Iterator[RowResult]:
-    for number, raw in source.lines():
-        if raw is None:
-            yield reject(number, "", "row exceeds the line size limit")
-            continue
-        try:
-            _, message = parse_json_object(raw)
-            fields, when = map_message(message)
-        except RowError as exc:
-            yield reject(number, raw_text(raw), str(exc))
-            continue
-        yield RowResult(line=number, events=[make_event(fields, when)])
+    return json_rows(source, _message_result)
