@@ -71,24 +71,23 @@ def with_table_horizon(frame: pd.DataFrame, config: IntentConfig) -> IntentConfi
     return replace(config, horizon_days=int(days[0]))
 
 
-def sufficiency(con: duckdb.DuckDBPyConnection, config: IntentConfig | None = None) -> SufficiencyReport:
-    """The data-sufficiency gate on the warehouse's training set (raises InsufficientDataError when the
-    snapshots cannot even be split)."""
-    frame = read_training_set(con)
+def sufficiency(frame: pd.DataFrame, config: IntentConfig | None = None) -> SufficiencyReport:
+    """The data-sufficiency gate on the training set (:func:`read_training_set`); raises
+    InsufficientDataError when the snapshots cannot even be split."""
     config = with_table_horizon(frame, config or IntentConfig())
     split = temporal_split(frame["as_of_date"], config.horizon_days, config.test_snapshots, config.validation_snapshots)
     return check_sufficiency(frame, split, config)
 
 
 def train_and_register_intent(
-    con: duckdb.DuckDBPyConnection,
+    frame: pd.DataFrame,
     mlflow_db: Path,
     config: IntentConfig | None = None,
     *,
     tolerance: float = 0.005,
     ui_url: str | None = None,
 ) -> TrainedIntent:
-    frame = read_training_set(con)
+    """Train on the training set (:func:`read_training_set`), log and register, promote if it earns it."""
     result = train_purchase_intent(frame, with_table_horizon(frame, config or IntentConfig()))
     uri = tracking_uri(mlflow_db)
     registration = log_intent_training(result, uri, tolerance=tolerance, ui_url=ui_url)

@@ -151,11 +151,13 @@ def publish_snapshot(
         ).fetchall()[0]
         audiences: dict[str, dict] = {}
         for audience in AUDIENCES:
-            query = audience_sql(audience)
-            for fmt, options in (("parquet", "(format parquet)"), ("csv", "(format csv, header)")):
-                target = tmp / "audiences" / f"{audience.name}.{fmt}"
-                con.execute(f"copy ({query}) to {_sql_path(target)} {options}")
-            rows = con.execute(f"select count(*) from ({query})").fetchall()[0][0]
+            # the query runs once: the CSV and the row count come from the Parquet file it wrote
+            parquet = tmp / "audiences" / f"{audience.name}.parquet"
+            con.execute(f"copy ({audience_sql(audience)}) to {_sql_path(parquet)} (format parquet)")
+            written = f"read_parquet({_sql_path(parquet)})"
+            csv = tmp / "audiences" / f"{audience.name}.csv"
+            con.execute(f"copy (select * from {written}) to {_sql_path(csv)} (format csv, header)")
+            rows = con.execute(f"select count(*) from {written}").fetchall()[0][0]
             audiences[audience.name] = {
                 "rows": rows,
                 "parquet": f"audiences/{audience.name}.parquet",

@@ -98,15 +98,14 @@ def render_summary(paths: PulsePaths) -> str:
     lines.extend(_activation_lines(paths, profiles))
     if intent:
         users, version, as_of, top_min, mean = intent
-        if not users:
+        if users:
+            lines.append(
+                f"intent scores (as of {as_of}, model v{version})  {users:,} active users, mean probability "
+                f"{mean:.3f}, top decile >= {top_min:.3f}"
+            )
+            lines.extend(_intent_model_lines(paths))
+        else:
             lines.append("intent scores            none yet: no purchase-intent model is champion")
-    if intent and intent[0]:
-        users, version, as_of, top_min, mean = intent
-        lines.append(
-            f"intent scores (as of {as_of}, model v{version})  {users:,} active users, mean probability "
-            f"{mean:.3f}, top decile >= {top_min:.3f}"
-        )
-        lines.extend(_intent_model_lines(paths))
     lines += [
         "",
         f"warehouse: {paths.warehouse}",

@@ -14,7 +14,7 @@ from dataclasses import replace
 import dagster as dg
 
 from ml.purchase_intent import InsufficientDataError, IntentConfig
-from ml.user_intent import sufficiency, train_and_register_intent, write_user_intent_scores
+from ml.user_intent import read_training_set, sufficiency, train_and_register_intent, write_user_intent_scores
 from orchestration.ml.assets import MLFLOW_UI
 from orchestration.resources import PulseStorage
 
@@ -68,21 +68,22 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
     config = intent_config()
     tolerance = float(os.environ.get("PULSE_INTENT_PROMOTION_TOLERANCE", "0.005"))
     with storage.connect(read_only=True) as con:
-        try:
-            report = sufficiency(con, config)
-            passed, message, counts = report.ok, report.message, report.counts()
-        except InsufficientDataError as exc:
-            passed, message, counts = False, str(exc), {}
-        yield dg.AssetCheckResult(
-            check_name=SUFFICIENCY_CHECK,
-            passed=passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=message,
-            metadata={"counts": dg.MetadataValue.json(counts), "message": message},
-        )
-        if not passed:
-            raise dg.Failure(description=f"training refused: {message}")
-        trained = train_and_register_intent(con, paths.mlflow_db, config, tolerance=tolerance, ui_url=MLFLOW_UI)
+        frame = read_training_set(con)  # read once; training needs no warehouse connection
+    try:
+        report = sufficiency(frame, config)
+        passed, message, counts = report.ok, report.message, report.counts()
+    except InsufficientDataError as exc:
+        passed, message, counts = False, str(exc), {}
+    yield dg.AssetCheckResult(
+        check_name=SUFFICIENCY_CHECK,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=message,
+        metadata={"counts": dg.MetadataValue.json(counts), "message": message},
+    )
+    if not passed:
+        raise dg.Failure(description=f"training refused: {message}")
+    trained = train_and_register_intent(frame, paths.mlflow_db, config, tolerance=tolerance, ui_url=MLFLOW_UI)
     context.log.info(trained.summary())
     result, registration = trained.result, trained.registration
     decision = registration.decision
