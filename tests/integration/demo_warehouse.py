@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -39,10 +40,15 @@ def ingest_demo(home: Path, users: int, days: int, seed: int, warehouse: Path | 
     (default ``home/warehouse.duckdb``). Returns (landing, warehouse)."""
     landing, warehouse = home / "landing", warehouse or home / "warehouse.duckdb"
     generate_demo(landing, users=users, days=days, seed=seed, progress=False)
+    ingest_days(warehouse, landing / "events", landed_days(landing / "events"))
+    return landing, warehouse
+
+
+def ingest_days(warehouse: Path, landing_events: Path, days: list[date]) -> None:
+    """Ingest (or re-ingest: a day is replaced) these landing days into ``warehouse``."""
     con = duckdb.connect(str(warehouse))
     try:
-        for day in landed_days(landing / "events"):
-            ingest_day(con, landing / "events", day)
+        for day in days:
+            ingest_day(con, landing_events, day)
     finally:
         con.close()
-    return landing, warehouse

@@ -18,12 +18,12 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from demo_warehouse import ingest_demo, run_dbt
+from demo_warehouse import ingest_days, ingest_demo, run_dbt
 
 from ml.intent_tracking import REGISTERED_MODEL, log_intent_training
 from ml.purchase_intent import IntentConfig, IntentTrainingResult, train_purchase_intent
 from ml.tracking import tracking_uri
-from pulse.ingest import ingest_day, landed_days
+from pulse.ingest import landed_days
 
 pytestmark = pytest.mark.integration
 
@@ -62,15 +62,6 @@ def _write_day(landing_events: Path, day: date, name: str, events: list[dict]) -
     (folder / name).write_bytes(gzip.compress("".join(json.dumps(e) + "\n" for e in events).encode()))
 
 
-def _ingest(warehouse: Path, landing_events: Path, days: list[date]) -> None:
-    con = duckdb.connect(str(warehouse))
-    try:
-        for day in days:
-            ingest_day(con, landing_events, day)
-    finally:
-        con.close()
-
-
 @dataclass(frozen=True)
 class Demo:
     home: Path
@@ -106,7 +97,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     ]
     day_before = t - timedelta(days=1)
     _write_day(events_dir, day_before, "pre_planted.jsonl.gz", pre)
-    _ingest(warehouse, events_dir, [day_before])
+    ingest_days(warehouse, events_dir, [day_before])
     run_dbt(home, warehouse, "run", "--select", "+purchase_intent_training_set", "user_features")
     return Demo(home, events_dir, warehouse, t, list(who["user_key"]))
 
@@ -207,7 +198,7 @@ def test_events_after_a_snapshot_change_none_of_its_features(demo: Demo, tmp_pat
         shutil.copytree(demo.landing_events / day.isoformat(), landing / day.isoformat())
     _write_day(landing, t, "planted.jsonl.gz", [e for e in planted if e["event_time"] < _iso(midnight + timedelta(1))])
     _write_day(landing, t + timedelta(days=2), "planted.jsonl.gz", [e for e in planted if e["event_id"].endswith("-4")])
-    _ingest(copy, landing, [t, t + timedelta(days=2)])
+    ingest_days(copy, landing, [t, t + timedelta(days=2)])
     run_dbt(tmp_path, copy, "run", "--select", "+purchase_intent_training_set")
 
     def snapshot(warehouse: Path, where: str) -> pd.DataFrame:
