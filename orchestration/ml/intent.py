@@ -40,7 +40,21 @@ def intent_config() -> IntentConfig:
             values[field] = int(text)
         except ValueError:
             raise dg.Failure(description=f"{var}={text!r} is not a whole number") from None
-    return replace(config, **values)
+    try:
+        return replace(config, **values)
+    except ValueError as exc:  # e.g. a threshold of 0
+        names = ", ".join(f"{settings[f]}={v}" for f, v in values.items())
+        raise dg.Failure(description=f"{names}: {exc}") from None
+
+
+def promotion_tolerance() -> float:
+    """PULSE_INTENT_PROMOTION_TOLERANCE (default 0.005): how far below the champion's test ROC-AUC a
+    challenger may be and still be promoted (negative: it must beat the champion by that much)."""
+    text = os.environ.get("PULSE_INTENT_PROMOTION_TOLERANCE", "0.005")
+    try:
+        return float(text)
+    except ValueError:
+        raise dg.Failure(description=f"PULSE_INTENT_PROMOTION_TOLERANCE={text!r} is not a number") from None
 
 
 @dg.asset(
@@ -66,7 +80,7 @@ def intent_config() -> IntentConfig:
 def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStorage):
     paths = storage.paths()
     config = intent_config()
-    tolerance = float(os.environ.get("PULSE_INTENT_PROMOTION_TOLERANCE", "0.005"))
+    tolerance = promotion_tolerance()
     with storage.connect(read_only=True) as con:
         frame = read_training_set(con)  # read once; training needs no warehouse connection
     try:
