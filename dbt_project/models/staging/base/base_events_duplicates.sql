@@ -3,20 +3,15 @@
 -- The copies of an event_id that lose deduplication: every copy but the one received first.
 -- Kept small on purpose (only repeated ids), so stg_events can stay a view: deduplicating the wide rows
 -- with a window over every event would sort all of them.
+-- Both CTEs read the source directly: a CTE read twice would be materialized (10 M rows written once more).
 with
-
-source as (
-
-    select * from {{ source('raw', 'events') }}
-
-),
 
 -- Grouping 64-bit hashes is about twice as fast as grouping the id strings. A hash collision only adds
 -- candidates: copies are ranked per event_id below, so a lone event never loses.
 repeated_hashes as (
 
     select {{ pulse_hash64('event_id') }} as event_id_hash
-    from source
+    from {{ source('raw', 'events') }}
     group by {{ pulse_hash64('event_id') }}
     having count(*) > 1
 
@@ -34,7 +29,7 @@ copies as (
             partition by event_id
             order by received_at asc nulls last, load_date asc, source_file asc, source_line asc
         ) as copy_number
-    from source
+    from {{ source('raw', 'events') }}
     where {{ pulse_hash64("event_id") }} in (select repeated_hashes.event_id_hash from repeated_hashes)
 
 ),
