@@ -37,6 +37,9 @@ RAW_SCHEMA = "raw"
 EVENTS_TABLE = f"{RAW_SCHEMA}.events"
 FILES_TABLE = f"{RAW_SCHEMA}.ingested_files"
 QUARANTINE_TABLE = f"{RAW_SCHEMA}.events_quarantine"
+# What re-ingesting a day removed (its previous rows' keys), so dbt's next incremental run revisits those
+# users even when the new files no longer hold their events; dbt prunes it once a run has committed.
+RETRACTED_TABLE = f"{RAW_SCHEMA}.events_retracted"
 
 _SQL_TYPES = {
     "string": "varchar",
@@ -293,6 +296,19 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(
         f"""
+        create table if not exists {RETRACTED_TABLE} (
+          event_id varchar,
+          event_type varchar,
+          event_time timestamp,
+          user_id varchar,
+          anonymous_id varchar,
+          page_view_id varchar,
+          load_date date not null,
+          retracted_at timestamp not null
+        )"""
+    )
+    con.execute(
+        f"""
         create table if not exists {QUARANTINE_TABLE} (
           load_date date not null,
           source_file varchar not null,
@@ -451,7 +467,6 @@ def ingest_day(
     partition as it was.
     """
     options = options or IngestOptions()
-    ingested_at = ingested_at or datetime.utcnow().replace(microsecond=0)
     result = DayResult(day=day)
     files = files_for_day(events_landing, day)
     tables = []
@@ -465,8 +480,15 @@ def ingest_day(
             result.empty_files.append(rel_name)
 
     create_raw_tables(con)
+    ingested_at = ingested_at or _next_ingested_at(con)
     con.execute("begin transaction")
     try:
+        con.execute(
+            f"""insert into {RETRACTED_TABLE}
+            select event_id, event_type, event_time, user_id, anonymous_id, page_view_id, load_date, ?
+            from {EVENTS_TABLE} where load_date = ?""",
+            [ingested_at, day],
+        )
         con.execute(f"delete from {EVENTS_TABLE} where load_date = ?", [day])
         con.execute(f"delete from {QUARANTINE_TABLE} where load_date = ?", [day])
         con.execute(f"delete from {FILES_TABLE} where load_date = ?", [day])
@@ -478,6 +500,15 @@ def ingest_day(
         raise
     _summarize(con, result)
     return result
+
+
+def _next_ingested_at(con: duckdb.DuckDBPyConnection) -> datetime:
+    """Now, but always after every ingested_at already in the table: dbt's incremental runs take the rows
+    ingested after their watermark (a clock that steps back, or two loads in one microsecond, would hide
+    rows from them otherwise)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    latest = con.execute(f"select max(ingested_at) from {EVENTS_TABLE}").fetchall()[0][0]
+    return max(now, latest + timedelta(microseconds=1)) if latest is not None else now
 
 
 def _load_file(

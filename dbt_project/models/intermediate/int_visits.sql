@@ -1,16 +1,44 @@
 -- One row per visit: a user's run of events with no gap longer than session_timeout_minutes and no
 -- change of client session id. Found with ONE window pass over four columns of the events; each visit's
 -- end is the next visit's start. Events are assigned to visits in int_events_sessionized.
+-- Incremental: a batch run recomputes each batch user's visits from the last one that began before the
+-- user's earliest change (pulse_batch_bounds), numbering on from it, and keeps the earlier ones.
+-- depends_on: {{ ref('int_batch') }}
+-- depends_on: {{ ref('int_batch_users') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=['DBT_INTERNAL_DEST.user_key in (select user_key from __batch_users__)'],
+        on_schema_change='fail',
+        tags=['batch']
+    )
+}}
+{% set batch_run = pulse_is_batch_run() %}
 with
 
+{% if batch_run %}
+    bounds as (
+
+        {{ pulse_batch_bounds(this) }}
+
+    ),
+
+{% endif %}
 events as (
 
     select
-        event_id,
-        user_key,
-        event_time,
-        client_session_id
-    from {{ ref('stg_events') }}
+        stg_events.event_id,
+        stg_events.user_key,
+        stg_events.event_time,
+        stg_events.client_session_id
+    from {{ ref('stg_events') }} as stg_events
+    {% if batch_run %}
+        inner join bounds on stg_events.user_key = bounds.user_key
+        where
+            stg_events.event_time >= {{ pulse_batch_scan_from(pulse_batch_bounds(this)) }}
+            and {{ pulse_after_bound('stg_events') }}
+    {% endif %}
 
 ),
 
@@ -44,7 +72,7 @@ visit_starts as (
 
 ),
 
-final as (
+recomputed as (
 
     select
         md5(user_key || '|' || first_event_id) as visit_key,
@@ -57,6 +85,41 @@ final as (
         lead(start_time) over by_start as next_start_time
     from visit_starts
     window by_start as (partition by user_key order by start_time, first_event_id)
+
+),
+
+final as (
+
+    {% if batch_run %}
+        select
+            recomputed.visit_key,
+            recomputed.user_key,
+            recomputed.visit_index + bounds.from_visit_index - 1 as visit_index,
+            recomputed.first_event_id,
+            recomputed.start_time,
+            recomputed.client_session_id,
+            recomputed.next_first_event_id,
+            recomputed.next_start_time
+        from recomputed
+        inner join bounds on recomputed.user_key = bounds.user_key
+
+        union all
+
+        select
+            kept.visit_key,
+            kept.user_key,
+            kept.visit_index,
+            kept.first_event_id,
+            kept.start_time,
+            kept.client_session_id,
+            kept.next_first_event_id,
+            kept.next_start_time
+        from {{ this }} as kept
+        inner join bounds on kept.user_key = bounds.user_key
+        where kept.visit_index < bounds.from_visit_index
+    {% else %}
+        select * from recomputed
+    {% endif %}
 
 )
 

@@ -13,6 +13,13 @@ sessions as (
 
 ),
 
+-- the latest consent each user sent (ties broken by event_id there, so a rebuild gives the same answer)
+consent as (
+
+    select * from {{ ref('dim_user_consent') }}
+
+),
+
 event_totals as (
 
     select
@@ -22,11 +29,7 @@ event_totals as (
         min(event_time) as first_seen_at,
         max(event_time) as last_seen_at,
         count(*) as events,
-        count(distinct event_date) as active_days,
-        max_by(consent_analytics, case when consent_analytics is not null then event_time end)
-            as consent_analytics,
-        max_by(consent_personalization, case when consent_personalization is not null then event_time end)
-            as consent_personalization
+        count(distinct event_date) as active_days
     from events
     group by user_key
 
@@ -68,10 +71,11 @@ final as (
         session_totals.purchases,
         session_totals.revenue,
         session_totals.engaged_seconds,
-        event_totals.consent_analytics,
-        event_totals.consent_personalization
+        consent.consent_analytics,
+        consent.consent_personalization
     from event_totals
     inner join session_totals on event_totals.user_key = session_totals.user_key
+    left join consent on event_totals.user_key = consent.user_key
 
 )
 

@@ -3,18 +3,42 @@
 -- (Snowplow's definition: a ping says the page was engaged during the heartbeat before it).
 -- Pings, clicks and scrolls count only in the page view's own session: a ping that arrives in a later
 -- session (a tab reopened hours later) is a stray and is left out, as Snowplow does.
+-- Incremental: a batch run replaces each batch user's page views from its bound on (int_batch_bounds).
+-- depends_on: {{ ref('int_batch') }}
+{% set batch_bounds = ref('int_batch_bounds') %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=[pulse_at_or_after_bound('DBT_INTERNAL_DEST', 'started_at', '__batch_bounds__')],
+        on_schema_change='fail',
+        tags=['batch']
+    )
+}}
 {% set epoch = "cast('1970-01-01 00:00:00' as " ~ dbt.type_timestamp() ~ ")" %}
+{% set batch_run = pulse_is_batch_run() %}
+{% set scan_from = pulse_batch_scan_from("select * from " ~ batch_bounds) if batch_run else none %}
 with
 
 sessionized_events as (
 
-    select * from {{ ref('int_events_sessionized') }}
+    select sessionized.*
+    from {{ ref('int_events_sessionized') }} as sessionized
+    {% if batch_run %}
+        inner join {{ batch_bounds }} as bounds on sessionized.user_key = bounds.user_key
+        where sessionized.event_time >= {{ scan_from }} and {{ pulse_after_bound('sessionized') }}
+    {% endif %}
 
 ),
 
 events as (
 
-    select * from {{ ref('stg_events') }}
+    select stg_events.*
+    from {{ ref('stg_events') }} as stg_events
+    {% if batch_run %}
+        inner join {{ batch_bounds }} as bounds on stg_events.user_key = bounds.user_key
+        where stg_events.event_time >= {{ scan_from }} and {{ pulse_after_bound('stg_events') }}
+    {% endif %}
 
 ),
 
@@ -51,7 +75,12 @@ repeated_page_view_ids as (
 
     select page_view_id
     from {{ ref('stg_events') }}
-    where event_type = 'page_view' and page_view_id is not null
+    where
+        event_type = 'page_view'
+        and page_view_id is not null
+    {% if batch_run %}
+        and page_view_id in (select page_view_events.page_view_id from page_view_events)
+    {% endif %}
     group by page_view_id
     having count(*) > 1
 

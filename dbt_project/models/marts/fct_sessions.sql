@@ -1,15 +1,41 @@
 -- One row per session: a visit, or one piece of a visit cut at max_session_hours.
+-- Incremental: a batch run replaces each batch user's sessions from its bound's visit on (int_batch_bounds).
+-- depends_on: {{ ref('int_batch') }}
+{% set batch_bounds = ref('int_batch_bounds') %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=[
+            'exists (select 1 from __batch_bounds__ as bounds where bounds.user_key = DBT_INTERNAL_DEST.user_key'
+            ~ ' and DBT_INTERNAL_DEST.visit_index >= bounds.from_visit_index)'
+        ],
+        on_schema_change='fail',
+        tags=['batch']
+    )
+}}
+{% set batch_run = pulse_is_batch_run() %}
+{% set scan_from = pulse_batch_scan_from("select * from " ~ batch_bounds) if batch_run else none %}
 with
 
 events as (
 
-    select * from {{ ref('int_events_sessionized') }}
+    select sessionized.*
+    from {{ ref('int_events_sessionized') }} as sessionized
+    {% if batch_run %}
+        inner join {{ batch_bounds }} as bounds on sessionized.user_key = bounds.user_key
+        where sessionized.event_time >= {{ scan_from }} and {{ pulse_after_bound('sessionized') }}
+    {% endif %}
 
 ),
 
 page_views as (
 
-    select * from {{ ref('fct_page_views') }}
+    select fct_page_views.*
+    from {{ ref('fct_page_views') }} as fct_page_views
+    {% if batch_run %}
+        where {{ pulse_at_or_after_bound('fct_page_views', 'started_at', batch_bounds) }}
+    {% endif %}
 
 ),
 

@@ -1,21 +1,53 @@
 -- One row per user per day with activity (UTC).
+-- Incremental: a batch run replaces each batch user's rows from its bound's day on (int_batch_bounds).
+-- depends_on: {{ ref('int_batch') }}
+{% set batch_bounds = ref('int_batch_bounds') %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=[
+            'exists (select 1 from __batch_bounds__ as bounds where bounds.user_key = DBT_INTERNAL_DEST.user_key'
+            ~ ' and DBT_INTERNAL_DEST.activity_date >= bounds.from_date)'
+        ],
+        on_schema_change='fail',
+        tags=['batch']
+    )
+}}
+{% set batch_run = pulse_is_batch_run() %}
+{% set scan_from = pulse_batch_scan_from_date(batch_bounds) if batch_run else none %}
 with
 
 events as (
 
-    select * from {{ ref('stg_events') }}
+    select stg_events.*
+    from {{ ref('stg_events') }} as stg_events
+    {% if batch_run %}
+        inner join {{ batch_bounds }} as bounds on stg_events.user_key = bounds.user_key
+        where stg_events.event_time >= {{ scan_from }} and stg_events.event_date >= bounds.from_date
+    {% endif %}
 
 ),
 
 sessions as (
 
-    select * from {{ ref('fct_sessions') }}
+    select fct_sessions.*
+    from {{ ref('fct_sessions') }} as fct_sessions
+    {% if batch_run %}
+        inner join {{ batch_bounds }} as bounds on fct_sessions.user_key = bounds.user_key
+        where fct_sessions.session_date >= bounds.from_date
+    {% endif %}
 
 ),
 
 page_views as (
 
-    select * from {{ ref('fct_page_views') }}
+    select fct_page_views.*
+    from {{ ref('fct_page_views') }} as fct_page_views
+    {% if batch_run %}
+        inner join {{ batch_bounds }} as bounds on fct_page_views.user_key = bounds.user_key
+        where fct_page_views.event_date >= bounds.from_date
+    {% endif %}
 
 ),
 

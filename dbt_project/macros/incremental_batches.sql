@@ -1,0 +1,218 @@
+{#-
+  Incremental processing: what a run has to process, and what it may commit.
+
+  A batch is every raw row ingested since the last committed run (raw.events.ingested_at after the
+  watermark in pulse_state.batches), plus what re-ingestion retracted (raw.events_retracted). The models
+  tagged `batch` process it; when all of them succeeded, on-run-end commits the new watermark and the
+  identity map the run applied. A run that fails (or selects only some of them) commits nothing, so the
+  next run processes the same batch again: every incremental model replaces its rows for the batch's
+  users, which makes a repeated batch harmless.
+-#}
+
+{% macro pulse_state_setup() %}
+    {% do run_query("create schema if not exists pulse_state") %}
+    {% do run_query(
+        "create table if not exists pulse_state.batches ("
+        ~ " watermark " ~ dbt.type_timestamp() ~ ", committed_at " ~ dbt.type_timestamp()
+        ~ ", invocation_id " ~ dbt.type_string() ~ ", full_refresh boolean)"
+    ) %}
+    {% do run_query(
+        "create table if not exists pulse_state.identity_map_applied ("
+        ~ " anonymous_id " ~ dbt.type_string() ~ ", user_id " ~ dbt.type_string() ~ ")"
+    ) %}
+    select 1
+{% endmacro %}
+
+
+{#- The committed watermark, or none: no committed run yet, or --full-refresh (the batch is everything). -#}
+{% macro pulse_committed_watermark() %}
+    {% if not execute or flags.FULL_REFRESH %}
+        {{ return(none) }}
+    {% endif %}
+    {% if adapter.get_relation(database=target.database, schema='pulse_state', identifier='batches') is none %}
+        {{ return(none) }}
+    {% endif %}
+    {% set rows = run_query("select cast(max(watermark) as " ~ dbt.type_string() ~ ") from pulse_state.batches") %}
+    {{ return(rows.columns[0].values()[0]) }}
+{% endmacro %}
+
+
+{#- The run's batch (int_batch's one row) as a dict. While parsing, a batch that is not full: dbt then
+    sees the refs of the batch branches too. -#}
+{% macro pulse_batch() %}
+    {% set int_batch = ref('int_batch') %}
+    {% if execute and int_batch is none %}
+        {#- a dbt unit test that does not give int_batch -#}
+        {{ return({'is_full': true}) }}
+    {% endif %}
+    {% if not execute or adapter.get_relation(
+        database=int_batch.database, schema=int_batch.schema, identifier=int_batch.identifier) is none %}
+        {#- parsing, or compiling without a warehouse (sqlfluff) -#}
+        {{ return({'is_full': false, 'from_watermark': '1970-01-01 00:00:00'}) }}
+    {% endif %}
+    {% set rows = run_query("select * from " ~ int_batch) %}
+    {% set batch = {} %}
+    {% for column in rows.columns %}
+        {% do batch.update({column.name: column.values()[0]}) %}
+    {% endfor %}
+    {{ return(batch) }}
+{% endmacro %}
+
+
+{#- True when an incremental model processes only the batch's users: the table exists and the batch is
+    not a full one. -#}
+{% macro pulse_is_batch_run() %}
+    {% if not is_incremental() %}
+        {{ return(false) }}
+    {% endif %}
+    {{ return(not pulse_batch()['is_full']) }}
+{% endmacro %}
+
+
+{#-
+  Where each batch user's recomputation starts: the user's last visit that began before the earliest
+  change (changed_from), rebuilt whole with everything after it. Without such a visit (or with
+  changed_from null: an identity change) the user's whole history is recomputed.
+  Visits before that one are final: a change later than a visit's start cannot move the boundary in
+  front of it. `visits` is int_visits as the run left it or, for int_visits itself, as it was before.
+-#}
+{% macro pulse_batch_bounds(visits) %}
+    select
+        batch_users.user_key,
+        batch_users.changed_from,
+        boundary.start_time as from_start_time,
+        boundary.first_event_id as from_first_event_id,
+        coalesce(boundary.visit_index, 1) as from_visit_index,
+        cast(coalesce(boundary.start_time, batch_users.changed_from) as date) as from_date
+    from {{ ref('int_batch_users') }} as batch_users
+    left join (
+        select
+            visits.user_key,
+            visits.start_time,
+            visits.first_event_id,
+            visits.visit_index,
+            row_number() over (
+                partition by visits.user_key order by visits.start_time desc, visits.first_event_id desc
+            ) as recency
+        from {{ visits }} as visits
+        inner join {{ ref('int_batch_users') }} as scoped
+            on visits.user_key = scoped.user_key
+        where visits.start_time < scoped.changed_from
+    ) as boundary
+        on batch_users.user_key = boundary.user_key and boundary.recency = 1
+{% endmacro %}
+
+
+{#- An event (alias.event_time, alias.event_id) at or after its user's bound (alias bounds). -#}
+{% macro pulse_after_bound(alias, bounds='bounds') %}
+    (
+        {{ bounds }}.from_start_time is null
+        or {{ alias }}.event_time > {{ bounds }}.from_start_time
+        or ({{ alias }}.event_time = {{ bounds }}.from_start_time and {{ alias }}.event_id >= {{ bounds }}.from_first_event_id)
+    )
+{% endmacro %}
+
+
+{#- The earliest time any batch user is recomputed from (a literal, so DuckDB can skip row groups of
+    raw.events by their min/max event_time); the epoch when some user is recomputed whole. -#}
+{% macro pulse_batch_scan_from(bounds_sql) %}
+    {% if not execute %}
+        {{ return("cast('1970-01-01' as " ~ dbt.type_timestamp() ~ ")") }}
+    {% endif %}
+    {% set rows = run_query(
+        "select cast(case when count(*) = count(from_start_time) then min(from_start_time) end as "
+        ~ dbt.type_string() ~ ") from (" ~ bounds_sql ~ ") as b"
+    ) %}
+    {% set value = rows.columns[0].values()[0] %}
+    {{ return("cast('" ~ (value or '1970-01-01') ~ "' as " ~ dbt.type_timestamp() ~ ")") }}
+{% endmacro %}
+
+
+{#-
+  Custom incremental strategy `replace_where` (Databricks has it built in): delete the target rows the
+  model's incremental_predicates select, then insert the new rows. Models use it to replace every row of
+  the batch's users from their bound on, including rows that no longer exist (a visit merged into another).
+-#}
+{% macro get_incremental_replace_where_sql(arg_dict) %}
+    {%- set target = arg_dict["target_relation"] -%}
+    {%- set source = arg_dict["temp_relation"] -%}
+    {%- set columns = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
+    {%- set predicates = arg_dict["incremental_predicates"] or [] -%}
+    {%- if pulse_batch()['is_full'] -%}
+        {#- a full batch (no committed run yet, e.g. after a failed first build): every row is replaced -#}
+        {%- set predicates = ['1 = 1'] -%}
+    {%- endif -%}
+    {%- if predicates | length == 0 -%}
+        {{ exceptions.raise_compiler_error("replace_where needs incremental_predicates: the rows it replaces") }}
+    {%- endif -%}
+    {#- config() is read while parsing, when ref() does not yet name other models: predicates name the batch
+        tables by placeholders, resolved here. -#}
+    {%- set where = predicates | join(' and ') -%}
+    {%- if '__batch_users__' in where -%}
+        {%- set where = where | replace('__batch_users__', ref('int_batch_users') | string) -%}
+    {%- endif -%}
+    {%- if '__batch_bounds__' in where -%}
+        {%- set where = where | replace('__batch_bounds__', ref('int_batch_bounds') | string) -%}
+    {%- endif -%}
+    delete from {{ target }} as DBT_INTERNAL_DEST where {{ where }};
+    insert into {{ target }} ({{ columns }}) select {{ columns }} from {{ source }}
+{% endmacro %}
+
+
+{#- on-run-end: commit the batch when every `batch` model ran and succeeded. -#}
+{% macro pulse_commit_batch(results) %}
+    {% if not execute %}
+        {{ return("select 1") }}
+    {% endif %}
+    {% set succeeded = [] %}
+    {% for result in results %}
+        {% if result.node.resource_type == 'model' and result.status == 'success' %}
+            {% do succeeded.append(result.node.name) %}
+        {% endif %}
+    {% endfor %}
+    {% set missing = [] %}
+    {% for node in graph.nodes.values() %}
+        {% if node.resource_type == 'model' and 'batch' in node.tags and node.name not in succeeded %}
+            {% do missing.append(node.name) %}
+        {% endif %}
+    {% endfor %}
+    {% if missing %}
+        {{ log("pulse: batch not committed (did not run or failed: " ~ missing | join(', ') ~ ")", info=True) }}
+        {{ return("select 1") }}
+    {% endif %}
+    {% set batch_relation = target.schema ~ ".int_batch" %}
+    {% do run_query(
+        "insert into pulse_state.batches select to_watermark, current_timestamp, '" ~ invocation_id ~ "', "
+        ~ ("true" if flags.FULL_REFRESH else "false") ~ " from " ~ batch_relation ~ " where to_watermark is not null"
+    ) %}
+    {% do run_query("delete from pulse_state.identity_map_applied") %}
+    {% do run_query(
+        "insert into pulse_state.identity_map_applied select anonymous_id, user_id from "
+        ~ target.schema ~ ".base_identity_map"
+    ) %}
+    {% do run_query(
+        "delete from raw.events_retracted where retracted_at <= (select to_watermark from " ~ batch_relation ~ ")"
+    ) %}
+    {{ log("pulse: batch committed", info=True) }}
+    {{ return("select 1") }}
+{% endmacro %}
+
+
+{#- A table's rows (alias) of a batch user at or after the user's bound, by (time_column, event_id).
+    bounds_relation '__batch_bounds__' in incremental_predicates (see replace_where). -#}
+{% macro pulse_at_or_after_bound(alias, time_column, bounds_relation) %}
+    {{- "exists (select 1 from " ~ bounds_relation ~ " as bounds where bounds.user_key = " ~ alias ~ ".user_key"
+        ~ " and (bounds.from_start_time is null or " ~ alias ~ "." ~ time_column ~ " > bounds.from_start_time"
+        ~ " or (" ~ alias ~ "." ~ time_column ~ " = bounds.from_start_time and " ~ alias
+        ~ ".event_id >= bounds.from_first_event_id)))" -}}
+{% endmacro %}
+
+
+{#- The first day any batch user's daily rows are recomputed from, as a timestamp literal. -#}
+{% macro pulse_batch_scan_from_date(bounds_relation) %}
+    {% if not execute %}
+        {{ return("cast('1970-01-01' as " ~ dbt.type_timestamp() ~ ")") }}
+    {% endif %}
+    {% set rows = run_query("select cast(min(from_date) as " ~ dbt.type_string() ~ ") from " ~ bounds_relation) %}
+    {{ return("cast('" ~ (rows.columns[0].values()[0] or '1970-01-01') ~ "' as " ~ dbt.type_timestamp() ~ ")") }}
+{% endmacro %}
