@@ -103,28 +103,39 @@
 {% endmacro %}
 
 
-{#- An event (alias.event_time, alias.event_id) at or after its user's bound (alias bounds). -#}
-{% macro pulse_after_bound(alias, bounds='bounds') %}
+{#- A row (alias.time_column, alias.event_id) at or after its user's bound (alias bounds). -#}
+{% macro pulse_after_bound(alias, time_column='event_time', bounds='bounds') -%}
     (
         {{ bounds }}.from_start_time is null
-        or {{ alias }}.event_time > {{ bounds }}.from_start_time
-        or ({{ alias }}.event_time = {{ bounds }}.from_start_time and {{ alias }}.event_id >= {{ bounds }}.from_first_event_id)
+        or {{ alias }}.{{ time_column }} > {{ bounds }}.from_start_time
+        or (
+            {{ alias }}.{{ time_column }} = {{ bounds }}.from_start_time
+            and {{ alias }}.event_id >= {{ bounds }}.from_first_event_id
+        )
     )
-{% endmacro %}
+{%- endmacro %}
 
 
-{#- The earliest time any batch user is recomputed from (a literal, so DuckDB can skip row groups of
-    raw.events by their min/max event_time); the epoch when some user is recomputed whole. -#}
-{% macro pulse_batch_scan_from(bounds_sql) %}
+{#- The earliest `column` (from_start_time, or from_date) any batch user is recomputed from, as a timestamp
+    literal, so DuckDB can skip row groups of raw.events by their min/max event_time; the epoch when some
+    user is recomputed whole (a null from_start_time). -#}
+{% macro pulse_batch_scan_from(bounds_sql, column='from_start_time') %}
     {% if not execute %}
         {{ return("cast('1970-01-01' as " ~ dbt.type_timestamp() ~ ")") }}
     {% endif %}
     {% set rows = run_query(
-        "select cast(case when count(*) = count(from_start_time) then min(from_start_time) end as "
+        "select cast(case when count(*) = count(" ~ column ~ ") then min(" ~ column ~ ") end as "
         ~ dbt.type_string() ~ ") from (" ~ bounds_sql ~ ") as b"
     ) %}
     {% set value = rows.columns[0].values()[0] %}
     {{ return("cast('" ~ (value or '1970-01-01') ~ "' as " ~ dbt.type_timestamp() ~ ")") }}
+{% endmacro %}
+
+
+{#- The join and filter that keep the events (alias) of the batch users from their bound on. -#}
+{% macro pulse_events_from_bound(alias, bounds, scan_from) %}
+    inner join {{ bounds }} as bounds on {{ alias }}.user_key = bounds.user_key
+    where {{ alias }}.event_time >= {{ scan_from }} and {{ pulse_after_bound(alias) }}
 {% endmacro %}
 
 
@@ -200,19 +211,10 @@
 
 {#- A table's rows (alias) of a batch user at or after the user's bound, by (time_column, event_id).
     bounds_relation '__batch_bounds__' in incremental_predicates (see replace_where). -#}
-{% macro pulse_at_or_after_bound(alias, time_column, bounds_relation) %}
-    {{- "exists (select 1 from " ~ bounds_relation ~ " as bounds where bounds.user_key = " ~ alias ~ ".user_key"
-        ~ " and (bounds.from_start_time is null or " ~ alias ~ "." ~ time_column ~ " > bounds.from_start_time"
-        ~ " or (" ~ alias ~ "." ~ time_column ~ " = bounds.from_start_time and " ~ alias
-        ~ ".event_id >= bounds.from_first_event_id)))" -}}
-{% endmacro %}
+{% macro pulse_at_or_after_bound(alias, time_column, bounds_relation) -%}
+    exists (
+        select 1 from {{ bounds_relation }} as bounds
+        where bounds.user_key = {{ alias }}.user_key and {{ pulse_after_bound(alias, time_column) }}
+    )
+{%- endmacro %}
 
-
-{#- The first day any batch user's daily rows are recomputed from, as a timestamp literal. -#}
-{% macro pulse_batch_scan_from_date(bounds_relation) %}
-    {% if not execute %}
-        {{ return("cast('1970-01-01' as " ~ dbt.type_timestamp() ~ ")") }}
-    {% endif %}
-    {% set rows = run_query("select cast(min(from_date) as " ~ dbt.type_string() ~ ") from " ~ bounds_relation) %}
-    {{ return("cast('" ~ (rows.columns[0].values()[0] or '1970-01-01') ~ "' as " ~ dbt.type_timestamp() ~ ")") }}
-{% endmacro %}

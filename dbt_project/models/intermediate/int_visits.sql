@@ -34,10 +34,7 @@ events as (
         stg_events.client_session_id
     from {{ ref('stg_events') }} as stg_events
     {% if batch_run %}
-        inner join bounds on stg_events.user_key = bounds.user_key
-        where
-            stg_events.event_time >= {{ pulse_batch_scan_from(pulse_batch_bounds(this)) }}
-            and {{ pulse_after_bound('stg_events') }}
+        {{ pulse_events_from_bound('stg_events', 'bounds', pulse_batch_scan_from(pulse_batch_bounds(this))) }}
     {% endif %}
 
 ),

@@ -25,8 +25,7 @@ sessionized_events as (
     select sessionized.*
     from {{ ref('int_events_sessionized') }} as sessionized
     {% if batch_run %}
-        inner join {{ batch_bounds }} as bounds on sessionized.user_key = bounds.user_key
-        where sessionized.event_time >= {{ scan_from }} and {{ pulse_after_bound('sessionized') }}
+        {{ pulse_events_from_bound('sessionized', batch_bounds, scan_from) }}
     {% endif %}
 
 ),
@@ -36,8 +35,7 @@ events as (
     select stg_events.*
     from {{ ref('stg_events') }} as stg_events
     {% if batch_run %}
-        inner join {{ batch_bounds }} as bounds on stg_events.user_key = bounds.user_key
-        where stg_events.event_time >= {{ scan_from }} and {{ pulse_after_bound('stg_events') }}
+        {{ pulse_events_from_bound('stg_events', batch_bounds, scan_from) }}
     {% endif %}
 
 ),

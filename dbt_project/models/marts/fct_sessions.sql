@@ -23,8 +23,7 @@ events as (
     select sessionized.*
     from {{ ref('int_events_sessionized') }} as sessionized
     {% if batch_run %}
-        inner join {{ batch_bounds }} as bounds on sessionized.user_key = bounds.user_key
-        where sessionized.event_time >= {{ scan_from }} and {{ pulse_after_bound('sessionized') }}
+        {{ pulse_events_from_bound('sessionized', batch_bounds, scan_from) }}
     {% endif %}
 
 ),

@@ -15,7 +15,7 @@
     )
 }}
 {% set batch_run = pulse_is_batch_run() %}
-{% set scan_from = pulse_batch_scan_from_date(batch_bounds) if batch_run else none %}
+{% set scan_from = pulse_batch_scan_from('select * from ' ~ batch_bounds, 'from_date') if batch_run else none %}
 with
 
 events as (
