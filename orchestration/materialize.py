@@ -18,10 +18,14 @@ def materialize_range(
     quiet: bool = False,
     log_file: Path | None = None,
     job_name: str = "daily_pipeline",
+    only_changed_days: bool = False,
+    dbt_config: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run a partitioned job (`daily_pipeline`; `all_assets` adds the intent model and scores) over
     [first, last]. quiet: only warnings from Dagster; log_file: where dbt's own output goes (it is printed
-    to stdout otherwise)."""
+    to stdout otherwise); only_changed_days: `raw_events` skips the days whose landing files it already
+    ingested (otherwise it re-ingests every day of the range); dbt_config: the dbt step's config
+    (orchestration.transform.assets.DbtBuildConfig, e.g. reprocess_from)."""
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def(job_name)
@@ -33,5 +37,33 @@ def materialize_range(
             instance=instance or dg.DagsterInstance.get(),
             tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}},
+            run_config=run_config(quiet=quiet, only_changed_days=only_changed_days, dbt_config=dbt_config),
         )
+
+
+def run_config(quiet: bool = False, only_changed_days: bool = False, dbt_config: dict | None = None) -> dict:
+    config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}}
+    ops: dict = {}
+    if only_changed_days:
+        ops["raw_events"] = {"config": {"only_changed_days": True}}
+    if dbt_config:
+        ops["pulse_dbt_models"] = {"config": dbt_config}
+    if ops:
+        config["ops"] = ops
+    return config
+
+
+def last_run_failed(instance: dg.DagsterInstance, job_name: str) -> tuple[date, date] | None:
+    """The landing days [first, last] of the latest run of `job_name` when it did not succeed (failed or
+    canceled); None when it succeeded, is still going, or there is none. A run that skips unchanged days must
+    not take a failed run's ingestion for a finished pipeline."""
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name), limit=1)
+    if not runs or runs[0].status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+        return None
+    tags = runs[0].tags
+    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
+        return date.fromisoformat(tags[RANGE_START_TAG]), date.fromisoformat(tags[RANGE_END_TAG])
+    if "dagster/partition" in tags:
+        day = date.fromisoformat(tags["dagster/partition"])
+        return day, day
+    return None

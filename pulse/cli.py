@@ -69,11 +69,42 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return subprocess.call([_venv_bin("dbt"), "parse", "--quiet"], cwd=DBT_PROJECT_DIR)
 
 
+# The job `pulse materialize` runs: every asset, the intent model included.
+MATERIALIZE_JOB = "all_assets"
+
+
+def _days_text(days: list[date]) -> str:
+    shown = [d.isoformat() for d in days] if len(days) <= 4 else [str(days[0]), str(days[1]), "...", str(days[-1])]
+    return ", ".join(shown)
+
+
+def _changed_landing_days(paths: PulsePaths) -> list[date]:
+    """The landing days not ingested yet or whose files changed since (every landed day without a warehouse)."""
+    import duckdb
+
+    from pulse.ingest import changed_days, landed_days
+
+    if not paths.warehouse.exists():
+        return landed_days(paths.events_landing)
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        return changed_days(con, paths.events_landing)
+    finally:
+        con.close()
+
+
 def cmd_materialize(args: argparse.Namespace) -> int:
+    """Without a range: only the new or changed landing days, in one run (none: no run). With --start/--end
+    or --all: every landing day of the range is re-ingested."""
+    import dagster as dg
+    import duckdb
+
+    from orchestration.materialize import last_run_failed
     from pulse.ingest import landed_days
 
     paths = _paths()
     days = landed_days(paths.events_landing)
+    reprocess = bool(args.start or args.end or args.all)
     if args.start:
         days = [d for d in days if d >= args.start]
     if args.end:
@@ -81,12 +112,62 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     if not days:
         print(f"nothing to materialize: no landing files under {paths.events_landing}", file=sys.stderr)
         return 1
+    instance = dg.DagsterInstance.get()
+    if reprocess:
+        first, last = days[0], days[-1]
+        print(f"materialize: re-ingesting every landing day of {first}..{last} ({len(days)})")
+    else:
+        try:
+            changed = _changed_landing_days(paths)
+        except duckdb.Error as exc:
+            print(f"materialize: cannot read the warehouse {paths.warehouse}: {exc}", file=sys.stderr)
+            return 1
+        # A failed run may have ingested days whose models were never built: its range runs again (the days
+        # it ingested are skipped, what failed after them is not).
+        failed = last_run_failed(instance, MATERIALIZE_JOB)
+        if not changed and failed is None:
+            print(
+                f"materialize: nothing new: {len(days)} landing days already ingested and unchanged "
+                "(use --start/--end to reprocess a range)"
+            )
+            return 0
+        plural = "" if len(changed) == 1 else "s"
+        listed = f" ({_days_text(changed)})" if changed else ""
+        unchanged = len(days) - len(changed)
+        print(f"materialize: {len(changed)} new or changed landing day{plural}{listed}; {unchanged} unchanged, skipped")
+        if failed is not None:
+            print(f"materialize: the last run ({failed[0]}..{failed[1]}) did not succeed: running its days again")
+        span = [*changed, *(failed or ())]
+        first, last = min(span), max(span)
+    return _materialize(paths, first, last, instance, quiet=args.quiet, only_changed_days=not reprocess)
+
+
+def _materialize(
+    paths: PulsePaths,
+    first: date,
+    last: date,
+    instance: object,
+    *,
+    quiet: bool,
+    only_changed_days: bool,
+    dbt_config: dict | None = None,
+) -> int:
+    """One Dagster run of MATERIALIZE_JOB over [first, last]; prints its outcome and the failed steps' errors."""
     from orchestration.materialize import materialize_range
 
     started = time.monotonic()
-    log_file = paths.home / "logs" / "materialize.log" if args.quiet else None
-    print(f"materialize: {days[0]}..{days[-1]} ({len(days)} landing days) in one Dagster run ...", flush=True)
-    result = materialize_range(days[0], days[-1], quiet=args.quiet, log_file=log_file, job_name="all_assets")
+    log_file = paths.home / "logs" / "materialize.log" if quiet else None
+    print(f"materialize: {first}..{last} in one Dagster run ...", flush=True)
+    result = materialize_range(
+        first,
+        last,
+        instance=instance,
+        quiet=quiet,
+        log_file=log_file,
+        job_name=MATERIALIZE_JOB,
+        only_changed_days=only_changed_days,
+        dbt_config=dbt_config,
+    )
     status = "done" if result.success else "FAILED"
     print(
         f"materialize: {status} in {time.monotonic() - started:.0f} s" + (f"; dbt log: {log_file}" if log_file else "")
@@ -99,6 +180,44 @@ def cmd_materialize(args: argparse.Namespace) -> int:
                     error = error.cause  # the error raised in the asset, not Dagster's wrapper around it
                 print(f"{event.step_key}: {error.message.strip() if error else event.message}", file=sys.stderr)
     return 0 if result.success else 1
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    """Recompute every user with an event from --from on (default: the earliest event qa_late_events lists),
+    which folds in the events that arrived later than the lookback; then everything downstream, in one run."""
+    import dagster as dg
+    import duckdb
+
+    from pulse.batches import batch_report
+    from pulse.ingest import landed_days
+
+    paths = _paths()
+    days = landed_days(paths.events_landing)
+    if not paths.warehouse.exists() or not days:
+        print(f"reprocess: nothing built yet in {paths.warehouse}: run `pulse materialize` first", file=sys.stderr)
+        return 1
+    start = args.start
+    if start is None:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        try:
+            report = batch_report(con)
+        finally:
+            con.close()
+        if report is None or not report.late_events:
+            print("reprocess: no late events to fold in (qa_late_events is empty); give --from D to reprocess anyway")
+            return 0
+        start = report.late_events_from
+        print(f"reprocess: {report.late_events:,} late events, the earliest on {start}")
+    print(f"reprocess: recomputing every user with an event from {start} on")
+    return _materialize(
+        paths,
+        days[-1],
+        days[-1],
+        dg.DagsterInstance.get(),
+        quiet=args.quiet,
+        only_changed_days=True,
+        dbt_config={"reprocess_from": start.isoformat()},
+    )
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -118,7 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return rc
     else:
         print(f"landing zone has files: {paths.events_landing} (delete it to regenerate the demo)")
-    rc = cmd_materialize(argparse.Namespace(start=None, end=None, quiet=True))
+    rc = cmd_materialize(argparse.Namespace(start=None, end=None, all=False, quiet=True))
     if rc:
         return rc
     return cmd_summary(args)
@@ -216,11 +335,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="build dbt's manifest (run at install time)")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("materialize", help="ingest every landing day and build the dbt models, in one run")
-    p.add_argument("--start", type=date.fromisoformat, default=None)
-    p.add_argument("--end", type=date.fromisoformat, default=None)
+    p = sub.add_parser("materialize", help="ingest the new or changed landing days and build every asset, in one run")
+    p.add_argument("--start", type=date.fromisoformat, default=None, metavar="D", help="re-ingest the days from D")
+    p.add_argument("--end", type=date.fromisoformat, default=None, metavar="D", help="re-ingest the days up to D")
+    p.add_argument("--all", action="store_true", help="re-ingest every landing day")
     p.add_argument("--quiet", action="store_true", help="only warnings from Dagster")
     p.set_defaults(func=cmd_materialize)
+
+    p = sub.add_parser("reprocess", help="fold in events that arrived later than the lookback (qa_late_events)")
+    p.add_argument(
+        "--from",
+        dest="start",
+        type=date.fromisoformat,
+        default=None,
+        metavar="D",
+        help="recompute every user with an event from D on (default: the earliest late event's day)",
+    )
+    p.add_argument("--quiet", action="store_true", help="only warnings from Dagster")
+    p.set_defaults(func=cmd_reprocess)
 
     p = sub.add_parser("summary", help="print what the warehouse holds")
     p.set_defaults(func=cmd_summary)

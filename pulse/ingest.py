@@ -40,6 +40,8 @@ QUARANTINE_TABLE = f"{RAW_SCHEMA}.events_quarantine"
 # What re-ingesting a day removed (its previous rows' keys), so dbt's next incremental run revisits those
 # users even when the new files no longer hold their events; dbt prunes it once a run has committed.
 RETRACTED_TABLE = f"{RAW_SCHEMA}.events_retracted"
+# What raw.ingested_files records of each landing file besides its name: size and mtime when it was read.
+FINGERPRINT_COLUMNS = ("file_bytes", "file_mtime_ns")
 
 _SQL_TYPES = {
     "string": "varchar",
@@ -140,6 +142,53 @@ def landed_days(events_landing: Path) -> list[date]:
             if files_for_day(events_landing, day):
                 days.append(day)
     return days
+
+
+def file_fingerprint(events_landing: Path, path: Path) -> tuple[str, int, int]:
+    """(name relative to the landing zone, size in bytes, modification time in ns): what raw.ingested_files
+    records of a file when it is read, and what :func:`changed_days` compares with."""
+    stat = path.stat()
+    return str(path.relative_to(events_landing)), stat.st_size, stat.st_mtime_ns
+
+
+def changed_days(con: duckdb.DuckDBPyConnection, events_landing: Path) -> list[date]:
+    """The landing days whose files are not the ones raw.ingested_files recorded when the day was last
+    ingested: a day never ingested, a file added, removed or rewritten (another size or modification time),
+    or a day ingested before the warehouse recorded fingerprints. A day without landing files is never
+    changed: files gone from the landing zone do not take back what was ingested from them (re-ingest the day
+    explicitly for that). Only reads: a read-only connection will do, and a warehouse without raw tables
+    (every landed day is changed)."""
+    days = landed_days(events_landing)
+    recorded = _recorded_fingerprints(con)
+
+    def current(day: date) -> set[tuple[str, int, int]]:
+        try:
+            return {file_fingerprint(events_landing, path) for path in files_for_day(events_landing, day)}
+        except OSError:  # a file removed or replaced while listing: changed, whatever it was
+            return set()
+
+    return [day for day in days if day not in recorded or current(day) != recorded[day]]
+
+
+def _recorded_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[date, set[tuple[str, int, int]]]:
+    """Per ingested day, its files' fingerprints; {} when the warehouse has no table with them yet."""
+    schema, table = FILES_TABLE.split(".")
+    columns = {
+        name
+        for (name,) in con.execute(
+            """select column_name from duckdb_columns()
+            where database_name = current_database() and schema_name = ? and table_name = ?""",
+            [schema, table],
+        ).fetchall()
+    }
+    if not set(FINGERPRINT_COLUMNS) <= columns:
+        return {}
+    recorded: dict[date, set[tuple[str, int, int]]] = {}
+    rows = con.execute(f"select load_date, source_file, file_bytes, file_mtime_ns from {FILES_TABLE}").fetchall()
+    for day, name, size, mtime_ns in rows:
+        # A file recorded without a fingerprint (ingested by an older version) matches no file on disk.
+        recorded.setdefault(day, set()).add((name, size, mtime_ns))
+    return recorded
 
 
 def split_lines(data: bytes) -> tuple[np.ndarray, pa.Array]:
@@ -291,9 +340,17 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
           load_date date not null,
           source_file varchar not null,
           lines_read bigint not null,
-          ingested_at timestamp not null
+          ingested_at timestamp not null,
+          file_bytes bigint,
+          file_mtime_ns bigint
         )"""
     )
+    # The file's size and modification time when it was read (see changed_days); an older warehouse gets the
+    # columns empty, so its days count as changed until they are ingested again.
+    existing = {row[0] for row in con.execute(f"select column_name from (describe {FILES_TABLE})").fetchall()}
+    for name in FINGERPRINT_COLUMNS:
+        if name not in existing:
+            con.execute(f"alter table {FILES_TABLE} add column {name} bigint")
     con.execute(
         f"""
         create table if not exists {RETRACTED_TABLE} (
@@ -471,9 +528,14 @@ def ingest_day(
     files = files_for_day(events_landing, day)
     tables = []
     for path in files:
+        # Size and mtime before reading: a file rewritten while it is read is recorded as it was before, so
+        # changed_days sees it as changed afterwards.
+        try:
+            rel_name, size, mtime_ns = file_fingerprint(events_landing, path)
+        except OSError as exc:
+            raise IngestError(f"cannot read landing file {path}: {exc}") from exc
         table, bad_csv = _read_file(path)
-        rel_name = str(path.relative_to(events_landing))
-        tables.append((rel_name, table, bad_csv))
+        tables.append((rel_name, (size, mtime_ns), table, bad_csv))
         result.files.append(rel_name)
         result.lines_read += len(table) + len(bad_csv)
         if len(table) + len(bad_csv) == 0:
@@ -492,8 +554,8 @@ def ingest_day(
         con.execute(f"delete from {EVENTS_TABLE} where load_date = ?", [day])
         con.execute(f"delete from {QUARANTINE_TABLE} where load_date = ?", [day])
         con.execute(f"delete from {FILES_TABLE} where load_date = ?", [day])
-        for rel_name, table, bad_csv in tables:
-            _load_file(con, rel_name, table, bad_csv, day, options, ingested_at)
+        for rel_name, stat, table, bad_csv in tables:
+            _load_file(con, rel_name, stat, table, bad_csv, day, options, ingested_at)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -514,6 +576,7 @@ def _next_ingested_at(con: duckdb.DuckDBPyConnection) -> datetime:
 def _load_file(
     con: duckdb.DuckDBPyConnection,
     rel_name: str,
+    stat: tuple[int, int],
     table: pa.Table,
     bad_csv: Sequence[tuple[int, str, str]],
     day: date,
@@ -544,8 +607,9 @@ def _load_file(
         )
     con.execute("drop table checked_lines")
     con.execute(
-        f"insert into {FILES_TABLE} values (?, ?, ?, ?)",
-        [day, rel_name, len(table) + len(bad_csv), ingested_at],
+        f"""insert into {FILES_TABLE} (load_date, source_file, lines_read, ingested_at, file_bytes, file_mtime_ns)
+        values (?, ?, ?, ?, ?, ?)""",
+        [day, rel_name, len(table) + len(bad_csv), ingested_at, *stat],
     )
 
 

@@ -2,10 +2,11 @@ import os
 from datetime import date, timedelta
 
 import dagster as dg
+from pydantic import Field
 
 from orchestration.partitions import landing_days
 from orchestration.resources import PulseStorage
-from pulse.ingest import DayResult, IngestOptions, ingest_day, reconciliation
+from pulse.ingest import DayResult, IngestOptions, changed_days, ingest_day, reconciliation
 
 
 def _days_in(window: dg.TimeWindow) -> list[date]:
@@ -46,6 +47,22 @@ def ingestion_metadata(results: list[DayResult]) -> dict[str, dg.MetadataValue]:
     }
 
 
+class RawEventsConfig(dg.Config):
+    only_changed_days: bool = Field(
+        default=False,
+        description="Ingest only the days of the window whose landing files changed since they were last "
+        "ingested (pulse.ingest.changed_days); the others keep their rows and ingested_at, so dbt does not "
+        "process them again. Off: every day of the window is re-ingested (how a range is reprocessed).",
+    )
+
+
+def days_to_ingest(window_days: list[date], changed: set[date] | None) -> tuple[list[date], list[date]]:
+    """(days to ingest, days skipped as unchanged) of a window; changed None: every day is ingested."""
+    if changed is None:
+        return list(window_days), []
+    return [d for d in window_days if d in changed], [d for d in window_days if d not in changed]
+
+
 @dg.asset(
     key="raw_events",
     group_name="ingest",
@@ -56,12 +73,20 @@ def ingestion_metadata(results: list[DayResult]) -> dict[str, dg.MetadataValue]:
     description="Landing files (event contract v1) -> raw.events; rows that break the contract go to "
     "raw.events_quarantine with the raw line, the reason, the file and the line number.",
 )
-def raw_events(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
+def raw_events(
+    context: dg.AssetExecutionContext, config: RawEventsConfig, storage: PulseStorage
+) -> dg.MaterializeResult:
     paths = storage.paths()
     options = IngestOptions.from_env(os.environ)
     results = []
     with storage.connect() as con:
-        for day in _days_in(context.partition_time_window):
+        changed = set(changed_days(con, paths.events_landing)) if config.only_changed_days else None
+        window = _days_in(context.partition_time_window)
+        ingest, skipped = days_to_ingest(window, changed)
+        for day in window:
+            if day in skipped:
+                context.log.info(f"{day}: no new or changed landing files since it was ingested, skipped")
+                continue
             result = ingest_day(con, paths.events_landing, day, options)
             context.log.info(
                 f"{day}: {result.lines_read} lines -> {result.accepted} accepted, {result.quarantined} quarantined"
@@ -69,7 +94,14 @@ def raw_events(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.M
             for name in result.empty_files:
                 context.log.warning(f"{day}: landing file {name} is empty (no lines)")
             results.append(result)
-    return dg.MaterializeResult(metadata=ingestion_metadata(results))
+    context.log.info(f"ingested {len(ingest)} landing day(s), skipped {len(skipped)} unchanged")
+    return dg.MaterializeResult(
+        metadata={
+            "ingested_days": dg.MetadataValue.int(len(ingest)),
+            "skipped_unchanged_days": dg.MetadataValue.int(len(skipped)),
+            **ingestion_metadata(results),
+        }
+    )
 
 
 @dg.asset_check(

@@ -1,8 +1,16 @@
+import json
+from datetime import date
+
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from pydantic import Field, field_validator
 
 from orchestration.resources import PulseStorage
 from orchestration.transform.project import pulse_dbt_project
+from pulse.batches import BatchReport, batch_report
+
+# Their materializations carry the batch's figures (docs/incremental.md).
+BATCH_ASSETS = (dg.AssetKey("int_batch"), dg.AssetKey("qa_late_events"))
 
 
 class PulseDbtTranslator(DagsterDbtTranslator):
@@ -11,12 +19,77 @@ class PulseDbtTranslator(DagsterDbtTranslator):
         return "ml" if "ml" in dbt_resource_props.get("fqn", [])[1:-1] else "transform"
 
 
+class DbtBuildConfig(dg.Config):
+    """How `dbt build` runs: incremental by default (only what was ingested since the last committed run)."""
+
+    reprocess_from: str = Field(
+        default="",
+        description="YYYY-MM-DD: also recompute every user with an event from that day on (folds in the events "
+        "qa_late_events lists). Empty: only the new batch.",
+    )
+    full_refresh: bool = Field(default=False, description="Rebuild every model from raw.events.")
+
+    @field_validator("reprocess_from")
+    @classmethod
+    def _a_date(cls, value: str) -> str:
+        if value:
+            date.fromisoformat(value)  # raises naming the bad value
+        return value
+
+    def dbt_args(self) -> list[str]:
+        args = ["build"]
+        if self.full_refresh:
+            args.append("--full-refresh")
+        if self.reprocess_from:
+            args += ["--vars", json.dumps({"reprocess_from": self.reprocess_from})]
+        return args
+
+
+def batch_metadata(report: BatchReport) -> dict[dg.AssetKey, dict[str, dg.MetadataValue]]:
+    return {
+        dg.AssetKey("int_batch"): {
+            "batch_rows": dg.MetadataValue.int(report.batch_rows),
+            "first_load_date": dg.MetadataValue.text(str(report.first_load_date or "")),
+            "last_load_date": dg.MetadataValue.text(str(report.last_load_date or "")),
+            "full_build": dg.MetadataValue.bool(report.is_full),
+            "users_recomputed": dg.MetadataValue.int(report.users_recomputed),
+        },
+        dg.AssetKey("qa_late_events"): {
+            "late_events": dg.MetadataValue.int(report.late_events),
+            "late_events_from": dg.MetadataValue.text(str(report.late_events_from or "")),
+            "reprocess_command": dg.MetadataValue.text(
+                f"pulse reprocess --from {report.late_events_from}" if report.late_events else ""
+            ),
+        },
+    }
+
+
 @dbt_assets(
     manifest=pulse_dbt_project.manifest_path,
     project=pulse_dbt_project,
     pool="warehouse",
     dagster_dbt_translator=PulseDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
 )
-def pulse_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, storage: PulseStorage):
+def pulse_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, storage: PulseStorage, config: DbtBuildConfig
+):
     storage.paths()  # exports the resolved PULSE_* paths so dbt's profile sees the same warehouse
-    yield from dbt.cli(["build"], context=context).stream()
+    # The batch assets' figures can only be read once dbt has let go of the warehouse (it holds DuckDB's lock),
+    # and outputs must keep dbt's order (an asset after its dependencies): the events are yielded at the end.
+    events: list = []
+    try:
+        for event in dbt.cli(config.dbt_args(), context=context).stream():
+            events.append(event)
+    except Exception:
+        yield from events  # what dbt built before it failed is still materialized
+        raise
+    metadata: dict[dg.AssetKey, dict[str, dg.MetadataValue]] = {}
+    if any(isinstance(e, dg.Output) and context.asset_key_for_output(e.output_name) in BATCH_ASSETS for e in events):
+        with storage.connect(read_only=True) as con:
+            report = batch_report(con)
+        if report:
+            metadata = batch_metadata(report)
+            (context.log.warning if report.late_events else context.log.info)(report.describe())
+    for event in events:
+        extra = metadata.get(context.asset_key_for_output(event.output_name)) if isinstance(event, dg.Output) else None
+        yield event.with_metadata({**event.metadata, **extra}) if extra else event

@@ -52,3 +52,22 @@ def ingest_days(warehouse: Path, landing_events: Path, days: list[date]) -> None
             ingest_day(con, landing_events, day)
     finally:
         con.close()
+
+
+def table_differences(full: Path, incremental: Path, table: str) -> tuple[int, int, int]:
+    """(rows, rows only in the full build, rows only in the incremental one). Floating-point columns are
+    compared to 9 decimals: DuckDB sums doubles in whatever order its threads meet them, so two builds of
+    the same table can differ in the last bits (every other column must match exactly)."""
+    con = duckdb.connect()
+    con.execute(f"attach '{full}' as f (read_only)")
+    con.execute(f"attach '{incremental}' as i (read_only)")
+    columns = ", ".join(
+        f"round({name}, 9) as {name}" if kind in ("DOUBLE", "FLOAT") else name
+        for name, kind in con.execute(f"select column_name, column_type from (describe f.{table})").fetchall()
+    )
+    full_rows, incremental_rows = f"select {columns} from f.{table}", f"select {columns} from i.{table}"
+    only_full = con.execute(f"select count(*) from ({full_rows} except all {incremental_rows})").fetchall()[0][0]
+    only_incremental = con.execute(f"select count(*) from ({incremental_rows} except all {full_rows})").fetchall()[0][0]
+    rows = con.execute(f"select count(*) from f.{table}").fetchall()[0][0]
+    con.close()
+    return rows, only_full, only_incremental

@@ -19,16 +19,30 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from demo_warehouse import ingest_days, run_dbt
+from demo_warehouse import ingest_days, run_dbt, table_differences
+from mlflow import MlflowClient
 
+from ml.intent_tracking import REGISTERED_MODEL
+from ml.purchase_intent import IntentConfig
+from ml.tracking import CHAMPION, using_store
+from ml.user_intent import read_training_set, train_and_register_intent, write_user_intent_scores
+from ml.user_segments import fit_and_register_segments, write_user_segments
 from pulse.demo import generate_demo
 from pulse.ingest import landed_days
+from pulse.profiles import build_user_profiles
 
 pytestmark = pytest.mark.integration
 
 USERS, DAYS, SEED = 400, 14, 11
 FIRST_BUILD_DAYS = 7
-DBT_VARS = json.dumps({"incremental_lookback_days": 3})  # the planted late page view is 2 days late
+DBT_VARS = json.dumps(
+    {
+        "incremental_lookback_days": 3,  # the planted late page view is 2 days late
+        # daily feature snapshots and a 2-day purchase horizon: 14 days are enough to train the intent model
+        "feature_snapshot_interval_days": 1,
+        "purchase_horizon_days": 2,
+    }
+)
 # Every table the incremental models write, and the tables built from them.
 COMPARED = (
     "int_visits",
@@ -43,6 +57,9 @@ COMPARED = (
     "user_engagement_scores",
     "user_category_affinity",
     "purchase_intent_training_set",
+    "int_trigger_candidates",
+    "fct_trigger_firings",
+    "user_profiles",  # built by pulse.profiles with the same segment and intent models on both (see _profiles)
 )
 
 
@@ -83,23 +100,32 @@ def _plant(events: Path, days: list[date]) -> dict[str, str]:
     return {"anonymous_id": anonymous_id, "customer": customer, "withdrawn": str(withdrawn)}
 
 
-def _table_differences(full: Path, incremental: Path, table: str) -> tuple[int, int, int]:
-    """(rows, rows only in the full build, rows only in the incremental one). Floating-point columns are
-    compared to 9 decimals: DuckDB sums doubles in whatever order its threads meet them, so two builds of
-    the same table can differ in the last bits (every other column must match exactly)."""
-    con = duckdb.connect()
-    con.execute(f"attach '{full}' as f (read_only)")
-    con.execute(f"attach '{incremental}' as i (read_only)")
-    columns = ", ".join(
-        f"round({name}, 9) as {name}" if kind in ("DOUBLE", "FLOAT") else name
-        for name, kind in con.execute(f"select column_name, column_type from (describe f.{table})").fetchall()
-    )
-    full_rows, incremental_rows = f"select {columns} from f.{table}", f"select {columns} from i.{table}"
-    only_full = con.execute(f"select count(*) from ({full_rows} except all {incremental_rows})").fetchall()[0][0]
-    only_incremental = con.execute(f"select count(*) from ({incremental_rows} except all {full_rows})").fetchall()[0][0]
-    rows = con.execute(f"select count(*) from f.{table}").fetchall()[0][0]
-    con.close()
-    return rows, only_full, only_incremental
+def _profiles(mlflow_db: Path, full: Path, incremental: Path) -> str | None:
+    """user_profiles in both warehouses, with the segment and intent models fitted on the full build (the
+    models are not what incremental runs change: equal inputs must give equal profiles). Returns the intent
+    champion's version."""
+    con = duckdb.connect(str(full))
+    try:
+        fit_and_register_segments(con, mlflow_db, seed=0)
+        # a small demo: fewer positives per part than production needs (the model is an input here, not the subject)
+        trained = train_and_register_intent(read_training_set(con), mlflow_db, IntentConfig(min_positives=10))
+    finally:
+        con.close()
+    if trained.registration.champion_version is None:
+        # 14 days of 400 users: the model need not beat the RFM baseline to be promoted here. The profiles
+        # still compare with intent scores: the test makes the logged version the champion itself.
+        with using_store(trained.tracking_uri):
+            MlflowClient().set_registered_model_alias(REGISTERED_MODEL, CHAMPION, trained.registration.model_version)
+    stamp = datetime(2026, 1, 1)
+    for warehouse in (full, incremental):
+        con = duckdb.connect(str(warehouse))
+        try:
+            write_user_segments(con, mlflow_db)
+            write_user_intent_scores(con, mlflow_db, now=stamp)
+            build_user_profiles(con, stamp)
+        finally:
+            con.close()
+    return trained.registration.model_version
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +168,15 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
     full_home.mkdir()
     ingest_days(full_wh, events, days)
     run_dbt(full_home, full_wh, "run", "--vars", DBT_VARS)
-    return {"full": full_wh, "incremental": inc_wh, "batches": batches, "days": days, **planted}
+    intent_version = _profiles(root / "mlflow.db", full_wh, inc_wh)
+    return {
+        "intent_version": intent_version,
+        "full": full_wh,
+        "incremental": inc_wh,
+        "batches": batches,
+        "days": days,
+        **planted,
+    }
 
 
 def test_incremental_runs_recompute_only_the_users_a_day_changed(builds: dict) -> None:
@@ -157,7 +191,7 @@ def test_incremental_runs_recompute_only_the_users_a_day_changed(builds: dict) -
 
 @pytest.mark.parametrize("table", COMPARED)
 def test_incremental_runs_equal_a_full_build(builds: dict, table: str) -> None:
-    rows, only_full, only_incremental = _table_differences(builds["full"], builds["incremental"], table)
+    rows, only_full, only_incremental = table_differences(builds["full"], builds["incremental"], table)
     assert rows > 0
     assert (only_full, only_incremental) == (0, 0), (
         f"{table}: {only_full} rows only in (a), {only_incremental} only in (b)"
@@ -184,3 +218,16 @@ def test_the_planted_changes_reached_the_tables(builds: dict) -> None:
         assert spanning > 0
     finally:
         con.close()
+
+
+def test_profiles_carry_segments_and_intent_scores(builds: dict) -> None:
+    """The profile comparison covers the model columns too: every user has a segment, active users a score."""
+    assert builds["intent_version"] is not None
+    con = duckdb.connect(str(builds["incremental"]), read_only=True)
+    try:
+        rows, segmented, scored = con.execute(
+            "select count(*), count(segment_id), count(intent_probability) from user_profiles"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    assert rows == segmented and scored > 0

@@ -5,7 +5,11 @@
 -- committed run, or with --full-refresh, the batch is everything (is_full) and every model rebuilds.
 -- Events of the batch earlier than lateness_bound (its first landing day minus incremental_lookback_days)
 -- arrived later than allowed: they do not make their users' sessions be recomputed (qa_late_events lists them).
+-- With var reprocess_from ('YYYY-MM-DD'), lateness_bound is at most that day and every user with an event from
+-- it on is recomputed from there (`pulse reprocess`): what arrived too late is folded in.
 {% set committed = pulse_committed_watermark() %}
+{% set reprocess_from = var('reprocess_from', none) %}
+{% set timestamp_type = dbt.type_timestamp() %}
 {% set watermark = "cast('" ~ committed ~ "' as " ~ dbt.type_timestamp() ~ ")" if committed else none %}
 with
 
@@ -52,10 +56,18 @@ final as (
         min(load_date) as first_load_date,
         max(load_date) as last_load_date,
         count(*) as batch_rows,
-        cast(
-            {{ dbt.dateadd('day', -1 * var('incremental_lookback_days'), 'min(load_date)') }}
-            as {{ dbt.type_timestamp() }}
-        ) as lateness_bound
+        {% set lookback_bound -%}
+            cast({{ dbt.dateadd('day', -1 * var('incremental_lookback_days'), 'min(load_date)') }} as {{ timestamp_type }})
+        {%- endset %}
+        {% if reprocess_from %}
+            {% set reprocess_at = "cast('" ~ reprocess_from ~ "' as " ~ timestamp_type ~ ")" %}
+            case
+                when count(*) = 0 or {{ reprocess_at }} < {{ lookback_bound }} then {{ reprocess_at }}
+                else {{ lookback_bound }}
+            end as lateness_bound
+        {% else %}
+            {{ lookback_bound }} as lateness_bound
+        {% endif %}
     from batch_days
 
 )

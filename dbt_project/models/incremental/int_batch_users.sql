@@ -4,9 +4,11 @@
 -- earliest change. A change is a batch row at or after int_batch.lateness_bound, every other copy of its
 -- event_id (a new copy may win deduplication) and of its page view id (the first page_view of an id wins),
 -- or a retracted row. An anonymous id the identity map now stitches to another user than the run before
--- changes both users from the anonymous id's first event on.
+-- changes both users from the anonymous id's first event on. With var reprocess_from, every event from that
+-- day on is a change too (`pulse reprocess`: late events beyond the lookback are folded in).
 -- depends_on: {{ ref('int_batch') }}
 {% set batch = pulse_batch() %}
+{% set reprocess_from = var('reprocess_from', none) %}
 {% set string_type = dbt.type_string() %}
 {% set timestamp_type = dbt.type_timestamp() %}
 {% if batch['is_full'] %}
@@ -57,6 +59,17 @@
             event_time
         from {{ source('raw', 'events_retracted') }}
         where retracted_at > {{ watermark }}
+
+        {% if reprocess_from %}
+            union all
+
+            select
+                user_id,
+                anonymous_id,
+                event_time
+            from {{ source('raw', 'events') }}
+            where event_time >= cast('{{ reprocess_from }}' as {{ timestamp_type }})
+        {% endif %}
 
     ),
 
