@@ -4,13 +4,31 @@ work directory (benchmarks/transform.py and benchmarks/quality.py)."""
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import resource
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     """Peak resident memory of this process (or, with RUSAGE_CHILDREN, of its finished children), in MB."""
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
+
+
+def run_stage(fn: Callable[[dict], dict], args: dict) -> dict:
+    """Run fn(args) in a fresh process; return its result plus its seconds and its own peak RSS."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(_stage_wrapper, (fn, args))
+
+
+def _stage_wrapper(fn: Callable[[dict], dict], args: dict) -> dict:
+    started = time.perf_counter()
+    out = fn(args)
+    out["seconds"] = time.perf_counter() - started
+    out["rss_mb"] = max(peak_rss_mb(), peak_rss_mb(resource.RUSAGE_CHILDREN))
+    return out
 
 
 def add_workdir_arguments(parser: argparse.ArgumentParser) -> None:

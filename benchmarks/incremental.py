@@ -15,38 +15,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_common import peak_rss_mb  # noqa: E402 - benchmarks/bench_common.py
+from bench_common import run_stage  # noqa: E402 - benchmarks/bench_common.py
 
 DAYS = 61  # landing days processed; the demo is generated with one more, its last landing day holding late
 # arrivals only (the demo's event days end the day before), so landing day 61 is a full day of events
-
-
-def _run_stage(fn: Callable[[dict], dict], args: dict) -> dict:
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        return pool.apply(_stage_wrapper, (fn, args))
-
-
-def _stage_wrapper(fn: Callable[[dict], dict], args: dict) -> dict:
-    started = time.perf_counter()
-    out = fn(args)
-    out["seconds"] = time.perf_counter() - started
-    out["rss_mb"] = max(peak_rss_mb(), peak_rss_mb(resource.RUSAGE_CHILDREN))
-    return out
 
 
 def _landing_days(a: dict) -> list:
@@ -161,7 +144,7 @@ def main() -> None:
             ("full", stage_full),
         ]:
             print(f"-- {name} ...", file=sys.stderr, flush=True)
-            results[name] = _run_stage(fn, a)
+            results[name] = run_stage(fn, a)
 
     day, full = results["day 61"], results["full"]
     print(

@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_common import add_workdir_arguments, peak_rss_mb, stage_args  # noqa: E402 - benchmarks/bench_common.py
+from bench_common import add_workdir_arguments, run_stage, stage_args  # noqa: E402 - benchmarks/bench_common.py
 
 ANCHOR_SQL = """
 create or replace table anchor_sessions as
@@ -51,21 +47,6 @@ select user_key, session_index, min(event_time) as session_start, max(event_time
 from flagged
 group by user_key, session_index
 """
-
-
-def _run_stage(fn: Callable[[dict], dict], args: dict) -> dict:
-    """Run fn(args) in a fresh process; return its result plus its own peak RSS."""
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        return pool.apply(_stage_wrapper, (fn, args))
-
-
-def _stage_wrapper(fn: Callable[[dict], dict], args: dict) -> dict:
-    started = time.perf_counter()
-    out = fn(args)
-    out["seconds"] = time.perf_counter() - started
-    out["rss_mb"] = max(peak_rss_mb(), peak_rss_mb(resource.RUSAGE_CHILDREN))
-    return out
 
 
 def stage_generate(a: dict) -> dict:
@@ -181,7 +162,7 @@ def main() -> None:
         results = {}
         reuse = args.reuse and (work / "warehouse.duckdb").exists()
         if reuse:
-            results["ingest"] = _run_stage(stage_count, a)
+            results["ingest"] = run_stage(stage_count, a)
         for name, fn in [
             *([] if reuse else [("generate", stage_generate), ("ingest", stage_ingest)]),
             ("prepare", stage_prepare),
@@ -190,7 +171,7 @@ def main() -> None:
             ("pandas", stage_pandas),
         ]:
             print(f"-- {name} ...", file=sys.stderr, flush=True)
-            results[name] = _run_stage(fn, a)
+            results[name] = run_stage(fn, a)
 
     events = results["ingest"]["events"]
     print(
