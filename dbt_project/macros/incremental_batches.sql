@@ -70,20 +70,34 @@
 
 
 {#-
-  Where each batch user's recomputation starts: the user's last visit that began before the earliest
-  change (changed_from), rebuilt whole with everything after it. Without such a visit (or with
-  changed_from null: an identity change) the user's whole history is recomputed.
-  Visits before that one are final: a change later than a visit's start cannot move the boundary in
-  front of it. `visits` is int_visits as the run left it or, for int_visits itself, as it was before.
+  Where each batch user's recomputation starts. The user's last visit that began before the earliest change
+  (changed_from) is rebuilt whole with everything after it, so a session that spans the change is never
+  split; visits before it are final (a change later than a visit's start cannot move the boundary in front
+  of it). When that visit ended more than session_timeout_minutes before the change, nothing the change
+  brings can join it: it is final too, and the recomputation starts at the change itself (from_first_event_id
+  '' takes every event at that instant), numbered after it. That keeps the bound near the batch for a user
+  back after weeks, so the models read only the recent part of raw.events. Without such a visit (a new user)
+  it starts at the change too: there is no earlier event.
+  `visits` is int_visits as the run left it or, for int_visits itself, as it was before.
 -#}
 {% macro pulse_batch_bounds(visits) %}
+    {#- from the change itself: no earlier visit (a new user: no event before the change either), or the last
+        one ended more than the timeout before it -#}
+    {% set from_change -%}
+        boundary.user_key is null
+        or {{ dbt.datediff('boundary.end_time', 'batch_users.changed_from', 'second') }}
+        > {{ var('session_timeout_minutes') }} * 60
+    {%- endset %}
     select
         batch_users.user_key,
         batch_users.changed_from,
-        boundary.start_time as from_start_time,
-        boundary.first_event_id as from_first_event_id,
-        coalesce(boundary.visit_index, 1) as from_visit_index,
-        cast(coalesce(boundary.start_time, batch_users.changed_from) as date) as from_date
+        case when {{ from_change }} then batch_users.changed_from else boundary.start_time end as from_start_time,
+        case when {{ from_change }} then '' else boundary.first_event_id end as from_first_event_id,
+        case when {{ from_change }} then coalesce(boundary.visit_index, 0) + 1 else boundary.visit_index end
+            as from_visit_index,
+        cast(
+            case when {{ from_change }} then batch_users.changed_from else boundary.start_time end as date
+        ) as from_date
     from {{ ref('int_batch_users') }} as batch_users
     left join (
         select
@@ -91,6 +105,7 @@
             visits.start_time,
             visits.first_event_id,
             visits.visit_index,
+            visits.end_time,
             row_number() over (
                 partition by visits.user_key order by visits.start_time desc, visits.first_event_id desc
             ) as recency
@@ -218,3 +233,41 @@
     )
 {%- endmacro %}
 
+
+
+{#-
+  Data tests with `where: __batch__` check, in an incremental run, only the rows the batch changed: the
+  batch users' rows from the earliest bound on (a literal event_time bound lets DuckDB skip old row groups).
+  In a full build, or before any batch exists, they check every row. dbt's own get_where_subquery, plus that
+  placeholder; any other `where` works as usual. For the large views (int_events_sessionized), whose
+  whole-table tests cost more than the incremental run itself.
+-#}
+{% macro get_where_subquery(relation) -%}
+    {% set where = config.get('where', '') %}
+    {% if where == '__batch__' %}
+        {% set where = pulse_batch_where() %}
+    {% endif %}
+    {% if where %}
+        {% do return("(select * from " ~ relation ~ " where " ~ where ~ ") dbt_subquery") %}
+    {% endif %}
+    {% do return(relation) %}
+{%- endmacro %}
+
+
+{#- The batch's rows (user_key, event_time) as a filter, or none for a full batch. The batch tables are named
+    directly: a test does not depend on them in dbt's graph. -#}
+{% macro pulse_batch_where() %}
+    {% set batch_table = target.schema ~ '.int_batch' %}
+    {% set bounds_table = target.schema ~ '.int_batch_bounds' %}
+    {% if adapter.get_relation(database=target.database, schema=target.schema, identifier='int_batch_bounds') is none %}
+        {{ return(none) }}
+    {% endif %}
+    {% set full = run_query("select is_full from " ~ batch_table).columns[0].values()[0] %}
+    {% if full %}
+        {{ return(none) }}
+    {% endif %}
+    {{ return(
+        "event_time >= " ~ pulse_batch_scan_from("select * from " ~ bounds_table)
+        ~ " and user_key in (select bounds.user_key from " ~ bounds_table ~ " as bounds)"
+    ) }}
+{% endmacro %}

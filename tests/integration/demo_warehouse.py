@@ -22,12 +22,13 @@ def dbt_env(home: Path, warehouse: Path) -> dict[str, str]:
     return {**os.environ, "PULSE_WAREHOUSE": str(warehouse), "PULSE_HOME": str(home)}
 
 
-def run_dbt(home: Path, warehouse: Path, *args: str) -> None:
-    """``dbt <args>`` on ``warehouse``; fails the test with dbt's output when dbt fails."""
+def run_dbt(home: Path, warehouse: Path, *args: str, project: Path = DBT_PROJECT) -> None:
+    """``dbt <args>`` on ``warehouse`` (in ``project``, a copy of dbt_project/ if need be); fails the test
+    with dbt's output when dbt fails."""
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "dbt"), *args, "--target-path", str(home / "target")]
         + ["--log-path", str(home / "logs")],
-        cwd=DBT_PROJECT,
+        cwd=project,
         env=dbt_env(home, warehouse),
         capture_output=True,
         text=True,

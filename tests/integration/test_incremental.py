@@ -156,7 +156,9 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
             con.execute(
                 """select b.is_full, b.first_load_date, b.last_load_date,
                   (select count(*) from int_batch_users), (select count(*) from dim_users),
-                  (select list(user_key) from int_batch_users)
+                  (select list(user_key) from int_batch_users),
+                  (select count_if(from_first_event_id = '') from int_batch_bounds),
+                  (select count_if(from_first_event_id <> '') from int_batch_bounds)
                 from int_batch as b"""
             ).fetchall()[0]
         )
@@ -180,10 +182,13 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_incremental_runs_recompute_only_the_users_a_day_changed(builds: dict) -> None:
-    for is_full, first_day, last_day, batch_users, users, _ in builds["batches"]:
+    for is_full, first_day, last_day, batch_users, users, *_ in builds["batches"]:
         assert not is_full
         assert first_day <= last_day
         assert 0 < batch_users < users / 2, (batch_users, users)
+    # both kinds of bound were taken: the change itself (the last visit ended more than the timeout before
+    # it) and the start of a visit the change may join
+    assert sum(b[6] for b in builds["batches"]) > 0 and sum(b[7] for b in builds["batches"]) > 0
     # the day with the identify: the stitched visitor and the customer it now belongs to are both recomputed
     stitched_day = builds["batches"][11 - FIRST_BUILD_DAYS]
     assert {builds["anonymous_id"], builds["customer"]} <= set(stitched_day[5])
