@@ -180,6 +180,9 @@
     {%- if '__batch_bounds__' in where -%}
         {%- set where = where | replace('__batch_bounds__', ref('int_batch_bounds') | string) -%}
     {%- endif -%}
+    {%- if '__batch_event_ids__' in where -%}
+        {%- set where = where | replace('__batch_event_ids__', pulse_batch_event_ids()) -%}
+    {%- endif -%}
     delete from {{ target }} as DBT_INTERNAL_DEST where {{ where }};
     insert into {{ target }} ({{ columns }}) select {{ columns }} from {{ source }}
 {% endmacro %}
@@ -221,6 +224,17 @@
     ) %}
     {{ log("pulse: batch committed", info=True) }}
     {{ return("select 1") }}
+{% endmacro %}
+
+
+{#- The event_ids of the batch's raw rows, new or retracted, as a subquery (event_id). -#}
+{% macro pulse_batch_event_ids() %}
+    {% set watermark = "cast('" ~ pulse_batch()['from_watermark'] ~ "' as " ~ dbt.type_timestamp() ~ ")" %}
+    {{ return(
+        "(select event_id from " ~ source('raw', 'events') ~ " where ingested_at > " ~ watermark
+        ~ " union select event_id from " ~ source('raw', 'events_retracted') ~ " where retracted_at > "
+        ~ watermark ~ ")"
+    ) }}
 {% endmacro %}
 
 
