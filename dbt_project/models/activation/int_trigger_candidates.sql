@@ -8,7 +8,7 @@
 -- Incremental: a batch run recomputes the batch users' candidates from their whole history (replace_where
 -- on user_key), so the table always equals a full build. With triggers_through (a replay or backtest: only
 -- events before it are read) every run is a full one.
--- depends_on: {{ ref('int_batch') }}, {{ ref('int_batch_users') }}
+-- depends_on: {{ ref('int_batch') }}, {{ ref('int_batch_users') }}, {{ ref('stg_events') }}, {{ ref('int_visits') }}
 {% set cutoff = var('triggers_through', none) %}
 {% set cutoff_at = "cast('" ~ cutoff ~ "' as " ~ dbt.type_timestamp() ~ ")" %}
 {{
@@ -29,6 +29,32 @@
 {% set intent_hours = var('high_intent_window_hours') | int %}
 with
 
+{% if batch_run %}
+    -- The batch users' events and visits, sessionized here: filtering int_events_sessionized by user would
+    -- sessionize every event first.
+    batch_events as (
+
+        select stg_events.*
+        from {{ ref('stg_events') }} as stg_events
+        inner join {{ ref('int_batch_users') }} as batch_users on stg_events.user_key = batch_users.user_key
+
+    ),
+
+    batch_visits as (
+
+        select int_visits.*
+        from {{ ref('int_visits') }} as int_visits
+        inner join {{ ref('int_batch_users') }} as batch_users on int_visits.user_key = batch_users.user_key
+
+    ),
+
+    batch_sessionized as (
+
+        {{ pulse_sessionized_events('batch_events', 'batch_visits') }}
+
+    ),
+
+{% endif %}
 events as (
 
     select
@@ -41,11 +67,13 @@ events as (
         event_time,
         page_view_id,
         category
-    from {{ ref('int_events_sessionized') }}
+    {% if batch_run %}
+        from batch_sessionized
+    {% else %}
+        from {{ ref('int_events_sessionized') }}
+    {% endif %}
     {% if cutoff %}
         where event_time < {{ cutoff_at }}
-    {% elif batch_run %}
-        where user_key in (select batch_users.user_key from {{ ref('int_batch_users') }} as batch_users)
     {% endif %}
 
 ),

@@ -1,8 +1,10 @@
 -- One row per user who ever sent a consent flag: the latest value of each flag (by event_time, then
 -- event_id), and when it was sent. A flag never sent is null: activation treats null as "no consent".
--- Incremental: a batch run replaces the rows of the batch's users, recomputed from their whole history (a
--- re-stitched user may lose events, so the latest flag is not simply the newer of old and new).
--- depends_on: {{ ref('int_batch') }}, {{ ref('int_batch_users') }}
+-- Incremental: a batch run replaces the rows of the batch's users. Their events from the bound on are read
+-- again; what came before is unchanged, and the user's current row stands for it (its flags are strictly
+-- earlier than the bound). A user whose latest flag was at or after the bound and is no longer there (a
+-- retracted or re-stitched event) is read whole.
+-- depends_on: {{ ref('int_batch') }}, {{ ref('int_batch_users') }}, {{ ref('int_batch_bounds') }}
 {{
     config(
         materialized='incremental',
@@ -13,10 +15,75 @@
     )
 }}
 {% set batch_run = pulse_is_batch_run() %}
+{% set batch_bounds = ref('int_batch_bounds') %}
+{% set flags = ['consent_analytics', 'consent_personalization'] %}
 with
 
+{% if batch_run %}
+    recent_events as (
+
+        select
+            stg_events.user_key,
+            stg_events.event_id,
+            stg_events.event_time,
+            stg_events.consent_analytics,
+            stg_events.consent_personalization
+        from {{ ref('stg_events') }} as stg_events
+        {{ pulse_events_from_bound('stg_events', batch_bounds, pulse_batch_scan_from('select * from ' ~ batch_bounds)) }}
+            and (stg_events.consent_analytics is not null or stg_events.consent_personalization is not null)
+
+    ),
+
+    current_rows as (
+
+        select
+            current_consent.*,
+            bounds.from_start_time
+        from {{ this }} as current_consent
+        inner join {{ batch_bounds }} as bounds on current_consent.user_key = bounds.user_key
+
+    ),
+
+    -- the latest flag was at or after the bound, and nothing from the bound on sends that flag any more
+    whole_history_users as (
+
+        select current_rows.user_key
+        from current_rows
+        where
+            {%- for flag in flags %}
+                {{ 'or' if not loop.first }} (
+                    current_rows.{{ flag }}_at >= current_rows.from_start_time
+                    and not exists (
+                        select 1 from recent_events
+                        where recent_events.user_key = current_rows.user_key and recent_events.{{ flag }} is not null
+                    )
+                )
+            {%- endfor %}
+
+    ),
+
+{% endif %}
 events as (
 
+    {% if batch_run %}
+        select * from recent_events
+        where user_key not in (select whole_history_users.user_key from whole_history_users)
+        {% for flag in flags %}
+            union all
+            select
+                user_key,
+                '' as event_id,
+                {{ flag }}_at as event_time,
+                {{ flag if flag == 'consent_analytics' else 'cast(null as boolean)' }} as consent_analytics,
+                {{ flag if flag == 'consent_personalization' else 'cast(null as boolean)' }}
+                    as consent_personalization
+            from current_rows
+            where
+                {{ flag }}_at < from_start_time
+                and user_key not in (select whole_history_users.user_key from whole_history_users)
+        {% endfor %}
+        union all
+    {% endif %}
     select
         stg_events.user_key,
         stg_events.event_id,
@@ -25,7 +92,7 @@ events as (
         stg_events.consent_personalization
     from {{ ref('stg_events') }} as stg_events
     {% if batch_run %}
-        inner join {{ ref('int_batch_users') }} as batch_users on stg_events.user_key = batch_users.user_key
+        inner join whole_history_users on stg_events.user_key = whole_history_users.user_key
     {% endif %}
     where stg_events.consent_analytics is not null or stg_events.consent_personalization is not null
 

@@ -1,0 +1,46 @@
+{#-
+  Events (relation or CTE `events`, stg_events' columns) with their visit and session (`visits`: int_visits'
+  rows). An event belongs to the visit whose first event it follows (by event_time, then event_id) and whose
+  successor's first event it precedes. A visit longer than max_session_hours is cut into sessions of that
+  length (visit_piece 0, 1, ...); session_key is the visit_key for piece 0, md5(visit_key | piece) after.
+  int_events_sessionized is this over every event; int_trigger_candidates uses it over the batch users'
+  events and visits only (DuckDB does not push a filter on user_key below the join).
+-#}
+{% macro pulse_sessionized_events(events, visits) %}
+    select
+        case
+            when assigned.visit_piece = 0 then assigned.visit_key
+            else md5(assigned.visit_key || '|' || cast(assigned.visit_piece as {{ dbt.type_string() }}))
+        end as session_key,
+        assigned.*
+    from (
+        select
+            visits.visit_key,
+            visits.visit_index,
+            cast(floor(
+                {{ dbt.datediff('visits.start_time', 'events.event_time', 'second') }}
+                / ({{ var('max_session_hours') }} * 3600)
+            ) as {{ dbt.type_bigint() }}) as visit_piece,
+            visits.start_time as visit_start_time,
+            visits.first_event_id as visit_first_event_id,
+            visits.next_start_time as next_visit_start_time,
+            visits.next_first_event_id as next_visit_first_event_id,
+            events.*
+        from {{ events }} as events
+        inner join {{ visits }} as visits
+            on
+                events.user_key = visits.user_key
+                and (
+                    events.event_time > visits.start_time
+                    or (events.event_time = visits.start_time and events.event_id >= visits.first_event_id)
+                )
+                and (
+                    visits.next_start_time is null
+                    or events.event_time < visits.next_start_time
+                    or (
+                        events.event_time = visits.next_start_time
+                        and events.event_id < visits.next_first_event_id
+                    )
+                )
+    ) as assigned
+{% endmacro %}
