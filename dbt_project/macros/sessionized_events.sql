@@ -30,17 +30,24 @@
         inner join {{ visits }} as visits
             on
                 events.user_key = visits.user_key
-                and (
-                    events.event_time > visits.start_time
-                    or (events.event_time = visits.start_time and events.event_id >= visits.first_event_id)
-                )
-                and (
-                    visits.next_start_time is null
-                    or events.event_time < visits.next_start_time
-                    or (
-                        events.event_time = visits.next_start_time
-                        and events.event_id < visits.next_first_event_id
-                    )
-                )
+                and {{ pulse_event_in_visit(
+                    'events', 'visits.start_time', 'visits.first_event_id',
+                    'visits.next_start_time', 'visits.next_first_event_id'
+                ) }}
     ) as assigned
 {% endmacro %}
+
+
+{#- The event (alias: event_time, event_id) lies in the visit given by its first event and its successor's
+    first event (null: the user's last visit), in (event_time, event_id) order. -#}
+{% macro pulse_event_in_visit(event, start_time, first_event_id, next_start_time, next_first_event_id) -%}
+    (
+        {{ event }}.event_time > {{ start_time }}
+        or ({{ event }}.event_time = {{ start_time }} and {{ event }}.event_id >= {{ first_event_id }})
+    )
+    and (
+        {{ next_start_time }} is null
+        or {{ event }}.event_time < {{ next_start_time }}
+        or ({{ event }}.event_time = {{ next_start_time }} and {{ event }}.event_id < {{ next_first_event_id }})
+    )
+{%- endmacro %}

@@ -126,18 +126,10 @@ session_page_events as (
             events.page_view_id = page_views.page_view_id
             and events.user_key = page_views.user_key
     where
-        (
-            events.event_time > page_views.visit_start_time
-            or (events.event_time = page_views.visit_start_time and events.event_id >= page_views.visit_first_event_id)
-        )
-        and (
-            page_views.next_visit_start_time is null
-            or events.event_time < page_views.next_visit_start_time
-            or (
-                events.event_time = page_views.next_visit_start_time
-                and events.event_id < page_views.next_visit_first_event_id
-            )
-        )
+        {{ pulse_event_in_visit(
+            'events', 'page_views.visit_start_time', 'page_views.visit_first_event_id',
+            'page_views.next_visit_start_time', 'page_views.next_visit_first_event_id'
+        ) }}
         and cast(floor(
             {{ dbt.datediff('page_views.visit_start_time', 'events.event_time', 'second') }}
             / ({{ var('max_session_hours') }} * 3600)
