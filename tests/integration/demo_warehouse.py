@@ -45,6 +45,13 @@ def ingest_demo(home: Path, users: int, days: int, seed: int, warehouse: Path | 
     return landing, warehouse
 
 
+def demo_landing(root: Path, users: int, days: int, seed: int) -> tuple[Path, list[date]]:
+    """The demo shop's landing files under ``root/landing``: (the events landing folder, its landing days)."""
+    generate_demo(root / "landing", users=users, days=days, seed=seed, progress=False)
+    events = root / "landing" / "events"
+    return events, landed_days(events)
+
+
 def ingest_days(warehouse: Path, landing_events: Path, days: list[date]) -> None:
     """Ingest (or re-ingest: a day is replaced) these landing days into ``warehouse``."""
     con = duckdb.connect(str(warehouse))

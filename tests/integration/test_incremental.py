@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from demo_warehouse import ingest_days, run_dbt, table_differences
+from demo_warehouse import demo_landing, ingest_days, run_dbt, table_differences
 from mlflow import MlflowClient
 
 from ml.intent_tracking import REGISTERED_MODEL
@@ -27,8 +27,6 @@ from ml.purchase_intent import IntentConfig
 from ml.tracking import CHAMPION, using_store
 from ml.user_intent import read_training_set, train_and_register_intent, write_user_intent_scores
 from ml.user_segments import fit_and_register_segments, write_user_segments
-from pulse.demo import generate_demo
-from pulse.ingest import landed_days
 from pulse.profiles import build_user_profiles
 
 pytestmark = pytest.mark.integration
@@ -131,10 +129,7 @@ def _profiles(mlflow_db: Path, full: Path, incremental: Path) -> str | None:
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("incremental")
-    landing = root / "landing"
-    generate_demo(landing, users=USERS, days=DAYS, seed=SEED, progress=False)
-    events = landing / "events"
-    days = landed_days(events)
+    events, days = demo_landing(root, USERS, DAYS, SEED)
     planted = _plant(events, days)
     withdrawn = Path(planted["withdrawn"])
     withdrawn_text = withdrawn.read_text()

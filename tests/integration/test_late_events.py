@@ -15,12 +15,10 @@ from datetime import datetime, time, timedelta
 
 import duckdb
 import pytest
-from demo_warehouse import ingest_days, run_dbt, table_differences
+from demo_warehouse import demo_landing, ingest_days, run_dbt, table_differences
 
 from orchestration.transform.assets import batch_metadata
 from pulse.batches import batch_report
-from pulse.demo import generate_demo
-from pulse.ingest import landed_days
 
 pytestmark = pytest.mark.integration
 
@@ -72,10 +70,7 @@ def _state(warehouse) -> dict:
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("late_events")
-    landing = root / "landing"
-    generate_demo(landing, users=USERS, days=DAYS, seed=SEED, progress=False)
-    events = landing / "events"
-    days = landed_days(events)
+    events, days = demo_landing(root, USERS, DAYS, SEED)
     late_at = datetime.combine(days[-1] - timedelta(days=3), time(12))
     (events / days[-1].isoformat() / "late.jsonl").write_text(_late_visit(late_at))
 
