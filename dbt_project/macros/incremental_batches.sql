@@ -158,6 +158,8 @@
   Custom incremental strategy `replace_where` (Databricks has it built in): delete the target rows the
   model's incremental_predicates select, then insert the new rows. Models use it to replace every row of
   the batch's users from their bound on, including rows that no longer exist (a visit merged into another).
+  Models put `user_key in (select user_key from __batch_bounds__)` before a correlated `exists` on the bound:
+  DuckDB then probes the exists for the batch users' rows only (0.2 -> 0.05 s on fct_page_views at 10 M).
 -#}
 {% macro get_incremental_replace_where_sql(arg_dict) %}
     {%- set target = arg_dict["target_relation"] -%}
