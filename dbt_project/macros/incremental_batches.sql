@@ -158,8 +158,6 @@
   Custom incremental strategy `replace_where` (Databricks has it built in): delete the target rows the
   model's incremental_predicates select, then insert the new rows. Models use it to replace every row of
   the batch's users from their bound on, including rows that no longer exist (a visit merged into another).
-  Models put `user_key in (select user_key from __batch_bounds__)` before a correlated `exists` on the bound:
-  DuckDB then probes the exists for the batch users' rows only (0.2 -> 0.05 s on fct_page_views at 10 M).
 -#}
 {% macro get_incremental_replace_where_sql(arg_dict) %}
     {%- set target = arg_dict["target_relation"] -%}
@@ -286,4 +284,17 @@
         "event_time >= " ~ pulse_batch_scan_from("select * from " ~ bounds_table)
         ~ " and user_key in (select bounds.user_key from " ~ bounds_table ~ " as bounds)"
     ) }}
+{% endmacro %}
+
+
+{#- The incremental_predicates of a model that replaces each batch user's rows from the user's bound on:
+    `condition` compares the target row (DBT_INTERNAL_DEST) with its user's bound (bounds). The semi-join
+    comes first so that DuckDB probes the correlated exists for the batch users' rows only (0.2 -> 0.05 s on
+    fct_page_views at 10 M). -#}
+{% macro pulse_rows_from_bound(condition) %}
+    {{ return([
+        'DBT_INTERNAL_DEST.user_key in (select user_key from __batch_bounds__)',
+        'exists (select 1 from __batch_bounds__ as bounds where bounds.user_key = DBT_INTERNAL_DEST.user_key and '
+        ~ condition ~ ')'
+    ]) }}
 {% endmacro %}

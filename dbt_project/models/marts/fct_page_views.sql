@@ -10,10 +10,7 @@
     config(
         materialized='incremental',
         incremental_strategy='replace_where',
-        incremental_predicates=[
-            'DBT_INTERNAL_DEST.user_key in (select user_key from __batch_bounds__)',
-            pulse_at_or_after_bound('DBT_INTERNAL_DEST', 'started_at', '__batch_bounds__')
-        ],
+        incremental_predicates=pulse_rows_from_bound(pulse_after_bound('DBT_INTERNAL_DEST', 'started_at')),
         on_schema_change='fail',
         tags=['batch']
     )

@@ -6,11 +6,7 @@
     config(
         materialized='incremental',
         incremental_strategy='replace_where',
-        incremental_predicates=[
-            'DBT_INTERNAL_DEST.user_key in (select user_key from __batch_bounds__)',
-            'exists (select 1 from __batch_bounds__ as bounds where bounds.user_key = DBT_INTERNAL_DEST.user_key'
-            ~ ' and DBT_INTERNAL_DEST.activity_date >= bounds.from_date)'
-        ],
+        incremental_predicates=pulse_rows_from_bound('DBT_INTERNAL_DEST.activity_date >= bounds.from_date'),
         on_schema_change='fail',
         tags=['batch']
     )
