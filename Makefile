@@ -7,7 +7,9 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/te
                dbt_project/dbt_project.yml dbt_project/profiles.yml
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: install run test lint ui mlflow serve bench clean
+BROWSER := tests/browser
+
+.PHONY: install run test lint ui mlflow serve collect demo-live bench bench-collector browser-deps clean
 
 install: $(VENV)/.installed $(MANIFEST)
 
@@ -29,7 +31,19 @@ lint: install
 	$(BIN)/ruff check .
 	cd dbt_project && PULSE_WAREHOUSE=$$(mktemp -d)/lint.duckdb ../$(BIN)/sqlfluff lint models tests
 
-test: lint
+# Browser tests: Chromium from Debian's package, playwright-core from npm (package-lock.json). Nothing
+# downloads a browser.
+browser-deps: $(BROWSER)/node_modules/.installed
+
+$(BROWSER)/node_modules/.installed: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Chromium (Debian package) for the browser tests"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	cd $(BROWSER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: lint browser-deps
 	$(BIN)/pytest
 
 ui: install
@@ -41,9 +55,20 @@ mlflow: install
 serve: install
 	$(BIN)/pulse serve
 
+collect: install
+	$(BIN)/pulse collect
+
+demo-live: install
+	$(BIN)/pulse live
+
 bench: install
 	$(BIN)/python benchmarks/transform.py --events 1000000
 	$(BIN)/python benchmarks/intent.py --users 100000 --snapshots 8
 
+bench-collector: install
+	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python benchmarks/collector.py
+
 clean:
-	rm -rf $(VENV) dbt_project/target dbt_project/logs .pytest_cache .ruff_cache
+	rm -rf $(VENV) dbt_project/target dbt_project/logs .pytest_cache .ruff_cache $(BROWSER)/node_modules

@@ -318,6 +318,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port, exports_dir=exports)
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    """The HTTP collector: events acknowledged once on disk, rolled into the landing zone (docs/collection.md)."""
+    from pulse.collector.app import CollectorSettings
+    from pulse.collector.server import collect
+
+    paths = _paths()
+    settings = CollectorSettings(
+        spool=paths.collector / "spool",
+        events_landing=paths.events_landing,
+        dead_letter=paths.collector / "dead-letter",
+        site=Path(args.site).resolve() if args.site else None,
+        ip_mode=args.ip,
+        secure_cookie=args.secure_cookie,
+        roll_seconds=args.roll_seconds,
+        min_free_bytes=int(args.min_free_mb * (1 << 20)),
+    )
+    return collect(settings, host=args.host, port=args.port)
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    """The collector serving the demo shop, beside the Dagster UI whose landing sensor ingests what it lands."""
+    paths = _paths()
+    collector = subprocess.Popen(
+        [_venv_bin("pulse"), "collect", "--host", args.host, "--port", str(args.port), "--roll-seconds", "10"]
+    )
+    print(
+        f"demo shop (tracked): http://{args.host}:{args.port}/   Dagster UI: http://{args.host}:{args.ui_port}/\n"
+        f"events land in {paths.events_landing}/<today>/collector-*.jsonl every 10 s; the landing sensor (every"
+        " 60 s) ingests them and rebuilds sessions and profiles. Ctrl-C stops both.",
+        flush=True,
+    )
+    cmd = [_venv_bin("dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", args.host]
+    try:
+        return subprocess.call([*cmd, "-p", str(args.ui_port)], cwd=REPO_ROOT)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        collector.terminate()
+        collector.wait(timeout=30)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -386,6 +427,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--exports", default=None, help="published snapshots root (default: PULSE_EXPORTS)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("collect", help="the HTTP event collector and tracker (first-party collection)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8090)
+    p.add_argument("--site", default=None, help="static pages to serve at / (default: the demo shop)")
+    p.add_argument("--ip", choices=("truncate", "drop", "full"), default="truncate", help="client IP in events")
+    p.add_argument("--secure-cookie", action="store_true", help="mark the id cookie Secure (behind TLS)")
+    p.add_argument("--roll-seconds", type=float, default=60.0, help="publish the log segment this often")
+    p.add_argument("--min-free-mb", type=float, default=256.0, help="answer 503 below this much free disk")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("live", help="collector + demo shop + Dagster UI: click around, watch events arrive")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8090, help="the collector and demo shop")
+    p.add_argument("--ui-port", type=int, default=3000)
+    p.set_defaults(func=cmd_live)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Event contract v1.1: the fields pulse accepts, their types, and the event types.
+"""Event contract v1.2: the fields pulse accepts, their types, and the event types.
 
 docs/event-contract.md is the human description; this module is the one the code uses. Ingestion
 (:mod:`pulse.ingest`) turns these declarations into one SQL validation pass.
@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# 1.1 added the optional fields value and cart_value (ingestion adds them to an older raw.events).
-CONTRACT_VERSION = "1.1"
+# 1.1 added the optional fields value and cart_value; 1.2 the collector's enrichment fields user_agent,
+# ip_address, is_bot and network_user_id (ingestion adds new fields to an older raw.events).
+CONTRACT_VERSION = "1.2"
 
 FieldType = Literal["string", "timestamp", "double", "bigint", "boolean", "json"]
 
@@ -71,6 +72,11 @@ FIELDS: tuple[Field, ...] = (
     Field("consent_analytics", "boolean"),
     Field("consent_personalization", "boolean"),
     Field("properties", "json"),
+    # Set by the collector (pulse collect), not by clients: see docs/collection.md.
+    Field("user_agent", "string"),
+    Field("ip_address", "string"),
+    Field("is_bot", "boolean"),
+    Field("network_user_id", "string"),
 )
 
 

@@ -25,6 +25,7 @@ class PulsePaths:
     mlflow_db: Path
     dagster_home: Path
     exports: Path
+    collector: Path
 
     @property
     def events_landing(self) -> Path:
@@ -44,6 +45,7 @@ class PulsePaths:
             "PULSE_MLFLOW_DB": str(self.mlflow_db),
             "DAGSTER_HOME": str(self.dagster_home),
             "PULSE_EXPORTS": str(self.exports),
+            "PULSE_COLLECTOR": str(self.collector),
         }
 
     def ensure(self) -> PulsePaths:
@@ -68,6 +70,7 @@ def paths_from_env(environ: Mapping[str, str] | None = None) -> PulsePaths:
         mlflow_db=pick("PULSE_MLFLOW_DB", home / "mlflow.db"),
         dagster_home=pick("DAGSTER_HOME", home / "dagster_home"),
         exports=pick("PULSE_EXPORTS", home / "exports"),
+        collector=pick("PULSE_COLLECTOR", home / "collector"),
     )
 
 

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import dagster as dg
 
 from orchestration.partitions import landing_days
@@ -14,9 +16,20 @@ daily_pipeline = dg.define_asset_job(
     partitions_def=landing_days,
     description="Ingest one landing day; dbt models and checks; segments; intent scores; profiles; exports.",
 )
-daily_pipeline_schedule = dg.build_schedule_from_partitioned_job(
-    daily_pipeline, hour_of_day=1, minute_of_hour=0, default_status=dg.DefaultScheduleStatus.RUNNING
+
+
+@dg.schedule(
+    job=daily_pipeline,
+    cron_schedule="0 1 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="At 01:00 UTC: yesterday's landing day (the landing sensor has usually ingested it already).",
 )
+def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    # Explicit rather than build_schedule_from_partitioned_job: with end_offset=1 that would pick today.
+    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(run_key=day, partition_key=day)
+
 
 # Scoring alone, by hand (e.g. after promoting a model in MLflow): the daily pipeline already scores.
 intent_scoring = dg.define_asset_job(

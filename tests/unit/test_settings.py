@@ -11,6 +11,7 @@ def test_everything_defaults_under_pulse_home(tmp_path: Path) -> None:
     assert p.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert p.dagster_home == tmp_path / "dagster_home"
     assert p.exports == tmp_path / "exports"
+    assert p.collector == tmp_path / "collector"
     assert p.events_landing == tmp_path / "landing" / "events"
 
 

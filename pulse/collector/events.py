@@ -1,0 +1,148 @@
+"""One event of a collected batch: checked against the event contract, then enriched by the server.
+
+The checks are the ones ingestion applies (:mod:`pulse.ingest` turns :mod:`pulse.contract` into SQL), done
+per event in Python so that a client learns at once which event was refused and why. An event the collector
+accepts is one ingestion accepts (bar its landing-day window, which ingestion checks against the day).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from pulse.contract import FIELDS, is_known_event_type
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(days=1)
+# Fields only the server sets: whatever a client sends in them is overwritten (or removed).
+SERVER_FIELDS = ("received_at", "user_agent", "ip_address", "is_bot", "network_user_id")
+_CLIENT_FIELDS = tuple(f for f in FIELDS if f.name not in SERVER_FIELDS)
+
+# Crawlers, monitors, scripted clients and headless browsers (their user agents say so).
+_BOT = re.compile(
+    r"bot\b|bot/|crawl|spider|slurp|mediapartners|facebookexternalhit|embedly|quora link preview|"
+    r"headless|phantomjs|lighthouse|pingdom|uptime|monitor|curl/|wget/|python-requests|python-urllib|"
+    r"aiohttp|httpx|go-http-client|java/|okhttp|libwww|scrapy|node-fetch|axios/",
+    re.IGNORECASE,
+)
+
+
+def is_bot(user_agent: str | None) -> bool:
+    """True for an empty user agent or one that names a crawler, monitor, HTTP library or headless browser."""
+    return not user_agent or _BOT.search(user_agent) is not None
+
+
+def anonymize_ip(address: str | None, mode: str) -> str | None:
+    """``full``: as is; ``truncate``: IPv4 /24, IPv6 /48 (the host part zeroed); ``drop``: None."""
+    if not address or mode == "drop":
+        return None
+    if mode == "full":
+        return address
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _timestamp(value: str) -> datetime | None:
+    if not _RFC3339.match(value):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00").replace("t", "T"))
+    except ValueError:
+        return None
+
+
+def contract_violation(event: object, now: datetime) -> str | None:
+    """Why ``event`` breaks the contract (the first reason found), or None. ``now`` is timezone-aware."""
+    if not isinstance(event, dict):
+        return f"an event must be a JSON object, not {type(event).__name__}"
+    for f in _CLIENT_FIELDS:
+        value = event.get(f.name)
+        if value is None or value == "":
+            if f.required:
+                return f"missing required field {f.name}"
+            continue
+        if f.type == "string":
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                return f"{f.name} is not a string"
+        elif f.type == "timestamp":
+            stamp = _timestamp(value) if isinstance(value, str) else None
+            if stamp is None:
+                return f"{f.name} is not an RFC 3339 timestamp: {str(value)[:40]}"
+        elif f.type in ("double", "bigint"):
+            number = _number(value)
+            if number is None or (f.type == "bigint" and number != math.floor(number)):
+                return f"{f.name} is not {'a number' if f.type == 'double' else 'an integer'}"
+            if f.min_value is not None and number < f.min_value:
+                return f"{f.name} is below {f.min_value:g}"
+            if f.max_value is not None and number > f.max_value:
+                return f"{f.name} is above {f.max_value:g}"
+        elif f.type == "boolean":
+            if not isinstance(value, bool) and value not in ("true", "false"):
+                return f"{f.name} is not a boolean"
+        elif f.type == "json" and not isinstance(value, dict):
+            return f"{f.name} is not a JSON object"
+    event_type = str(event["event_type"])
+    if not is_known_event_type(event_type):
+        return f"unknown event_type: {event_type[:40]}"
+    if event.get("user_id") in (None, "") and event.get("anonymous_id") in (None, ""):
+        return "missing identity: neither user_id nor anonymous_id"
+    event_time = _timestamp(event["event_time"])
+    assert event_time is not None
+    if event_time.tzinfo is None or event_time < EARLIEST_EVENT_TIME:
+        return f"event_time before {EARLIEST_EVENT_TIME.date().isoformat()}"
+    if event_time > now + FUTURE_TOLERANCE:
+        return f"event_time in the future: more than {FUTURE_TOLERANCE} after the collector's clock"
+    return None
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What the server knows of the request that carried a batch."""
+
+    received_at: str
+    user_agent: str | None
+    ip_address: str | None
+    is_bot: bool
+    network_user_id: str | None
+
+
+def has_analytics_consent(event: dict) -> bool:
+    """Only an explicit ``consent_analytics: true`` counts (absent means not given)."""
+    return event.get("consent_analytics") in (True, "true")
+
+
+def enrich(event: dict, context: RequestContext) -> dict:
+    """The event with the server's fields set: ``received_at``, ``user_agent``, ``is_bot`` always;
+    ``ip_address`` and ``network_user_id`` only with analytics consent."""
+    enriched = {k: v for k, v in event.items() if k not in SERVER_FIELDS}
+    enriched["received_at"] = context.received_at
+    enriched["user_agent"] = context.user_agent
+    enriched["is_bot"] = context.is_bot
+    if has_analytics_consent(event):
+        if context.ip_address is not None:
+            enriched["ip_address"] = context.ip_address
+        if context.network_user_id is not None:
+            enriched["network_user_id"] = context.network_user_id
+    return enriched
