@@ -13,14 +13,16 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pulse.contract import FIELDS, is_known_event_type
+from pulse.contract import EVENT_TYPES, FIELDS, Field, is_known_event_type
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)
 # Fields only the server sets: whatever a client sends in them is overwritten (or removed).
 SERVER_FIELDS = ("received_at", "user_agent", "ip_address", "is_bot", "network_user_id")
-_CLIENT_FIELDS = tuple(f for f in FIELDS if f.name not in SERVER_FIELDS)
+_CHECKED = {f.name: f for f in FIELDS if f.name not in SERVER_FIELDS}
+_REQUIRED = tuple(f.name for f in FIELDS if f.required)
+_EVENT_TYPES = frozenset(EVENT_TYPES)
 
 # Crawlers, monitors, scripted clients and headless browsers (their user agents say so).
 _BOT = re.compile(
@@ -73,44 +75,53 @@ def _timestamp(value: str) -> datetime | None:
         return None
 
 
+def _field_violation(f: Field, value: object) -> str | None:
+    """Why a present, non-empty ``value`` of field ``f`` breaks the contract, or None."""
+    if f.type == "string":
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            return f"{f.name} is not a string"
+    elif f.type == "timestamp":
+        if not isinstance(value, str) or _timestamp(value) is None:
+            return f"{f.name} is not an RFC 3339 timestamp: {str(value)[:40]}"
+    elif f.type in ("double", "bigint"):
+        number = _number(value)
+        if number is None or (f.type == "bigint" and number != math.floor(number)):
+            return f"{f.name} is not {'a number' if f.type == 'double' else 'an integer'}"
+        if f.min_value is not None and number < f.min_value:
+            return f"{f.name} is below {f.min_value:g}"
+        if f.max_value is not None and number > f.max_value:
+            return f"{f.name} is above {f.max_value:g}"
+    elif f.type == "boolean":
+        if not isinstance(value, bool) and value not in ("true", "false"):
+            return f"{f.name} is not a boolean"
+    elif f.type == "json" and not isinstance(value, dict):
+        return f"{f.name} is not a JSON object"
+    return None
+
+
 def contract_violation(event: object, now: datetime) -> str | None:
-    """Why ``event`` breaks the contract (the first reason found), or None. ``now`` is timezone-aware."""
+    """Why ``event`` breaks the contract (the first reason found: required fields first, then the fields in the
+    order the event has them), or None. ``now`` is timezone-aware. Fields outside the contract are kept as they
+    are (ingestion ignores them); the server's own fields are not checked (:func:`enrich` replaces them)."""
     if not isinstance(event, dict):
         return f"an event must be a JSON object, not {type(event).__name__}"
-    for f in _CLIENT_FIELDS:
-        value = event.get(f.name)
-        if value is None or value == "":
-            if f.required:
-                return f"missing required field {f.name}"
-            continue
-        if f.type == "string":
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
-                return f"{f.name} is not a string"
-        elif f.type == "timestamp":
-            stamp = _timestamp(value) if isinstance(value, str) else None
-            if stamp is None:
-                return f"{f.name} is not an RFC 3339 timestamp: {str(value)[:40]}"
-        elif f.type in ("double", "bigint"):
-            number = _number(value)
-            if number is None or (f.type == "bigint" and number != math.floor(number)):
-                return f"{f.name} is not {'a number' if f.type == 'double' else 'an integer'}"
-            if f.min_value is not None and number < f.min_value:
-                return f"{f.name} is below {f.min_value:g}"
-            if f.max_value is not None and number > f.max_value:
-                return f"{f.name} is above {f.max_value:g}"
-        elif f.type == "boolean":
-            if not isinstance(value, bool) and value not in ("true", "false"):
-                return f"{f.name} is not a boolean"
-        elif f.type == "json" and not isinstance(value, dict):
-            return f"{f.name} is not a JSON object"
+    for name in _REQUIRED:
+        if event.get(name) in (None, ""):
+            return f"missing required field {name}"
+    for name, value in event.items():
+        f = _CHECKED.get(name)
+        if f is not None and value is not None and value != "":
+            reason = _field_violation(f, value)
+            if reason is not None:
+                return reason
     event_type = str(event["event_type"])
-    if not is_known_event_type(event_type):
+    if event_type not in _EVENT_TYPES and not is_known_event_type(event_type):
         return f"unknown event_type: {event_type[:40]}"
     if event.get("user_id") in (None, "") and event.get("anonymous_id") in (None, ""):
         return "missing identity: neither user_id nor anonymous_id"
     event_time = _timestamp(event["event_time"])
     assert event_time is not None
-    if event_time.tzinfo is None or event_time < EARLIEST_EVENT_TIME:
+    if event_time < EARLIEST_EVENT_TIME:
         return f"event_time before {EARLIEST_EVENT_TIME.date().isoformat()}"
     if event_time > now + FUTURE_TOLERANCE:
         return f"event_time in the future: more than {FUTURE_TOLERANCE} after the collector's clock"
