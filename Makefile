@@ -58,7 +58,8 @@ serve: install
 collect: install
 	$(BIN)/pulse collect
 
-demo-live: install
+# The demo shop's history first (`make run`: nothing to do when it is there), then the live shop beside the UI.
+demo-live: run
 	$(BIN)/pulse live
 
 bench: install
