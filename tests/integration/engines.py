@@ -86,10 +86,7 @@ def compare_table(duckdb_warehouse: Path, spark_warehouse: Path, table: str, spa
             if kind.startswith(_FLOATING) or spark_kinds.get(name, "").startswith(_FLOATING)
         }
         left = _normalized(con, duck, floating)
-        if spark is None:
-            right = left.iloc[0:0]
-        else:
-            right = _normalized(con, spark, floating)
+        right = left.iloc[0:0] if spark is None else _normalized(con, spark, floating)
     finally:
         con.close()
     if len(left) != len(right):
