@@ -14,11 +14,11 @@
     {% do run_query(
         "create table if not exists pulse_state.batches ("
         ~ " watermark " ~ dbt.type_timestamp() ~ ", committed_at " ~ dbt.type_timestamp()
-        ~ ", invocation_id " ~ dbt.type_string() ~ ", full_refresh boolean)"
+        ~ ", invocation_id " ~ dbt.type_string() ~ ", full_refresh boolean) " ~ pulse_table_format()
     ) %}
     {% do run_query(
         "create table if not exists pulse_state.identity_map_applied ("
-        ~ " anonymous_id " ~ dbt.type_string() ~ ", user_id " ~ dbt.type_string() ~ ")"
+        ~ " anonymous_id " ~ dbt.type_string() ~ ", user_id " ~ dbt.type_string() ~ ") " ~ pulse_table_format()
     ) %}
     select 1
 {% endmacro %}
@@ -50,7 +50,10 @@
         {#- parsing, or compiling without a warehouse (sqlfluff) -#}
         {{ return({'is_full': false, 'from_watermark': '1970-01-01 00:00:00'}) }}
     {% endif %}
-    {% set rows = run_query("select * from " ~ int_batch) %}
+    {#- the watermark as text: a timestamp fetched into Python would be in the process's time zone on Spark -#}
+    {% set rows = run_query(
+        "select is_full, cast(from_watermark as " ~ dbt.type_string() ~ ") as from_watermark from " ~ int_batch
+    ) %}
     {% set batch = {} %}
     {% for column in rows.columns %}
         {% do batch.update({column.name: column.values()[0]}) %}
@@ -155,14 +158,45 @@
 
 
 {#-
-  Custom incremental strategy `replace_where` (Databricks has it built in): delete the target rows the
-  model's incremental_predicates select, then insert the new rows. Models use it to replace every row of
-  the batch's users from their bound on, including rows that no longer exist (a visit merged into another).
+  Custom incremental strategy `replace_where` (Databricks has it built in): replace the target rows the
+  model's incremental_predicates select with the new rows. Models use it to replace every row of the batch's
+  users from their bound on, including rows that no longer exist (a visit merged into another).
+  DuckDB: delete, then insert. Spark (plain Parquet tables: no delete; a table cannot be overwritten by a
+  statement that reads it): the rows kept plus the new ones into a staging table, then insert overwrite.
 -#}
 {% macro get_incremental_replace_where_sql(arg_dict) %}
+    {{ return(adapter.dispatch('get_incremental_replace_where_sql', 'pulse')(arg_dict)) }}
+{% endmacro %}
+
+{% macro duckdb__get_incremental_replace_where_sql(arg_dict) %}
     {%- set target = arg_dict["target_relation"] -%}
     {%- set source = arg_dict["temp_relation"] -%}
     {%- set columns = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
+    delete from {{ target }} as DBT_INTERNAL_DEST where {{ pulse_replace_where_condition(arg_dict) }};
+    insert into {{ target }} ({{ columns }}) select {{ columns }} from {{ source }}
+{% endmacro %}
+
+{#- Spark: the statements before the last run here; the last (dropping the staging table) is the model's. The
+    predicates are never null here (keys are not null, exists is true or false), so `not (...)` keeps exactly
+    the rows DuckDB's delete keeps. -#}
+{% macro default__get_incremental_replace_where_sql(arg_dict) %}
+    {%- set target = arg_dict["target_relation"] -%}
+    {%- set source = arg_dict["temp_relation"] -%}
+    {%- set columns = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
+    {%- set where = pulse_replace_where_condition(arg_dict) -%}
+    {%- set staged = target.incorporate(path={"identifier": target.identifier ~ "__pulse_replace"}) -%}
+    {% do run_query("drop table if exists " ~ staged) %}
+    {% do run_query(
+        "create table " ~ staged ~ " " ~ pulse_table_format() ~ " as"
+        ~ " select " ~ columns ~ " from " ~ target ~ " as DBT_INTERNAL_DEST where not (" ~ where ~ ")"
+        ~ " union all select " ~ columns ~ " from " ~ source
+    ) %}
+    {% do run_query("insert overwrite table " ~ target ~ " select " ~ columns ~ " from " ~ staged) %}
+    drop table {{ staged }}
+{% endmacro %}
+
+{#- The rows replace_where replaces, as a condition on the target (alias DBT_INTERNAL_DEST). -#}
+{% macro pulse_replace_where_condition(arg_dict) %}
     {%- set predicates = arg_dict["incremental_predicates"] or [] -%}
     {%- if pulse_batch()['is_full'] -%}
         {#- a full batch (no committed run yet, e.g. after a failed first build): every row is replaced -#}
@@ -183,8 +217,7 @@
     {%- if '__batch_event_ids__' in where -%}
         {%- set where = where | replace('__batch_event_ids__', pulse_batch_event_ids()) -%}
     {%- endif -%}
-    delete from {{ target }} as DBT_INTERNAL_DEST where {{ where }};
-    insert into {{ target }} ({{ columns }}) select {{ columns }} from {{ source }}
+    {{ return(where) }}
 {% endmacro %}
 
 
@@ -214,16 +247,44 @@
         "insert into pulse_state.batches select to_watermark, current_timestamp, '" ~ invocation_id ~ "', "
         ~ ("true" if flags.FULL_REFRESH else "false") ~ " from " ~ batch_relation ~ " where to_watermark is not null"
     ) %}
+    {% do pulse_commit_identity_map(target.schema ~ ".base_identity_map") %}
+    {% do pulse_prune_retracted(batch_relation) %}
+    {{ log("pulse: batch committed", info=True) }}
+    {{ return("select 1") }}
+{% endmacro %}
+
+
+{#- The identity map the run applied replaces the committed one. Spark: insert overwrite (no delete). -#}
+{% macro pulse_commit_identity_map(identity_map) %}
+    {{ return(adapter.dispatch('pulse_commit_identity_map', 'pulse')(identity_map)) }}
+{% endmacro %}
+
+{% macro duckdb__pulse_commit_identity_map(identity_map) %}
     {% do run_query("delete from pulse_state.identity_map_applied") %}
+    {% do run_query("insert into pulse_state.identity_map_applied select anonymous_id, user_id from " ~ identity_map) %}
+{% endmacro %}
+
+{% macro default__pulse_commit_identity_map(identity_map) %}
     {% do run_query(
-        "insert into pulse_state.identity_map_applied select anonymous_id, user_id from "
-        ~ target.schema ~ ".base_identity_map"
+        "insert overwrite table pulse_state.identity_map_applied select anonymous_id, user_id from " ~ identity_map
     ) %}
+{% endmacro %}
+
+
+{#- Retracted rows the committed batch processed are pruned from raw.events_retracted. On Spark that table is
+    a read-only export of DuckDB's (pulse.spark_raw): nothing to prune; rows at or before the watermark are
+    ignored by every batch after it anyway. -#}
+{% macro pulse_prune_retracted(batch_relation) %}
+    {{ return(adapter.dispatch('pulse_prune_retracted', 'pulse')(batch_relation)) }}
+{% endmacro %}
+
+{% macro duckdb__pulse_prune_retracted(batch_relation) %}
     {% do run_query(
         "delete from raw.events_retracted where retracted_at <= (select to_watermark from " ~ batch_relation ~ ")"
     ) %}
-    {{ log("pulse: batch committed", info=True) }}
-    {{ return("select 1") }}
+{% endmacro %}
+
+{% macro default__pulse_prune_retracted(batch_relation) %}
 {% endmacro %}
 
 

@@ -223,7 +223,7 @@ final as (
         viewport_height_px,
         coalesce(
             max_scroll_depth_pct,
-            round(100.0 * least(scroll_depth_px + viewport_height_px, doc_height_px) / nullif(doc_height_px, 0))
+            round(100 * cast(least(scroll_depth_px + viewport_height_px, doc_height_px) as double) / nullif(doc_height_px, 0))
         ) as scroll_depth_pct
     from joined
 

@@ -78,12 +78,12 @@ page_view_totals as (
         count(*) as page_views,
         cast(sum(engaged_seconds) as {{ dbt.type_bigint() }}) as engaged_seconds,
         max(scroll_depth_pct) as max_scroll_depth_pct,
-        min_by(page_url, started_at) as entry_page_url,
-        max_by(page_url, started_at) as exit_page_url,
-        min_by(referrer, started_at) as referrer,
-        min_by(utm_source, started_at) as utm_source,
-        min_by(utm_medium, started_at) as utm_medium,
-        min_by(utm_campaign, started_at) as utm_campaign
+        {{ pulse_min_by('page_url', 'started_at') }} as entry_page_url,
+        {{ pulse_max_by('page_url', 'started_at') }} as exit_page_url,
+        {{ pulse_min_by('referrer', 'started_at') }} as referrer,
+        {{ pulse_min_by('utm_source', 'started_at') }} as utm_source,
+        {{ pulse_min_by('utm_medium', 'started_at') }} as utm_medium,
+        {{ pulse_min_by('utm_campaign', 'started_at') }} as utm_campaign
     from page_views
     group by session_key
 

@@ -21,15 +21,15 @@ parts as (
     select
         user_key,
         as_of_date,
-        least(sessions_7d * 1.0 / {{ var('engagement_frequency_cap') }}, 1.0) as frequency_part,
+        least(cast(sessions_7d as double) / {{ var('engagement_frequency_cap') }}, 1.0) as frequency_part,
         least(
-            coalesce(avg_engaged_seconds, 0) * 1.0 / {{ var('engagement_duration_cap_seconds') }}, 1.0
+            cast(coalesce(avg_engaged_seconds, 0) as double) / {{ var('engagement_duration_cap_seconds') }}, 1.0
         ) as duration_part,
         greatest(
-            1.0 - days_since_last_visit * 1.0 / {{ var('engagement_recency_window_days') }}, 0.0
+            1.0 - cast(days_since_last_visit as double) / {{ var('engagement_recency_window_days') }}, 0.0
         ) as recency_part,
         least(
-            page_views * 1.0 / nullif(sessions_total, 0) / {{ var('engagement_depth_cap_pages') }}, 1.0
+            cast(page_views as double) / nullif(sessions_total, 0) / {{ var('engagement_depth_cap_pages') }}, 1.0
         ) as depth_part
     from features
 

@@ -198,9 +198,9 @@ final as (
         session_totals.sessions_30d,
         session_totals.sessions_total,
         coalesce(active_days.active_days_30d, 0) as active_days_30d,
-        session_totals.sessions_total * 1.0 / nullif(active_days.active_days_total, 0) as sessions_per_active_day,
-        session_totals.duration_seconds * 1.0 / nullif(session_totals.sessions_total, 0) as avg_session_seconds,
-        session_totals.engaged_seconds * 1.0 / nullif(session_totals.sessions_total, 0) as avg_engaged_seconds,
+        cast(session_totals.sessions_total as double) / nullif(active_days.active_days_total, 0) as sessions_per_active_day,
+        cast(session_totals.duration_seconds as double) / nullif(session_totals.sessions_total, 0) as avg_session_seconds,
+        cast(session_totals.engaged_seconds as double) / nullif(session_totals.sessions_total, 0) as avg_engaged_seconds,
         scroll_depth.avg_scroll_depth_pct,
         session_totals.page_views,
         session_totals.product_views,
@@ -211,12 +211,12 @@ final as (
         session_totals.revenue,
         coalesce(session_totals.revenue / nullif(session_totals.purchases, 0), 0) as avg_order_value,
         coalesce(
-            session_totals.abandoned_cart_sessions * 1.0 / nullif(session_totals.cart_sessions, 0), 0
+            cast(session_totals.abandoned_cart_sessions as double) / nullif(session_totals.cart_sessions, 0), 0
         ) as cart_abandonment_rate,
         {{ dbt.datediff('cast(session_totals.last_purchase_session_end as date)', 'session_totals.as_of_date', 'day') }}
             as days_since_last_purchase,
-        session_totals.bounced_sessions * 1.0 / nullif(session_totals.sessions_total, 0) as bounce_rate,
-        session_totals.engaged_sessions * 1.0 / nullif(session_totals.sessions_total, 0) as engaged_session_rate
+        cast(session_totals.bounced_sessions as double) / nullif(session_totals.sessions_total, 0) as bounce_rate,
+        cast(session_totals.engaged_sessions as double) / nullif(session_totals.sessions_total, 0) as engaged_session_rate
     from session_totals
     left join active_days
         on

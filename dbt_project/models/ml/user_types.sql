@@ -37,7 +37,7 @@ signals as (
         searches,
         cart_adds,
         purchases,
-        searches * 1.0 / nullif(sessions_total, 0) as searches_per_session
+        cast(searches as double) / nullif(sessions_total, 0) as searches_per_session
     from features
 
 ),
