@@ -5,7 +5,7 @@ default vars the unit tests assume) is ingested into DuckDB (ingestion is DuckDB
 exported to Parquet (pulse.spark_raw) and dbt runs on each engine:
 
 (a) a full build on DuckDB: every landing day, then ``dbt build`` (models, data tests, unit tests);
-(b) incremental, on each engine: the first 14 landing days built (models and dbt's unit tests), then the
+(b) incremental, on each engine: the first 14 landing days built (`dbt run`), then the
     other 7 ingested and built as one more batch with its data tests (``where: __batch__``: the batch's rows
     only; on Spark, replace_where writes the kept rows plus the new ones, then insert overwrite).
 
@@ -96,10 +96,9 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
         incremental, events, days[:FIRST_BUILD_DAYS]
     )
     timings["incremental: dbt run duckdb (first days)"] = _dbt("duckdb", incremental, "run")
-    # models and dbt's unit tests on Spark (the data tests run on the batch below)
-    timings["incremental: dbt build spark (first days)"] = _dbt(
-        "spark", incremental, "build", "--exclude-resource-type", "test"
-    )
+    # models only: dbt's unit tests check fixed rows through the same SQL (test_pipeline runs them on DuckDB;
+    # they pass on Spark too, docs/spark.md, but cost ~15 s of the CI budget here); data tests run on the batch.
+    timings["incremental: dbt run spark (first days)"] = _dbt("spark", incremental, "run")
     timings["incremental: ingest + export (batch)"] = _ingest_and_export(incremental, events, days[FIRST_BUILD_DAYS:])
     for engine in ("duckdb", "spark"):
         timings[f"incremental: dbt build {engine} (batch)"] = _dbt(
