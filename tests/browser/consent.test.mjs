@@ -1,19 +1,11 @@
 // Test 6: consent (the default requireConsent: true). Before a decision nothing is stored and nothing is sent;
 // a grant sends the held events with ids; a withdrawal clears storage, expires the server's cookie and stops.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { Collector, launchBrowser, recordRequests, sentEvents, sleep, storageKeys, waitFlushed } from './lib.mjs';
+import { test } from 'node:test';
+import { collectorAndBrowser, recordRequests, sentEvents, sleep, storageKeys, waitFlushed } from './lib.mjs';
 
-let collector, browser;
-before(async () => {
-  collector = await new Collector().start();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await collector?.stop();
-  collector?.cleanup();
-});
+// One collector and one browser for the file (lib.mjs).
+const shared = collectorAndBrowser();
 
 const collects = (requests) => requests.filter((r) => new URL(r.url).pathname.startsWith('/collect'));
 
@@ -25,10 +17,10 @@ async function nothingKept(context, page) {
 }
 
 test('nothing before consent; held events sent with ids on a grant; everything cleared on withdrawal', async () => {
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const requests = recordRequests(context);
   const page = await context.newPage();
-  await page.goto(collector.url + '/long.html'); // the page's one line, default configuration
+  await page.goto(shared.collector.url + '/long.html'); // the page's one line, default configuration
   await page.waitForFunction(() => window.pulse?.status);
   await page.mouse.wheel(0, 1500);
   const heldIds = await page.evaluate(() => [
@@ -48,7 +40,7 @@ test('nothing before consent; held events sent with ids on a grant; everything c
   await page.evaluate(() => pulse.consent({ analytics: true, personalization: false }));
   await waitFlushed(page);
   const pageViewId = status.page_view_id;
-  const events = collector.events().filter((e) => e.page_view_id === pageViewId);
+  const events = shared.collector.events().filter((e) => e.page_view_id === pageViewId);
   const byId = new Map(events.map((e) => [e.event_id, e]));
   for (const id of heldIds) assert.ok(byId.has(id), `held event ${id} arrived with its id`);
   const anonymousId = await page.evaluate(() => pulse.status().anonymous_id);
@@ -75,7 +67,7 @@ test('nothing before consent; held events sent with ids on a grant; everything c
   assert.equal(await page.evaluate(() => pulse.status().consent.analytics), true);
   await waitFlushed(page);
   const reloadView = await page.evaluate(() => pulse.status().page_view_id);
-  const [view] = await collector.waitForEvents((e) => e.page_view_id === reloadView);
+  const [view] = await shared.collector.waitForEvents((e) => e.page_view_id === reloadView);
   assert.equal(view.anonymous_id, anonymousId);
 
   // withdrawal
@@ -98,16 +90,16 @@ test('nothing before consent; held events sent with ids on a grant; everything c
   await page.waitForFunction(() => window.pulse?.status);
   assert.equal(await page.evaluate(() => pulse.status().consent), null);
   await sleep(1200);
-  assert.deepEqual(collects(requests.slice(before)).map((r) => r.url.replace(collector.url, '')), ['/collect/forget']);
+  assert.deepEqual(collects(requests.slice(before)).map((r) => r.url.replace(shared.collector.url, '')), ['/collect/forget']);
   await nothingKept(context, page);
   await context.close();
 });
 
 test('a refusal before any grant sends nothing but the forget request and stores nothing', async () => {
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const requests = recordRequests(context);
   const page = await context.newPage();
-  await page.goto(collector.url + '/clicks.html');
+  await page.goto(shared.collector.url + '/clicks.html');
   await page.waitForFunction(() => window.pulse?.status);
   await page.evaluate(() => pulse.track('custom.before_refusal'));
   await page.evaluate(() => pulse.consent(false));
@@ -121,16 +113,16 @@ test('a refusal before any grant sends nothing but the forget request and stores
 });
 
 test('a decision in one tab holds in the other tabs of the site', async () => {
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const requests = recordRequests(context);
   const [a, b] = [await context.newPage(), await context.newPage()];
-  await a.goto(collector.url + '/other.html');
-  await b.goto(collector.url + '/long.html');
+  await a.goto(shared.collector.url + '/other.html');
+  await b.goto(shared.collector.url + '/long.html');
   await Promise.all([a, b].map((p) => p.waitForFunction(() => window.pulse?.status)));
   const heldInB = await b.evaluate(() => pulse.track('custom.tab_b'));
   await a.evaluate(() => pulse.consent(true));
   await b.waitForFunction(() => pulse.status().consent && pulse.status().pending === 0, null, { timeout: 5000 });
-  await collector.waitForEvents((e) => e.event_id === heldInB, { message: "tab B's held event" });
+  await shared.collector.waitForEvents((e) => e.event_id === heldInB, { message: "tab B's held event" });
 
   await a.evaluate(() => pulse.consent(false));
   await b.waitForFunction(() => pulse.status().consent === false, null, { timeout: 5000 });

@@ -3,31 +3,23 @@
 // localStorage cleared (an init script, before the tracker loads), so the next-page-load resend from
 // localStorage cannot help: this measures the unload path alone. One browser and one context for all runs.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { Collector, initScript, launchBrowser, sleep } from './lib.mjs';
+import { test } from 'node:test';
+import { collectorAndBrowser, initScript, sleep } from './lib.mjs';
 
-let collector, browser;
-before(async () => {
-  collector = await new Collector().start();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await collector?.stop();
-  collector?.cleanup();
-});
+// One collector and one browser for the file (lib.mjs).
+const shared = collectorAndBrowser();
 
 const RUNS = Number(process.env.PULSE_DELIVERY_RUNS || 50);
 
 test(`three events right before navigating away are delivered (>= 99 % over ${RUNS} runs)`, async () => {
   const expected = [];
   const started = Date.now();
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   await context.addInitScript('try { localStorage.clear(); } catch (e) {}');
   await context.addInitScript(initScript({ requireConsent: false }));
   for (let run = 0; run < RUNS; run++) {
     const page = await context.newPage();
-    await page.goto(`${collector.url}/other.html?run=${run}`, { waitUntil: 'domcontentloaded' });
+    await page.goto(`${shared.collector.url}/other.html?run=${run}`, { waitUntil: 'domcontentloaded' });
     await page.waitForFunction(() => window.pulse?.status);
     const ids = await page.evaluate((r) => [
       pulse.track('custom.first', { run: r }),
@@ -49,7 +41,7 @@ test(`three events right before navigating away are delivered (>= 99 % over ${RU
   let got = new Set();
   const deadline = Date.now() + 10000;
   while (Date.now() < deadline) {
-    got = new Set(collector.events().map((e) => e.event_id).filter((id) => want.has(id)));
+    got = new Set(shared.collector.events().map((e) => e.event_id).filter((id) => want.has(id)));
     if (got.size === want.size) break;
     await sleep(200);
   }

@@ -7,6 +7,7 @@ import { request as httpRequest, createServer as createHttpServer } from 'node:h
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
@@ -296,4 +297,21 @@ export async function beActive(page, ms, every = 150) {
     await page.mouse.move(x, 200);
     await sleep(every);
   }
+}
+
+// One collector (on a free port, in a fresh PULSE_HOME) and one headless browser for a whole test file,
+// started before its first test and stopped (the collector's files removed) after its last. Read them as
+// `shared.collector` and `shared.browser` inside the tests (a test may replace shared.collector, e.g. restart it).
+export function collectorAndBrowser(options = {}) {
+  const shared = { collector: undefined, browser: undefined };
+  before(async () => {
+    shared.collector = await new Collector(options).start();
+    shared.browser = await launchBrowser();
+  });
+  after(async () => {
+    await shared.browser?.close();
+    await shared.collector?.stop();
+    shared.collector?.cleanup();
+  });
+  return shared;
 }

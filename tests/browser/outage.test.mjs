@@ -7,22 +7,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Collector, PAGES, TRACKER, initScript, launchBrowser, recordRequests, sentEvents, sleep } from './lib.mjs';
+import { test } from 'node:test';
+import { Collector, PAGES, TRACKER, collectorAndBrowser, initScript, recordRequests, sentEvents, sleep } from './lib.mjs';
 
-let collector, browser;
-before(async () => {
-  collector = await new Collector().start();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await collector?.stop();
-  collector?.cleanup();
-});
+// One collector and one browser for the file (lib.mjs).
+const shared = collectorAndBrowser();
 
 async function servePagesFromDisk(context) {
-  await context.route((url) => url.port === String(collector.port) && !url.pathname.startsWith('/collect'),
+  await context.route((url) => url.port === String(shared.collector.port) && !url.pathname.startsWith('/collect'),
     (route) => {
       const path = new URL(route.request().url()).pathname;
       const file = path === '/pulse.js' ? TRACKER : join(PAGES, path.slice(1));
@@ -37,21 +29,21 @@ async function servePagesFromDisk(context) {
 const ready = (page) => page.waitForFunction(() => window.pulse?.status);
 
 test('events made while the collector is down arrive after it returns, with their original ids', async () => {
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   await servePagesFromDisk(context);
   await context.addInitScript(initScript({ requireConsent: false, retryMaxSeconds: 1 }));
   const requests = recordRequests(context);
   const page = await context.newPage();
-  await page.goto(collector.url + '/other.html');
+  await page.goto(shared.collector.url + '/other.html');
   await ready(page);
   assert.equal(await page.evaluate(() => pulse.flush()), true, 'the collector is up');
 
-  await collector.stop();
+  await shared.collector.stop();
   const sentBefore = requests.length;
   const made = []; // ids given on the client side during the outage
   made.push(...await page.evaluate(() => [pulse.track('custom.down_1'), pulse.addToCart({ product_id: 'p-9', price: 5 })]));
   await sleep(1300); // the batch timer fires: refused connection, backoff
-  await page.goto(collector.url + '/long.html'); // pagehide keepalive fails too
+  await page.goto(shared.collector.url + '/long.html'); // pagehide keepalive fails too
   await ready(page);
   made.push(await page.evaluate(() => pulse.track('custom.down_2')));
   await page.mouse.wheel(0, 5000);
@@ -67,12 +59,12 @@ test('events made while the collector is down arrive after it returns, with thei
   assert.ok(tried.size >= 8, `${tried.size} distinct events tried`);
   const queued = await page.evaluate(() => JSON.parse(localStorage.getItem('pulse:q') || '[]').map((e) => e.event_id));
   for (const id of tried.keys()) assert.ok(queued.includes(id), `${id} waits in the localStorage queue`);
-  const acknowledged = new Set(collector.events().map((e) => e.event_id));
+  const acknowledged = new Set(shared.collector.events().map((e) => e.event_id));
   for (const id of tried.keys()) assert.ok(!acknowledged.has(id), 'not acknowledged before the collector is back');
 
   // the same collector (same PULSE_HOME) back on the same port; the open page retries on its own
-  collector = await new Collector({ home: collector.home, port: collector.port }).start();
-  const arrived = await collector.waitForEvents((e) => tried.has(e.event_id), {
+  shared.collector = await new Collector({ home: shared.collector.home, port: shared.collector.port }).start();
+  const arrived = await shared.collector.waitForEvents((e) => tried.has(e.event_id), {
     until: (es) => new Set(es.map((e) => e.event_id)).size === tried.size, timeout: 15000, message: 'the queued events',
   });
   for (const e of arrived) {

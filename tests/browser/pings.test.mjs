@@ -2,30 +2,22 @@
 // while the page is visible and the user active, and never while the tab is hidden or the user idle.
 // Hidden is simulated (see setHidden in lib.mjs: headless Chromium never hides a page by itself).
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { Collector, beActive, initScript, launchBrowser, setHidden, sleep } from './lib.mjs';
+import { test } from 'node:test';
+import { beActive, collectorAndBrowser, initScript, setHidden, sleep } from './lib.mjs';
 
-let collector, browser;
-before(async () => {
-  collector = await new Collector().start();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await collector?.stop();
-  collector?.cleanup();
-});
+// One collector and one browser for the file (lib.mjs).
+const shared = collectorAndBrowser();
 
 const MIN_VISIT = 2;
 const HEARTBEAT = 1;
 
 test('pings: first after the minimum visit, then every heartbeat; none hidden or idle', async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const context = await shared.browser.newContext({ viewport: { width: 1280, height: 720 } });
   const page = await context.newPage();
   await page.addInitScript(initScript({
     requireConsent: false, minimumVisitSeconds: MIN_VISIT, heartbeatSeconds: HEARTBEAT,
   }));
-  await page.goto(collector.url + '/long.html');
+  await page.goto(shared.collector.url + '/long.html');
   const pageViewId = await page.waitForFunction(() => window.pulse?.status && pulse.status().page_view_id)
     .then((h) => h.jsonValue());
   await page.evaluate(() => scrollTo(0, 1000));
@@ -40,7 +32,7 @@ test('pings: first after the minimum visit, then every heartbeat; none hidden or
   assert.equal(await page.evaluate(() => pulse.flush()), true);
   await context.close();
 
-  const events = collector.events().filter((e) => e.page_view_id === pageViewId);
+  const events = shared.collector.events().filter((e) => e.page_view_id === pageViewId);
   const view = events.find((e) => e.event_type === 'page_view');
   assert.ok(view, 'the page view arrived');
   const t0 = Date.parse(view.event_time);

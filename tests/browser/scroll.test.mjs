@@ -1,26 +1,18 @@
 // Test 1: scroll events at 25/50/75/100 % of the document, each once per page view; none on a page that
 // cannot scroll; thresholds visible at load are flagged.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { Collector, initScript, launchBrowser, sleep } from './lib.mjs';
+import { test } from 'node:test';
+import { collectorAndBrowser, initScript, sleep } from './lib.mjs';
 
-let collector, browser;
-before(async () => {
-  collector = await new Collector().start();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await collector?.stop();
-  collector?.cleanup();
-});
+// One collector and one browser for the file (lib.mjs).
+const shared = collectorAndBrowser();
 
 /** Open `path` with the tracker (no consent needed), and return the page and its page_view_id. */
 async function open(path) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const context = await shared.browser.newContext({ viewport: { width: 1280, height: 720 } });
   const page = await context.newPage();
   await page.addInitScript(initScript({ requireConsent: false }));
-  await page.goto(collector.url + path);
+  await page.goto(shared.collector.url + path);
   const pageViewId = await page.waitForFunction(() => window.pulse?.status && pulse.status().page_view_id)
     .then((h) => h.jsonValue());
   return { context, page, pageViewId };
@@ -40,7 +32,7 @@ async function wheelToBottom(page) {
 
 async function flushedEvents(page, pageViewId) {
   assert.equal(await page.evaluate(() => pulse.flush()), true, 'the tracker could not flush its queue');
-  return collector.events().filter((e) => e.page_view_id === pageViewId);
+  return shared.collector.events().filter((e) => e.page_view_id === pageViewId);
 }
 
 test('scrolling a 5000 px page to the bottom yields exactly four scroll events', async () => {

@@ -3,23 +3,15 @@
 // other 4xx, the rejected ones dropped on 2xx, the capped queue, batch sizes, keepalive bodies under 64 KB,
 // sessions, and single-page-app page views.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { Collector, initScript, launchBrowser, setHidden, sleep } from './lib.mjs';
+import { test } from 'node:test';
+import { collectorAndBrowser, initScript, setHidden, sleep } from './lib.mjs';
 
-let collector, browser;
-before(async () => {
-  collector = await new Collector().start();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await collector?.stop();
-  collector?.cleanup();
-});
+// One collector and one browser for the file (lib.mjs).
+const shared = collectorAndBrowser();
 
 /** A page whose /collect answers come from `answer(attempt, batch)` -> {status, headers?, body?}. */
 async function scripted(config, answer, path = '/other.html') {
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   const attempts = [];
   await context.route('**/collect', async (route) => {
     const events = JSON.parse(route.request().postData()).events;
@@ -32,7 +24,7 @@ async function scripted(config, answer, path = '/other.html') {
   });
   await context.addInitScript(initScript({ requireConsent: false, ...config }));
   const page = await context.newPage();
-  await page.goto(collector.url + path);
+  await page.goto(shared.collector.url + path);
   await page.waitForFunction(() => window.pulse?.status);
   return { context, page, attempts };
 }
@@ -147,10 +139,10 @@ test('a new session after sessionMinutes of inactivity', async () => {
 });
 
 test('single-page apps: pushState and popstate start page views, anchors do not', async () => {
-  const context = await browser.newContext();
+  const context = await shared.browser.newContext();
   await context.addInitScript(initScript({ requireConsent: false }));
   const page = await context.newPage();
-  await page.goto(collector.url + '/other.html?utm_source=news&utm_medium=email&utm_campaign=fall&utm_term=x');
+  await page.goto(shared.collector.url + '/other.html?utm_source=news&utm_medium=email&utm_campaign=fall&utm_term=x');
   await page.waitForFunction(() => window.pulse?.status);
   const views = [await page.evaluate(() => pulse.status().page_view_id)];
   await page.evaluate(() => history.pushState({}, '', '/app/products'));
@@ -164,7 +156,7 @@ test('single-page apps: pushState and popstate start page views, anchors do not'
   assert.equal(await page.evaluate(() => pulse.flush()), true);
   await context.close();
   assert.equal(new Set(views).size, 3, 'the anchor and the replaceState to the same path made no view');
-  const events = collector.events().filter((e) => e.event_type === 'page_view' && views.includes(e.page_view_id));
+  const events = shared.collector.events().filter((e) => e.event_type === 'page_view' && views.includes(e.page_view_id));
   const byView = new Map(events.map((e) => [e.page_view_id, e]));
   const first = byView.get(views[0]);
   assert.deepEqual([first.utm_source, first.utm_medium, first.utm_campaign, first.properties], ['news', 'email', 'fall', { utm_term: 'x' }]);
