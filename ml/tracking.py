@@ -89,9 +89,12 @@ class TrackedRun:
     url: str | None  # the run in the MLflow UI, when its address is known
 
 
-def tracking_uri(mlflow_db: Path) -> str:
-    """``sqlite:///<absolute path>`` of the tracking database (four slashes on POSIX: an absolute path)."""
-    return f"sqlite:///{Path(mlflow_db).expanduser().resolve()}"
+def tracking_uri(store: Path | str) -> str:
+    """The tracking URI of ``store``: a URI (``http://mlflow.internal:5000``, ``postgresql://...``) as is, a path
+    as ``sqlite:///<absolute path>`` of that tracking database (four slashes on POSIX: an absolute path)."""
+    if isinstance(store, str) and "://" in store:
+        return store
+    return f"sqlite:///{Path(store).expanduser().resolve()}"
 
 
 def artifact_location(uri: str) -> str | None:

@@ -81,7 +81,7 @@ def sufficiency(frame: pd.DataFrame, config: IntentConfig | None = None) -> Suff
 
 def train_and_register_intent(
     frame: pd.DataFrame,
-    mlflow_db: Path,
+    mlflow_store: Path | str,
     config: IntentConfig | None = None,
     *,
     tolerance: float = 0.005,
@@ -89,7 +89,7 @@ def train_and_register_intent(
 ) -> TrainedIntent:
     """Train on the training set (:func:`read_training_set`), log and register, promote if it earns it."""
     result = train_purchase_intent(frame, with_table_horizon(frame, config or IntentConfig()))
-    uri = tracking_uri(mlflow_db)
+    uri = tracking_uri(mlflow_store)
     registration = log_intent_training(result, uri, tolerance=tolerance, ui_url=ui_url)
     return TrainedIntent(result=result, registration=registration, tracking_uri=uri)
 
@@ -104,11 +104,11 @@ def score_frame(probability: np.ndarray) -> pd.DataFrame:
 
 
 def write_user_intent_scores(
-    con: duckdb.DuckDBPyConnection, mlflow_db: Path, *, now: datetime | None = None
+    con: duckdb.DuckDBPyConnection, mlflow_store: Path | str, *, now: datetime | None = None
 ) -> WrittenScores:
     """Score every active user of the latest snapshot (`user_features`) with the champion and replace
     `user_intent_scores`."""
-    uri = tracking_uri(mlflow_db)
+    uri = tracking_uri(mlflow_store)
     champion = load_intent_champion(uri)
     scored_at = (now or datetime.now(UTC)).replace(microsecond=0)
     if champion is None:

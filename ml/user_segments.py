@@ -78,7 +78,7 @@ def _sizes(assignments: pd.DataFrame) -> list[tuple[int, str, int]]:
 
 def fit_and_register_segments(
     con: duckdb.DuckDBPyConnection,
-    mlflow_db: Path,
+    mlflow_store: Path | str,
     seed: int = 0,
     config: SegmentationConfig | None = None,
     ui_url: str | None = None,
@@ -87,7 +87,7 @@ def fit_and_register_segments(
     from ml.tracking import champion_version, load_champion, log_segmentation_run, tracking_uri
 
     features = read_features(con)
-    uri = tracking_uri(mlflow_db)
+    uri = tracking_uri(mlflow_store)
     previous_model = load_champion(uri)
     previous_version = champion_version(uri) if previous_model is not None else None
     result = fit_segments(features, config or SegmentationConfig(seed=seed), previous=previous_model)
@@ -118,11 +118,11 @@ def fit_and_register_segments(
     )
 
 
-def write_user_segments(con: duckdb.DuckDBPyConnection, mlflow_db: Path) -> WrittenSegments:
+def write_user_segments(con: duckdb.DuckDBPyConnection, mlflow_store: Path | str) -> WrittenSegments:
     """Assign every user of `user_features` with the champion and replace `user_segments` in one transaction."""
     from ml.tracking import champion_version, load_champion, tracking_uri
 
-    uri = tracking_uri(mlflow_db)
+    uri = tracking_uri(mlflow_store)
     model = load_champion(uri)
     if model is None:
         raise RuntimeError(f"no champion segmentation model in {uri}: materialize segment_model first")

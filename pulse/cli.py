@@ -265,6 +265,9 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
     paths = _paths()
     from ml.tracking import tracking_uri
 
+    if paths.mlflow_uri:
+        print(f"PULSE_MLFLOW_URI is set: runs and models are on {paths.mlflow_uri}, open its own UI", file=sys.stderr)
+        return 1
     os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     cmd = [
         _venv_bin("mlflow"),

@@ -26,6 +26,8 @@ class PulsePaths:
     dagster_home: Path
     exports: Path
     collector: Path
+    # An MLflow tracking server (``http://mlflow.internal:5000``) instead of the SQLite file: PULSE_MLFLOW_URI.
+    mlflow_uri: str | None = None
 
     @property
     def events_landing(self) -> Path:
@@ -33,8 +35,13 @@ class PulsePaths:
         return self.landing / "events"
 
     @property
+    def mlflow_store(self) -> Path | str:
+        """What the ML code tracks to: ``PULSE_MLFLOW_URI`` when set, else the SQLite file ``PULSE_MLFLOW_DB``."""
+        return self.mlflow_uri or self.mlflow_db
+
+    @property
     def mlflow_tracking_uri(self) -> str:
-        return f"sqlite:///{self.mlflow_db}"
+        return self.mlflow_uri or f"sqlite:///{self.mlflow_db}"
 
     def as_env(self) -> dict[str, str]:
         """The variables a child process (dbt, dagster) needs to see the same paths."""
@@ -46,7 +53,7 @@ class PulsePaths:
             "DAGSTER_HOME": str(self.dagster_home),
             "PULSE_EXPORTS": str(self.exports),
             "PULSE_COLLECTOR": str(self.collector),
-        }
+        } | ({"PULSE_MLFLOW_URI": self.mlflow_uri} if self.mlflow_uri else {})
 
     def ensure(self) -> PulsePaths:
         for p in (self.home, self.landing, self.dagster_home, self.exports, self.warehouse.parent):
@@ -71,6 +78,7 @@ def paths_from_env(environ: Mapping[str, str] | None = None) -> PulsePaths:
         dagster_home=pick("DAGSTER_HOME", home / "dagster_home"),
         exports=pick("PULSE_EXPORTS", home / "exports"),
         collector=pick("PULSE_COLLECTOR", home / "collector"),
+        mlflow_uri=env.get("PULSE_MLFLOW_URI") or None,
     )
 
 

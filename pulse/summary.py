@@ -124,7 +124,7 @@ def _intent_model_lines(paths: PulsePaths) -> list[str]:
     from ml.tracking import tracking_uri
 
     try:
-        tags = champion_tags(tracking_uri(paths.mlflow_db))
+        tags = champion_tags(tracking_uri(paths.mlflow_store))
     except Exception as exc:  # noqa: BLE001 - the summary still prints without the registry
         return [f"intent model             (MLflow registry unreadable: {exc})"]
     if not tags:

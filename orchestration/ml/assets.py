@@ -16,8 +16,15 @@ from ml.user_segments import (
     write_user_segments,
 )
 from orchestration.resources import PulseStorage
+from pulse.settings import PulsePaths
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow` serves the tracking store here
+
+
+def mlflow_ui(paths: PulsePaths) -> str:
+    """Where run links point: the tracking server (PULSE_MLFLOW_URI over HTTP), else `make mlflow`'s UI."""
+    uri = paths.mlflow_uri or ""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else MLFLOW_UI
 
 
 @dg.asset(
@@ -33,7 +40,7 @@ def segment_model(context: dg.AssetExecutionContext, storage: PulseStorage) -> d
     paths = storage.paths()
     with storage.connect(read_only=True) as con:
         fitted = fit_and_register_segments(
-            con, paths.mlflow_db, seed=int(os.environ.get("PULSE_SEGMENTATION_SEED", "0")), ui_url=MLFLOW_UI
+            con, paths.mlflow_store, seed=int(os.environ.get("PULSE_SEGMENTATION_SEED", "0")), ui_url=mlflow_ui(paths)
         )
     context.log.info(fitted.summary())
     metadata: dict[str, dg.RawMetadataValue] = {
@@ -69,7 +76,7 @@ def segment_model(context: dg.AssetExecutionContext, storage: PulseStorage) -> d
 def user_segments(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()
     with storage.connect() as con:
-        written = write_user_segments(con, paths.mlflow_db)
+        written = write_user_segments(con, paths.mlflow_store)
     return dg.MaterializeResult(
         metadata={
             "rows": written.rows,

@@ -15,7 +15,7 @@ import dagster as dg
 
 from ml.purchase_intent import InsufficientDataError, IntentConfig
 from ml.user_intent import read_training_set, sufficiency, train_and_register_intent, write_user_intent_scores
-from orchestration.ml.assets import MLFLOW_UI
+from orchestration.ml.assets import mlflow_ui
 from orchestration.resources import PulseStorage
 
 SUFFICIENCY_CHECK = "enough_labelled_data"
@@ -97,7 +97,7 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
     )
     if not passed:
         raise dg.Failure(description=f"training refused: {message}")
-    trained = train_and_register_intent(frame, paths.mlflow_db, config, tolerance=tolerance, ui_url=MLFLOW_UI)
+    trained = train_and_register_intent(frame, paths.mlflow_store, config, tolerance=tolerance, ui_url=mlflow_ui(paths))
     context.log.info(trained.summary())
     result, registration = trained.result, trained.registration
     decision = registration.decision
@@ -138,7 +138,7 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
 def user_intent_scores(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()
     with storage.connect() as con:
-        written = write_user_intent_scores(con, paths.mlflow_db)
+        written = write_user_intent_scores(con, paths.mlflow_store)
     if written.model_version is None:
         context.log.warning(
             "no purchase_intent_model@champion yet: nobody scored (user_intent_scores is empty). "

@@ -43,3 +43,15 @@ def test_the_dagster_resource_resolves_and_exports_the_same_paths(pulse_home, tm
     other = tmp_path / "other" / "w.duckdb"
     assert PulseStorage(warehouse=str(other)).paths().warehouse == other
     assert os.environ["PULSE_WAREHOUSE"] == str(other)  # what dbt's profile will read
+
+
+def test_an_mlflow_server_replaces_the_sqlite_store(tmp_path: Path) -> None:
+    from ml.tracking import tracking_uri
+
+    local = paths_from_env({"PULSE_HOME": str(tmp_path)})
+    assert local.mlflow_store == tmp_path / "mlflow.db" and "PULSE_MLFLOW_URI" not in local.as_env()
+    assert tracking_uri(local.mlflow_store) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    server = paths_from_env({"PULSE_HOME": str(tmp_path), "PULSE_MLFLOW_URI": "http://mlflow.internal:5000"})
+    assert server.mlflow_store == "http://mlflow.internal:5000" == tracking_uri(server.mlflow_store)
+    assert server.mlflow_tracking_uri == "http://mlflow.internal:5000"
+    assert server.as_env()["PULSE_MLFLOW_URI"] == "http://mlflow.internal:5000"
