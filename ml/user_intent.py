@@ -56,8 +56,22 @@ class WrittenScores:
     top_decile_min_probability: float
 
 
-def read_training_set(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    return con.execute(f"select * from {TRAINING_SET} order by as_of_date, user_key").df()
+# Training reads at most about this many rows (user snapshots) into memory: ~22 features x 8 bytes, about
+# 0.5 GB with pandas' copies. Past it, a sample of users is trained on (docs/purchase-intent.md).
+TRAINING_MAX_ROWS = 2_000_000
+
+
+def read_training_set(con: duckdb.DuckDBPyConnection, max_rows: int = TRAINING_MAX_ROWS) -> pd.DataFrame:
+    """The training set, whole when it has at most ``max_rows`` rows. A larger one is sampled by user, so that
+    memory stays bounded whatever the warehouse holds: every snapshot of the users whose key hashes into the
+    first ``max_rows / rows`` of the hash range (deterministic: the same users on every run while the table's
+    size class holds; a user is in or out with all of their snapshots, so the temporal split stays clean)."""
+    [[rows]] = con.execute(f"select count(*) from {TRAINING_SET}").fetchall()
+    where = ""
+    if rows > max_rows:
+        per_million = max(1, int(1_000_000 * max_rows / rows))
+        where = f"where hash(user_key) % 1000000 < {per_million}"
+    return con.execute(f"select * from {TRAINING_SET} {where} order by as_of_date, user_key").df()
 
 
 def with_table_horizon(frame: pd.DataFrame, config: IntentConfig) -> IntentConfig:
@@ -103,11 +117,18 @@ def score_frame(probability: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"probability": s, "percentile": percentile.round(2), "decile": decile.astype(int)})
 
 
+SCORING_BATCH_ROWS = 100_000
+
+
 def write_user_intent_scores(
-    con: duckdb.DuckDBPyConnection, mlflow_store: Path | str, *, now: datetime | None = None
+    con: duckdb.DuckDBPyConnection,
+    mlflow_store: Path | str,
+    *,
+    now: datetime | None = None,
+    batch_rows: int = SCORING_BATCH_ROWS,
 ) -> WrittenScores:
     """Score every active user of the latest snapshot (`user_features`) with the champion and replace
-    `user_intent_scores`."""
+    `user_intent_scores`, ``batch_rows`` users at a time (bounded memory)."""
     uri = tracking_uri(mlflow_store)
     champion = load_intent_champion(uri)
     scored_at = (now or datetime.now(UTC)).replace(microsecond=0)
@@ -119,37 +140,66 @@ def write_user_intent_scores(
             percentile double, decile integer, model_version varchar, as_of_date date, scored_at timestamp)"""
         )
         return WrittenScores(0, None, "", scored_at.isoformat(), float("nan"), float("nan"))
-    users = con.execute("select * from user_features where sessions_30d >= 1 order by user_key").df()
-    if users.empty:
-        raise RuntimeError(f"no active user (a session in the last {ACTIVE_WITHIN_DAYS} days) in user_features")
-    scores = score_frame(predict_proba(champion.model, users, champion.features))
-    out = pd.DataFrame(
-        {
-            "user_key": users["user_key"].to_numpy(),
-            "probability": scores["probability"].to_numpy(),
-            "percentile": scores["percentile"].to_numpy(),
-            "decile": scores["decile"].to_numpy(),
-            "model_version": champion.version,
-            "as_of_date": pd.to_datetime(users["as_of_date"]).dt.date.to_numpy(),
-            "scored_at": scored_at.replace(tzinfo=None),
-        }
+    # Scored in batches of `batch_rows` users: memory holds one batch of features, whatever the table's size.
+    # The probabilities go to a table in the warehouse, whose engine then ranks them (percentile and decile
+    # need every user's probability, not every user's features).
+    # A second connection streams the features (a statement on `con` would end the stream).
+    reader = (
+        con.cursor()
+        .execute("select * from user_features where sessions_30d >= 1 order by user_key")
+        .to_arrow_reader(batch_rows)
     )
-    con.register("user_intent_scores_frame", out)
-    try:
-        con.execute(
-            f"""create or replace table {USER_INTENT_SCORES_TABLE} as
-            select user_key, probability, percentile, cast(decile as integer) as decile, model_version,
-                cast(as_of_date as date) as as_of_date, cast(scored_at as timestamp) as scored_at
-            from user_intent_scores_frame"""
+    con.execute(
+        "create or replace temp table user_intent_probabilities (user_key varchar, probability double, as_of_date date)"
+    )
+    scored = 0
+    for batch in reader:
+        users = batch.to_pandas()
+        if users.empty:
+            continue
+        frame = pd.DataFrame(
+            {
+                "user_key": users["user_key"].to_numpy(),
+                "probability": predict_proba(champion.model, users, champion.features),
+                "as_of_date": pd.to_datetime(users["as_of_date"]).dt.date.to_numpy(),
+            }
         )
-    finally:
-        con.unregister("user_intent_scores_frame")
-    top = out.loc[out["decile"] == 1, "probability"]
+        con.register("user_intent_batch", frame)
+        try:
+            con.execute(
+                "insert into user_intent_probabilities select user_key, probability, as_of_date from user_intent_batch"
+            )
+        finally:
+            con.unregister("user_intent_batch")
+        scored += len(frame)
+    if scored == 0:
+        raise RuntimeError(f"no active user (a session in the last {ACTIVE_WITHIN_DAYS} days) in user_features")
+    # percentile: the share of scored users with a lower or equal probability (cume_dist), 0-100; decile 1 is
+    # the top 10 %, 10 the bottom (what score_frame computes for one in-memory frame).
+    con.execute(
+        f"""create or replace table {USER_INTENT_SCORES_TABLE} as
+        with ranked as (
+            select user_key, probability, as_of_date,
+                cume_dist() over (order by probability) * 100 as percentile
+            from user_intent_probabilities
+        )
+        select user_key, probability, round(percentile, 2) as percentile,
+            cast(least(10, floor((100 - percentile) / 10) + 1) as integer) as decile,
+            ? as model_version, as_of_date, cast(? as timestamp) as scored_at
+        from ranked
+        order by user_key""",
+        [champion.version, scored_at.replace(tzinfo=None)],
+    )
+    con.execute("drop table user_intent_probabilities")
+    [(rows, as_of, mean, top_min)] = con.execute(
+        f"""select count(*), min(as_of_date), avg(probability), min(probability) filter (where decile = 1)
+        from {USER_INTENT_SCORES_TABLE}"""
+    ).fetchall()
     return WrittenScores(
-        rows=len(out),
+        rows=int(rows),
         model_version=champion.version,
-        as_of_date=str(out["as_of_date"].iloc[0]),
+        as_of_date=str(as_of),
         scored_at=scored_at.isoformat(),
-        mean_probability=float(out["probability"].mean()),
-        top_decile_min_probability=float(top.min()) if len(top) else float("nan"),
+        mean_probability=float(mean),
+        top_decile_min_probability=float(top_min) if top_min is not None else float("nan"),
     )

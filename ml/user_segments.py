@@ -55,6 +55,10 @@ class WrittenSegments:
     user_types: dict[str, int]
 
 
+# Users assigned to segments per batch when user_segments is written (memory holds one batch).
+ASSIGNMENT_BATCH_ROWS = 100_000
+
+
 def read_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     features = con.execute("select * from user_features order by user_key").df()
     if features.empty:
@@ -118,29 +122,49 @@ def fit_and_register_segments(
     )
 
 
-def write_user_segments(con: duckdb.DuckDBPyConnection, mlflow_store: Path | str) -> WrittenSegments:
-    """Assign every user of `user_features` with the champion and replace `user_segments` in one transaction."""
+def write_user_segments(
+    con: duckdb.DuckDBPyConnection, mlflow_store: Path | str, batch_rows: int = ASSIGNMENT_BATCH_ROWS
+) -> WrittenSegments:
+    """Assign every user of `user_features` with the champion, ``batch_rows`` users at a time (memory holds one
+    batch, whatever the table's size), and replace `user_segments` in one transaction."""
     from ml.tracking import champion_version, load_champion, tracking_uri
 
     uri = tracking_uri(mlflow_store)
     model = load_champion(uri)
     if model is None:
         raise RuntimeError(f"no champion segmentation model in {uri}: materialize segment_model first")
-    version = champion_version(uri)
-    features = read_features(con)
-    segment_id, distance = model.assign(features)
+    version = str(champion_version(uri))
     names = model.name_by_id()
-    frame = pd.DataFrame(
-        {
-            "user_key": features["user_key"].to_numpy(),
-            "segment_id": segment_id.astype("int64"),
-            "segment_name": [names[int(i)] for i in segment_id],
-            "distance_to_centroid": distance.astype("float64"),
-            "as_of_date": pd.to_datetime(features["as_of_date"]).dt.date.to_numpy(),
-            "model_version": str(version),
-        }
+    # A second connection streams the features (a statement on `con` would end the stream).
+    reader = con.cursor().execute("select * from user_features order by user_key").to_arrow_reader(batch_rows)
+    con.execute(
+        """create or replace temp table assigned_segments (user_key varchar, segment_id bigint,
+        segment_name varchar, distance_to_centroid double, as_of_date date, model_version varchar)"""
     )
-    con.register("assigned_segments", frame)
+    rows = 0
+    for batch in reader:
+        features = batch.to_pandas()
+        if features.empty:
+            continue
+        segment_id, distance = model.assign(features)
+        frame = pd.DataFrame(
+            {
+                "user_key": features["user_key"].to_numpy(),
+                "segment_id": segment_id.astype("int64"),
+                "segment_name": [names[int(i)] for i in segment_id],
+                "distance_to_centroid": distance.astype("float64"),
+                "as_of_date": pd.to_datetime(features["as_of_date"]).dt.date.to_numpy(),
+                "model_version": version,
+            }
+        )
+        con.register("assigned_batch", frame)
+        try:
+            con.execute("insert into assigned_segments select * from assigned_batch")
+        finally:
+            con.unregister("assigned_batch")
+        rows += len(frame)
+    if rows == 0:
+        raise ValueError("user_features is empty: no user had activity before the snapshot date")
     try:
         con.execute("begin transaction")
         con.execute(
@@ -156,16 +180,21 @@ def write_user_segments(con: duckdb.DuckDBPyConnection, mlflow_store: Path | str
         con.execute("rollback")
         raise
     finally:
-        con.unregister("assigned_segments")
+        con.execute("drop table if exists assigned_segments")
     write_segment_profiles(con)
     types = dict(
         con.execute(f"select coalesce(user_type, 'none'), count(*) from {USER_SEGMENTS_TABLE} group by 1").fetchall()
     )
+    sizes = con.execute(
+        f"""select segment_id, segment_name, count(*) as users from {USER_SEGMENTS_TABLE}
+        group by segment_id, segment_name order by users desc, segment_id"""
+    ).fetchall()
+    [[as_of]] = con.execute(f"select min(as_of_date) from {USER_SEGMENTS_TABLE}").fetchall()
     return WrittenSegments(
-        rows=len(frame),
-        model_version=str(version),
-        as_of_date=str(frame["as_of_date"].iloc[0]),
-        sizes=_sizes(frame),
+        rows=rows,
+        model_version=version,
+        as_of_date=str(as_of),
+        sizes=[(int(i), str(name), int(n)) for i, name, n in sizes],
         user_types={str(k): int(v) for k, v in types.items()},
     )
 

@@ -295,3 +295,55 @@ def test_promotion_needs_the_rfm_baseline_beaten_and_the_champion_matched(
     decision = decide_promotion(challenger, rfm, champion, None if champion is None else "3", tolerance)
     assert decision.promote is promote
     assert reason in decision.reason
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+
+
+def test_scoring_in_batches_equals_scoring_everyone_at_once(
+    fitted: pi.IntentTrainingResult, frame: pd.DataFrame, tmp_path: Path, monkeypatch
+) -> None:
+    """write_user_intent_scores reads `user_features` a batch at a time and lets the engine rank: the scores,
+    percentiles and deciles are those of one in-memory pass (predict_proba + score_frame) over every user."""
+    import duckdb
+
+    import ml.user_intent as user_intent
+    from ml.intent_tracking import IntentChampion
+    from ml.user_intent import score_frame, write_user_intent_scores
+
+    # the champion the registry would hand back (registering it: tests/integration/test_purchase_intent_on_demo.py)
+    champion = IntentChampion(model=fitted.model, version="3", features=pi.FEATURES)
+    monkeypatch.setattr(user_intent, "load_intent_champion", lambda uri: champion)
+    latest = frame[frame["as_of_date"] == frame["as_of_date"].max()].drop(
+        columns=["purchased_within_horizon", "label_window_end_date"]
+    )
+    con = duckdb.connect()
+    con.register("latest", latest)
+    con.execute("create table user_features as select * from latest")
+    written = write_user_intent_scores(con, tmp_path / "mlflow.db", batch_rows=64)  # several batches
+    got = con.execute("select * from user_intent_scores order by user_key").df()
+
+    users = latest[latest["sessions_30d"] >= 1].sort_values("user_key").reset_index(drop=True)
+    expected = score_frame(pi.predict_proba(fitted.model, users, pi.FEATURES))
+    assert written.rows == len(users) == len(got) > 250 and written.model_version == "3"
+    assert got["user_key"].tolist() == users["user_key"].tolist()
+    np.testing.assert_allclose(got["probability"], expected["probability"], rtol=1e-12)
+    np.testing.assert_allclose(got["percentile"], expected["percentile"])
+    assert got["decile"].tolist() == expected["decile"].tolist()
+    assert set(got["decile"]) == set(range(1, 11))
+
+
+def test_a_training_set_over_the_cap_is_sampled_by_user(frame: pd.DataFrame) -> None:
+    import duckdb
+
+    from ml.user_intent import TRAINING_SET, read_training_set
+
+    con = duckdb.connect()
+    con.register("frame", frame)
+    con.execute(f"create table {TRAINING_SET} as select * from frame")
+    assert len(read_training_set(con)) == len(frame) == 24000  # under the cap: everything
+    sample = read_training_set(con, max_rows=6000)
+    assert 4800 <= len(sample) <= 7200  # about a quarter
+    snapshots = frame.groupby("user_key").size()
+    assert (sample.groupby("user_key").size() == snapshots[sample["user_key"].unique()]).all()  # whole users
+    assert sample.equals(read_training_set(con, max_rows=6000))  # the same users every time

@@ -388,3 +388,31 @@ def test_tracking_logs_registers_and_promotes(tmp_path, planted) -> None:
     expected = second.assignments.head(50)
     np.testing.assert_array_equal(out["segment_id"].to_numpy(), expected["segment_id"].to_numpy())
     assert out["segment_name"].tolist() == expected["segment_name"].tolist()
+
+
+def test_segments_are_written_in_batches_like_all_at_once(fitted, planted, monkeypatch) -> None:
+    """write_user_segments streams `user_features` in batches: the table it writes does not depend on the batch
+    size, and it assigns every user as the model does in one pass."""
+    import duckdb
+
+    from ml import tracking
+    from ml.user_segments import write_user_segments
+
+    monkeypatch.setattr(tracking, "load_champion", lambda uri: fitted.model)
+    monkeypatch.setattr(tracking, "champion_version", lambda uri: 4)
+    df, _ = planted
+    con = duckdb.connect()
+    con.register("planted", df)
+    con.execute("create table user_features as select * from planted")
+    con.execute(
+        "create table user_types as select user_key, 'Active' as user_type, 'rule' as user_type_rule from planted"
+    )
+    tables = []
+    for batch_rows in (977, 10**9):
+        written = write_user_segments(con, "sqlite:///unused.db", batch_rows=batch_rows)
+        tables.append(con.execute("select * from user_segments order by user_key").df())
+        assert written.rows == len(df) and written.model_version == "4"
+        assert sum(n for _, _, n in written.sizes) == len(df)
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    segment_id, _ = fitted.model.assign(df.sort_values("user_key"))
+    assert tables[0]["segment_id"].tolist() == segment_id.astype("int64").tolist()
