@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
+from ml.batches import append_frame, stream_frames
 from ml.intent_tracking import IntentRegistration, load_intent_champion, log_intent_training
 from ml.purchase_intent import (
     IntentConfig,
@@ -108,15 +108,6 @@ def train_and_register_intent(
     return TrainedIntent(result=result, registration=registration, tracking_uri=uri)
 
 
-def score_frame(probability: np.ndarray) -> pd.DataFrame:
-    """Percentile (0-100, the share of scored users with a lower or equal probability) and decile (1 = the
-    top 10 %, 10 = the bottom) of each probability."""
-    s = pd.Series(probability)
-    percentile = s.rank(method="max", pct=True) * 100
-    decile = np.minimum(10, np.floor((100 - percentile) / 10).astype(int) + 1)
-    return pd.DataFrame({"probability": s, "percentile": percentile.round(2), "decile": decile.astype(int)})
-
-
 SCORING_BATCH_ROWS = 100_000
 
 
@@ -143,20 +134,12 @@ def write_user_intent_scores(
     # Scored in batches of `batch_rows` users: memory holds one batch of features, whatever the table's size.
     # The probabilities go to a table in the warehouse, whose engine then ranks them (percentile and decile
     # need every user's probability, not every user's features).
-    # A second connection streams the features (a statement on `con` would end the stream).
-    reader = (
-        con.cursor()
-        .execute("select * from user_features where sessions_30d >= 1 order by user_key")
-        .to_arrow_reader(batch_rows)
-    )
     con.execute(
         "create or replace temp table user_intent_probabilities (user_key varchar, probability double, as_of_date date)"
     )
     scored = 0
-    for batch in reader:
-        users = batch.to_pandas()
-        if users.empty:
-            continue
+    active = "select * from user_features where sessions_30d >= 1 order by user_key"
+    for users in stream_frames(con, active, batch_rows):
         frame = pd.DataFrame(
             {
                 "user_key": users["user_key"].to_numpy(),
@@ -164,18 +147,12 @@ def write_user_intent_scores(
                 "as_of_date": pd.to_datetime(users["as_of_date"]).dt.date.to_numpy(),
             }
         )
-        con.register("user_intent_batch", frame)
-        try:
-            con.execute(
-                "insert into user_intent_probabilities select user_key, probability, as_of_date from user_intent_batch"
-            )
-        finally:
-            con.unregister("user_intent_batch")
+        append_frame(con, "user_intent_probabilities", frame)
         scored += len(frame)
     if scored == 0:
         raise RuntimeError(f"no active user (a session in the last {ACTIVE_WITHIN_DAYS} days) in user_features")
     # percentile: the share of scored users with a lower or equal probability (cume_dist), 0-100; decile 1 is
-    # the top 10 %, 10 the bottom (what score_frame computes for one in-memory frame).
+    # the top 10 %, 10 the bottom.
     con.execute(
         f"""create or replace table {USER_INTENT_SCORES_TABLE} as
         with ranked as (

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from ml.batches import append_frame, stream_frames
 from ml.matching import adjusted_rand_on_common, id_agreement_on_common
 from ml.segmentation import FEATURE_COLUMNS, SegmentationConfig, fit_segments
 
@@ -135,17 +136,12 @@ def write_user_segments(
         raise RuntimeError(f"no champion segmentation model in {uri}: materialize segment_model first")
     version = str(champion_version(uri))
     names = model.name_by_id()
-    # A second connection streams the features (a statement on `con` would end the stream).
-    reader = con.cursor().execute("select * from user_features order by user_key").to_arrow_reader(batch_rows)
     con.execute(
         """create or replace temp table assigned_segments (user_key varchar, segment_id bigint,
         segment_name varchar, distance_to_centroid double, as_of_date date, model_version varchar)"""
     )
     rows = 0
-    for batch in reader:
-        features = batch.to_pandas()
-        if features.empty:
-            continue
+    for features in stream_frames(con, "select * from user_features order by user_key", batch_rows):
         segment_id, distance = model.assign(features)
         frame = pd.DataFrame(
             {
@@ -157,11 +153,7 @@ def write_user_segments(
                 "model_version": version,
             }
         )
-        con.register("assigned_batch", frame)
-        try:
-            con.execute("insert into assigned_segments select * from assigned_batch")
-        finally:
-            con.unregister("assigned_batch")
+        append_frame(con, "assigned_segments", frame)
         rows += len(frame)
     if rows == 0:
         raise ValueError("user_features is empty: no user had activity before the snapshot date")

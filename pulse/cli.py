@@ -243,18 +243,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return cmd_summary(args)
 
 
+def _dagster_dev(host: str, port: int) -> list[str]:
+    """`dagster dev` (webserver and daemon) over the workspace, as `make ui` runs it."""
+    return [_venv_bin("dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     _paths()
-    cmd = [
-        _venv_bin("dagster"),
-        "dev",
-        "-w",
-        str(REPO_ROOT / "workspace.yaml"),
-        "-h",
-        args.host,
-        "-p",
-        str(args.port),
-    ]
+    cmd = _dagster_dev(args.host, args.port)
     os.chdir(REPO_ROOT)
     os.execv(cmd[0], cmd)
     return 0  # not reached
@@ -352,9 +348,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         " 60 s) ingests them and rebuilds sessions and profiles. Ctrl-C stops both.",
         flush=True,
     )
-    cmd = [_venv_bin("dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", args.host]
     try:
-        return subprocess.call([*cmd, "-p", str(args.ui_port)], cwd=REPO_ROOT)
+        return subprocess.call(_dagster_dev(args.host, args.ui_port), cwd=REPO_ROOT)
     except KeyboardInterrupt:
         return 0
     finally:

@@ -7,6 +7,7 @@ docs/event-contract.md is the human description; this module is the one the code
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 # 1.1 added the optional fields value and cart_value; 1.2 the collector's enrichment fields user_agent,
@@ -29,6 +30,13 @@ EVENT_TYPES: tuple[str, ...] = (
     "identify",
 )
 CUSTOM_EVENT_PREFIX = "custom."
+
+# RFC 3339 date-time: full date, 'T' (or a space), full time, and a zone (Z or an offset).
+RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+# Default plausibility window of event_time (ingestion's IngestOptions can change it): events before this
+# (UTC) are clock resets, epoch-0 defaults or test data; an event may be at most this far in the future.
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1)
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pulse.contract import EVENT_TYPES, FIELDS, Field
+from pulse.contract import EARLIEST_EVENT_TIME, EVENT_TYPES, FIELDS, FUTURE_TOLERANCE, RFC3339_PATTERN, Field
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -51,8 +51,6 @@ _SQL_TYPES = {
     "boolean": "boolean",
     "json": "varchar",
 }
-# RFC 3339 date-time: full date, 'T' (or a space), full time, and a zone (Z or an offset).
-_RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 
 
 class IngestError(RuntimeError):
@@ -63,9 +61,9 @@ class IngestError(RuntimeError):
 class IngestOptions:
     max_row_bytes: int = 64 * 1024
     # Events before this (UTC) are quarantined: clock resets, epoch-0 defaults, test data.
-    earliest_event_time: datetime = datetime(2000, 1, 1)
+    earliest_event_time: datetime = EARLIEST_EVENT_TIME
     # An event may be at most this far after the end of the day its file landed.
-    future_tolerance: timedelta = timedelta(days=1)
+    future_tolerance: timedelta = FUTURE_TOLERANCE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestOptions:
@@ -403,7 +401,7 @@ def _field_checks(f: Field, v: str, t: str) -> list[str]:
         checks.append(f"case when coalesce({v}, '') = '' then 'missing required field {f.name}' end")
     if f.type == "timestamp":
         checks.append(
-            f"case when {v} is not null and ({t} is null or not regexp_matches({v}, {_sql_str(_RFC3339)}))"
+            f"case when {v} is not null and ({t} is null or not regexp_matches({v}, {_sql_str(RFC3339_PATTERN)}))"
             f" then '{f.name} is not an RFC 3339 timestamp: ' || left({v}, 40) end"
         )
     elif f.type in ("double", "bigint"):

@@ -11,13 +11,20 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from pulse.contract import EVENT_TYPES, FIELDS, Field, is_known_event_type
+from pulse.contract import (
+    EARLIEST_EVENT_TIME,
+    EVENT_TYPES,
+    FIELDS,
+    FUTURE_TOLERANCE,
+    RFC3339_PATTERN,
+    Field,
+    is_known_event_type,
+)
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
-FUTURE_TOLERANCE = timedelta(days=1)
+_RFC3339 = re.compile(RFC3339_PATTERN)
+_EARLIEST = EARLIEST_EVENT_TIME.replace(tzinfo=UTC)
 # Fields only the server sets: whatever a client sends in them is overwritten (or removed).
 SERVER_FIELDS = ("received_at", "user_agent", "ip_address", "is_bot", "network_user_id")
 _CHECKED = {f.name: f for f in FIELDS if f.name not in SERVER_FIELDS}
@@ -121,8 +128,8 @@ def contract_violation(event: object, now: datetime) -> str | None:
         return "missing identity: neither user_id nor anonymous_id"
     event_time = _timestamp(event["event_time"])
     assert event_time is not None
-    if event_time < EARLIEST_EVENT_TIME:
-        return f"event_time before {EARLIEST_EVENT_TIME.date().isoformat()}"
+    if event_time < _EARLIEST:
+        return f"event_time before {_EARLIEST.date().isoformat()}"
     if event_time > now + FUTURE_TOLERANCE:
         return f"event_time in the future: more than {FUTURE_TOLERANCE} after the collector's clock"
     return None

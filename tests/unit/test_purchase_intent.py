@@ -300,16 +300,26 @@ def test_promotion_needs_the_rfm_baseline_beaten_and_the_champion_matched(
 # ----------------------------------------------------------------------------------------------- scoring
 
 
+def _score_frame(probability: np.ndarray) -> pd.DataFrame:
+    """Percentile (0-100, the share of scored users with a lower or equal probability) and decile (1 = the
+    top 10 %, 10 = the bottom) of each probability, in memory: the oracle of the engine's ranking."""
+    s = pd.Series(probability)
+    percentile = s.rank(method="max", pct=True) * 100
+    decile = np.minimum(10, np.floor((100 - percentile) / 10).astype(int) + 1)
+    return pd.DataFrame({"probability": s, "percentile": percentile.round(2), "decile": decile.astype(int)})
+
+
 def test_scoring_in_batches_equals_scoring_everyone_at_once(
     fitted: pi.IntentTrainingResult, frame: pd.DataFrame, tmp_path: Path, monkeypatch
 ) -> None:
     """write_user_intent_scores reads `user_features` a batch at a time and lets the engine rank: the scores,
-    percentiles and deciles are those of one in-memory pass (predict_proba + score_frame) over every user."""
+    percentiles and deciles are those of one in-memory pass over every user (predict_proba, then pandas ranks:
+    _score_frame)."""
     import duckdb
 
     import ml.user_intent as user_intent
     from ml.intent_tracking import IntentChampion
-    from ml.user_intent import score_frame, write_user_intent_scores
+    from ml.user_intent import write_user_intent_scores
 
     # the champion the registry would hand back (registering it: tests/integration/test_purchase_intent_on_demo.py)
     champion = IntentChampion(model=fitted.model, version="3", features=pi.FEATURES)
@@ -324,7 +334,7 @@ def test_scoring_in_batches_equals_scoring_everyone_at_once(
     got = con.execute("select * from user_intent_scores order by user_key").df()
 
     users = latest[latest["sessions_30d"] >= 1].sort_values("user_key").reset_index(drop=True)
-    expected = score_frame(pi.predict_proba(fitted.model, users, pi.FEATURES))
+    expected = _score_frame(pi.predict_proba(fitted.model, users, pi.FEATURES))
     assert written.rows == len(users) == len(got) > 250 and written.model_version == "3"
     assert got["user_key"].tolist() == users["user_key"].tolist()
     np.testing.assert_allclose(got["probability"], expected["probability"], rtol=1e-12)
