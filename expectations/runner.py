@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
+    from pulse.warehouse import Warehouse
+
 HERE = Path(__file__).resolve().parent
 SUITES_DIR = HERE / "suites"
 METRICS_DIR = HERE / "metrics"
@@ -148,15 +150,20 @@ def load_gx_suite(spec: SuiteSpec):  # -> great_expectations.ExpectationSuite
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 
-def compute_metrics(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, since: date | None = None) -> pd.DataFrame:
-    """Run the suite's metrics query. Only the parameters the query uses are passed (DuckDB rejects others)."""
+def compute_metrics(
+    con: Warehouse | duckdb.DuckDBPyConnection, spec: SuiteSpec, since: date | None = None
+) -> pd.DataFrame:
+    """Run the suite's metrics query on a warehouse (pulse.warehouse: DuckDB or Spark) or a DuckDB connection.
+    Only the parameters the query uses are passed (DuckDB rejects others)."""
     sql = spec.read_sql()
     available = {"since": since}
     wanted = set(_PARAM.findall(sql))
     unknown = wanted - set(available)
     if unknown:
         raise SuiteFileError(f"{spec.metrics_path}: unknown parameters {sorted(unknown)}; known: $since")
-    return con.execute(sql, {k: available[k] for k in wanted}).df()
+    from pulse.warehouse import as_warehouse
+
+    return as_warehouse(con).frame(sql, {k: available[k] for k in wanted})
 
 
 # ------------------------------------------------------------------------------------------------- results
@@ -379,7 +386,7 @@ def _resolve_home(home: Path | None, docs: bool) -> Path | None:
 
 
 def run_suites(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse | duckdb.DuckDBPyConnection,
     names: Iterable[str] | None = None,
     *,
     since: date | None = None,
@@ -444,7 +451,7 @@ def run_suites(
 
 
 def run_suite(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse | duckdb.DuckDBPyConnection,
     name: str,
     *,
     since: date | None = None,

@@ -1,7 +1,8 @@
 """Purchase intent against the warehouse: train and register from `purchase_intent_training_set`, then score
 the latest feature snapshot into `user_intent_scores`.
 
-Plain functions over a DuckDB connection, callable without Dagster (orchestration/ml/intent.py wraps them).
+Plain functions over a warehouse (pulse.warehouse: DuckDB, or Spark with PULSE_ENGINE=spark; a DuckDB
+connection is accepted as it is), callable without Dagster (orchestration/ml/intent.py wraps them).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml.batches import append_frame, stream_frames
-from ml.intent_tracking import IntentRegistration, load_intent_champion, log_intent_training
+from ml.intent_tracking import IntentChampion, IntentRegistration, load_intent_champion, log_intent_training
 from ml.purchase_intent import (
     IntentConfig,
     IntentTrainingResult,
@@ -25,9 +25,21 @@ from ml.purchase_intent import (
     train_purchase_intent,
 )
 from ml.tracking import tracking_uri
+from pulse.warehouse import Warehouse, as_warehouse, literal
 
 TRAINING_SET = "purchase_intent_training_set"
-USER_INTENT_SCORES_TABLE = "main.user_intent_scores"
+USER_INTENT_SCORES_TABLE = "user_intent_scores"
+INTENT_PROBABILITIES = "pulse_intent_probabilities"  # the batches' output, before the ranking
+PROBABILITY_COLUMNS = (("user_key", "string"), ("probability", "double"), ("as_of_date", "date"))
+SCORE_COLUMNS = (
+    ("user_key", "string"),
+    ("probability", "double"),
+    ("percentile", "double"),
+    ("decile", "int"),
+    ("model_version", "string"),
+    ("as_of_date", "date"),
+    ("scored_at", "timestamp"),
+)
 ACTIVE_WITHIN_DAYS = 30  # scored users: a session in the 30 days before the snapshot (sessions_30d >= 1)
 
 
@@ -61,17 +73,20 @@ class WrittenScores:
 TRAINING_MAX_ROWS = 2_000_000
 
 
-def read_training_set(con: duckdb.DuckDBPyConnection, max_rows: int = TRAINING_MAX_ROWS) -> pd.DataFrame:
+def read_training_set(
+    warehouse: Warehouse | duckdb.DuckDBPyConnection, max_rows: int = TRAINING_MAX_ROWS
+) -> pd.DataFrame:
     """The training set, whole when it has at most ``max_rows`` rows. A larger one is sampled by user, so that
     memory stays bounded whatever the warehouse holds: every snapshot of the users whose key hashes into the
     first ``max_rows / rows`` of the hash range (deterministic: the same users on every run while the table's
     size class holds; a user is in or out with all of their snapshots, so the temporal split stays clean)."""
-    [[rows]] = con.execute(f"select count(*) from {TRAINING_SET}").fetchall()
+    warehouse = as_warehouse(warehouse)
+    [[rows]] = warehouse.rows(f"select count(*) from {TRAINING_SET}")
     where = ""
     if rows > max_rows:
         per_million = max(1, int(1_000_000 * max_rows / rows))
-        where = f"where hash(user_key) % 1000000 < {per_million}"
-    return con.execute(f"select * from {TRAINING_SET} {where} order by as_of_date, user_key").df()
+        where = f"where {warehouse.hash_bucket('user_key', 1_000_000)} < {per_million}"
+    return warehouse.frame(f"select * from {TRAINING_SET} {where} order by as_of_date, user_key")
 
 
 def with_table_horizon(frame: pd.DataFrame, config: IntentConfig) -> IntentConfig:
@@ -112,66 +127,73 @@ SCORING_BATCH_ROWS = 100_000
 
 
 def write_user_intent_scores(
-    con: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse | duckdb.DuckDBPyConnection,
     mlflow_store: Path | str,
     *,
     now: datetime | None = None,
     batch_rows: int = SCORING_BATCH_ROWS,
 ) -> WrittenScores:
-    """Score every active user of the latest snapshot (`user_features`) with the champion and replace
-    `user_intent_scores`, ``batch_rows`` users at a time (bounded memory)."""
-    uri = tracking_uri(mlflow_store)
-    champion = load_intent_champion(uri)
+    """Score every active user of the latest snapshot (`user_features`) with the registry's champion and replace
+    `user_intent_scores`, ``batch_rows`` users at a time (bounded memory; on Spark the executors score)."""
+    champion = load_intent_champion(tracking_uri(mlflow_store))
+    return score_users(warehouse, champion, now=now, batch_rows=batch_rows)
+
+
+def score_users(
+    warehouse: Warehouse | duckdb.DuckDBPyConnection,
+    champion: IntentChampion | None,
+    *,
+    now: datetime | None = None,
+    batch_rows: int = SCORING_BATCH_ROWS,
+) -> WrittenScores:
+    """:func:`write_user_intent_scores` with a given model (None: no champion, nobody is scored)."""
+    warehouse = as_warehouse(warehouse)
     scored_at = (now or datetime.now(UTC)).replace(microsecond=0)
     if champion is None:
         # Before the first promoted model (a new installation, or too little data so far) nobody is scored:
         # the table is emptied, and the caller reports it (rows 0, model_version None).
-        con.execute(
-            f"""create or replace table {USER_INTENT_SCORES_TABLE} (user_key varchar, probability double,
-            percentile double, decile integer, model_version varchar, as_of_date date, scored_at timestamp)"""
-        )
+        warehouse.create_empty_table(USER_INTENT_SCORES_TABLE, SCORE_COLUMNS)
         return WrittenScores(0, None, "", scored_at.isoformat(), float("nan"), float("nan"))
-    # Scored in batches of `batch_rows` users: memory holds one batch of features, whatever the table's size.
-    # The probabilities go to a table in the warehouse, whose engine then ranks them (percentile and decile
-    # need every user's probability, not every user's features).
-    con.execute(
-        "create or replace temp table user_intent_probabilities (user_key varchar, probability double, as_of_date date)"
-    )
-    scored = 0
-    active = "select * from user_features where sessions_30d >= 1 order by user_key"
-    for users in stream_frames(con, active, batch_rows):
-        frame = pd.DataFrame(
+
+    def score(users: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(
             {
                 "user_key": users["user_key"].to_numpy(),
                 "probability": predict_proba(champion.model, users, champion.features),
                 "as_of_date": pd.to_datetime(users["as_of_date"]).dt.date.to_numpy(),
             }
         )
-        append_frame(con, "user_intent_probabilities", frame)
-        scored += len(frame)
-    if scored == 0:
-        raise RuntimeError(f"no active user (a session in the last {ACTIVE_WITHIN_DAYS} days) in user_features")
-    # percentile: the share of scored users with a lower or equal probability (cume_dist), 0-100; decile 1 is
-    # the top 10 %, 10 the bottom.
-    con.execute(
-        f"""create or replace table {USER_INTENT_SCORES_TABLE} as
-        with ranked as (
-            select user_key, probability, as_of_date,
-                cume_dist() over (order by probability) * 100 as percentile
-            from user_intent_probabilities
+
+    # Scored in batches of `batch_rows` users: memory holds one batch of features, whatever the table's size.
+    # The probabilities go to a table in the warehouse, whose engine then ranks them (percentile and decile
+    # need every user's probability, not every user's features).
+    active = "select * from user_features where sessions_30d >= 1"
+    try:
+        scored = warehouse.map_batches(active, score, PROBABILITY_COLUMNS, INTENT_PROBABILITIES, batch_rows)
+        if scored == 0:
+            raise RuntimeError(f"no active user (a session in the last {ACTIVE_WITHIN_DAYS} days) in user_features")
+        # percentile: the share of scored users with a lower or equal probability (cume_dist), 0-100; decile 1
+        # is the top 10 %, 10 the bottom.
+        warehouse.replace_table(
+            USER_INTENT_SCORES_TABLE,
+            f"""with ranked as (
+                select user_key, probability, as_of_date,
+                    cume_dist() over (order by probability) * 100 as percentile
+                from {INTENT_PROBABILITIES}
+            )
+            select user_key, probability, round(percentile, 2) as percentile,
+                cast(least(10, floor((100 - percentile) / 10) + 1) as int) as decile,
+                {literal(str(champion.version))} as model_version, as_of_date,
+                {literal(scored_at.replace(tzinfo=None))} as scored_at
+            from ranked
+            order by user_key""",
         )
-        select user_key, probability, round(percentile, 2) as percentile,
-            cast(least(10, floor((100 - percentile) / 10) + 1) as integer) as decile,
-            ? as model_version, as_of_date, cast(? as timestamp) as scored_at
-        from ranked
-        order by user_key""",
-        [champion.version, scored_at.replace(tzinfo=None)],
-    )
-    con.execute("drop table user_intent_probabilities")
-    [(rows, as_of, mean, top_min)] = con.execute(
-        f"""select count(*), min(as_of_date), avg(probability), min(probability) filter (where decile = 1)
+    finally:
+        warehouse.drop_table(INTENT_PROBABILITIES)
+    [(rows, as_of, mean, top_min)] = warehouse.rows(
+        f"""select count(*), min(as_of_date), avg(probability), min(case when decile = 1 then probability end)
         from {USER_INTENT_SCORES_TABLE}"""
-    ).fetchall()
+    )
     return WrittenScores(
         rows=int(rows),
         model_version=champion.version,

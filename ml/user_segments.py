@@ -1,7 +1,8 @@
 """Segmentation against the warehouse: fit and register from `user_features`, then publish `user_segments`.
 
-Plain functions over a DuckDB connection, callable without Dagster (the assets in orchestration/ml are
-thin wrappers). The stability figure `ari_vs_previous` compares the new fit with the published
+Plain functions over a warehouse (pulse.warehouse: DuckDB, or Spark with PULSE_ENGINE=spark; a DuckDB
+connection is accepted as it is), callable without Dagster (the assets in orchestration/ml are thin
+wrappers). The stability figure `ari_vs_previous` compares the new fit with the published
 `user_segments` of the previous run, on the users present in both.
 """
 
@@ -14,12 +15,21 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml.batches import append_frame, stream_frames
 from ml.matching import adjusted_rand_on_common, id_agreement_on_common
-from ml.segmentation import FEATURE_COLUMNS, SegmentationConfig, fit_segments
+from ml.segmentation import FEATURE_COLUMNS, SegmentationConfig, SegmentModel, fit_segments
+from pulse.warehouse import Warehouse, as_warehouse
 
-USER_SEGMENTS_TABLE = "main.user_segments"
-SEGMENT_PROFILES_TABLE = "main.segment_profiles"
+USER_SEGMENTS_TABLE = "user_segments"
+SEGMENT_PROFILES_TABLE = "segment_profiles"
+ASSIGNED_SEGMENTS = "pulse_assigned_segments"  # the batches' output, before the join with user_types
+ASSIGNED_COLUMNS = (
+    ("user_key", "string"),
+    ("segment_id", "bigint"),
+    ("segment_name", "string"),
+    ("distance_to_centroid", "double"),
+    ("as_of_date", "date"),
+    ("model_version", "string"),
+)
 
 
 @dataclass(frozen=True)
@@ -60,20 +70,17 @@ class WrittenSegments:
 ASSIGNMENT_BATCH_ROWS = 100_000
 
 
-def read_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    features = con.execute("select * from user_features order by user_key").df()
+def read_features(warehouse: Warehouse | duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    features = as_warehouse(warehouse).frame("select * from user_features order by user_key")
     if features.empty:
         raise ValueError("user_features is empty: no user had activity before the snapshot date")
     return features
 
 
-def _previous_assignment(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'main' and table_name = 'user_segments'"
-    ).fetchall()[0][0]
-    if not exists:
+def _previous_assignment(warehouse: Warehouse) -> pd.DataFrame | None:
+    if not warehouse.table_exists("user_segments"):
         return None
-    return con.execute(f"select user_key, segment_id from {USER_SEGMENTS_TABLE}").df()
+    return warehouse.frame(f"select user_key, segment_id from {USER_SEGMENTS_TABLE}")
 
 
 def _sizes(assignments: pd.DataFrame) -> list[tuple[int, str, int]]:
@@ -82,7 +89,7 @@ def _sizes(assignments: pd.DataFrame) -> list[tuple[int, str, int]]:
 
 
 def fit_and_register_segments(
-    con: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse | duckdb.DuckDBPyConnection,
     mlflow_store: Path | str,
     seed: int = 0,
     config: SegmentationConfig | None = None,
@@ -91,13 +98,14 @@ def fit_and_register_segments(
     """Fit on `user_features`, matched to the current champion; log the run and make it the champion."""
     from ml.tracking import champion_version, load_champion, log_segmentation_run, tracking_uri
 
-    features = read_features(con)
+    warehouse = as_warehouse(warehouse)
+    features = read_features(warehouse)
     uri = tracking_uri(mlflow_store)
     previous_model = load_champion(uri)
     previous_version = champion_version(uri) if previous_model is not None else None
     result = fit_segments(features, config or SegmentationConfig(seed=seed), previous=previous_model)
     ari = agreement = None
-    previous = _previous_assignment(con)
+    previous = _previous_assignment(warehouse)
     if previous is not None and not previous.empty:
         ari_value, _ = adjusted_rand_on_common(previous, result.assignments)
         agreement_value, _ = id_agreement_on_common(previous, result.assignments)
@@ -124,26 +132,34 @@ def fit_and_register_segments(
 
 
 def write_user_segments(
-    con: duckdb.DuckDBPyConnection, mlflow_store: Path | str, batch_rows: int = ASSIGNMENT_BATCH_ROWS
+    warehouse: Warehouse | duckdb.DuckDBPyConnection,
+    mlflow_store: Path | str,
+    batch_rows: int = ASSIGNMENT_BATCH_ROWS,
 ) -> WrittenSegments:
     """Assign every user of `user_features` with the champion, ``batch_rows`` users at a time (memory holds one
-    batch, whatever the table's size), and replace `user_segments` in one transaction."""
+    batch, whatever the table's size; on Spark the executors assign), and replace `user_segments`."""
     from ml.tracking import champion_version, load_champion, tracking_uri
 
     uri = tracking_uri(mlflow_store)
     model = load_champion(uri)
     if model is None:
         raise RuntimeError(f"no champion segmentation model in {uri}: materialize segment_model first")
-    version = str(champion_version(uri))
+    return assign_user_segments(warehouse, model, str(champion_version(uri)), batch_rows)
+
+
+def assign_user_segments(
+    warehouse: Warehouse | duckdb.DuckDBPyConnection,
+    model: SegmentModel,
+    version: str,
+    batch_rows: int = ASSIGNMENT_BATCH_ROWS,
+) -> WrittenSegments:
+    """:func:`write_user_segments` with a given model and its version."""
+    warehouse = as_warehouse(warehouse)
     names = model.name_by_id()
-    con.execute(
-        """create or replace temp table assigned_segments (user_key varchar, segment_id bigint,
-        segment_name varchar, distance_to_centroid double, as_of_date date, model_version varchar)"""
-    )
-    rows = 0
-    for features in stream_frames(con, "select * from user_features order by user_key", batch_rows):
+
+    def assign(features: pd.DataFrame) -> pd.DataFrame:
         segment_id, distance = model.assign(features)
-        frame = pd.DataFrame(
+        return pd.DataFrame(
             {
                 "user_key": features["user_key"].to_numpy(),
                 "segment_id": segment_id.astype("int64"),
@@ -153,35 +169,28 @@ def write_user_segments(
                 "model_version": version,
             }
         )
-        append_frame(con, "assigned_segments", frame)
-        rows += len(frame)
-    if rows == 0:
-        raise ValueError("user_features is empty: no user had activity before the snapshot date")
+
+    rows = warehouse.map_batches("select * from user_features", assign, ASSIGNED_COLUMNS, ASSIGNED_SEGMENTS, batch_rows)
     try:
-        con.execute("begin transaction")
-        con.execute(
-            f"""create or replace table {USER_SEGMENTS_TABLE} as
-            select s.user_key, s.segment_id, s.segment_name, s.distance_to_centroid,
+        if rows == 0:
+            raise ValueError("user_features is empty: no user had activity before the snapshot date")
+        warehouse.replace_table(
+            USER_SEGMENTS_TABLE,
+            f"""select s.user_key, s.segment_id, s.segment_name, s.distance_to_centroid,
                 t.user_type, t.user_type_rule, s.as_of_date, s.model_version
-            from assigned_segments as s
+            from {ASSIGNED_SEGMENTS} as s
             left join user_types as t on s.user_key = t.user_key
-            order by s.user_key"""
+            order by s.user_key""",
         )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     finally:
-        con.execute("drop table if exists assigned_segments")
-    write_segment_profiles(con)
-    types = dict(
-        con.execute(f"select coalesce(user_type, 'none'), count(*) from {USER_SEGMENTS_TABLE} group by 1").fetchall()
-    )
-    sizes = con.execute(
+        warehouse.drop_table(ASSIGNED_SEGMENTS)
+    write_segment_profiles(warehouse)
+    types = dict(warehouse.rows(f"select coalesce(user_type, 'none'), count(*) from {USER_SEGMENTS_TABLE} group by 1"))
+    sizes = warehouse.rows(
         f"""select segment_id, segment_name, count(*) as users from {USER_SEGMENTS_TABLE}
         group by segment_id, segment_name order by users desc, segment_id"""
-    ).fetchall()
-    [[as_of]] = con.execute(f"select min(as_of_date) from {USER_SEGMENTS_TABLE}").fetchall()
+    )
+    [[as_of]] = warehouse.rows(f"select min(as_of_date) from {USER_SEGMENTS_TABLE}")
     return WrittenSegments(
         rows=rows,
         model_version=version,
@@ -217,8 +226,8 @@ def profile_sql(columns: tuple[str, ...] = FEATURE_COLUMNS) -> str:
     """
 
 
-def write_segment_profiles(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"create or replace table {SEGMENT_PROFILES_TABLE} as {profile_sql()}")
+def write_segment_profiles(warehouse: Warehouse | duckdb.DuckDBPyConnection) -> None:
+    as_warehouse(warehouse).replace_table(SEGMENT_PROFILES_TABLE, profile_sql())
 
 
 def segment_sizes_markdown(sizes: list[tuple[int, str, int]]) -> str:

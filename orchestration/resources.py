@@ -15,6 +15,7 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.transform.project import pulse_dbt_project
 from pulse.settings import PulsePaths, export_to_environ, paths_from_env
+from pulse.warehouse import Warehouse, connect_duckdb, open_warehouse
 
 
 class PulseStorage(dg.ConfigurableResource):
@@ -41,15 +42,18 @@ class PulseStorage(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(
-            str(self.paths().warehouse),
-            read_only=read_only,
-            config={"memory_limit": os.environ.get("PULSE_DUCKDB_MEMORY", "2GB")},
-        )
+        """The DuckDB file: ingestion's raw tables on every engine, and the models with PULSE_ENGINE=duckdb."""
+        con = connect_duckdb(self.paths(), read_only=read_only)
         try:
             yield con
         finally:
             con.close()
+
+    @contextmanager
+    def open_warehouse(self, read_only: bool = False) -> Iterator[Warehouse]:
+        """The models' warehouse on PULSE_ENGINE (pulse.warehouse): what the Python steps after dbt use."""
+        with open_warehouse(self.paths(), read_only=read_only) as warehouse:
+            yield warehouse
 
 
 def dbt_resource() -> DbtCliResource:

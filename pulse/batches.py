@@ -13,6 +13,8 @@ from datetime import date
 
 import duckdb
 
+from pulse.warehouse import Warehouse, as_warehouse
+
 BATCH_TABLES = ("int_batch", "int_batch_users", "qa_late_events")
 
 
@@ -38,23 +40,16 @@ class BatchReport:
         return text
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'main' and table_name = ?", [table]
-    ).fetchall()[0][0]
-    return found > 0
-
-
-def batch_report(con: duckdb.DuckDBPyConnection) -> BatchReport | None:
+def batch_report(warehouse: Warehouse | duckdb.DuckDBPyConnection) -> BatchReport | None:
     """The batch the last dbt run processed, or None before the first run built the batch tables."""
-    if not all(_exists(con, t) for t in BATCH_TABLES):
+    warehouse = as_warehouse(warehouse)
+    if not all(warehouse.table_exists(t) for t in BATCH_TABLES):
         return None
-    is_full, first_day, last_day, rows = con.execute(
-        "select is_full, first_load_date, last_load_date, batch_rows from main.int_batch"
-    ).fetchall()[0]
-    users = con.execute("select count(*) from main.int_batch_users").fetchall()[0][0]
-    late_sql = "select count(*), min(cast(event_time as date)) from main.qa_late_events"
-    late, late_from = con.execute(late_sql).fetchall()[0]
+    [(is_full, first_day, last_day, rows)] = warehouse.rows(
+        "select is_full, first_load_date, last_load_date, batch_rows from int_batch"
+    )
+    [[users]] = warehouse.rows("select count(*) from int_batch_users")
+    [(late, late_from)] = warehouse.rows("select count(*), min(cast(event_time as date)) from qa_late_events")
     return BatchReport(
         is_full=bool(is_full),
         first_load_date=first_day,

@@ -168,10 +168,16 @@ def _materialize(
         only_changed_days=only_changed_days,
         dbt_config=dbt_config,
     )
-    status = "done" if result.success else "FAILED"
+    # A step whose inputs never came (an asset a step should have yielded and did not) is skipped, and Dagster
+    # still calls the run a success: here it is a failure, named.
+    skipped = [event.step_key for event in result.all_events if event.event_type_value == "STEP_SKIPPED"]
+    succeeded = result.success and not skipped
+    status = "done" if succeeded else "FAILED"
     print(
         f"materialize: {status} in {time.monotonic() - started:.0f} s" + (f"; dbt log: {log_file}" if log_file else "")
     )
+    if skipped:
+        print(f"materialize: steps skipped, an upstream output missing: {', '.join(skipped)}", file=sys.stderr)
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
@@ -179,17 +185,17 @@ def _materialize(
                 while error is not None and error.cause is not None and (error.cls_name or "").startswith("Dagster"):
                     error = error.cause  # the error raised in the asset, not Dagster's wrapper around it
                 print(f"{event.step_key}: {error.message.strip() if error else event.message}", file=sys.stderr)
-    return 0 if result.success else 1
+    return 0 if succeeded else 1
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
     """Recompute every user with an event from --from on (default: the earliest event qa_late_events lists),
     which folds in the events that arrived later than the lookback; then everything downstream, in one run."""
     import dagster as dg
-    import duckdb
 
     from pulse.batches import batch_report
     from pulse.ingest import landed_days
+    from pulse.warehouse import open_warehouse
 
     paths = _paths()
     days = landed_days(paths.events_landing)
@@ -198,11 +204,8 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
         return 1
     start = args.start
     if start is None:
-        con = duckdb.connect(str(paths.warehouse), read_only=True)
-        try:
-            report = batch_report(con)
-        finally:
-            con.close()
+        with open_warehouse(paths, read_only=True) as warehouse:
+            report = batch_report(warehouse)
         if report is None or not report.late_events:
             print("reprocess: no late events to fold in (qa_late_events is empty); give --from D to reprocess anyway")
             return 0

@@ -1,11 +1,11 @@
 """One profile per user: what activation tools need to act on a user, in one row (`user_profiles`).
 
-Built from the warehouse's tables in one DuckDB statement (plain functions; the Dagster asset in
-orchestration/activation wraps them): the latest feature snapshot (`user_features`, the population), the
-segment and user type (`user_segments`), the intent score (`user_intent_scores`, null when the user is not
-active or no model is champion yet), the engagement score (`user_engagement_scores`), the triggers that fired
-in the last :data:`ACTIVE_TRIGGER_DAYS` days (`fct_trigger_firings`; a cart abandonment stops being active
-once the user buys), the top categories (`user_category_affinity`) and the consent flags
+Built from the warehouse's tables in one statement, on DuckDB or Spark (pulse.warehouse; plain functions, the
+Dagster asset in orchestration/activation wraps them): the latest feature snapshot (`user_features`, the
+population), the segment and user type (`user_segments`), the intent score (`user_intent_scores`, null when
+the user is not active or no model is champion yet), the engagement score (`user_engagement_scores`), the
+triggers that fired in the last :data:`ACTIVE_TRIGGER_DAYS` days (`fct_trigger_firings`; a cart abandonment
+stops being active once the user buys), the top categories (`user_category_affinity`) and the consent flags
 (`dim_user_consent`; never sent = no consent).
 
 The recommended next action follows the brief. A trigger overrides the user type, in this order:
@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-USER_PROFILES_TABLE = "main.user_profiles"
+from pulse.warehouse import Warehouse, as_warehouse, literal
+
+USER_PROFILES_TABLE = "user_profiles"
 ACTIVE_TRIGGER_DAYS = 7
 TRIGGER_ACTIONS: tuple[tuple[str, str], ...] = (  # trigger -> next action, in order of precedence
     ("cart_abandonment", "abandoned-cart email"),
@@ -66,7 +68,7 @@ FALLBACK = ("simplified content", "Passive, away 15+ days, no consent for retarg
 
 
 def _rules() -> list[tuple[str, str, str]]:
-    triggers = [(f"list_contains(active_triggers, '{t}')", a, f"trigger: {t}") for t, a in TRIGGER_ACTIONS]
+    triggers = [(f"array_contains(active_triggers, '{t}')", a, f"trigger: {t}") for t, a in TRIGGER_ACTIONS]
     return triggers + list(USER_TYPE_RULES)
 
 
@@ -76,9 +78,9 @@ def _case(column: int, fallback: str) -> str:
     return f"case\n{whens}\n        else '{fallback}'\n    end"
 
 
-def profiles_sql() -> str:
+def profiles_sql(warehouse: Warehouse, updated_at: object) -> str:
+    """The select that builds `user_profiles` in ``warehouse``'s dialect; ``updated_at`` stamps every row."""
     return f"""
-create or replace table {USER_PROFILES_TABLE} as
 with
 features as (select * from user_features),
 last_purchase as (
@@ -87,7 +89,7 @@ last_purchase as (
 triggers as (
     select
         firings.user_key,
-        list(distinct firings.trigger_name order by firings.trigger_name) as active_triggers
+        {warehouse.sorted_set("firings.trigger_name")} as active_triggers
     from fct_trigger_firings as firings
     cross join (select max(as_of_date) as as_of_date from features) as snapshot
     left join last_purchase on firings.user_key = last_purchase.user_key
@@ -101,7 +103,7 @@ triggers as (
     group by firings.user_key
 ),
 categories as (
-    select user_key, list(category order by category_rank) as top_categories
+    select user_key, {warehouse.ordered_list("category", "category_rank")} as top_categories
     from user_category_affinity group by user_key
 ),
 joined as (
@@ -115,8 +117,8 @@ joined as (
         intent.decile as intent_decile,
         intent.percentile as intent_percentile,
         engagement.engagement_score,
-        coalesce(triggers.active_triggers, []::varchar[]) as active_triggers,
-        coalesce(categories.top_categories, []::varchar[]) as top_categories,
+        coalesce(triggers.active_triggers, {warehouse.empty_list()}) as active_triggers,
+        coalesce(categories.top_categories, {warehouse.empty_list()}) as top_categories,
         coalesce(consent.consent_analytics, false) as consent_analytics,
         coalesce(consent.consent_personalization, false) as consent_personalization,
         features.purchases,
@@ -157,28 +159,29 @@ select
     segment_model_version,
     intent_model_version,
     as_of_date,
-    cast(? as timestamp) as updated_at
+    {literal(updated_at)} as updated_at
 from joined
 """
 
 
-def build_user_profiles(con: duckdb.DuckDBPyConnection, updated_at: object) -> BuiltProfiles:
+def build_user_profiles(warehouse: Warehouse | duckdb.DuckDBPyConnection, updated_at: object) -> BuiltProfiles:
     """Replace `user_profiles` from the warehouse's tables; ``updated_at`` (a naive UTC datetime) is stamped
     on every row."""
-    con.execute(profiles_sql(), [updated_at])
-    rows, consented, as_of, segment_version, intent_version = con.execute(
-        f"""select count(*), count_if(consent_personalization), cast(max(as_of_date) as varchar),
+    warehouse = as_warehouse(warehouse)
+    warehouse.replace_table(USER_PROFILES_TABLE, profiles_sql(warehouse, updated_at))
+    [(rows, consented, as_of, segment_version, intent_version)] = warehouse.rows(
+        f"""select count(*), count_if(consent_personalization), cast(max(as_of_date) as string),
             max(segment_model_version), max(intent_model_version)
         from {USER_PROFILES_TABLE}"""
-    ).fetchall()[0]
+    )
     actions = dict(
-        con.execute(f"select next_action, count(*) from {USER_PROFILES_TABLE} group by 1 order by 2 desc").fetchall()
+        warehouse.rows(f"select next_action, count(*) from {USER_PROFILES_TABLE} group by next_action order by 2 desc")
     )
     triggers = dict(
-        con.execute(
-            f"""select t, count(*) from (select unnest(active_triggers) as t from {USER_PROFILES_TABLE})
-            group by 1 order by 2 desc"""
-        ).fetchall()
+        warehouse.rows(
+            f"""select t, count(*) from (select {warehouse.unnest("active_triggers")} as t from {USER_PROFILES_TABLE})
+            group by t order by 2 desc"""
+        )
     )
     return BuiltProfiles(
         rows=rows,

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import duckdb
 
+from pulse.warehouse import DuckDBWarehouse, Warehouse
+
 KEEP_SNAPSHOTS = 5
 CONSENTED = "consent_personalization"
 
@@ -186,6 +188,19 @@ def publish_snapshot(
     _copy_atomically(final / "manifest.json", exports / "manifest.json")
     _prune(snapshots, keep=KEEP_SNAPSHOTS, current=snapshot_id)
     return PublishedSnapshot(snapshot_id=snapshot_id, path=final, manifest=manifest)
+
+
+def publish_from_warehouse(warehouse: Warehouse, exports: Path, *, now: datetime | None = None) -> PublishedSnapshot:
+    """:func:`publish_snapshot` from either engine. On Spark the profiles (one row per user) are read through
+    the session as Arrow into an in-memory DuckDB, which writes the files as it does for a DuckDB warehouse."""
+    if isinstance(warehouse, DuckDBWarehouse):
+        return publish_snapshot(warehouse.con, exports, now=now)
+    profiles = warehouse.arrow("select * from user_profiles")
+    with duckdb.connect() as con:
+        con.register("user_profiles_read", profiles)
+        con.execute("create table main.user_profiles as select * from user_profiles_read")
+        con.unregister("user_profiles_read")
+        return publish_snapshot(con, exports, now=now)
 
 
 def _prune(snapshots: Path, keep: int, current: str) -> None:

@@ -28,6 +28,13 @@ class PulsePaths:
     collector: Path
     # An MLflow tracking server (``http://mlflow.internal:5000``) instead of the SQLite file: PULSE_MLFLOW_URI.
     mlflow_uri: str | None = None
+    # Where dbt builds the models and the Python steps read and write them: PULSE_ENGINE (docs/spark.md).
+    engine: str = "duckdb"
+
+    @property
+    def spark_home(self) -> Path:
+        """The local Spark target's metastore (Derby) and warehouse folder (dbt_project/profiles.yml)."""
+        return self.home / "spark"
 
     @property
     def events_landing(self) -> Path:
@@ -53,6 +60,7 @@ class PulsePaths:
             "DAGSTER_HOME": str(self.dagster_home),
             "PULSE_EXPORTS": str(self.exports),
             "PULSE_COLLECTOR": str(self.collector),
+            "PULSE_ENGINE": self.engine,
         } | ({"PULSE_MLFLOW_URI": self.mlflow_uri} if self.mlflow_uri else {})
 
     def ensure(self) -> PulsePaths:
@@ -79,7 +87,20 @@ def paths_from_env(environ: Mapping[str, str] | None = None) -> PulsePaths:
         exports=pick("PULSE_EXPORTS", home / "exports"),
         collector=pick("PULSE_COLLECTOR", home / "collector"),
         mlflow_uri=env.get("PULSE_MLFLOW_URI") or None,
+        engine=engine_from_env(env),
     )
+
+
+ENGINES = ("duckdb", "spark")
+
+
+def engine_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """``PULSE_ENGINE``: ``duckdb`` (default) or ``spark``; anything else is an error naming the value."""
+    env = os.environ if environ is None else environ
+    engine = (env.get("PULSE_ENGINE") or "duckdb").strip().lower()
+    if engine not in ENGINES:
+        raise ValueError(f"PULSE_ENGINE={env.get('PULSE_ENGINE')!r}: expected one of {', '.join(ENGINES)}")
+    return engine
 
 
 def export_to_environ(paths: PulsePaths) -> None:

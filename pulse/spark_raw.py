@@ -22,6 +22,8 @@ from pulse.ingest import RAW_SCHEMA
 
 # The raw tables of dbt's sources (dbt_project/models/staging/_sources.yml; a unit test keeps them in step).
 SOURCE_TABLES = ("events", "events_retracted")
+# What Spark gets: the sources, and the landing days ingested (the drift gate's calendar, expectations/).
+EXPORTED_TABLES = (*SOURCE_TABLES, "ingested_files")
 
 
 def spark_raw_root(environ: Mapping[str, str] | None = None) -> Path:
@@ -39,7 +41,9 @@ class ExportedTable:
     path: Path
 
 
-def export_raw_to_parquet(warehouse: Path, root: Path, tables: tuple[str, ...] = SOURCE_TABLES) -> list[ExportedTable]:
+def export_raw_to_parquet(
+    warehouse: Path, root: Path, tables: tuple[str, ...] = EXPORTED_TABLES
+) -> list[ExportedTable]:
     """Write each ``raw.<table>`` of the DuckDB ``warehouse`` to ``root/<table>/data.parquet``, replacing the
     previous export of that table whole (written beside it, then swapped in). Timestamps stay DuckDB's
     zone-less UTC instants; the Spark profile reads them as TIMESTAMP in its UTC session zone."""

@@ -5,24 +5,29 @@ from __future__ import annotations
 import duckdb
 
 from pulse.settings import PulsePaths
+from pulse.warehouse import DuckDBWarehouse, Warehouse, as_warehouse, open_warehouse
 
-_COUNTS = {
+_RAW_COUNTS = {  # ingestion's tables: DuckDB on every engine
     "lines_read": "select coalesce(sum(lines_read), 0) from raw.ingested_files",
     "accepted": "select count(*) from raw.events",
     "quarantined": "select count(*) from raw.events_quarantine",
-    "events": "select count(*) from main.stg_events",
-    "users": "select count(*) from main.dim_users",
-    "identified_users": "select count_if(is_identified) from main.dim_users",
-    "sessions": "select count(*) from main.fct_sessions",
-    "engaged_sessions": "select count_if(is_engaged) from main.fct_sessions",
-    "page_views": "select count(*) from main.fct_page_views",
-    "user_days": "select count(*) from main.fct_user_daily",
-    "sessions_cut": "select count(*) from main.qa_sessions_cut",
+}
+_MODEL_COUNTS = {  # dbt's tables, on PULSE_ENGINE's warehouse
+    "events": "select count(*) from stg_events",
+    "users": "select count(*) from dim_users",
+    "identified_users": "select count_if(is_identified) from dim_users",
+    "sessions": "select count(*) from fct_sessions",
+    "engaged_sessions": "select count_if(is_engaged) from fct_sessions",
+    "page_views": "select count(*) from fct_page_views",
+    "user_days": "select count(*) from fct_user_daily",
+    "sessions_cut": "select count(*) from qa_sessions_cut",
 }
 
 
-def warehouse_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    return {name: int(con.execute(sql).fetchall()[0][0]) for name, sql in _COUNTS.items()}
+def warehouse_counts(con: Warehouse | duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Ingestion's and the models' counts from one DuckDB warehouse."""
+    warehouse = as_warehouse(con)
+    return {name: int(warehouse.rows(sql)[0][0]) for name, sql in (_RAW_COUNTS | _MODEL_COUNTS).items()}
 
 
 def render_summary(paths: PulsePaths) -> str:
@@ -33,43 +38,26 @@ def render_summary(paths: PulsePaths) -> str:
     except duckdb.IOException as exc:
         return f"the warehouse {paths.warehouse} is being written by another process (a run?): {exc}"
     try:
-        c = warehouse_counts(con)
-        first, last = con.execute("select min(event_time), max(event_time) from main.stg_events").fetchall()[0]
+        c = {name: int(con.execute(sql).fetchall()[0][0]) for name, sql in _RAW_COUNTS.items()}
         reasons = con.execute(
             """select split_part(split_part(reason, '; ', 1), ':', 1) as kind, count(*)
             from raw.events_quarantine group by all order by 2 desc limit 6"""
         ).fetchall()
-        segments = user_types = []
-        published = con.execute(
-            "select count(*) from information_schema.tables where table_name = 'user_segments'"
-        ).fetchall()[0][0]
-        if published:
-            segments = con.execute(
-                """select segment_name, count(*), min(model_version), min(as_of_date)
-                from main.user_segments group by 1 order by 2 desc"""
-            ).fetchall()
-            user_types = con.execute(
-                "select user_type, count(*) from main.user_segments group by 1 order by 2 desc"
-            ).fetchall()
-        profiles = None
-        if con.execute("select count(*) from information_schema.tables where table_name = 'user_profiles'").fetchall()[
-            0
-        ][0]:
-            profiles = con.execute(
-                "select count(*), count_if(consent_personalization) from main.user_profiles"
-            ).fetchall()[0]
-        intent = None
-        scored = con.execute(
-            "select count(*) from information_schema.tables where table_name = 'user_intent_scores'"
-        ).fetchall()[0][0]
-        if scored:
-            intent = con.execute(
-                """select count(*), min(model_version), min(as_of_date), min(probability) filter (where decile = 1),
-                    avg(probability)
-                from main.user_intent_scores"""
-            ).fetchall()[0]
+        if paths.engine == "duckdb":
+            models = _model_figures(DuckDBWarehouse(con))
     finally:
         con.close()
+    if paths.engine != "duckdb":
+        with open_warehouse(paths, read_only=True) as warehouse:
+            models = _model_figures(warehouse)
+    c |= models["counts"]
+    first, last = models["event_times"]
+    segments, user_types, profiles, intent = (
+        models["segments"],
+        models["user_types"],
+        models["profiles"],
+        models["intent"],
+    )
     duplicates = c["accepted"] - c["events"]
     reconciles = "yes" if c["lines_read"] == c["accepted"] + c["quarantined"] else "NO"
     lines = [
@@ -108,9 +96,7 @@ def render_summary(paths: PulsePaths) -> str:
             lines.append("intent scores            none yet: no purchase-intent model is champion")
     lines += [
         "",
-        f"warehouse: {paths.warehouse}",
-        f"  open it: .venv/bin/python -c \"import duckdb; duckdb.connect('{paths.warehouse}', read_only=True)"
-        ".sql('from fct_sessions limit 5').show()\"",
+        *_warehouse_lines(paths),
         "UI:        make ui   then open http://127.0.0.1:3000 (assets, runs, checks, schedule)",
         "MLflow:    make mlflow   then open http://127.0.0.1:5000 (segmentation and intent runs, registered models)",
         "",
@@ -152,3 +138,47 @@ def _activation_lines(paths: PulsePaths, profiles: tuple[int, int] | None) -> li
         lines.append(f"audiences (consented)    {audiences}")
         lines.append(f"  published: {snapshot} (Parquet + CSV, manifest.json); serve it: make serve")
     return lines
+
+
+def _model_figures(warehouse: Warehouse) -> dict:
+    """What the summary shows of dbt's and the ML steps' tables."""
+    figures: dict = {
+        "counts": {name: int(warehouse.rows(sql)[0][0]) for name, sql in _MODEL_COUNTS.items()},
+        "event_times": warehouse.rows("select min(event_time), max(event_time) from stg_events")[0],
+        "segments": [],
+        "user_types": [],
+        "profiles": None,
+        "intent": None,
+    }
+    if warehouse.table_exists("user_segments"):
+        figures["segments"] = warehouse.rows(
+            """select segment_name, count(*), min(model_version), min(as_of_date)
+            from user_segments group by segment_name order by 2 desc"""
+        )
+        figures["user_types"] = warehouse.rows(
+            "select user_type, count(*) from user_segments group by user_type order by 2 desc"
+        )
+    if warehouse.table_exists("user_profiles"):
+        figures["profiles"] = warehouse.rows("select count(*), count_if(consent_personalization) from user_profiles")[0]
+    if warehouse.table_exists("user_intent_scores"):
+        figures["intent"] = warehouse.rows(
+            """select count(*), min(model_version), min(as_of_date), min(case when decile = 1 then probability end),
+                avg(probability)
+            from user_intent_scores"""
+        )[0]
+    return figures
+
+
+def _warehouse_lines(paths: PulsePaths) -> list[str]:
+    if paths.engine == "spark":
+        return [
+            f"warehouse: Spark (PULSE_ENGINE=spark), schema pulse in {paths.spark_home / 'warehouse'}; "
+            f"raw events and quarantine in {paths.warehouse}",
+            "  read it: pulse.warehouse.open_warehouse() with PULSE_ENGINE=spark, or its Parquet files under "
+            f"{paths.spark_home / 'warehouse' / 'pulse.db'} (docs/spark.md)",
+        ]
+    return [
+        f"warehouse: {paths.warehouse}",
+        f"  open it: .venv/bin/python -c \"import duckdb; duckdb.connect('{paths.warehouse}', read_only=True)"
+        ".sql('from fct_sessions limit 5').show()\"",
+    ]

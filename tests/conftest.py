@@ -17,7 +17,7 @@ def _isolated_pulse_home(home: Path) -> Iterator[PulsePaths]:
     """PULSE_HOME at ``home`` with every other path under it, exported like the CLI does; the environment
     is restored afterwards."""
     saved = dict(os.environ)
-    for var in PATH_VARIABLES:
+    for var in (*PATH_VARIABLES, "PULSE_ENGINE"):  # DuckDB unless a test says otherwise
         os.environ.pop(var, None)
     os.environ["PULSE_HOME"] = str(home)
     paths = paths_from_env().ensure()

@@ -18,7 +18,8 @@
 {% macro default__pulse_raw_setup() %}
     {% set root = env_var('PULSE_SPARK_RAW', env_var('PULSE_HOME', '../.data') ~ '/spark/raw') %}
     {% do run_query("create schema if not exists raw") %}
-    {% for table in ['events', 'events_retracted'] %}
+    {#- pulse.spark_raw.EXPORTED_TABLES: the sources, and ingested_files for the quality gates -#}
+    {% for table in ['events', 'events_retracted', 'ingested_files'] %}
         {% do run_query("drop table if exists raw." ~ table) %}
         {% do run_query("create table raw." ~ table ~ " using parquet location '" ~ root ~ "/" ~ table ~ "'") %}
     {% endfor %}

@@ -32,11 +32,22 @@ bounds as (
 
 ),
 
+digits as (
+
+    select n from (values (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) as digits (n)
+
+),
+
 spine as (
 
-    select cast(unnest(generate_series(first_day, last_day, interval 1 day)) as date) as day
+    -- every day from the first to the last (up to 10,000 days), in SQL both engines read
+    select cast(bounds.first_day + (d1.n + 10 * d2.n + 100 * d3.n + 1000 * d4.n) as date) as day
     from bounds
-    where first_day <= last_day
+    cross join digits as d1
+    cross join digits as d2
+    cross join digits as d3
+    cross join digits as d4
+    where bounds.first_day + (d1.n + 10 * d2.n + 100 * d3.n + 1000 * d4.n) <= bounds.last_day
 
 ),
 
@@ -68,7 +79,7 @@ with_history as (
 )
 
 select
-    cast(day as varchar) as day,
+    cast(day as string) as day,
     cast(history_days as bigint) as history_days,
     cast(events as bigint) as events,
     events_mean,

@@ -6,8 +6,8 @@ select
     cast(count(*) as bigint) as snapshot_rows,
     cast(coalesce(count_if(user_key is null or as_of_date is null), 0) as bigint) as null_keys,
     cast(
-        count(user_key || '|' || cast(as_of_date as varchar))
-        - count(distinct user_key || '|' || cast(as_of_date as varchar)) as bigint
+        count(user_key || '|' || cast(as_of_date as string))
+        - count(distinct user_key || '|' || cast(as_of_date as string)) as bigint
     ) as duplicate_rows,
     cast(coalesce(count_if(purchased_within_horizon is null), 0) as bigint) as null_labels,
     cast(coalesce(count_if(not label_window_end_date > as_of_date), 0) as bigint) as windows_not_after_snapshot,

@@ -12,7 +12,7 @@ import dagster as dg
 
 from orchestration.resources import PulseStorage
 from pulse.profiles import build_user_profiles
-from pulse.publish import publish_snapshot
+from pulse.publish import publish_from_warehouse
 
 
 @dg.asset(
@@ -36,8 +36,8 @@ from pulse.publish import publish_snapshot
     "model versions, updated_at (docs/activation.md).",
 )
 def user_profiles(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
-    with storage.connect() as con:
-        built = build_user_profiles(con, datetime.now(UTC).replace(tzinfo=None, microsecond=0))
+    with storage.open_warehouse() as warehouse:
+        built = build_user_profiles(warehouse, datetime.now(UTC).replace(tzinfo=None, microsecond=0))
     return dg.MaterializeResult(
         metadata={
             "rows": built.rows,
@@ -63,8 +63,8 @@ def user_profiles(context: dg.AssetExecutionContext, storage: PulseStorage) -> d
 )
 def audience_exports(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()
-    with storage.connect(read_only=True) as con:
-        published = publish_snapshot(con, paths.exports)
+    with storage.open_warehouse(read_only=True) as warehouse:
+        published = publish_from_warehouse(warehouse, paths.exports)
     manifest = published.manifest
     return dg.MaterializeResult(
         metadata={

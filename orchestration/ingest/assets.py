@@ -7,6 +7,7 @@ from pydantic import Field
 from orchestration.partitions import landing_days
 from orchestration.resources import PulseStorage
 from pulse.ingest import DayResult, IngestOptions, changed_days, ingest_day, reconciliation
+from pulse.spark_raw import export_raw_to_parquet, spark_raw_root
 
 
 def _days_in(window: dg.TimeWindow) -> list[date]:
@@ -95,11 +96,18 @@ def raw_events(
                 context.log.warning(f"{day}: landing file {name} is empty (no lines)")
             results.append(result)
     context.log.info(f"ingested {len(ingest)} landing day(s), skipped {len(skipped)} unchanged")
+    exported: dict[str, dg.RawMetadataValue] = {}
+    if paths.engine == "spark":
+        # dbt's Spark target reads the raw tables as Parquet files (pulse/spark_raw.py, docs/spark.md)
+        for table in export_raw_to_parquet(paths.warehouse, spark_raw_root()):
+            context.log.info(f"raw.{table.table}: {table.rows:,} rows exported to {table.path} for Spark")
+            exported[f"spark_raw_{table.table}_rows"] = dg.MetadataValue.int(table.rows)
     return dg.MaterializeResult(
         metadata={
             "ingested_days": dg.MetadataValue.int(len(ingest)),
             "skipped_unchanged_days": dg.MetadataValue.int(len(skipped)),
             **ingestion_metadata(results),
+            **exported,
         }
     )
 

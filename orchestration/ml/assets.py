@@ -38,9 +38,12 @@ def mlflow_ui(paths: PulsePaths) -> str:
 )
 def segment_model(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()
-    with storage.connect(read_only=True) as con:
+    with storage.open_warehouse(read_only=True) as warehouse:
         fitted = fit_and_register_segments(
-            con, paths.mlflow_store, seed=int(os.environ.get("PULSE_SEGMENTATION_SEED", "0")), ui_url=mlflow_ui(paths)
+            warehouse,
+            paths.mlflow_store,
+            seed=int(os.environ.get("PULSE_SEGMENTATION_SEED", "0")),
+            ui_url=mlflow_ui(paths),
         )
     context.log.info(fitted.summary())
     metadata: dict[str, dg.RawMetadataValue] = {
@@ -75,8 +78,8 @@ def segment_model(context: dg.AssetExecutionContext, storage: PulseStorage) -> d
 )
 def user_segments(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()
-    with storage.connect() as con:
-        written = write_user_segments(con, paths.mlflow_store)
+    with storage.open_warehouse() as warehouse:
+        written = write_user_segments(warehouse, paths.mlflow_store)
     return dg.MaterializeResult(
         metadata={
             "rows": written.rows,

@@ -81,8 +81,8 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
     paths = storage.paths()
     config = intent_config()
     tolerance = promotion_tolerance()
-    with storage.connect(read_only=True) as con:
-        frame = read_training_set(con)  # read once; training needs no warehouse connection
+    with storage.open_warehouse(read_only=True) as warehouse:
+        frame = read_training_set(warehouse)  # read once; training needs no warehouse connection
     try:
         report = sufficiency(frame, config)
         passed, message, counts = report.ok, report.message, report.counts()
@@ -137,8 +137,8 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
 )
 def user_intent_scores(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()
-    with storage.connect() as con:
-        written = write_user_intent_scores(con, paths.mlflow_store)
+    with storage.open_warehouse() as warehouse:
+        written = write_user_intent_scores(warehouse, paths.mlflow_store)
     if written.model_version is None:
         context.log.warning(
             "no purchase_intent_model@champion yet: nobody scored (user_intent_scores is empty). "

@@ -87,8 +87,8 @@ def pulse_dbt_models(
         raise
     metadata: dict[dg.AssetKey, dict[str, dg.MetadataValue]] = {}
     if any(isinstance(e, dg.Output) and context.asset_key_for_output(e.output_name) in BATCH_ASSETS for e in events):
-        with storage.connect(read_only=True) as con:
-            report = batch_report(con)
+        with storage.open_warehouse(read_only=True) as warehouse:
+            report = batch_report(warehouse)
         if report:
             metadata = batch_metadata(report)
             (context.log.warning if report.late_events else context.log.info)(report.describe())

@@ -10,6 +10,7 @@ tolerance (the engines sum doubles in different orders); every other column must
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -109,3 +110,93 @@ def compare_table(duckdb_warehouse: Path, spark_warehouse: Path, table: str, spa
             details.append(f"{column}: {(~same).sum()} rows, e.g. duckdb={a.iloc[first]!r} spark={b.iloc[first]!r}")
         bad |= ~same
     return Difference(table, len(left), len(right), int(bad.sum()), "; ".join(details))
+
+
+# ------------------------------------------------------------------------- the Python steps on each engine
+
+
+@dataclass(frozen=True)
+class FittedModels:
+    """Models fitted once (on DuckDB's tables), then applied through each engine: the fit is a pure function of
+    the frames, whose equality across engines is checked separately (:func:`run_python_steps` returns them)."""
+
+    segments: object  # ml.segmentation.SegmentModel
+    intent: object  # ml.intent_tracking.IntentChampion
+
+
+def fit_models(warehouse: Path) -> FittedModels:
+    """K-Means segments and an XGBoost intent model from the DuckDB warehouse's feature tables. The demo is too
+    small for the production gate (100 positives per part), so the intent model trains with a gate of 1."""
+    from ml.intent_tracking import IntentChampion
+    from ml.purchase_intent import FEATURES, IntentConfig, train_purchase_intent
+    from ml.segmentation import SegmentationConfig, fit_segments
+    from ml.user_intent import read_training_set, with_table_horizon
+    from ml.user_segments import read_features
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        features, training = read_features(con), read_training_set(con)
+    finally:
+        con.close()
+    segments = fit_segments(features, SegmentationConfig(seed=0)).model
+    config = with_table_horizon(training, IntentConfig(min_positives=1, min_negatives=1, n_estimators=50, nthread=1))
+    intent = train_purchase_intent(training, config).model
+    return FittedModels(segments=segments, intent=IntentChampion(model=intent, version="1", features=FEATURES))
+
+
+def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime) -> dict:
+    """What the Dagster assets after dbt do, through ``engine``'s warehouse (pulse.warehouse): segments, intent
+    scores, profiles, the published exports. Returns the frames the models would train on (as read through
+    the engine) and the published snapshot's folder. Run it in a fresh process for Spark (the JVM goes with it)."""
+    from ml.user_intent import read_training_set, score_users
+    from ml.user_segments import assign_user_segments, read_features
+    from pulse.profiles import build_user_profiles
+    from pulse.publish import publish_from_warehouse
+    from pulse.settings import paths_from_env
+    from pulse.warehouse import open_warehouse
+
+    paths = paths_from_env({"PULSE_HOME": home, "PULSE_ENGINE": engine})
+    with open_warehouse(paths) as warehouse:
+        read = {"features": read_features(warehouse), "training": read_training_set(warehouse)}
+        # past the cap, a sample of whole users (each engine hashes user keys its own way)
+        read["sampled"] = read_training_set(warehouse, max_rows=len(read["training"]) // 2)
+        assign_user_segments(warehouse, models.segments, "1", batch_rows=64)  # several batches
+        scores = score_users(warehouse, models.intent, now=now, batch_rows=64)
+        build_user_profiles(warehouse, now.replace(tzinfo=None))
+        published = publish_from_warehouse(warehouse, paths.exports, now=now)
+    return {**read, "scored": scores.rows, "snapshot": str(published.path)}
+
+
+def comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame read through either engine, in common types: dates and timestamps as datetime64, numbers as
+    float (Spark's int32 and DuckDB's int64 are the same counts), rows in key order."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            out[column] = values.astype("float64")
+        elif pd.api.types.is_datetime64_any_dtype(values) or values.map(lambda v: hasattr(v, "year")).any():
+            out[column] = pd.to_datetime(values).astype("datetime64[us]")
+    keys = [c for c in ("as_of_date", "user_key") if c in out.columns]
+    return out.sort_values(keys).reset_index(drop=True)
+
+
+def compare_published(duckdb_snapshot: Path, spark_snapshot: Path) -> list[str]:
+    """The Parquet files of two published snapshots (profiles and every audience), row by row: the differences."""
+    problems = []
+    files = sorted(p.relative_to(duckdb_snapshot) for p in duckdb_snapshot.rglob("*.parquet"))
+    if files != sorted(p.relative_to(spark_snapshot) for p in spark_snapshot.rglob("*.parquet")):
+        return [f"different files: {files}"]
+    for name in files:
+        left = comparable(pd.read_parquet(duckdb_snapshot / name))
+        right = comparable(pd.read_parquet(spark_snapshot / name))
+        try:
+            pd.testing.assert_frame_equal(
+                left.astype({c: str for c in left.columns if left[c].dtype == object}),
+                right.astype({c: str for c in right.columns if right[c].dtype == object}),
+                check_dtype=False,
+                rtol=RELATIVE_TOLERANCE,
+            )
+        except AssertionError as exc:
+            problems.append(f"{name}: {exc}")
+    return problems

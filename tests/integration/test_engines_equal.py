@@ -1,13 +1,19 @@
 """The same dbt project on DuckDB and on Apache Spark gives the same tables, row for row (docs/spark.md).
 
-The demo shop (150 users x 21 days: three weekly feature snapshots, two with complete label windows, with the
-default vars the unit tests assume) is ingested into DuckDB (ingestion is DuckDB's), its raw tables are
-exported to Parquet (pulse.spark_raw) and dbt runs on each engine:
+The demo shop (150 users x 28 days: four weekly feature snapshots, three with complete label windows, the
+least the intent model's temporal split takes; the default vars the unit tests assume) is ingested into DuckDB
+(ingestion is DuckDB's), its raw tables are exported to Parquet (pulse.spark_raw) and dbt runs on each engine:
 
 (a) a full build on DuckDB: every landing day, then ``dbt build`` (models, data tests, unit tests);
 (b) incremental, on each engine: the first 14 landing days built (`dbt run`), then the
-    other 7 ingested and built as one more batch with its data tests (``where: __batch__``: the batch's rows
+    other 14 ingested and built as one more batch with its data tests (``where: __batch__``: the batch's rows
     only; on Spark, replace_where writes the kept rows plus the new ones, then insert overwrite).
+
+Then the Python steps that follow dbt in the pipeline (segments, purchase-intent scores, profiles, the published
+exports; pulse.warehouse) run through each engine on (a) and on Spark's (b): segment assignment and scoring
+in batches (DuckDB streams them, Spark maps them on its executors with the same functions), with one pair of
+models fitted on DuckDB's tables (fitting is a pure function of the frames, and the frames each engine hands
+the models are compared too).
 
 Spark's tables after (b) must equal DuckDB's full build (a), and both engines' batches must agree, bookkeeping
 included: integers, strings, dates and booleans exactly, timestamps as UTC instants, doubles within a relative
@@ -19,23 +25,36 @@ incremental is tests/integration/test_incremental.py.)
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from demo_warehouse import DBT_PROJECT, demo_landing, ingest_days
-from engines import RELATIVE_TOLERANCE, compare_table, duckdb_tables
+from engines import (
+    RELATIVE_TOLERANCE,
+    comparable,
+    compare_published,
+    compare_table,
+    duckdb_tables,
+    fit_models,
+    run_python_steps,
+)
 
 from pulse.spark_raw import export_raw_to_parquet, spark_raw_root
 
 pytestmark = pytest.mark.integration
 
-USERS, DAYS, SEED = 150, 21, 7
+USERS, DAYS, SEED = 150, 28, 7
 FIRST_BUILD_DAYS = 14
+NOW = datetime(2026, 9, 25, 6, 0, tzinfo=UTC)  # scored_at / updated_at / published_at on both engines
 
 
 def _dbt(engine: str, home: Path, *args: str) -> float:
@@ -105,8 +124,18 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
             engine, incremental, "build", "--exclude-resource-type", "unit_test"
         )
 
+    started = time.perf_counter()
+    models = fit_models(full / "warehouse.duckdb")
+    python_steps = {"duckdb": run_python_steps("duckdb", str(full), models, NOW)}
+    timings["python steps: fit (once) + duckdb"] = time.perf_counter() - started
+    started = time.perf_counter()
+    # Spark in a child process: its JVM (and the Derby metastore's lock) ends with it
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        python_steps["spark"] = child.submit(run_python_steps, "spark", str(incremental), models, NOW).result()
+    timings["python steps: spark"] = time.perf_counter() - started
+
     print("\nengine timings (s):\n" + "\n".join(f"  {name:45s} {seconds:6.1f}" for name, seconds in timings.items()))
-    return {"full": full, "incremental": incremental, "timings": timings}
+    return {"full": full, "incremental": incremental, "timings": timings, "python_steps": python_steps}
 
 
 def _warehouses(home: Path) -> tuple[Path, Path]:
@@ -115,7 +144,10 @@ def _warehouses(home: Path) -> tuple[Path, Path]:
 
 def test_every_table_model_is_compared(builds: dict) -> None:
     tables = duckdb_tables(builds["full"] / "warehouse.duckdb")
-    for expected in ("fct_sessions", "fct_page_views", "fct_user_daily", "user_features", "fct_trigger_firings"):
+    for expected in (
+        *("fct_sessions", "fct_page_views", "fct_user_daily", "user_features", "fct_trigger_firings"),
+        *("user_segments", "segment_profiles", "user_intent_scores", "user_profiles"),  # the Python steps'
+    ):
         assert expected in tables
     spark_tables = {p.name for p in (builds["incremental"] / "spark" / "warehouse" / "pulse.db").iterdir()}
     assert set(tables) <= spark_tables
@@ -140,6 +172,33 @@ def test_incremental_spark_equals_full_duckdb(builds: dict) -> None:
     rows = {d.table: d.duckdb_rows for d in differences}
     for table in ("fct_sessions", "fct_page_views", "user_features", "purchase_intent_training_set"):
         assert rows[table] > 0, table
+    for table in ("user_segments", "user_intent_scores", "user_profiles", "fct_trigger_firings"):
+        assert rows[table] > 0, table
+
+
+def test_the_models_read_the_same_frames_through_both_engines(builds: dict) -> None:
+    """What segmentation and intent training read through Spark (toPandas) is what they read from DuckDB."""
+    steps = builds["python_steps"]
+    for frame in ("features", "training"):
+        duck, spark = comparable(steps["duckdb"][frame]), comparable(steps["spark"][frame])
+        assert list(duck.columns) == list(spark.columns)
+        assert len(duck) > 100
+        pd.testing.assert_frame_equal(duck, spark, check_dtype=False, rtol=RELATIVE_TOLERANCE)
+    assert steps["duckdb"]["scored"] == steps["spark"]["scored"] > 50
+    for engine in ("duckdb", "spark"):
+        training, sampled = steps[engine]["training"], steps[engine]["sampled"]
+        users = set(sampled["user_key"])
+        whole = training[training["user_key"].isin(users)]
+        assert len(sampled) == len(whole), f"{engine}: a sampled user lost some snapshots"
+        assert 0.25 < len(sampled) / len(training) < 0.75, f"{engine}: sampled {len(sampled)} of {len(training)}"
+
+
+def test_published_exports_are_equal(builds: dict) -> None:
+    """The profiles and audience files published from each engine's warehouse, row by row."""
+    steps = builds["python_steps"]
+    duck, spark = Path(steps["duckdb"]["snapshot"]), Path(steps["spark"]["snapshot"])
+    assert not compare_published(duck, spark)
+    assert len(pd.read_parquet(duck / "user_profiles.parquet")) > 0
 
 
 def test_incremental_batches_are_equal(builds: dict) -> None:

@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from pulse.settings import paths_from_env
 
 
@@ -25,7 +27,15 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     p = paths_from_env({})
     assert p.home == tmp_path / ".data"
-    assert all(Path(v).is_absolute() for v in p.as_env().values())
+    assert all(Path(v).is_absolute() for k, v in p.as_env().items() if k != "PULSE_ENGINE")
+
+
+def test_the_engine_is_duckdb_or_spark(tmp_path: Path) -> None:
+    assert paths_from_env({"PULSE_HOME": str(tmp_path)}).engine == "duckdb"
+    assert paths_from_env({"PULSE_HOME": str(tmp_path), "PULSE_ENGINE": " Spark "}).engine == "spark"
+    assert paths_from_env({"PULSE_HOME": str(tmp_path), "PULSE_ENGINE": "spark"}).as_env()["PULSE_ENGINE"] == "spark"
+    with pytest.raises(ValueError, match="PULSE_ENGINE='snowflake': expected one of duckdb, spark"):
+        paths_from_env({"PULSE_ENGINE": "snowflake"})
 
 
 def test_profiles_yml_reads_the_same_variable_as_dagster() -> None:

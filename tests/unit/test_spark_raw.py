@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
 import yaml
 
-from pulse.spark_raw import SOURCE_TABLES, export_raw_to_parquet, spark_raw_root
+from pulse.spark_raw import EXPORTED_TABLES, SOURCE_TABLES, export_raw_to_parquet, spark_raw_root
 
 SOURCES = Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "staging" / "_sources.yml"
 
@@ -17,6 +18,14 @@ def test_the_exported_tables_are_the_dbt_sources() -> None:
     raw = next(s for s in sources if s["name"] == "raw")
     assert raw["schema"] == "raw"
     assert sorted(t["name"] for t in raw["tables"]) == sorted(SOURCE_TABLES)
+
+
+def test_spark_declares_every_exported_table() -> None:
+    """dbt's on-run-start (pulse_raw_setup) declares in Spark what pulse.spark_raw exports."""
+    macros = (SOURCES.parents[2] / "macros" / "spark.sql").read_text()
+    declared = re.search(r"{% for table in \[([^\]]*)\] %}", macros)
+    assert declared is not None
+    assert sorted(t.strip(" '") for t in declared.group(1).split(",")) == sorted(EXPORTED_TABLES)
 
 
 def test_spark_raw_root() -> None:
