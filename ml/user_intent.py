@@ -25,7 +25,7 @@ from ml.purchase_intent import (
     train_purchase_intent,
 )
 from ml.tracking import tracking_uri
-from pulse.warehouse import Warehouse, as_warehouse, literal
+from pulse.warehouse import Warehouse, as_warehouse, literal, user_sample
 
 TRAINING_SET = "purchase_intent_training_set"
 USER_INTENT_SCORES_TABLE = "user_intent_scores"
@@ -82,10 +82,7 @@ def read_training_set(
     size class holds; a user is in or out with all of their snapshots, so the temporal split stays clean)."""
     warehouse = as_warehouse(warehouse)
     [[rows]] = warehouse.rows(f"select count(*) from {TRAINING_SET}")
-    where = ""
-    if rows > max_rows:
-        per_million = max(1, int(1_000_000 * max_rows / rows))
-        where = f"where {warehouse.hash_bucket('user_key', 1_000_000)} < {per_million}"
+    where = user_sample(warehouse, rows, max_rows)
     return warehouse.frame(f"select * from {TRAINING_SET} {where} order by as_of_date, user_key")
 
 

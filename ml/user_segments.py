@@ -17,7 +17,7 @@ import pandas as pd
 
 from ml.matching import adjusted_rand_on_common, id_agreement_on_common
 from ml.segmentation import FEATURE_COLUMNS, SegmentationConfig, SegmentModel, fit_segments
-from pulse.warehouse import Warehouse, as_warehouse
+from pulse.warehouse import Warehouse, as_warehouse, user_sample
 
 USER_SEGMENTS_TABLE = "user_segments"
 SEGMENT_PROFILES_TABLE = "segment_profiles"
@@ -70,8 +70,17 @@ class WrittenSegments:
 ASSIGNMENT_BATCH_ROWS = 100_000
 
 
-def read_features(warehouse: Warehouse | duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    features = as_warehouse(warehouse).frame("select * from user_features order by user_key")
+# The K-Means fit reads at most about this many users (one row each, ~30 columns: ~0.3 GB in pandas); past it,
+# a sample of users by key hash (pulse.warehouse.user_sample). Every user is still assigned, in batches.
+FIT_MAX_USERS = 1_000_000
+
+
+def read_features(warehouse: Warehouse | duckdb.DuckDBPyConnection, max_users: int = FIT_MAX_USERS) -> pd.DataFrame:
+    """`user_features` in key order, whole up to ``max_users`` users, else a deterministic sample of them."""
+    warehouse = as_warehouse(warehouse)
+    [[users]] = warehouse.rows("select count(*) from user_features")
+    where = user_sample(warehouse, users, max_users)
+    features = warehouse.frame(f"select * from user_features {where} order by user_key")
     if features.empty:
         raise ValueError("user_features is empty: no user had activity before the snapshot date")
     return features

@@ -174,6 +174,16 @@ class DuckDBWarehouse:
         return f"hash({expr}) % {buckets}"
 
 
+def user_sample(warehouse: Warehouse, rows: int, max_rows: int) -> str:
+    """A WHERE clause keeping about ``max_rows`` of ``rows`` rows by user (empty when they fit): the users whose
+    key hashes into the first ``max_rows / rows`` of the hash range. Deterministic (the same users run after
+    run while the table's size class holds) and whole (a user is in or out with all of their rows)."""
+    if rows <= max_rows:
+        return ""
+    per_million = max(1, int(1_000_000 * max_rows / rows))
+    return f"where {warehouse.hash_bucket('user_key', 1_000_000)} < {per_million}"
+
+
 def as_warehouse(target: Warehouse | duckdb.DuckDBPyConnection) -> Warehouse:
     """A Warehouse over a DuckDB connection; a Warehouse as it is."""
     return DuckDBWarehouse(target) if isinstance(target, duckdb.DuckDBPyConnection) else target

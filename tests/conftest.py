@@ -40,3 +40,14 @@ def pulse_home(tmp_path: Path) -> Iterator[PulsePaths]:
     """A temporary PULSE_HOME, exported like the CLI does; the environment is restored afterwards."""
     with _isolated_pulse_home(tmp_path / "home") as paths:
         yield paths
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Whatever a test exports (the CLI's `main` exports PULSE_* paths, as it should for its children) does not
+    reach the next test: tests share a process (and, under pytest-xdist, an order that varies run to run)."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)

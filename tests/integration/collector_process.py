@@ -20,7 +20,9 @@ def free_port() -> int:
 
 
 def start_collector(home: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PULSE_HOME": str(home)}
+    # every path under `home`: no PULSE_* variable of the test process may send the landing zone elsewhere
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_") and k != "DAGSTER_HOME"}
+    env["PULSE_HOME"] = str(home)
     cmd = [str(PULSE), "collect", "--port", str(port), "--roll-seconds", "0.5", "--min-free-mb", "16"]
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30

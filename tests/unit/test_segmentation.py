@@ -416,3 +416,22 @@ def test_segments_are_written_in_batches_like_all_at_once(fitted, planted, monke
     pd.testing.assert_frame_equal(tables[0], tables[1])
     segment_id, _ = fitted.model.assign(df.sort_values("user_key"))
     assert tables[0]["segment_id"].tolist() == segment_id.astype("int64").tolist()
+
+
+def test_features_over_the_cap_are_a_sample_of_users(planted) -> None:
+    """Past FIT_MAX_USERS the fit reads a deterministic sample of about max_users users (assignment still
+    covers everyone)."""
+    import duckdb
+
+    from ml.user_segments import read_features
+
+    df, _ = planted
+    con = duckdb.connect()
+    con.register("planted", df)
+    con.execute("create table user_features as select * from planted")
+    assert len(read_features(con)) == len(df)  # under the cap: everyone
+    quarter = len(df) // 4
+    sample = read_features(con, max_users=quarter)
+    assert 0.8 * quarter <= len(sample) <= 1.2 * quarter
+    assert sample["user_key"].is_unique and set(sample["user_key"]) <= set(df["user_key"])
+    assert sample.equals(read_features(con, max_users=quarter))  # the same users every time
