@@ -25,7 +25,7 @@ from ml.purchase_intent import (
     train_purchase_intent,
 )
 from ml.tracking import tracking_uri
-from pulse.warehouse import Warehouse, as_warehouse, literal, user_sample
+from pulse.warehouse import Warehouse, as_warehouse, literal, scratch_table, user_sample
 
 TRAINING_SET = "purchase_intent_training_set"
 USER_INTENT_SCORES_TABLE = "user_intent_scores"
@@ -165,8 +165,8 @@ def score_users(
     # The probabilities go to a table in the warehouse, whose engine then ranks them (percentile and decile
     # need every user's probability, not every user's features).
     active = "select * from user_features where sessions_30d >= 1"
-    try:
-        scored = warehouse.map_batches(active, score, PROBABILITY_COLUMNS, INTENT_PROBABILITIES, batch_rows)
+    with scratch_table(warehouse, INTENT_PROBABILITIES) as probabilities:
+        scored = warehouse.map_batches(active, score, PROBABILITY_COLUMNS, probabilities, batch_rows)
         if scored == 0:
             raise RuntimeError(f"no active user (a session in the last {ACTIVE_WITHIN_DAYS} days) in user_features")
         # percentile: the share of scored users with a lower or equal probability (cume_dist), 0-100; decile 1
@@ -176,7 +176,7 @@ def score_users(
             f"""with ranked as (
                 select user_key, probability, as_of_date,
                     cume_dist() over (order by probability) * 100 as percentile
-                from {INTENT_PROBABILITIES}
+                from {probabilities}
             )
             select user_key, probability, round(percentile, 2) as percentile,
                 cast(least(10, floor((100 - percentile) / 10) + 1) as int) as decile,
@@ -185,8 +185,6 @@ def score_users(
             from ranked
             order by user_key""",
         )
-    finally:
-        warehouse.drop_table(INTENT_PROBABILITIES)
     [(rows, as_of, mean, top_min)] = warehouse.rows(
         f"""select count(*), min(as_of_date), avg(probability), min(case when decile = 1 then probability end)
         from {USER_INTENT_SCORES_TABLE}"""

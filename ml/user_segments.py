@@ -17,7 +17,7 @@ import pandas as pd
 
 from ml.matching import adjusted_rand_on_common, id_agreement_on_common
 from ml.segmentation import FEATURE_COLUMNS, SegmentationConfig, SegmentModel, fit_segments
-from pulse.warehouse import Warehouse, as_warehouse, user_sample
+from pulse.warehouse import Warehouse, as_warehouse, scratch_table, user_sample
 
 USER_SEGMENTS_TABLE = "user_segments"
 SEGMENT_PROFILES_TABLE = "segment_profiles"
@@ -179,20 +179,18 @@ def assign_user_segments(
             }
         )
 
-    rows = warehouse.map_batches("select * from user_features", assign, ASSIGNED_COLUMNS, ASSIGNED_SEGMENTS, batch_rows)
-    try:
+    with scratch_table(warehouse, ASSIGNED_SEGMENTS) as assigned:
+        rows = warehouse.map_batches("select * from user_features", assign, ASSIGNED_COLUMNS, assigned, batch_rows)
         if rows == 0:
             raise ValueError("user_features is empty: no user had activity before the snapshot date")
         warehouse.replace_table(
             USER_SEGMENTS_TABLE,
             f"""select s.user_key, s.segment_id, s.segment_name, s.distance_to_centroid,
                 t.user_type, t.user_type_rule, s.as_of_date, s.model_version
-            from {ASSIGNED_SEGMENTS} as s
+            from {assigned} as s
             left join user_types as t on s.user_key = t.user_key
             order by s.user_key""",
         )
-    finally:
-        warehouse.drop_table(ASSIGNED_SEGMENTS)
     write_segment_profiles(warehouse)
     types = dict(warehouse.rows(f"select coalesce(user_type, 'none'), count(*) from {USER_SEGMENTS_TABLE} group by 1"))
     sizes = warehouse.rows(

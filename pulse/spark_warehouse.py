@@ -13,10 +13,11 @@ ships the scoring function to the executors, which need pulse installed (docs/de
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -83,11 +84,12 @@ class SparkWarehouse:
         return self._sql(sql, params).toPandas()
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
-        return [tuple(row) for row in self._sql(sql, params).collect()]
+        """Through Arrow: ``collect()`` would hand timestamps over in this process's local zone."""
+        return [tuple(row.values()) for row in self.arrow(sql, params).to_pylist()]
 
-    def arrow(self, sql: str) -> pa.Table:
+    def arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """The result as Arrow, timestamps as zone-less UTC instants (as DuckDB keeps them)."""
-        table = self.spark.sql(sql).toArrow()
+        table = self._sql(sql, params).toArrow()
         for i, field in enumerate(table.schema):
             if pa.types.is_timestamp(field.type) and field.type.tz is not None:
                 table = table.set_column(i, field.name, table.column(i).cast(pa.timestamp(field.type.unit)))
@@ -100,13 +102,27 @@ class SparkWarehouse:
         return bool(self.spark.catalog.tableExists(table, SCHEMA))
 
     def replace_table(self, table: str, select_sql: str) -> None:
-        """Built beside the table, then swapped in (Spark's Parquet tables have no CREATE OR REPLACE): readers
-        see the old or the new table, except for the instant between the drop and the rename."""
-        staging = f"{table}__pulse_new"
+        """Built beside the table, then swapped in by two renames (Spark's Parquet tables have no CREATE OR
+        REPLACE): a failure at any point leaves the old table in place, and no staging table behind."""
+        staging, previous = f"{table}__pulse_new", f"{table}__pulse_old"
         self.drop_table(staging)
-        self.spark.sql(f"create table {staging} using parquet as {select_sql}")
-        self.drop_table(table)
-        self.spark.sql(f"alter table {staging} rename to {table}")
+        self.drop_table(previous)
+        try:
+            self.spark.sql(f"create table {staging} using parquet as {select_sql}")
+        except Exception:
+            _quietly(self.drop_table, staging)
+            raise
+        had_table = self.table_exists(table)
+        if had_table:
+            self.spark.sql(f"alter table {table} rename to {previous}")
+        try:
+            self.spark.sql(f"alter table {staging} rename to {table}")
+        except Exception:
+            if had_table:
+                _quietly(self.spark.sql, f"alter table {previous} rename to {table}")
+            _quietly(self.drop_table, staging)
+            raise
+        self.drop_table(previous)
 
     def create_empty_table(self, table: str, columns: Sequence[tuple[str, str]]) -> None:
         self.drop_table(table)
@@ -129,10 +145,15 @@ class SparkWarehouse:
                     out = fn(batch.to_pandas())[names]
                     yield pa.RecordBatch.from_pandas(out, schema=schema, preserve_index=False)
 
-        self.spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
-        mapped = self.spark.sql(sql).mapInArrow(apply, column_ddl(columns))
-        self.drop_table(into)
-        mapped.write.format("parquet").saveAsTable(into)
+        setting = "spark.sql.execution.arrow.maxRecordsPerBatch"
+        before = self.spark.conf.get(setting)
+        self.spark.conf.set(setting, str(batch_rows))
+        try:
+            mapped = self.spark.sql(sql).mapInArrow(apply, column_ddl(columns))
+            self.drop_table(into)
+            mapped.write.format("parquet").saveAsTable(into)
+        finally:
+            self.spark.conf.set(setting, before)
         return int(self.spark.table(into).count())
 
     # dialect
@@ -174,9 +195,13 @@ def start_session(paths: PulsePaths) -> SparkSession:
         spark = builder.getOrCreate()
     except Exception as exc:
         raise RuntimeError(f"could not start Spark (it needs a Java 17+ runtime on PATH): {exc}") from exc
-    spark.sparkContext.setLogLevel(env_log_level())
-    # A session started again in this process after :func:`stop_session` finds Derby's driver deregistered.
-    spark._jvm.java.lang.Class.forName("org.apache.derby.jdbc.EmbeddedDriver").newInstance()
+    try:
+        spark.sparkContext.setLogLevel(env_log_level())
+        # A session started again in this process after :func:`stop_session` finds Derby's driver deregistered.
+        spark._jvm.java.lang.Class.forName("org.apache.derby.jdbc.EmbeddedDriver").newInstance()
+    except Exception:
+        _quietly(stop_session, spark)
+        raise
     return spark
 
 
@@ -198,5 +223,17 @@ def open_spark_warehouse(paths: PulsePaths) -> Iterator[SparkWarehouse]:
         spark.sql(f"create schema if not exists {SCHEMA}")
         spark.catalog.setCurrentDatabase(SCHEMA)
         yield SparkWarehouse(spark)
-    finally:
-        stop_session(spark)
+    except BaseException:
+        _quietly(stop_session, spark)  # the step's own error is the one to see
+        raise
+    stop_session(spark)
+
+
+def _quietly(action: Callable[..., object], *args: object) -> None:
+    """Clean-up after a failure: its own error is logged, never raised over the failure being handled."""
+    try:
+        action(*args)
+    except Exception:  # noqa: BLE001
+        logging.getLogger(__name__).warning(
+            "clean-up %s%s failed", getattr(action, "__name__", action), args, exc_info=True
+        )

@@ -20,6 +20,7 @@ raw rows to Spark as Parquet), so :func:`open_raw` always opens the DuckDB file.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ class Warehouse(Protocol):
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]: ...
 
-    def arrow(self, sql: str) -> pa.Table: ...
+    def arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table: ...
 
     def execute(self, sql: str) -> None: ...
 
@@ -110,8 +111,8 @@ class DuckDBWarehouse:
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
         return self.con.execute(sql, dict(params) if params else None).fetchall()
 
-    def arrow(self, sql: str) -> pa.Table:
-        return self.con.execute(sql).to_arrow_table()
+    def arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        return self.con.execute(sql, dict(params) if params else None).to_arrow_table()
 
     def execute(self, sql: str) -> None:
         self.con.execute(sql)
@@ -172,6 +173,21 @@ class DuckDBWarehouse:
 
     def hash_bucket(self, expr: str, buckets: int) -> str:
         return f"hash({expr}) % {buckets}"
+
+
+@contextmanager
+def scratch_table(warehouse: Warehouse, table: str) -> Iterator[str]:
+    """A working table's name, the table dropped after the block. When the block failed, a failing drop is
+    logged, not raised: the block's error is the one to see."""
+    try:
+        yield table
+    except BaseException:
+        try:
+            warehouse.drop_table(table)
+        except Exception:  # noqa: BLE001
+            logging.getLogger(__name__).warning("could not drop the working table %s", table, exc_info=True)
+        raise
+    warehouse.drop_table(table)
 
 
 def user_sample(warehouse: Warehouse, rows: int, max_rows: int) -> str:

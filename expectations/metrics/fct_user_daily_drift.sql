@@ -24,11 +24,24 @@ daily as (
 
 ),
 
-bounds as (
+ends as (
 
     select
         (select min(day) from daily) as first_day,
         cast((select max(load_date) from raw.ingested_files) - interval 1 day as date) as last_day
+
+),
+
+bounds as (
+
+    -- the series starts 7 days (the trailing window) before the first evaluated day, or at the first day
+    select
+        last_day,
+        greatest(
+            first_day,
+            cast(coalesce(cast(cast($since as date) - interval 1 day as date), last_day) - interval 7 day as date)
+        ) as first_day
+    from ends
 
 ),
 
@@ -40,7 +53,7 @@ digits as (
 
 spine as (
 
-    -- every day from the first to the last (up to 10,000 days), in SQL both engines read
+    -- every day from the window's start to the last (up to 10,000 days), in SQL both engines read
     select cast(bounds.first_day + (d1.n + 10 * d2.n + 100 * d3.n + 1000 * d4.n) as date) as day
     from bounds
     cross join digits as d1

@@ -148,14 +148,22 @@ def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime
     """What the Dagster assets after dbt do, through ``engine``'s warehouse (pulse.warehouse): segments, intent
     scores, profiles, the published exports. Returns the frames the models would train on (as read through
     the engine) and the published snapshot's folder. Run it in a fresh process for Spark (the JVM goes with it)."""
+    from expectations.runner import run_suites, suite_specs
     from ml.user_intent import read_training_set, score_users
     from ml.user_segments import assign_user_segments, read_features
+    from pulse.batches import batch_report
     from pulse.profiles import build_user_profiles
     from pulse.publish import publish_from_warehouse
     from pulse.settings import paths_from_env
     from pulse.warehouse import open_warehouse
 
     paths = paths_from_env({"PULSE_HOME": home, "PULSE_ENGINE": engine})
+    # Three sessions one after the other, as Dagster's in-process run opens them (Spark: the metastore's
+    # driver is registered again for each).
+    with open_warehouse(paths) as warehouse:
+        no_champion = score_users(warehouse, None, now=now)  # before any model: an empty table
+        [[empty_rows]] = warehouse.rows("select count(*) from user_intent_scores")
+        batch = batch_report(warehouse)
     with open_warehouse(paths) as warehouse:
         read = {"features": read_features(warehouse), "training": read_training_set(warehouse)}
         # past the cap, a sample of whole users (each engine hashes user keys its own way)
@@ -164,7 +172,17 @@ def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime
         scores = score_users(warehouse, models.intent, now=now, batch_rows=64)
         build_user_profiles(warehouse, now.replace(tzinfo=None))
         published = publish_from_warehouse(warehouse, paths.exports, now=now)
-    return {**read, "scored": scores.rows, "snapshot": str(published.path)}
+    with open_warehouse(paths, read_only=True) as warehouse:  # the quality gates on the models
+        names = [spec.name for spec in suite_specs() if spec.asset != "raw_events"]
+        suites = {r.suite: (r.passed, r.metrics) for r in run_suites(warehouse, names, home=Path(home), docs=False)}
+    return {
+        **read,
+        "scored": scores.rows,
+        "snapshot": str(published.path),
+        "no_champion": (no_champion.rows, no_champion.model_version, empty_rows),
+        "batch": batch,
+        "suites": suites,
+    }
 
 
 def comparable(frame: pd.DataFrame) -> pd.DataFrame:

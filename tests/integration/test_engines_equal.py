@@ -193,6 +193,24 @@ def test_the_models_read_the_same_frames_through_both_engines(builds: dict) -> N
         assert 0.25 < len(sampled) / len(training) < 0.75, f"{engine}: sampled {len(sampled)} of {len(training)}"
 
 
+def test_the_quality_gates_and_the_batch_report_run_on_both_engines(builds: dict) -> None:
+    """The GX model gates' metrics queries run on each engine and give the same figures; the scores table is
+    emptied while no model is champion; the batch report reads the bookkeeping through the engine."""
+    steps = builds["python_steps"]
+    duck, spark = steps["duckdb"]["suites"], steps["spark"]["suites"]
+    assert set(duck) == set(spark) and {"fct_sessions", "user_features", "fct_user_daily_drift"} <= set(duck)
+    for suite, (passed, metrics) in duck.items():
+        assert passed and spark[suite][0], suite
+        left = pd.DataFrame(metrics)
+        right = pd.DataFrame(spark[suite][1])
+        assert len(left) > 0, suite
+        pd.testing.assert_frame_equal(comparable(left), comparable(right), check_dtype=False, rtol=RELATIVE_TOLERANCE)
+    for engine in ("duckdb", "spark"):
+        assert steps[engine]["no_champion"] == (0, None, 0)
+    report = steps["spark"]["batch"]
+    assert report is not None and not report.is_full and report.batch_rows > 0 and report.users_recomputed > 0
+
+
 def test_published_exports_are_equal(builds: dict) -> None:
     """The profiles and audience files published from each engine's warehouse, row by row."""
     steps = builds["python_steps"]
