@@ -3,9 +3,9 @@ session (docs/spark.md).
 
 Locally (``PULSE_ENGINE=spark``) the session is the same one dbt-spark's session method opens: Spark in this
 process (local[2]), the Hive metastore in Derby and the warehouse folder under ``$PULSE_HOME/spark``, UTC
-(:func:`spark_conf` mirrors profiles.yml's ``spark`` output; a unit test keeps them in step). Embedded Derby
-admits one process at a time, and dbt runs in a child process: :func:`open_spark_warehouse` therefore stops
-the session and shuts Derby down when its block ends, so the next dbt run can open the metastore.
+(:func:`spark_conf` renders profiles.yml's ``spark`` output). Embedded Derby admits one process at a time,
+and dbt runs in a child process: :func:`open_spark_warehouse` therefore stops the session and shuts Derby
+down when its block ends, so the next dbt run can open the metastore.
 
 On a cluster, the same code runs against the cluster's session (``PULSE_SPARK_MASTER``); ``mapInArrow``
 ships the scoring function to the executors, which need pulse installed (docs/deployment.md).
@@ -13,18 +13,18 @@ ships the scoring function to the executors, which need pulse installed (docs/de
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 
-from pulse.warehouse import BatchFunction, column_ddl
+from pulse.warehouse import BatchFunction, column_ddl, quietly
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -44,26 +44,32 @@ _ARROW_TYPES = {
 _PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 
+PROFILES = Path(__file__).resolve().parents[1] / "dbt_project" / "profiles.yml"
+# dbt-spark's session method passes every server-side parameter on; Spark reads the metastore URL from its
+# spark.hadoop.* form and ignores (with a warning) this one
+_NOT_SPARK = frozenset({"javax.jdo.option.ConnectionURL"})
+
+
 def spark_conf(paths: PulsePaths, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The session's settings: profiles.yml's ``server_side_parameters`` for the spark output."""
-    env = os.environ if environ is None else environ
-    home = paths.spark_home
-    metastore = f"jdbc:derby:;databaseName={home}/metastore_db;create=true"
-    return {
-        "spark.master": env.get("PULSE_SPARK_MASTER", "local[2]"),
-        "spark.app.name": "pulse",
-        "spark.driver.memory": env.get("PULSE_SPARK_DRIVER_MEMORY", "2g"),
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.shuffle.partitions": env.get("PULSE_SPARK_SHUFFLE_PARTITIONS", "4"),
-        "spark.sql.warehouse.dir": f"{home}/warehouse",
-        "spark.hadoop.javax.jdo.option.ConnectionURL": metastore,
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={home}",
-        "spark.sql.parquet.inferTimestampNTZ.enabled": "false",
-        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-        "spark.sql.legacy.createHiveTableByDefault": "false",
-    }
+    """The session's settings: profiles.yml's spark output's ``server_side_parameters``, rendered as dbt renders
+    them (``env_var``) with this ``PULSE_HOME``. One source for both: dbt and the Python steps share the
+    metastore, the warehouse folder and every setting."""
+    import jinja2
+    import yaml
+
+    env = {**(os.environ if environ is None else environ), "PULSE_HOME": str(paths.home)}
+
+    def env_var(name: str, default: str | None = None) -> str:
+        if name in env:
+            return env[name]
+        if default is None:
+            raise KeyError(f"{PROFILES}: the spark output needs the environment variable {name}")
+        return default
+
+    parameters = yaml.safe_load(PROFILES.read_text())["pulse"]["outputs"]["spark"]["server_side_parameters"]
+    render = jinja2.Environment().from_string
+    conf = {key: render(str(value)).render(env_var=env_var) for key, value in parameters.items()}
+    return {key: value for key, value in conf.items() if key not in _NOT_SPARK} | {"spark.app.name": "pulse"}
 
 
 class SparkWarehouse:
@@ -110,7 +116,7 @@ class SparkWarehouse:
         try:
             self.spark.sql(f"create table {staging} using parquet as {select_sql}")
         except Exception:
-            _quietly(self.drop_table, staging)
+            quietly(self.drop_table, staging)
             raise
         had_table = self.table_exists(table)
         if had_table:
@@ -119,8 +125,8 @@ class SparkWarehouse:
             self.spark.sql(f"alter table {staging} rename to {table}")
         except Exception:
             if had_table:
-                _quietly(self.spark.sql, f"alter table {previous} rename to {table}")
-            _quietly(self.drop_table, staging)
+                quietly(self.spark.sql, f"alter table {previous} rename to {table}")
+            quietly(self.drop_table, staging)
             raise
         self.drop_table(previous)
 
@@ -200,7 +206,7 @@ def start_session(paths: PulsePaths) -> SparkSession:
         # A session started again in this process after :func:`stop_session` finds Derby's driver deregistered.
         spark._jvm.java.lang.Class.forName("org.apache.derby.jdbc.EmbeddedDriver").newInstance()
     except Exception:
-        _quietly(stop_session, spark)
+        quietly(stop_session, spark)
         raise
     return spark
 
@@ -224,16 +230,6 @@ def open_spark_warehouse(paths: PulsePaths) -> Iterator[SparkWarehouse]:
         spark.catalog.setCurrentDatabase(SCHEMA)
         yield SparkWarehouse(spark)
     except BaseException:
-        _quietly(stop_session, spark)  # the step's own error is the one to see
+        quietly(stop_session, spark)  # the step's own error is the one to see
         raise
     stop_session(spark)
-
-
-def _quietly(action: Callable[..., object], *args: object) -> None:
-    """Clean-up after a failure: its own error is logged, never raised over the failure being handled."""
-    try:
-        action(*args)
-    except Exception:  # noqa: BLE001
-        logging.getLogger(__name__).warning(
-            "clean-up %s%s failed", getattr(action, "__name__", action), args, exc_info=True
-        )

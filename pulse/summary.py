@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from pulse.settings import PulsePaths
-from pulse.warehouse import DuckDBWarehouse, Warehouse, as_warehouse, open_warehouse
+from pulse.warehouse import DuckDBWarehouse, Warehouse, open_warehouse
 
 _RAW_COUNTS = {  # ingestion's tables: DuckDB on every engine
     "lines_read": "select coalesce(sum(lines_read), 0) from raw.ingested_files",
@@ -22,12 +22,6 @@ _MODEL_COUNTS = {  # dbt's tables, on PULSE_ENGINE's warehouse
     "user_days": "select count(*) from fct_user_daily",
     "sessions_cut": "select count(*) from qa_sessions_cut",
 }
-
-
-def warehouse_counts(con: Warehouse | duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Ingestion's and the models' counts from one DuckDB warehouse."""
-    warehouse = as_warehouse(con)
-    return {name: int(warehouse.rows(sql)[0][0]) for name, sql in (_RAW_COUNTS | _MODEL_COUNTS).items()}
 
 
 def render_summary(paths: PulsePaths) -> str:

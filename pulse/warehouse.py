@@ -182,12 +182,19 @@ def scratch_table(warehouse: Warehouse, table: str) -> Iterator[str]:
     try:
         yield table
     except BaseException:
-        try:
-            warehouse.drop_table(table)
-        except Exception:  # noqa: BLE001
-            logging.getLogger(__name__).warning("could not drop the working table %s", table, exc_info=True)
+        quietly(warehouse.drop_table, table)
         raise
     warehouse.drop_table(table)
+
+
+def quietly(action: Callable[..., object], *args: object) -> None:
+    """Clean-up after a failure: its own error is logged, never raised over the failure being handled."""
+    try:
+        action(*args)
+    except Exception:  # noqa: BLE001
+        logging.getLogger(__name__).warning(
+            "clean-up %s%s failed", getattr(action, "__name__", action), args, exc_info=True
+        )
 
 
 def user_sample(warehouse: Warehouse, rows: int, max_rows: int) -> str:
