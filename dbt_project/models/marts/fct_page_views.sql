@@ -15,7 +15,6 @@
         tags=['batch']
     )
 }}
-{% set epoch = "cast('1970-01-01 00:00:00' as " ~ dbt.type_timestamp() ~ ")" %}
 {% set batch_run = pulse_is_batch_run() %}
 {% set scan_from = pulse_batch_scan_from("select * from " ~ batch_bounds) if batch_run else none %}
 with
@@ -137,28 +136,25 @@ session_page_events as (
 
 ),
 
-heartbeat_buckets as (
-
-    select
-        page_view_id,
-        count(*) as heartbeat_buckets
-    from (
-        select
-            page_view_id,
-            floor({{ dbt.datediff(epoch, 'event_time', 'second') }} / {{ var('heartbeat_seconds') }}) as bucket
-        from session_page_events
-        where event_type = 'page_ping'
-        group by page_view_id, bucket
-    ) as buckets
-    group by page_view_id
-
-),
-
+-- Engaged time counts the distinct heartbeat buckets of the pings. A distinct count (or a grouping by
+-- page view and bucket) over every ping needs the page view's events twice, which makes DuckDB write the
+-- 9 M rows of session_page_events at 10 M events. Instead one aggregation keeps a 63-bit mask of the
+-- buckets (bucket mod 63) and the span of bucket numbers:
+--   span < 63: no two buckets share a bit, so the distinct buckets are the bits set;
+--   bits set = pings: every ping has its own bucket;
+--   otherwise (a page view engaged over 10 minutes with two pings in one bucket, or whose buckets share a
+--   bit): its pings are counted exactly, by bucket, in long_page_view_heartbeats.
 page_activity as (
 
     select
         page_view_id,
         count_if(event_type = 'page_ping') as page_pings,
+        bit_count(bit_or(case
+            when event_type = 'page_ping'
+                then {{ pulse_bit_flag('((' ~ pulse_time_bucket('event_time', var('heartbeat_seconds')) ~ ' % 63) + 63) % 63') }}
+        end)) as ping_bucket_bits,
+        max(case when event_type = 'page_ping' then {{ pulse_time_bucket('event_time', var('heartbeat_seconds')) }} end)
+        - min(case when event_type = 'page_ping' then {{ pulse_time_bucket('event_time', var('heartbeat_seconds')) }} end) as ping_bucket_span,
         count_if(event_type = 'click') as clicks,
         max(scroll_depth_pct) as max_scroll_depth_pct,
         max(scroll_depth_px) as max_scroll_depth_px,
@@ -170,11 +166,64 @@ page_activity as (
 
 ),
 
+long_page_views as (
+
+    select page_view_id
+    from page_activity
+    where ping_bucket_span >= 63 and ping_bucket_bits < page_pings
+
+),
+
+-- The few page views above, counted exactly: their pings (read from stg_events again, filtered on the page
+-- view first), in the page view's session, grouped by bucket.
+long_page_view_heartbeats as (
+
+    select
+        page_view_id,
+        count(*) as heartbeat_buckets
+    from (
+        select
+            long_pings.page_view_id,
+            {{ pulse_time_bucket('long_pings.event_time', var('heartbeat_seconds')) }} as bucket
+        from (
+            select
+                stg_events.page_view_id,
+                stg_events.user_key,
+                stg_events.event_id,
+                stg_events.event_time
+            from {{ ref('stg_events') }} as stg_events
+            inner join long_page_views on stg_events.page_view_id = long_page_views.page_view_id
+            where stg_events.event_type = 'page_ping'
+        ) as long_pings
+        inner join page_views
+            on
+                long_pings.page_view_id = page_views.page_view_id
+                and long_pings.user_key = page_views.user_key
+        where
+            {{ pulse_event_in_visit(
+                'long_pings', 'page_views.visit_start_time', 'page_views.visit_first_event_id',
+                'page_views.next_visit_start_time', 'page_views.next_visit_first_event_id'
+            ) }}
+            and cast(floor(
+                {{ dbt.datediff('page_views.visit_start_time', 'long_pings.event_time', 'second') }}
+                / ({{ var('max_session_hours') }} * 3600)
+            ) as {{ dbt.type_bigint() }}) = page_views.visit_piece
+        group by long_pings.page_view_id, {{ pulse_time_bucket('long_pings.event_time', var('heartbeat_seconds')) }}
+    ) as buckets
+    group by page_view_id
+
+),
+
 joined as (
 
     select
         page_views.*,
-        coalesce(heartbeat_buckets.heartbeat_buckets, 0) as heartbeat_buckets,
+        case
+            when long_page_view_heartbeats.page_view_id is not null then long_page_view_heartbeats.heartbeat_buckets
+            when coalesce(page_activity.page_pings, 0) = 0 then 0
+            when page_activity.ping_bucket_span < 63 then page_activity.ping_bucket_bits
+            else page_activity.page_pings
+        end as heartbeat_buckets,
         coalesce(page_activity.page_pings, 0) as page_pings,
         coalesce(page_activity.clicks, 0) as clicks,
         page_activity.max_scroll_depth_pct,
@@ -189,7 +238,7 @@ joined as (
             as ended_at
     from page_views
     left join page_activity on page_views.page_view_id = page_activity.page_view_id
-    left join heartbeat_buckets on page_views.page_view_id = heartbeat_buckets.page_view_id
+    left join long_page_view_heartbeats on page_views.page_view_id = long_page_view_heartbeats.page_view_id
 
 ),
 
