@@ -1,6 +1,13 @@
 -- One row per visit: a user's run of events with no gap longer than session_timeout_minutes and no
--- change of client session id. Found with ONE window pass over four columns of the events; each visit's
--- end is the next visit's start. Events are assigned to visits in int_events_sessionized.
+-- change of client session id; each visit's end is the next visit's start. Events are assigned to visits in
+-- int_events_sessionized.
+-- Found without sorting the events: two events in the same timeout-long bucket of time (counted from 1970)
+-- are less than the timeout apart, so only a bucket's first event can open a visit by a gap, and in a bucket
+-- whose events all carry the same client session id (or none) only its first event can open one by a change
+-- of id. So one aggregation turns the events into one row per (user, bucket) (~200 k at 10 M events), a
+-- window over those rows finds the visit starts, and the first event's id (the smallest id at the start
+-- instant) is looked up for those starts only. Buckets that mix session ids (rare: an id that changes without
+-- a pause) keep their events as rows of their own and go through the same window.
 -- Incremental: a batch run recomputes each batch user's visits from its bound (pulse_batch_bounds: the last
 -- visit that began before the user's earliest change, or the change itself when that visit ended more than
 -- the timeout before it), numbering on from it, and keeps the earlier ones.
@@ -28,50 +35,157 @@ with
     ),
 
 {% endif %}
-events as (
+{% set timeout_seconds = var('session_timeout_minutes') * 60 %}
+{#- Full refresh: each CTE below reads stg_events itself (a CTE read several times would be written out: 10 M
+    rows); a batch run reads its users' events from their bounds, a few, through `events`. -#}
+{% if batch_run %}
+    events as (
+
+        select
+            stg_events.event_id,
+            stg_events.user_key,
+            stg_events.event_time,
+            stg_events.client_session_id
+        from {{ ref('stg_events') }} as stg_events
+        {{ pulse_events_from_bound('stg_events', 'bounds', pulse_batch_scan_from(pulse_batch_bounds(this))) }}
+
+    ),
+
+    {% set events = 'events' %}
+{% else %}
+    {% set events = ref('stg_events') %}
+{% endif %}
+buckets as (
 
     select
-        stg_events.event_id,
-        stg_events.user_key,
-        stg_events.event_time,
-        stg_events.client_session_id
-    from {{ ref('stg_events') }} as stg_events
-    {% if batch_run %}
-        {{ pulse_events_from_bound('stg_events', 'bounds', pulse_batch_scan_from(pulse_batch_bounds(this))) }}
-    {% endif %}
+        user_key,
+        {{ pulse_time_bucket('event_time', timeout_seconds) }} as time_bucket,
+        min(event_time) as first_time,
+        max(event_time) as last_time,
+        count(*) as events,
+        count(client_session_id) as events_with_client_session,
+        min(client_session_id) as min_client_session_id,
+        max(client_session_id) as max_client_session_id
+    from {{ events }}
+    group by user_key, {{ pulse_time_bucket('event_time', timeout_seconds) }}
+
+),
+
+-- every event of the bucket carries the same client session id, or none does
+checked_buckets as (
+
+    select
+        *,
+        events_with_client_session = 0
+        or (events_with_client_session = events and min_client_session_id = max_client_session_id)
+            as has_one_client_session
+    from buckets
+
+),
+
+sequence_rows as (
+
+    select
+        user_key,
+        time_bucket,
+        first_time,
+        last_time,
+        cast(null as {{ dbt.type_string() }}) as event_id,
+        min_client_session_id as client_session_id
+    from checked_buckets
+    where has_one_client_session
+
+    union all
+
+    select
+        mixed_events.user_key,
+        mixed_events.time_bucket,
+        mixed_events.event_time as first_time,
+        mixed_events.event_time as last_time,
+        mixed_events.event_id,
+        mixed_events.client_session_id
+    from (
+        select
+            event_id,
+            user_key,
+            event_time,
+            client_session_id,
+            {{ pulse_time_bucket('event_time', timeout_seconds) }} as time_bucket
+        from {{ events }}
+    ) as mixed_events
+    inner join checked_buckets as mixed
+        on
+            mixed_events.user_key = mixed.user_key
+            and mixed_events.time_bucket = mixed.time_bucket
+            and not mixed.has_one_client_session
 
 ),
 
 with_previous as (
 
     select
-        event_id,
         user_key,
-        event_time,
+        first_time,
+        event_id,
         client_session_id,
-        lag(event_time) over by_time as previous_event_time,
+        lag(last_time) over by_time as previous_event_time,
         lag(client_session_id) over by_time as previous_client_session_id,
-        max(event_time) over (partition by user_key) as last_event_time
-    from events
-    window by_time as (partition by user_key order by event_time, event_id)
+        max(last_time) over (partition by user_key) as last_event_time
+    from sequence_rows
+    -- a bucket's row is alone in its bucket; a mixed bucket's events are ordered by time, then id
+    window by_time as (partition by user_key order by time_bucket, first_time, event_id)
 
 ),
 
-visit_starts as (
+starts as (
 
     select
         user_key,
-        event_id as first_event_id,
-        event_time as start_time,
+        event_id,
+        first_time as start_time,
         client_session_id,
         previous_event_time,
         last_event_time
     from with_previous
     where
         previous_event_time is null
-        or {{ dbt.datediff('previous_event_time', 'event_time', 'second') }}
-        > {{ var('session_timeout_minutes') }} * 60
+        or {{ dbt.datediff('previous_event_time', 'first_time', 'second') }} > {{ timeout_seconds }}
         or client_session_id <> previous_client_session_id
+
+),
+
+-- the first event of a visit that opens a bucket: the smallest event id at the visit's first instant
+start_event_ids as (
+
+    select
+        start_events.user_key,
+        start_events.event_time,
+        min(start_events.event_id) as first_event_id
+    from {{ events }} as start_events
+    inner join starts
+        on
+            start_events.user_key = starts.user_key
+            and start_events.event_time = starts.start_time
+            and starts.event_id is null
+    group by start_events.user_key, start_events.event_time
+
+),
+
+visit_starts as (
+
+    select
+        starts.user_key,
+        coalesce(starts.event_id, start_event_ids.first_event_id) as first_event_id,
+        starts.start_time,
+        starts.client_session_id,
+        starts.previous_event_time,
+        starts.last_event_time
+    from starts
+    left join start_event_ids
+        on
+            starts.user_key = start_event_ids.user_key
+            and starts.start_time = start_event_ids.event_time
+            and starts.event_id is null
 
 ),
 

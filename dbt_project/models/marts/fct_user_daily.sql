@@ -26,6 +26,28 @@ events as (
 
 ),
 
+-- Distinct categories viewed, from the product views alone: a distinct count inside daily_events would make
+-- DuckDB group all 10 M events by category too. Reads stg_events itself (a second reader of `events` would
+-- have DuckDB write that CTE out).
+daily_categories as (
+
+    select
+        stg_events.user_key,
+        stg_events.event_date as activity_date,
+        count(distinct stg_events.category) as categories_viewed
+    from {{ ref('stg_events') }} as stg_events
+    {% if batch_run %}
+        inner join {{ batch_bounds }} as bounds on stg_events.user_key = bounds.user_key
+    {% endif %}
+    where
+        stg_events.event_type = 'product_view'
+    {% if batch_run %}
+        and stg_events.event_time >= {{ scan_from }} and stg_events.event_date >= bounds.from_date
+    {% endif %}
+    group by stg_events.user_key, stg_events.event_date
+
+),
+
 sessions as (
 
     select fct_sessions.*
@@ -56,7 +78,6 @@ daily_events as (
         count(*) as events,
         count_if(event_type = 'page_view') as page_views,
         count_if(event_type = 'product_view') as product_views,
-        count(distinct case when event_type = 'product_view' then category end) as categories_viewed,
         count_if(event_type = 'search') as searches,
         count_if(event_type = 'add_to_cart') as cart_adds,
         count_if(event_type = 'remove_from_cart') as cart_removes,
@@ -104,7 +125,7 @@ final as (
         coalesce(daily_sessions.engaged_sessions_started, 0) as engaged_sessions_started,
         daily_events.page_views,
         daily_events.product_views,
-        daily_events.categories_viewed,
+        coalesce(daily_categories.categories_viewed, 0) as categories_viewed,
         daily_events.searches,
         daily_events.cart_adds,
         daily_events.cart_removes,
@@ -116,6 +137,10 @@ final as (
         daily_events.first_event_at,
         daily_events.last_event_at
     from daily_events
+    left join daily_categories
+        on
+            daily_events.user_key = daily_categories.user_key
+            and daily_events.activity_date = daily_categories.activity_date
     left join daily_sessions
         on
             daily_events.user_key = daily_sessions.user_key
