@@ -61,3 +61,20 @@
         or ({{ event }}.event_time = {{ next_start_time }} and {{ event }}.event_id < {{ next_first_event_id }})
     )
 {%- endmacro %}
+
+
+{#- The event (alias, stg_events' columns) counts for the page view (alias, fct_page_views' page_views: its
+    session's visit bounds and piece): the same page_view_id and user, inside the page view's visit and in
+    the same piece of it. A join condition. -#}
+{% macro pulse_event_in_page_view_session(event, page_view) -%}
+    {{ event }}.page_view_id = {{ page_view }}.page_view_id
+    and {{ event }}.user_key = {{ page_view }}.user_key
+    and {{ pulse_event_in_visit(
+        event, page_view ~ '.visit_start_time', page_view ~ '.visit_first_event_id',
+        page_view ~ '.next_visit_start_time', page_view ~ '.next_visit_first_event_id'
+    ) }}
+    and cast(floor(
+        {{ dbt.datediff(page_view ~ '.visit_start_time', event ~ '.event_time', 'second') }}
+        / ({{ var('max_session_hours') }} * 3600)
+    ) as {{ dbt.type_bigint() }}) = {{ page_view }}.visit_piece
+{%- endmacro %}

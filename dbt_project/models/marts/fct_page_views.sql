@@ -120,19 +120,7 @@ session_page_events as (
         events.doc_height_px,
         events.viewport_height_px
     from events
-    inner join page_views
-        on
-            events.page_view_id = page_views.page_view_id
-            and events.user_key = page_views.user_key
-    where
-        {{ pulse_event_in_visit(
-            'events', 'page_views.visit_start_time', 'page_views.visit_first_event_id',
-            'page_views.next_visit_start_time', 'page_views.next_visit_first_event_id'
-        ) }}
-        and cast(floor(
-            {{ dbt.datediff('page_views.visit_start_time', 'events.event_time', 'second') }}
-            / ({{ var('max_session_hours') }} * 3600)
-        ) as {{ dbt.type_bigint() }}) = page_views.visit_piece
+    inner join page_views on {{ pulse_event_in_page_view_session('events', 'page_views') }}
 
 ),
 
@@ -195,19 +183,7 @@ long_page_view_heartbeats as (
             inner join long_page_views on stg_events.page_view_id = long_page_views.page_view_id
             where stg_events.event_type = 'page_ping'
         ) as long_pings
-        inner join page_views
-            on
-                long_pings.page_view_id = page_views.page_view_id
-                and long_pings.user_key = page_views.user_key
-        where
-            {{ pulse_event_in_visit(
-                'long_pings', 'page_views.visit_start_time', 'page_views.visit_first_event_id',
-                'page_views.next_visit_start_time', 'page_views.next_visit_first_event_id'
-            ) }}
-            and cast(floor(
-                {{ dbt.datediff('page_views.visit_start_time', 'long_pings.event_time', 'second') }}
-                / ({{ var('max_session_hours') }} * 3600)
-            ) as {{ dbt.type_bigint() }}) = page_views.visit_piece
+        inner join page_views on {{ pulse_event_in_page_view_session('long_pings', 'page_views') }}
         group by long_pings.page_view_id, {{ pulse_time_bucket('long_pings.event_time', var('heartbeat_seconds')) }}
     ) as buckets
     group by page_view_id
