@@ -1,7 +1,10 @@
 {#-
   Events (relation or CTE `events`, stg_events' columns) with their visit and session (`visits`: int_visits'
-  rows). An event belongs to the visit whose first event it follows (by event_time, then event_id) and whose
-  successor's first event it precedes. A visit longer than max_session_hours is cut into sessions of that
+  rows). An event belongs to the visit whose first event it follows (by event_time, then event_id), whose
+  successor's first event it precedes, and whose last event (end_time) it does not follow. The last condition
+  only matters for an event int_visits has not seen: one too late to be folded in (qa_late_events) that fell
+  between two visits belongs to neither until it is reprocessed, as in the fct tables. It also bounds the days
+  each visit is joined on. A visit longer than max_session_hours is cut into sessions of that
   length (visit_piece 0, 1, ...); session_key is the visit_key for piece 0, md5(visit_key | piece) after.
   int_events_sessionized is this over every event; int_trigger_candidates uses it over the batch users'
   events and visits only (DuckDB does not push a filter on user_key below the join).
@@ -44,6 +47,8 @@
                     'events', 'visits.start_time', 'visits.first_event_id',
                     'visits.next_start_time', 'visits.next_first_event_id'
                 ) }}
+                -- (a visit written before end_time existed has none: the not_null test asks for a rebuild)
+                and (visits.end_time is null or events.event_time <= visits.end_time)
     ) as assigned
 {% endmacro %}
 

@@ -16,8 +16,8 @@
 -- the timeout before it), numbering on from it, and keeps the earlier ones.
 -- depends_on: {{ ref('int_batch') }}
 -- depends_on: {{ ref('int_batch_users') }}
--- on_schema_change append_new_columns: end_time came later; older rows keep it null, and their users' bounds
--- stay at the visit's start.
+-- on_schema_change append_new_columns: end_time came later; older rows keep it null (their users' bounds stay
+-- at the visit's start), and the not_null test on it asks for one full rebuild.
 {{
     config(
         materialized='incremental',
