@@ -8,9 +8,10 @@
 -- window over those rows finds the visit starts, and the first event's id (the smallest id at the start
 -- instant) is looked up for those starts only. Buckets that mix session ids (rare: an id that changes without
 -- a pause) keep their events as rows of their own and go through the same window.
--- That is DuckDB's plan. On Spark one window over the events' four columns finds the starts instead: there the
--- two extra reads of stg_events cost more than the sort they save (int_visits 3.3 s -> 7.9 s at 1 M events on
--- local[2]). Both plans give the same visits (tests/integration/test_engines_equal.py).
+-- That is DuckDB's plan. On Spark every event is a row of its own in the same window (no buckets, no id
+-- lookup): there the two extra reads of stg_events cost more than the sort they save (int_visits 3.3 s ->
+-- 7.9 s at 1 M events on local[2]). The rule (gap, change of id) is written once, in `starts`; both plans
+-- give the same visits (tests/integration/test_engines_equal.py).
 -- Incremental: a batch run recomputes each batch user's visits from its bound (pulse_batch_bounds: the last
 -- visit that began before the user's earliest change, or the change itself when that visit ended more than
 -- the timeout before it), numbering on from it, and keeps the earlier ones.
@@ -58,7 +59,26 @@ with
 {% else %}
     {% set events = ref('stg_events') %}
 {% endif %}
-{% if target.type == 'duckdb' %}
+{% set by_buckets = target.type == 'duckdb' %}
+-- The events, each with its time bucket. DuckDB reads it for the events of mixed buckets only; Spark takes
+-- every event as a row of its own (its time_bucket a constant, so the window below orders by time, then id).
+event_rows as (
+
+    select
+        event_id,
+        user_key,
+        event_time,
+        client_session_id,
+        {% if by_buckets %}
+            {{ pulse_time_bucket('event_time', timeout_seconds) }} as time_bucket
+        {% else %}
+            cast(0 as {{ dbt.type_bigint() }}) as time_bucket
+        {% endif %}
+    from {{ events }}
+
+),
+
+{% if by_buckets %}
     buckets as (
 
         select
@@ -87,8 +107,12 @@ with
 
     ),
 
-    sequence_rows as (
+{% endif %}
+-- What the window below walks through, per user: DuckDB one row per bucket (event_id null), plus the events of
+-- the buckets that mix session ids; Spark every event.
+sequence_rows as (
 
+    {% if by_buckets %}
         select
             user_key,
             time_bucket,
@@ -101,63 +125,59 @@ with
 
         union all
 
-        select
-            mixed_events.user_key,
-            mixed_events.time_bucket,
-            mixed_events.event_time as first_time,
-            mixed_events.event_time as last_time,
-            mixed_events.event_id,
-            mixed_events.client_session_id
-        from (
-            select
-                event_id,
-                user_key,
-                event_time,
-                client_session_id,
-                {{ pulse_time_bucket('event_time', timeout_seconds) }} as time_bucket
-            from {{ events }}
-        ) as mixed_events
+    {% endif %}
+    select
+        event_rows.user_key,
+        event_rows.time_bucket,
+        event_rows.event_time as first_time,
+        event_rows.event_time as last_time,
+        event_rows.event_id,
+        event_rows.client_session_id
+    from event_rows
+    {% if by_buckets %}
         inner join checked_buckets as mixed
             on
-                mixed_events.user_key = mixed.user_key
-                and mixed_events.time_bucket = mixed.time_bucket
+                event_rows.user_key = mixed.user_key
+                and event_rows.time_bucket = mixed.time_bucket
                 and not mixed.has_one_client_session
+    {% endif %}
 
-    ),
+),
 
-    with_previous as (
+with_previous as (
 
-        select
-            user_key,
-            first_time,
-            event_id,
-            client_session_id,
-            lag(last_time) over by_time as previous_event_time,
-            lag(client_session_id) over by_time as previous_client_session_id,
-            max(last_time) over (partition by user_key) as last_event_time
-        from sequence_rows
-        -- a bucket's row is alone in its bucket; a mixed bucket's events are ordered by time, then id
-        window by_time as (partition by user_key order by time_bucket, first_time, event_id)
+    select
+        user_key,
+        first_time,
+        event_id,
+        client_session_id,
+        lag(last_time) over by_time as previous_event_time,
+        lag(client_session_id) over by_time as previous_client_session_id,
+        max(last_time) over (partition by user_key) as last_event_time
+    from sequence_rows
+    -- a bucket's row is alone in its bucket; a mixed bucket's events are ordered by time, then id
+    window by_time as (partition by user_key order by time_bucket, first_time, event_id)
 
-    ),
+),
 
-    starts as (
+starts as (
 
-        select
-            user_key,
-            event_id,
-            first_time as start_time,
-            client_session_id,
-            previous_event_time,
-            last_event_time
-        from with_previous
-        where
-            previous_event_time is null
-            or {{ dbt.datediff('previous_event_time', 'first_time', 'second') }} > {{ timeout_seconds }}
-            or client_session_id <> previous_client_session_id
+    select
+        user_key,
+        event_id,
+        first_time as start_time,
+        client_session_id,
+        previous_event_time,
+        last_event_time
+    from with_previous
+    where
+        previous_event_time is null
+        or {{ dbt.datediff('previous_event_time', 'first_time', 'second') }} > {{ timeout_seconds }}
+        or client_session_id <> previous_client_session_id
 
-    ),
+),
 
+{% if by_buckets %}
     -- the first event of a visit that opens a bucket: the smallest event id at the visit's first instant
     start_event_ids as (
 
@@ -175,58 +195,31 @@ with
 
     ),
 
-    visit_starts as (
+{% endif %}
+visit_starts as (
 
-        select
-            starts.user_key,
+    select
+        starts.user_key,
+        {% if by_buckets %}
             coalesce(starts.event_id, start_event_ids.first_event_id) as first_event_id,
-            starts.start_time,
-            starts.client_session_id,
-            starts.previous_event_time,
-            starts.last_event_time
-        from starts
+        {% else %}
+            starts.event_id as first_event_id,
+        {% endif %}
+        starts.start_time,
+        starts.client_session_id,
+        starts.previous_event_time,
+        starts.last_event_time
+    from starts
+    {% if by_buckets %}
         left join start_event_ids
             on
                 starts.user_key = start_event_ids.user_key
                 and starts.start_time = start_event_ids.event_time
                 and starts.event_id is null
+    {% endif %}
 
-    ),
+),
 
-{% else %}
-    with_previous as (
-
-        select
-            event_id,
-            user_key,
-            event_time,
-            client_session_id,
-            lag(event_time) over by_time as previous_event_time,
-            lag(client_session_id) over by_time as previous_client_session_id,
-            max(event_time) over (partition by user_key) as last_event_time
-        from {{ events }}
-        window by_time as (partition by user_key order by event_time, event_id)
-
-    ),
-
-    visit_starts as (
-
-        select
-            user_key,
-            event_id as first_event_id,
-            event_time as start_time,
-            client_session_id,
-            previous_event_time,
-            last_event_time
-        from with_previous
-        where
-            previous_event_time is null
-            or {{ dbt.datediff('previous_event_time', 'event_time', 'second') }} > {{ timeout_seconds }}
-            or client_session_id <> previous_client_session_id
-
-    ),
-
-{% endif %}
 recomputed as (
 
     select
