@@ -9,15 +9,19 @@ No MLflow here: the caller logs the result (``config.params()``, ``split.describ
 ``result.flat_metrics()``, :func:`write_intent_plots`).
 
 Split (:func:`temporal_split`): by snapshot date, never at random, because the model predicts the future.
-  test        the latest ``test_snapshots`` dates;
-  validation  the latest ``validation_snapshots`` dates whose label window (date + horizon) ends on or
-              before the first test date;
-  train       the dates whose label window ends on or before the first validation date.
-No label used for fitting (or for early stopping) covers a day that a later part's features or labels see.
-With weekly snapshots and a 7-day horizon that is simply "last week is test, the week before validation,
-the rest train"; with a 14-day horizon one snapshot is skipped before validation and before test. The same
-user appears in several parts (at different dates): that is the deployment situation (score known users
-at a later date), so it is not a leak.
+  test        the latest ``test_snapshots`` dates, or with ``test_as_of`` the latest ones on or before it
+              (snapshots after it are not used at all: ``after_test_dates``);
+  train       every earlier date whose label window (date + horizon) ends on or before the first test date;
+  validation  the dates in between, whose windows reach into the test period (a horizon longer than the
+              interval leaves ``ceil(horizon / interval) - 1`` of them); at least ``validation_snapshots``:
+              when fewer lie in between, the latest train dates move to validation.
+No training label covers a day a test label sees, and no snapshot is left unused: with weekly snapshots and a
+7-day horizon that is "last week is test, the week before validation, the rest train"; with a 14-day
+horizon train ends two weeks before test and the week between is validation; with a 91-day horizon the
+12 weeks before test are validation. Validation only picks the number of boosting rounds (early stopping);
+its windows may overlap the test window (evaluation parts may overlap), never does a training label. The same
+user appears in several parts (at different dates): that is the deployment situation (score known users at a
+later date), so it is not a leak.
 
 Sufficiency (:func:`check_sufficiency`, :func:`require_sufficient`): train and test each need at least
 ``min_positives`` positives and ``min_negatives`` negatives (default 100: below that, AUC and lift on test
@@ -101,7 +105,8 @@ class IntentConfig:
 
     horizon_days: int = 7  # the label window after as_of_date; must match the dbt table's
     test_snapshots: int = 1
-    validation_snapshots: int = 1
+    validation_snapshots: int = 1  # the fewest; the dates between train and test are all validation
+    test_as_of: date | None = None  # the evaluation date: test on the latest snapshots on or before it
     min_positives: int = 100  # per part, train and test
     min_negatives: int = 100
     # XGBoost (binary:logistic, hist). n_estimators is an upper bound: early stopping picks the rounds.
@@ -162,6 +167,7 @@ class IntentConfig:
             "horizon_days": self.horizon_days,
             "test_snapshots": self.test_snapshots,
             "validation_snapshots": self.validation_snapshots,
+            "test_as_of": self.test_as_of.isoformat() if self.test_as_of else "",
             "min_positives": self.min_positives,
             "min_negatives": self.min_negatives,
             "max_depth": self.max_depth,
@@ -204,7 +210,8 @@ def _as_date(d: np.datetime64) -> date:
 @dataclass(frozen=True)
 class TemporalSplit:
     """Snapshot dates of each part (ascending). Rows go to the part of their ``as_of_date``; rows on
-    ``unused_dates`` (the gap a horizon longer than the interval needs) are not used."""
+    ``unused_dates`` (in no part: none with this rule, logged to show it) and ``after_test_dates`` (after
+    ``test_as_of``) are not used."""
 
     train_dates: tuple[date, ...]
     validation_dates: tuple[date, ...]
@@ -212,6 +219,8 @@ class TemporalSplit:
     horizon_days: int
     interval_days: int | None  # the smallest gap between consecutive snapshot dates; None with one date
     unused_dates: tuple[date, ...] = ()
+    after_test_dates: tuple[date, ...] = ()
+    test_as_of: date | None = None
 
     def dates(self, part: str) -> tuple[date, ...]:
         return {"train": self.train_dates, "validation": self.validation_dates, "test": self.test_dates}[part]
@@ -230,6 +239,8 @@ class TemporalSplit:
             out[f"{p}_to"] = ds[-1].isoformat()
             out[f"{p}_snapshots"] = str(len(ds))
         out["unused_snapshots"] = str(len(self.unused_dates))
+        out["after_test_snapshots"] = str(len(self.after_test_dates))
+        out["test_as_of"] = self.test_as_of.isoformat() if self.test_as_of else ""
         out["horizon_days"] = str(self.horizon_days)
         out["interval_days"] = "" if self.interval_days is None else str(self.interval_days)
         return out
@@ -237,43 +248,60 @@ class TemporalSplit:
 
 def _snapshots_needed(interval: int | None, horizon_days: int, test_snapshots: int, validation_snapshots: int) -> int:
     """Fewest evenly spaced snapshots for which the split has at least one train date."""
-    skipped = 0 if interval is None else max(0, math.ceil(horizon_days / interval) - 1)
-    return test_snapshots + skipped + validation_snapshots + skipped + 1
+    between = 0 if interval is None else max(0, math.ceil(horizon_days / interval) - 1)
+    return test_snapshots + max(validation_snapshots, between) + 1
 
 
 def temporal_split(
-    as_of_dates: Iterable[Any], horizon_days: int, test_snapshots: int = 1, validation_snapshots: int = 1
+    as_of_dates: Iterable[Any],
+    horizon_days: int,
+    test_snapshots: int = 1,
+    validation_snapshots: int = 1,
+    test_as_of: date | None = None,
 ) -> TemporalSplit:
     """Train / validation / test snapshot dates (see the module docstring). Raises :class:`InsufficientDataError`
     when a part would be empty."""
     if horizon_days < 1 or test_snapshots < 1 or validation_snapshots < 1:
         raise ValueError("horizon_days, test_snapshots and validation_snapshots must all be >= 1")
-    dates = np.unique(_days(as_of_dates))
-    if len(dates) == 0:
+    all_dates = np.unique(_days(as_of_dates))
+    if len(all_dates) == 0:
         raise InsufficientDataError(
             "no snapshot has a complete label window yet: purchase_intent_training_set is empty "
             f"(a snapshot is labelled {horizon_days} days after its as_of_date)"
         )
-    interval = int(np.diff(dates).astype(int).min()) if len(dates) > 1 else None
+    interval = int(np.diff(all_dates).astype(int).min()) if len(all_dates) > 1 else None
     horizon = np.timedelta64(horizon_days, "D")
+    dates, after = all_dates, all_dates[:0]
+    if test_as_of is not None:
+        cut = np.datetime64(test_as_of, "D")
+        dates, after = all_dates[all_dates <= cut], all_dates[all_dates > cut]
+        if len(dates) == 0:
+            raise InsufficientDataError(
+                f"no snapshot with a complete label window on or before test_as_of {test_as_of}: the labelled "
+                f"snapshots run {_as_date(all_dates[0])} .. {_as_date(all_dates[-1])}"
+            )
 
     def short(part: str) -> InsufficientDataError:
         need = _snapshots_needed(interval, horizon_days, test_snapshots, validation_snapshots)
         spacing = f"a {interval}-day interval" if interval is not None else "snapshots at least the horizon apart"
+        cut = f" on or before test_as_of {test_as_of}" if test_as_of is not None else ""
         return InsufficientDataError(
             f"not enough snapshots for a temporal split: {part} would be empty. {len(dates)} snapshot date(s) "
-            f"with a complete label window ({_as_date(dates[0])} .. {_as_date(dates[-1])}); with {spacing} and "
-            f"a {horizon_days}-day horizon, {test_snapshots} test + {validation_snapshots} validation + 1 train "
+            f"with a complete label window{cut} ({_as_date(dates[0])} .. {_as_date(dates[-1])}); with {spacing} "
+            f"and a {horizon_days}-day horizon, {test_snapshots} test + {validation_snapshots} validation + 1 train "
             f"snapshot need at least {need} snapshot dates"
         )
 
     if len(dates) <= test_snapshots:
         raise short("validation")
-    test = dates[-test_snapshots:]
-    validation = dates[dates + horizon <= test[0]][-validation_snapshots:]
-    if len(validation) == 0:
+    test, before = dates[-test_snapshots:], dates[:-test_snapshots]
+    # train: label windows that end by the first test date; validation: the dates between (their windows reach
+    # into the test period), topped up from the latest train dates to validation_snapshots.
+    fits, between = before[before + horizon <= test[0]], before[before + horizon > test[0]]
+    moved = max(0, validation_snapshots - len(between))
+    train, validation = fits[: len(fits) - moved], np.concatenate([fits[len(fits) - moved :], between])
+    if len(validation) < validation_snapshots:
         raise short("validation")
-    train = dates[dates + horizon <= validation[0]]
     if len(train) == 0:
         raise short("train")
     used = np.concatenate([train, validation, test])
@@ -284,6 +312,8 @@ def temporal_split(
         horizon_days=int(horizon_days),
         interval_days=interval,
         unused_dates=tuple(_as_date(d) for d in dates if d not in used),
+        after_test_dates=tuple(_as_date(d) for d in after),
+        test_as_of=test_as_of,
     )
 
 
@@ -517,7 +547,9 @@ def train_purchase_intent(frame: pd.DataFrame, config: IntentConfig | None = Non
         raise KeyError(f"training frame lacks columns {missing}")
     as_of = _days(frame["as_of_date"])
     _check_label_windows(frame, as_of, config.horizon_days)
-    split = temporal_split(as_of, config.horizon_days, config.test_snapshots, config.validation_snapshots)
+    split = temporal_split(
+        as_of, config.horizon_days, config.test_snapshots, config.validation_snapshots, config.test_as_of
+    )
     sufficiency = require_sufficient(frame, split, config)
     y = _labels(frame)
     masks = split.masks(as_of)

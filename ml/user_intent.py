@@ -101,7 +101,9 @@ def sufficiency(frame: pd.DataFrame, config: IntentConfig | None = None) -> Suff
     """The data-sufficiency gate on the training set (:func:`read_training_set`); raises
     InsufficientDataError when the snapshots cannot even be split."""
     config = with_table_horizon(frame, config or IntentConfig())
-    split = temporal_split(frame["as_of_date"], config.horizon_days, config.test_snapshots, config.validation_snapshots)
+    split = temporal_split(
+        frame["as_of_date"], config.horizon_days, config.test_snapshots, config.validation_snapshots, config.test_as_of
+    )
     return check_sufficiency(frame, split, config)
 
 

@@ -15,7 +15,7 @@ from orchestration.ingest.assets import raw_events, raw_events_reconcile
 from orchestration.ml.assets import segment_model, user_segments
 from orchestration.ml.intent import purchase_intent_model, user_intent_scores
 from orchestration.quality.checks import quality_checks
-from orchestration.resources import PulseStorage, dbt_resource
+from orchestration.resources import PulseSettings, PulseStorage, dbt_resource
 from orchestration.transform.assets import pulse_dbt_models
 
 defs = dg.Definitions(
@@ -33,5 +33,5 @@ defs = dg.Definitions(
     jobs=[daily_pipeline, ingest_landing_day, intent_scoring, intent_training, all_assets],
     schedules=[daily_pipeline_schedule, weekly_intent_training_schedule],
     sensors=[landing_files_sensor],
-    resources={"storage": PulseStorage(), "dbt": dbt_resource()},
+    resources={"storage": PulseStorage(), "settings": PulseSettings(), "dbt": dbt_resource()},
 )

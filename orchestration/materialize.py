@@ -20,12 +20,14 @@ def materialize_range(
     job_name: str = "daily_pipeline",
     only_changed_days: bool = False,
     dbt_config: dict | None = None,
+    overrides: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run a partitioned job (`daily_pipeline`; `all_assets` adds the intent model and scores) over
     [first, last]. quiet: only warnings from Dagster; log_file: where dbt's own output goes (it is printed
     to stdout otherwise); only_changed_days: `raw_events` skips the days whose landing files it already
     ingested (otherwise it re-ingests every day of the range); dbt_config: the dbt step's config
-    (orchestration.transform.assets.DbtBuildConfig, e.g. reprocess_from)."""
+    (orchestration.transform.assets.DbtBuildConfig, e.g. full_refresh); overrides: the run's settings
+    (name -> value text, as `pulse materialize --var`: dbt vars, reprocess_from, intent_test_as_of...)."""
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def(job_name)
@@ -37,12 +39,21 @@ def materialize_range(
             instance=instance or dg.DagsterInstance.get(),
             tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
             raise_on_error=False,
-            run_config=run_config(quiet=quiet, only_changed_days=only_changed_days, dbt_config=dbt_config),
+            run_config=run_config(
+                quiet=quiet, only_changed_days=only_changed_days, dbt_config=dbt_config, overrides=overrides
+            ),
         )
 
 
-def run_config(quiet: bool = False, only_changed_days: bool = False, dbt_config: dict | None = None) -> dict:
+def run_config(
+    quiet: bool = False,
+    only_changed_days: bool = False,
+    dbt_config: dict | None = None,
+    overrides: dict[str, str] | None = None,
+) -> dict:
     config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}}
+    if overrides:
+        config["resources"] = {"settings": {"config": {"overrides": {k: str(v) for k, v in overrides.items()}}}}
     ops: dict = {}
     if only_changed_days:
         ops["raw_events"] = {"config": {"only_changed_days": True}}

@@ -1,5 +1,6 @@
-"""Resources shared by the asset areas. Paths come from the environment when a run starts (see
-pulse.settings), never at import time, and default to locations under PULSE_HOME."""
+"""Resources shared by the asset areas. Settings (paths included) are resolved through the settings door
+(pulse.settings) when a run starts, never at import time: defaults < $PULSE_HOME/settings.toml < PULSE_*
+environment < the run's overrides (the `settings` resource's run config, what `pulse materialize --var` sets)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,29 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
+from pydantic import Field
 
 from orchestration.transform.project import pulse_dbt_project
-from pulse.settings import PulsePaths, export_to_environ, paths_from_env
+from pulse.settings import PulsePaths, Settings, SettingsError, export_to_environ, load_settings
 from pulse.warehouse import Warehouse, connect_duckdb, open_warehouse
+
+
+class PulseSettings(dg.ConfigurableResource):
+    """The settings door in a run. ``overrides`` are the run's own values (name -> value as text, like
+    ``pulse materialize --var name=value``); everything else comes from settings.toml and the environment."""
+
+    overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-run settings, name -> value (e.g. purchase_horizon_days: '14', intent_test_as_of: "
+        "'2026-10-01'); `pulse settings` lists the names.",
+    )
+
+    def resolve(self) -> Settings:
+        """Every setting's effective value for this run; a bad one fails the step, naming it and its value."""
+        try:
+            return load_settings(os.environ, self.overrides)
+        except SettingsError as exc:
+            raise dg.Failure(description=f"settings: {exc}") from None
 
 
 class PulseStorage(dg.ConfigurableResource):
@@ -35,10 +55,13 @@ class PulseStorage(dg.ConfigurableResource):
             )
             if value
         }
-        paths = paths_from_env({**os.environ, **overrides})
-        # dbt (a child process) reads the same variables: hand it the resolved, absolute paths.
-        export_to_environ(paths)
-        return paths.ensure()
+        try:
+            settings = load_settings({**os.environ, **overrides})
+        except SettingsError as exc:
+            raise dg.Failure(description=f"settings: {exc}") from None
+        # dagster-dbt starts dbt with this process's environment: hand it the resolved, absolute values.
+        export_to_environ(settings)
+        return settings.paths.ensure()
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

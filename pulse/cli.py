@@ -1,7 +1,8 @@
 """The `pulse` command: demo data, preparing the dbt manifest, materializing, a summary, the UI.
 
-Every subcommand resolves PULSE_* paths once, to absolute paths, and exports them so that Dagster and
-dbt (child processes) see the same warehouse and landing zone.
+Every subcommand resolves the settings once through the settings door (pulse.settings: defaults <
+$PULSE_HOME/settings.toml < PULSE_* environment < --var), and hands child processes (dbt, dagster dev, the
+MLflow server) an explicit environment with the home's absolute paths; it does not write its own environment.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import warnings
 from datetime import date
 from pathlib import Path
 
-from pulse.settings import PulsePaths, export_to_environ, paths_from_env
+from pulse.settings import PulsePaths, Settings, SettingsError, load_settings, parse_overrides, paths_from_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -33,13 +34,32 @@ concurrency:
 """
 
 
-def _paths() -> PulsePaths:
-    paths = paths_from_env().ensure()
-    export_to_environ(paths)
+def _settings(overrides: dict[str, str] | None = None) -> Settings:
+    """The settings door for this command (a SettingsError is reported by `main`, naming what is wrong)."""
+    return load_settings(os.environ, overrides)
+
+
+def _paths(settings: Settings | None = None) -> PulsePaths:
+    paths = (settings or _settings()).paths.ensure()
     dagster_yaml = paths.dagster_home / "dagster.yaml"
     if not dagster_yaml.exists():
         dagster_yaml.write_text(DAGSTER_YAML)
     return paths
+
+
+def _instance(paths: PulsePaths):  # noqa: ANN202 - dagster is imported late (startup time)
+    """The home's Dagster instance (its dagster.yaml: one run at a time), without DAGSTER_HOME in os.environ."""
+    import dagster as dg
+
+    return dg.DagsterInstance.from_config(str(paths.dagster_home))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The run's settings from `--var name=value` (repeatable) and `--test-as-of D`."""
+    overrides = parse_overrides(getattr(args, "vars", None) or [])
+    if getattr(args, "test_as_of", None):
+        overrides["intent_test_as_of"] = args.test_as_of
+    return overrides
 
 
 def _venv_bin(name: str) -> str:
@@ -64,9 +84,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    """Build dbt's manifest (target/manifest.json), which the Dagster definitions load."""
-    _paths()
-    return subprocess.call([_venv_bin("dbt"), "parse", "--quiet"], cwd=DBT_PROJECT_DIR)
+    """Build dbt's manifest (dbt_project/target/manifest.json), which the Dagster definitions load: code, built at
+    install time. Runs keep their own target and logs under PULSE_HOME; this parse logs there too."""
+    settings = _settings()
+    paths = _paths(settings)
+    cmd = [_venv_bin("dbt"), "parse", "--quiet", "--log-path", str(paths.dbt_logs)]
+    return subprocess.call(cmd, cwd=DBT_PROJECT_DIR, env=settings.dbt_env(os.environ))
 
 
 # The job `pulse materialize` runs: every asset, the intent model included.
@@ -96,13 +119,14 @@ def _changed_landing_days(paths: PulsePaths) -> list[date]:
 def cmd_materialize(args: argparse.Namespace) -> int:
     """Without a range: only the new or changed landing days, in one run (none: no run). With --start/--end
     or --all: every landing day of the range is re-ingested."""
-    import dagster as dg
     import duckdb
 
     from orchestration.materialize import last_run_failed
     from pulse.ingest import landed_days
 
-    paths = _paths()
+    overrides = _overrides(args)
+    settings = _settings(overrides)  # every --var checked before anything runs
+    paths = _paths(settings)
     days = landed_days(paths.events_landing)
     reprocess = bool(args.start or args.end or args.all)
     if args.start:
@@ -112,7 +136,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     if not days:
         print(f"nothing to materialize: no landing files under {paths.events_landing}", file=sys.stderr)
         return 1
-    instance = dg.DagsterInstance.get()
+    instance = _instance(paths)
     if reprocess:
         first, last = days[0], days[-1]
         print(f"materialize: re-ingesting every landing day of {first}..{last} ({len(days)})")
@@ -139,7 +163,9 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             print(f"materialize: the last run ({failed[0]}..{failed[1]}) did not succeed: running its days again")
         span = [*changed, *(failed or ())]
         first, last = min(span), max(span)
-    return _materialize(paths, first, last, instance, quiet=args.quiet, only_changed_days=not reprocess)
+    return _materialize(
+        paths, first, last, instance, quiet=args.quiet, only_changed_days=not reprocess, overrides=overrides
+    )
 
 
 def _materialize(
@@ -150,14 +176,17 @@ def _materialize(
     *,
     quiet: bool,
     only_changed_days: bool,
-    dbt_config: dict | None = None,
+    overrides: dict[str, str] | None = None,
 ) -> int:
-    """One Dagster run of MATERIALIZE_JOB over [first, last]; prints its outcome and the failed steps' errors."""
+    """One Dagster run of MATERIALIZE_JOB over [first, last]; prints its outcome, its warnings and the failed
+    steps' errors. ``overrides``: the run's settings (``--var``)."""
     from orchestration.materialize import materialize_range
 
     started = time.monotonic()
     log_file = paths.home / "logs" / "materialize.log" if quiet else None
     print(f"materialize: {first}..{last} in one Dagster run ...", flush=True)
+    if overrides:
+        print(f"materialize: this run's settings: {', '.join(f'{k}={v}' for k, v in overrides.items())}")
     result = materialize_range(
         first,
         last,
@@ -166,7 +195,7 @@ def _materialize(
         log_file=log_file,
         job_name=MATERIALIZE_JOB,
         only_changed_days=only_changed_days,
-        dbt_config=dbt_config,
+        overrides=overrides,
     )
     # A step whose inputs never came (an asset a step should have yielded and did not) is skipped, and Dagster
     # still calls the run a success: here it is a failure, named.
@@ -176,6 +205,8 @@ def _materialize(
     print(
         f"materialize: {status} in {time.monotonic() - started:.0f} s" + (f"; dbt log: {log_file}" if log_file else "")
     )
+    for warning in _run_warnings(result):
+        print(f"materialize: warning: {warning}", file=sys.stderr)
     if skipped:
         print(f"materialize: steps skipped, an upstream output missing: {', '.join(skipped)}", file=sys.stderr)
     if not result.success:
@@ -188,16 +219,35 @@ def _materialize(
     return 0 if succeeded else 1
 
 
+def _run_warnings(result: object) -> list[str]:
+    """What a run's materializations say the user should know: feature snapshot dates dropped by the cap."""
+    from ml.feature_snapshots import SNAPSHOT_DATES
+
+    warnings = []
+    for event in result.all_events:  # type: ignore[attr-defined]
+        if event.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        materialization = event.event_specific_data.materialization
+        metadata = materialization.metadata
+        if materialization.asset_key.to_user_string() == SNAPSHOT_DATES and metadata["snapshots_dropped"].value:
+            kept, dropped = metadata["snapshots_kept"].value, metadata["snapshots_dropped"].value
+            warnings.append(
+                f"{dropped} older feature snapshot dates dropped ({metadata['dropped_from'].value}.."
+                f"{metadata['dropped_to'].value}): feature_snapshots_max={kept} keeps {kept} "
+                f"(from {metadata['kept_from'].value}); --var feature_snapshots_max={kept + dropped} keeps them all"
+            )
+    return warnings
+
+
 def cmd_reprocess(args: argparse.Namespace) -> int:
     """Recompute every user with an event from --from on (default: the earliest event qa_late_events lists),
     which folds in the events that arrived later than the lookback; then everything downstream, in one run."""
-    import dagster as dg
-
     from pulse.batches import batch_report
     from pulse.ingest import landed_days
     from pulse.warehouse import open_warehouse
 
-    paths = _paths()
+    overrides = _overrides(args)
+    paths = _paths(_settings(overrides))
     days = landed_days(paths.events_landing)
     if not paths.warehouse.exists() or not days:
         print(f"reprocess: nothing built yet in {paths.warehouse}: run `pulse materialize` first", file=sys.stderr)
@@ -212,14 +262,10 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
         start = report.late_events_from
         print(f"reprocess: {report.late_events:,} late events, the earliest on {start}")
     print(f"reprocess: recomputing every user with an event from {start} on")
+    overrides["reprocess_from"] = start.isoformat()
+    _settings(overrides)
     return _materialize(
-        paths,
-        days[-1],
-        days[-1],
-        dg.DagsterInstance.get(),
-        quiet=args.quiet,
-        only_changed_days=True,
-        dbt_config={"reprocess_from": start.isoformat()},
+        paths, days[-1], days[-1], _instance(paths), quiet=args.quiet, only_changed_days=True, overrides=overrides
     )
 
 
@@ -230,8 +276,21 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Every setting's effective value and where it came from (default, the settings file, a variable, --var)."""
+    settings = _settings(_overrides(args))
+    state = "" if settings.file.exists() else " (absent: defaults and the environment only)"
+    print(f"PULSE_HOME  {settings.home}\nfile        {settings.file}{state}")
+    rows = settings.describe()
+    name_width = max(len(name) for name, _, _ in rows)
+    value_width = min(48, max(len(value) for _, value, _ in rows))
+    for name, value, source in rows:
+        print(f"{name:<{name_width}}  {value:<{value_width}}  {source}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    paths = _paths()
+    paths = _paths(_settings(_overrides(args)))
     from pulse.ingest import landed_days
 
     if not landed_days(paths.events_landing):
@@ -240,7 +299,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             return rc
     else:
         print(f"landing zone has files: {paths.events_landing} (delete it to regenerate the demo)")
-    rc = cmd_materialize(argparse.Namespace(start=None, end=None, all=False, quiet=True))
+    rc = cmd_materialize(
+        argparse.Namespace(start=None, end=None, all=False, quiet=True, vars=args.vars, test_as_of=args.test_as_of)
+    )
     if rc:
         return rc
     return cmd_summary(args)
@@ -252,22 +313,24 @@ def _dagster_dev(host: str, port: int) -> list[str]:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    _paths()
+    settings = _settings()
+    _paths(settings)
     cmd = _dagster_dev(args.host, args.port)
     os.chdir(REPO_ROOT)
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, settings.child_env(os.environ))
     return 0  # not reached
 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
     """The MLflow UI over PULSE_HOME's tracking store: one worker, no job runner (~0.5 GB, starts in ~3 s)."""
-    paths = _paths()
+    settings = _settings()
+    paths = _paths(settings)
     from ml.tracking import tracking_uri
 
     if paths.mlflow_uri:
-        print(f"PULSE_MLFLOW_URI is set: runs and models are on {paths.mlflow_uri}, open its own UI", file=sys.stderr)
+        print(f"mlflow_uri is set: runs and models are on {paths.mlflow_uri}, open its own UI", file=sys.stderr)
         return 1
-    os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env = settings.child_env(os.environ) | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     cmd = [
         _venv_bin("mlflow"),
         "server",
@@ -281,7 +344,7 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
         tracking_uri(paths.mlflow_db),
     ]
     print(f"MLflow UI on http://{args.host}:{args.port} over {paths.mlflow_db}", file=sys.stderr)
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, env)
     return 0  # not reached
 
 
@@ -341,9 +404,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_live(args: argparse.Namespace) -> int:
     """The collector serving the demo shop, beside the Dagster UI whose landing sensor ingests what it lands."""
-    paths = _paths()
+    settings = _settings()
+    paths = _paths(settings)
+    env = settings.child_env(os.environ)
     collector = subprocess.Popen(
-        [_venv_bin("pulse"), "collect", "--host", args.host, "--port", str(args.port), "--roll-seconds", "10"]
+        [_venv_bin("pulse"), "collect", "--host", args.host, "--port", str(args.port), "--roll-seconds", "10"],
+        env=env,
     )
     print(
         f"demo shop (tracked): http://{args.host}:{args.port}/   Dagster UI: http://{args.host}:{args.ui_port}/\n"
@@ -352,7 +418,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        return subprocess.call(_dagster_dev(args.host, args.ui_port), cwd=REPO_ROOT)
+        return subprocess.call(_dagster_dev(args.host, args.ui_port), cwd=REPO_ROOT, env=env)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -363,6 +429,16 @@ def cmd_live(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def run_settings_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--var",
+            dest="vars",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a setting for this run only (repeatable); `pulse settings` lists the names",
+        )
 
     def demo_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--users", type=int, default=5000)
@@ -382,6 +458,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=date.fromisoformat, default=None, metavar="D", help="re-ingest the days up to D")
     p.add_argument("--all", action="store_true", help="re-ingest every landing day")
     p.add_argument("--quiet", action="store_true", help="only warnings from Dagster")
+    run_settings_args(p)
+    p.add_argument(
+        "--test-as-of",
+        default=None,
+        metavar="D",
+        help="the intent model's evaluation date: test on the latest labelled snapshot on or before D "
+        "(profiles keep the latest snapshot); the same as --var intent_test_as_of=D",
+    )
     p.set_defaults(func=cmd_materialize)
 
     p = sub.add_parser("reprocess", help="fold in events that arrived later than the lookback (qa_late_events)")
@@ -394,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="recompute every user with an event from D on (default: the earliest late event's day)",
     )
     p.add_argument("--quiet", action="store_true", help="only warnings from Dagster")
+    run_settings_args(p)
     p.set_defaults(func=cmd_reprocess)
 
     p = sub.add_parser("summary", help="print what the warehouse holds")
@@ -401,7 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="demo data (if the landing zone is empty), materialize, summary")
     demo_args(p)
-    p.set_defaults(func=cmd_run)
+    run_settings_args(p)
+    p.set_defaults(func=cmd_run, test_as_of=None)
+
+    p = sub.add_parser("settings", help="every setting's effective value and where it came from")
+    run_settings_args(p)
+    p.set_defaults(func=cmd_settings)
 
     from pulse.importers import FORMATS
 
@@ -451,7 +541,11 @@ def main(argv: list[str] | None = None) -> int:
     # Dagster marks BackfillPolicy as beta on every definitions load; say it once in the docs instead.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"pulse {args.command}: settings:", *exc.problems, sep="\n  ", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,24 +1,566 @@
-"""Where pulse keeps its local state.
+"""The settings door: every setting pulse reads, declared once (:data:`SETTINGS`), typed and validated.
 
-One root, ``PULSE_HOME`` (default ``./.data``), holds everything a run writes. Each path can be
-overridden on its own. dbt's ``profiles.yml`` reads the same ``PULSE_WAREHOUSE`` variable, so the
-Dagster resources and dbt always agree on the warehouse file.
+Precedence, later wins::
 
-Nothing here reads the environment at import time: call :func:`paths_from_env`.
+    defaults  <  $PULSE_HOME/settings.toml  <  PULSE_* environment  <  per-run overrides
+
+Per-run overrides are ``pulse materialize --var name=value`` (``--test-as-of D`` is ``--var
+intent_test_as_of=D``) and, in Dagster, the run config of the ``settings`` resource
+(orchestration/resources.py). :func:`load_settings` resolves them into a :class:`Settings`; an error names
+the file and key, the environment variable or the ``--var``, and the bad value, and an unknown name lists the
+nearest known ones. ``pulse settings`` prints every effective value and where it came from.
+
+Adding a setting is one :class:`Setting` in :data:`SETTINGS`; code reads ``settings.<name>``.
+
+dbt vars: ``dbt_project/dbt_project.yml`` keeps their defaults (so dbt run by hand, and dbt's unit tests, see
+the same ones); the door reads them from there and declares their type, range and description. Every dbt
+invocation pulse makes passes every dbt var's effective value (:meth:`Settings.dbt_vars`) as ``--vars``.
+
+Nothing here reads the environment at import time, and nothing here writes it except :func:`export_to_environ`
+(dagster-dbt builds dbt's environment from the process's own: see its docstring).
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 DEFAULT_HOME = ".data"
+SETTINGS_FILE = "settings.toml"
+DBT_PROJECT_YML = Path(__file__).resolve().parents[1] / "dbt_project" / "dbt_project.yml"
+
+ENGINES = ("duckdb", "spark")
+TRIGGERS = ("cart_abandonment", "frequent_visitor", "high_intent", "low_engagement", "returning_browser")
+
+# Where a value came from (Settings.sources)
+DEFAULT = "default"
+OVERRIDE = "--var"
+
+# kind -> what a value must be, for messages
+_EXPECTED = {
+    "int": "a whole number",
+    "number": "a number",
+    "bool": "true or false",
+    "text": "text",
+    "date": "a date YYYY-MM-DD",
+    "path": "a path",
+    "choice": "one of {choices}",
+    "list": "a list of {choices} (comma-separated)",
+}
+# scope: where a setting may be set
+HOME = "home"  # settings.toml or the environment: it describes the home (paths, engine), not a run
+RUN = "run"  # settings.toml, the environment or --var
+PER_RUN = "per-run"  # --var only: it describes one run (a reprocessing start, a replay cut-off)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. ``default`` is a value, or for paths a function of the home; dbt vars leave it unset (their
+    default is dbt_project.yml's). ``env``: the environment variable (``""``: ``PULSE_<NAME>``; ``None``: none).
+    ``reader``: code that still reads the environment variable itself: the door lists it but neither validates
+    it nor takes it from settings.toml or --var until that code reads it here."""
+
+    name: str
+    kind: str
+    description: str
+    default: Any = None
+    group: str = "general"
+    env: str | None = ""
+    scope: str = RUN
+    dbt_var: bool = False
+    dbt_profile: bool = False  # read from the environment by dbt_project/profiles.yml or a dbt macro
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # may be empty (None)
+    reader: str = ""
+
+    @property
+    def env_var(self) -> str | None:
+        if self.env is None or self.scope == PER_RUN:
+            return None
+        return self.env or f"PULSE_{self.name.upper()}"
+
+    def expected(self) -> str:
+        text = _EXPECTED[self.kind].format(choices=", ".join(self.choices))
+        if self.minimum is not None and self.maximum is not None:
+            text += f" from {_num(self.minimum)} to {_num(self.maximum)}"
+        elif self.minimum is not None:
+            text += f" >= {_num(self.minimum)}"
+        elif self.maximum is not None:
+            text += f" <= {_num(self.maximum)}"
+        return text + (" (or empty)" if self.optional else "")
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _home_path(*parts: str) -> Callable[[Path], Path]:
+    return lambda home: home.joinpath(*parts)
+
+
+def _dbt(name: str, kind: str, group: str, description: str, **rules: Any) -> Setting:
+    return Setting(name, kind, description, group=group, dbt_var=True, **rules)
+
+
+_INTENT = "orchestration/ml/intent.py"
+_INGEST = "pulse/ingest.py (IngestOptions.from_env)"
+
+SETTINGS: tuple[Setting, ...] = (
+    # ---- the home: where things are (settings.toml or the environment; PULSE_HOME itself only the environment)
+    Setting(
+        "landing",
+        "path",
+        "Landing zone: events/<YYYY-MM-DD>/*.jsonl[.gz]|csv|parquet.",
+        _home_path("landing"),
+        "paths",
+        scope=HOME,
+    ),
+    Setting(
+        "warehouse",
+        "path",
+        "The DuckDB file (raw tables; the models with engine duckdb).",
+        _home_path("warehouse.duckdb"),
+        "paths",
+        scope=HOME,
+        dbt_profile=True,
+    ),
+    Setting("mlflow_db", "path", "MLflow tracking store (SQLite).", _home_path("mlflow.db"), "paths", scope=HOME),
+    Setting(
+        "mlflow_uri",
+        "text",
+        "An MLflow tracking server instead of the SQLite file (docs/deployment.md).",
+        None,
+        "paths",
+        scope=HOME,
+        optional=True,
+    ),
+    Setting(
+        "dagster_home",
+        "path",
+        "Dagster's instance: run history, schedules, dagster.yaml.",
+        _home_path("dagster_home"),
+        "paths",
+        env="DAGSTER_HOME",
+        scope=HOME,
+    ),
+    Setting(
+        "exports",
+        "path",
+        "Published snapshots: audience exports and profiles for the read API.",
+        _home_path("exports"),
+        "paths",
+        scope=HOME,
+    ),
+    Setting(
+        "collector",
+        "path",
+        "`pulse collect`: spool/ (the open log segment) and dead-letter/.",
+        _home_path("collector"),
+        "paths",
+        scope=HOME,
+    ),
+    Setting(
+        "engine",
+        "choice",
+        "Where dbt builds the models and the Python steps read them (docs/spark.md).",
+        "duckdb",
+        "engine",
+        scope=HOME,
+        choices=ENGINES,
+        dbt_profile=True,
+    ),
+    Setting(
+        "dbt_target",
+        "text",
+        "Names a profiles.yml output directly (a cluster); wins over engine.",
+        None,
+        "engine",
+        scope=HOME,
+        optional=True,
+        dbt_profile=True,
+    ),
+    Setting(
+        "dbt_threads",
+        "int",
+        "dbt's threads (empty: the target's own, 2 on DuckDB, 4 on Spark).",
+        None,
+        "engine",
+        scope=HOME,
+        optional=True,
+        minimum=1,
+        dbt_profile=True,
+    ),
+    Setting(
+        "duckdb_memory",
+        "text",
+        "DuckDB's memory limit for ingestion, dbt and readers; it spills beyond it.",
+        "2GB",
+        "engine",
+        scope=HOME,
+        dbt_profile=True,
+    ),
+    Setting(
+        "spark_raw",
+        "path",
+        "Where the raw tables are exported as Parquet for Spark.",
+        _home_path("spark", "raw"),
+        "engine",
+        scope=HOME,
+        dbt_profile=True,
+    ),
+    Setting(
+        "spark_master", "text", "Spark master of the local target.", "local[2]", "engine", scope=HOME, dbt_profile=True
+    ),
+    Setting(
+        "spark_driver_memory",
+        "text",
+        "Spark driver memory of the local target.",
+        "2g",
+        "engine",
+        scope=HOME,
+        dbt_profile=True,
+    ),
+    Setting(
+        "spark_shuffle_partitions",
+        "int",
+        "spark.sql.shuffle.partitions of the local target.",
+        4,
+        "engine",
+        scope=HOME,
+        minimum=1,
+        dbt_profile=True,
+    ),
+    Setting(
+        "spark_log_level",
+        "text",
+        "Spark's log level in pulse's own processes.",
+        "ERROR",
+        "engine",
+        reader="pulse/spark_warehouse.py",
+    ),
+    # ---- ingestion (read by pulse/ingest.py from the environment)
+    Setting(
+        "earliest_event_time",
+        "text",
+        "Events before this (UTC) are quarantined.",
+        "2000-01-01",
+        "ingestion",
+        reader=_INGEST,
+    ),
+    Setting(
+        "future_tolerance_hours",
+        "number",
+        "How far after its landing day an event may be.",
+        24,
+        "ingestion",
+        reader=_INGEST,
+    ),
+    Setting("max_row_bytes", "int", "Longer lines are quarantined.", 65536, "ingestion", reader=_INGEST),
+    # ---- dbt: incremental processing (docs/incremental.md)
+    _dbt(
+        "incremental_lookback_days",
+        "int",
+        "incremental",
+        "Events of a batch earlier than its first landing day minus this many days are late (qa_late_events).",
+        minimum=0,
+    ),
+    _dbt(
+        "reprocess_from",
+        "date",
+        "incremental",
+        "Recompute every user with an event from this day on (`pulse reprocess --from D`).",
+        scope=PER_RUN,
+        optional=True,
+    ),
+    # ---- dbt: sessions and page views
+    _dbt("session_timeout_minutes", "int", "sessions", "A gap longer than this starts a new session.", minimum=1),
+    _dbt("max_session_hours", "int", "sessions", "Longer sessions are cut (qa_sessions_cut).", minimum=1),
+    _dbt("heartbeat_seconds", "int", "sessions", "The tracker's page ping interval (engaged time).", minimum=1),
+    _dbt("min_visit_seconds", "int", "sessions", "Engaged seconds credited to every page view.", minimum=0),
+    _dbt(
+        "engaged_session_seconds",
+        "int",
+        "sessions",
+        "GA4's engaged session: more engaged seconds than this, a conversion, or 2+ page views.",
+        minimum=0,
+    ),
+    # ---- dbt: feature snapshots and the intent label
+    _dbt(
+        "features_as_of",
+        "date",
+        "features",
+        "The latest snapshot date (profiles, segments, scores). Empty: the day after the latest event.",
+        optional=True,
+    ),
+    _dbt("feature_snapshot_interval_days", "int", "features", "Days between feature snapshots.", minimum=1),
+    _dbt(
+        "feature_snapshots_max",
+        "int",
+        "features",
+        "At most this many snapshots, the latest included; older ones are dropped with a warning.",
+        minimum=1,
+    ),
+    _dbt(
+        "purchase_horizon_days",
+        "int",
+        "features",
+        "The intent label: a purchase within this many days from the snapshot date.",
+        minimum=1,
+    ),
+    # ---- purchase intent (Python)
+    Setting(
+        "intent_test_as_of",
+        "date",
+        "The intent model's evaluation date (`--test-as-of`): the test snapshot is the latest labelled one on or "
+        "before it; later snapshots are not used. Profiles and scores keep the latest snapshot. Empty: the latest.",
+        group="intent",
+        optional=True,
+    ),
+    Setting(
+        "intent_min_positives",
+        "int",
+        "Sufficiency gate: positives needed in train and in test.",
+        100,
+        "intent",
+        reader=_INTENT,
+    ),
+    Setting(
+        "intent_min_negatives",
+        "int",
+        "Sufficiency gate: negatives needed in train and in test.",
+        100,
+        "intent",
+        reader=_INTENT,
+    ),
+    Setting("intent_test_snapshots", "int", "Latest labelled snapshots in the test part.", 1, "intent", reader=_INTENT),
+    Setting(
+        "intent_validation_snapshots", "int", "Fewest snapshots in the validation part.", 1, "intent", reader=_INTENT
+    ),
+    Setting(
+        "intent_promotion_tolerance",
+        "number",
+        "A challenger within this ROC-AUC of the champion is promoted.",
+        0.005,
+        "intent",
+        reader=_INTENT,
+    ),
+    Setting("segmentation_seed", "int", "K-Means seed of the segment model.", 0, "segments", minimum=0),
+    # ---- dbt: rule-based user types (docs/features.md)
+    _dbt("intent_min_cart_adds", "int", "user types", "Intent-driven: cart adds and no purchase ever.", minimum=1),
+    _dbt("intent_min_searches", "int", "user types", "Intent-driven: searches...", minimum=1),
+    _dbt("intent_min_searches_per_session", "number", "user types", "...in most visits.", minimum=0),
+    _dbt("intent_min_product_views", "int", "user types", "...leading to product pages.", minimum=0),
+    _dbt("active_min_sessions_per_active_day", "number", "user types", "Active: visits per active day...", minimum=0),
+    _dbt("active_min_sessions_7d", "int", "user types", "...on several days this week.", minimum=0),
+    _dbt("active_min_sessions_30d", "int", "user types", "Active: or returning this often in 30 days...", minimum=0),
+    _dbt(
+        "active_min_avg_engaged_seconds", "number", "user types", "...with this much engaged time per visit.", minimum=0
+    ),
+    _dbt("passive_max_sessions_30d", "int", "user types", "Passive: at most this many visits in 30 days.", minimum=0),
+    _dbt(
+        "passive_max_avg_session_seconds",
+        "number",
+        "user types",
+        "Passive: or visits this short on average.",
+        minimum=0,
+    ),
+    # ---- dbt: engagement score (docs/features.md)
+    _dbt("engagement_weight_frequency", "number", "engagement", "Weight of sessions in the past 7 days.", minimum=0),
+    _dbt("engagement_weight_duration", "number", "engagement", "Weight of engaged seconds per session.", minimum=0),
+    _dbt("engagement_weight_recency", "number", "engagement", "Weight of days since the last visit.", minimum=0),
+    _dbt("engagement_weight_depth", "number", "engagement", "Weight of page views per session.", minimum=0),
+    _dbt(
+        "engagement_frequency_cap",
+        "number",
+        "engagement",
+        "Sessions in 7 days at which frequency is full.",
+        minimum=0.001,
+    ),
+    _dbt(
+        "engagement_duration_cap_seconds",
+        "number",
+        "engagement",
+        "Engaged seconds per visit at which duration is full.",
+        minimum=0.001,
+    ),
+    _dbt("engagement_recency_window_days", "number", "engagement", "No visit for this long: recency 0.", minimum=0.001),
+    _dbt(
+        "engagement_depth_cap_pages", "number", "engagement", "Pages per visit at which depth is full.", minimum=0.001
+    ),
+    # ---- dbt: behavioral triggers (docs/triggers.md)
+    _dbt("cart_abandonment_minutes", "int", "triggers", "An add with no purchase this long after it.", minimum=1),
+    _dbt("frequent_visitor_sessions_per_day", "int", "triggers", "More sessions than this in a UTC day.", minimum=1),
+    _dbt("high_intent_product_views", "int", "triggers", "This many product views and an add...", minimum=1),
+    _dbt("high_intent_window_hours", "int", "triggers", "...within this many hours.", minimum=1),
+    _dbt("low_engagement_max_seconds", "int", "triggers", "A first session shorter than this...", minimum=0),
+    _dbt("low_engagement_max_page_views", "int", "triggers", "...with at most this many page views...", minimum=0),
+    _dbt("low_engagement_wait_days", "int", "triggers", "...and no new session for this many days.", minimum=1),
+    _dbt(
+        "returning_browser_days", "int", "triggers", "A new session at most this many days after browsing.", minimum=1
+    ),
+    _dbt("triggers_enabled", "list", "triggers", "The triggers emitted.", choices=TRIGGERS),
+    _dbt(
+        "triggers_through",
+        "date",
+        "triggers",
+        "A replay: read events and emit firings before this day.",
+        scope=PER_RUN,
+        optional=True,
+    ),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+BY_ENV: dict[str, Setting] = {s.env_var: s for s in SETTINGS if s.env_var}
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; ``problems`` lists each one (file and key, variable or --var, and value)."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class _Invalid(ValueError):
+    """A value that does not fit its setting: the message says what was expected."""
+
+
+@lru_cache(maxsize=4)
+def _dbt_project_vars(path: Path, mtime: float) -> dict[str, Any]:
+    import yaml
+
+    return dict((yaml.safe_load(path.read_text()).get("vars") or {}).get("pulse") or {})
+
+
+def dbt_project_vars(path: Path = DBT_PROJECT_YML) -> dict[str, Any]:
+    """The ``vars: pulse:`` block of dbt_project.yml: the dbt vars' defaults."""
+    return _dbt_project_vars(path, path.stat().st_mtime)
+
+
+def _close_names(name: str, names: Iterable[str]) -> str:
+    near = difflib.get_close_matches(name, list(names), n=3, cutoff=0.6)
+    return f"did you mean {' or '.join(near)}?" if near else "`pulse settings` lists every setting"
+
+
+# ----------------------------------------------------------------------------------------------- values
+
+
+def _parse(setting: Setting, raw: Any, base: Path | None = None) -> Any:
+    """``raw`` (text from the environment or --var, or a TOML value) as the setting's type, or _Invalid.
+    Relative paths are taken from ``base`` (the settings file's folder), else the working directory."""
+    kind = setting.kind
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if raw == "" or (setting.optional and raw.lower() in ("null", "none")):
+            if setting.optional:
+                return None
+            raise _Invalid(f"needs a value: {setting.expected()}")
+    if kind == "int":
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            raise _Invalid(f"expected {setting.expected()}")
+        try:
+            value: Any = int(raw)
+        except ValueError:
+            raise _Invalid(f"expected {setting.expected()}") from None
+    elif kind == "number":
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            raise _Invalid(f"expected {setting.expected()}")
+        try:
+            value = int(raw) if isinstance(raw, int) or re.fullmatch(r"[+-]?\d+", str(raw)) else float(raw)
+        except ValueError:
+            raise _Invalid(f"expected {setting.expected()}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _Invalid(f"expected {setting.expected()}")
+    elif kind == "bool":
+        if isinstance(raw, bool):
+            value = raw
+        elif isinstance(raw, str) and raw.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            value = raw.lower() in ("true", "1", "yes", "on")
+        else:
+            raise _Invalid(f"expected {setting.expected()}")
+    elif kind == "date":
+        if isinstance(raw, date) and not hasattr(raw, "hour"):
+            value = raw
+        elif isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            try:
+                value = date.fromisoformat(raw)
+            except ValueError:
+                raise _Invalid(f"no such day: expected {setting.expected()}") from None
+        else:
+            raise _Invalid(f"expected {setting.expected()}")
+    elif kind == "path":
+        if not isinstance(raw, str | Path):
+            raise _Invalid(f"expected {setting.expected()}")
+        path = Path(raw).expanduser()
+        value = (path if path.is_absolute() or base is None else base / path).resolve()
+    elif kind == "choice":
+        if not isinstance(raw, str) or raw.lower() not in setting.choices:
+            raise _Invalid(f"expected {setting.expected()}")
+        value = raw.lower()
+    elif kind == "list":
+        if isinstance(raw, str):
+            items = json.loads(raw) if raw.startswith("[") else [item.strip() for item in raw.split(",")]
+        elif isinstance(raw, list | tuple):
+            items = list(raw)
+        else:
+            raise _Invalid(f"expected {setting.expected()}")
+        unknown = [item for item in items if not isinstance(item, str) or item not in setting.choices]
+        if unknown:
+            raise _Invalid(f"unknown {', '.join(map(repr, unknown))}: expected {setting.expected()}")
+        value = tuple(dict.fromkeys(item for item in items if item))
+        if not value:
+            raise _Invalid(f"needs at least one: expected {setting.expected()}")
+    else:  # text
+        if not isinstance(raw, str):
+            raise _Invalid(f"expected {setting.expected()}")
+        value = raw
+    if kind in ("int", "number"):
+        if setting.minimum is not None and value < setting.minimum:
+            raise _Invalid(f"expected {setting.expected()}")
+        if setting.maximum is not None and value > setting.maximum:
+            raise _Invalid(f"expected {setting.expected()}")
+    return value
+
+
+def _text(value: Any) -> str:
+    """A value as the environment or --var would spell it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return ",".join(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# ----------------------------------------------------------------------------------------------- resolved
 
 
 @dataclass(frozen=True)
 class PulsePaths:
+    """Where a home keeps its state, and how its warehouse is opened."""
+
     home: Path
     landing: Path
     warehouse: Path
@@ -26,10 +568,11 @@ class PulsePaths:
     dagster_home: Path
     exports: Path
     collector: Path
-    # An MLflow tracking server (``http://mlflow.internal:5000``) instead of the SQLite file: PULSE_MLFLOW_URI.
+    # An MLflow tracking server (``http://mlflow.internal:5000``) instead of the SQLite file: mlflow_uri.
     mlflow_uri: str | None = None
-    # Where dbt builds the models and the Python steps read and write them: PULSE_ENGINE (docs/spark.md).
+    # Where dbt builds the models and the Python steps read and write them: engine (docs/spark.md).
     engine: str = "duckdb"
+    duckdb_memory: str = "2GB"
 
     @property
     def spark_home(self) -> Path:
@@ -42,8 +585,19 @@ class PulsePaths:
         return self.landing / "events"
 
     @property
+    def dbt_target(self) -> Path:
+        """dbt's artifacts of this home's runs (run_results.json, its partial parse); the checkout's
+        dbt_project/target only holds the manifest built at install time (`pulse prepare`)."""
+        return self.home / "dbt" / "target"
+
+    @property
+    def dbt_logs(self) -> Path:
+        """dbt's log file (dbt.log) of this home's runs."""
+        return self.home / "dbt" / "logs"
+
+    @property
     def mlflow_store(self) -> Path | str:
-        """What the ML code tracks to: ``PULSE_MLFLOW_URI`` when set, else the SQLite file ``PULSE_MLFLOW_DB``."""
+        """What the ML code tracks to: ``mlflow_uri`` when set, else the SQLite file ``mlflow_db``."""
         return self.mlflow_uri or self.mlflow_db
 
     @property
@@ -69,42 +623,235 @@ class PulsePaths:
         return self
 
 
-def paths_from_env(environ: Mapping[str, str] | None = None) -> PulsePaths:
-    """Resolve every path to an absolute one, from ``environ`` (default: the process environment)."""
+@dataclass(frozen=True)
+class Settings:
+    """Every setting's effective value (``settings.purchase_horizon_days``) and where it came from
+    (``sources``: ``default``, the settings file, an environment variable or ``--var``)."""
+
+    home: Path
+    file: Path
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+    declarations: tuple[Setting, ...] = field(default=SETTINGS, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("values")
+        if values is not None and name in values:
+            return values[name]
+        raise AttributeError(f"no setting {name!r}: {_close_names(name, values or ())}")
+
+    def get(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def paths(self) -> PulsePaths:
+        return PulsePaths(
+            home=self.home,
+            landing=self.landing,
+            warehouse=self.warehouse,
+            mlflow_db=self.mlflow_db,
+            dagster_home=self.dagster_home,
+            exports=self.exports,
+            collector=self.collector,
+            mlflow_uri=self.mlflow_uri,
+            engine=self.engine,
+            duckdb_memory=self.duckdb_memory,
+        )
+
+    def dbt_vars(self) -> dict[str, Any]:
+        """Every dbt var's effective value, for ``dbt --vars`` (JSON-able; an unset date is null)."""
+        return {s.name: _jsonable(self.values[s.name]) for s in self.declarations if s.dbt_var}
+
+    def dbt_vars_json(self) -> str:
+        return json.dumps(self.dbt_vars(), sort_keys=True)
+
+    def dbt_env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` plus what dbt_project/profiles.yml and the macros read from the environment, resolved
+        (absolute paths, settings.toml's values): the environment of a dbt process."""
+        env = dict(base)
+        env["PULSE_HOME"] = str(self.home)
+        for s in self.declarations:
+            if s.dbt_profile and s.env_var:
+                value = self.values[s.name]
+                if value is None:
+                    env.pop(s.env_var, None)
+                else:
+                    env[s.env_var] = _text(value)
+        env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        return env
+
+    def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` for a child process that reads the settings itself (``dagster dev``, the MLflow server):
+        the home and Dagster's instance as absolute paths, the variables set in the environment resolved (a
+        relative path means the same folder from any working directory). Settings from the file are not
+        copied into variables: the child reads the file, and a later edit of it still counts."""
+        env = dict(base)
+        env["PULSE_HOME"] = str(self.home)
+        env["DAGSTER_HOME"] = str(self.dagster_home)
+        for s in self.declarations:
+            if s.env_var and self.sources.get(s.name) == s.env_var and not s.reader:
+                env[s.env_var] = _text(self.values[s.name])
+        env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        return env
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, value, source) for every setting, in declaration order."""
+        return [(s.name, _text(self.values[s.name]), self.sources[s.name]) for s in self.declarations]
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
+    """``name=value`` texts (``pulse materialize --var``) as a mapping; a pair without ``=`` is an error."""
+    out: dict[str, str] = {}
+    problems = []
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            problems.append(f"--var {pair!r}: expected name=value")
+            continue
+        out[name.strip()] = value
+    if problems:
+        raise SettingsError(problems)
+    return out
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    declarations: tuple[Setting, ...] = SETTINGS,
+    dbt_project: Path = DBT_PROJECT_YML,
+) -> Settings:
+    """Resolve every setting: defaults < ``$PULSE_HOME/settings.toml`` < PULSE_* variables of ``environ``
+    (default: the process environment) < ``overrides`` (name -> value, text as on the command line). Every
+    problem is collected and raised at once as :class:`SettingsError`."""
     env = os.environ if environ is None else environ
-
-    def pick(var: str, default: Path) -> Path:
-        value = env.get(var)
-        return Path(value).expanduser().resolve() if value else default
-
     home = Path(env.get("PULSE_HOME") or DEFAULT_HOME).expanduser().resolve()
-    return PulsePaths(
-        home=home,
-        landing=pick("PULSE_LANDING", home / "landing"),
-        warehouse=pick("PULSE_WAREHOUSE", home / "warehouse.duckdb"),
-        mlflow_db=pick("PULSE_MLFLOW_DB", home / "mlflow.db"),
-        dagster_home=pick("DAGSTER_HOME", home / "dagster_home"),
-        exports=pick("PULSE_EXPORTS", home / "exports"),
-        collector=pick("PULSE_COLLECTOR", home / "collector"),
-        mlflow_uri=env.get("PULSE_MLFLOW_URI") or None,
-        engine=engine_from_env(env),
-    )
+    settings_file = home / SETTINGS_FILE
+    by_name = {s.name: s for s in declarations}
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    dbt_defaults = dbt_project_vars(dbt_project) if any(s.dbt_var for s in declarations) else {}
+    for s in declarations:
+        if s.dbt_var:
+            if s.name not in dbt_defaults:
+                problems.append(f"{dbt_project}: vars.pulse lacks {s.name}, declared in pulse/settings.py")
+                continue
+            raw = dbt_defaults[s.name]
+            try:
+                values[s.name] = _parse(s, raw) if raw is not None else None
+            except _Invalid as exc:
+                problems.append(f"{dbt_project}: vars.pulse.{s.name} = {raw!r}: {exc}")
+                continue
+        else:
+            values[s.name] = s.default(home) if callable(s.default) else s.default
+        sources[s.name] = DEFAULT
+
+    if settings_file.exists():
+        try:
+            data = tomllib.loads(settings_file.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            problems.append(f"{settings_file}: not valid TOML: {exc}")
+            data = {}
+        for key, raw in data.items():
+            s = by_name.get(key)
+            where = f"{settings_file}: {key}"
+            if s is None:
+                hint = " (settings are top-level keys, not tables)" if isinstance(raw, dict) else ""
+                problems.append(f"{where}: unknown setting{hint}; {_close_names(key, by_name)}")
+            elif s.scope == PER_RUN:
+                problems.append(f"{where}: set per run only (--var {key}=...)")
+            elif s.reader:
+                problems.append(f"{where}: read from the environment only for now ({s.env_var}, by {s.reader})")
+            else:
+                try:
+                    values[key], sources[key] = _parse(s, raw, base=home), SETTINGS_FILE
+                except _Invalid as exc:
+                    problems.append(f"{where} = {raw!r}: {exc}")
+
+    for s in declarations:
+        var = s.env_var
+        raw = env.get(var) if var else None
+        if raw is None or raw.strip() == "":
+            continue
+        if s.reader:  # its reader validates it
+            values[s.name], sources[s.name] = raw, var
+            continue
+        try:
+            values[s.name], sources[s.name] = _parse(s, raw), var
+        except _Invalid as exc:
+            problems.append(f"{var}={raw!r}: {exc}")
+
+    for key, raw in (overrides or {}).items():
+        s = by_name.get(key)
+        where = f"--var {key}"
+        if s is None:
+            problems.append(f"{where}: unknown setting; {_close_names(key, by_name)}")
+        elif s.scope == HOME:
+            problems.append(f"{where}: describes the home, not a run: set it in {settings_file} or {s.env_var}")
+        elif s.reader:
+            problems.append(f"{where}: read from the environment only for now ({s.env_var}, by {s.reader})")
+        else:
+            try:
+                values[key], sources[key] = _parse(s, raw), OVERRIDE
+            except _Invalid as exc:
+                problems.append(f"{where}={raw!r}: {exc}")
+
+    if problems:
+        raise SettingsError(problems)
+    return Settings(home=home, file=settings_file, values=values, sources=sources, declarations=declarations)
 
 
-ENGINES = ("duckdb", "spark")
+def paths_from_env(environ: Mapping[str, str] | None = None) -> PulsePaths:
+    """Every path, absolute, through the settings door (``environ``: default the process environment)."""
+    return load_settings(environ).paths
 
 
 def engine_from_env(environ: Mapping[str, str] | None = None) -> str:
-    """``PULSE_ENGINE``: ``duckdb`` (default) or ``spark``; anything else is an error naming the value."""
-    env = os.environ if environ is None else environ
-    engine = (env.get("PULSE_ENGINE") or "duckdb").strip().lower()
-    if engine not in ENGINES:
-        raise ValueError(f"PULSE_ENGINE={env.get('PULSE_ENGINE')!r}: expected one of {', '.join(ENGINES)}")
-    return engine
+    """``engine``: ``duckdb`` (default) or ``spark``; anything else is an error naming the value."""
+    return load_settings(environ).engine
 
 
-def export_to_environ(paths: PulsePaths) -> None:
-    """Make child processes (dbt, Dagster, MLflow) see the same absolute paths as this one. Also turns
-    MLflow's telemetry off unless set: nothing leaves the machine (and it is offline here)."""
-    os.environ.update(paths.as_env())
+def export_to_environ(source: Settings | PulsePaths) -> None:
+    """Write into this process's environment what dbt reads from it (profiles.yml: the warehouse, the engine,
+    threads, memory, Spark's settings), resolved. The one place pulse writes os.environ: dagster-dbt starts dbt
+    with a copy of the process environment and takes no other (DbtCliResource.cli); every other child process
+    gets an explicit ``env=`` (:meth:`Settings.dbt_env`, :meth:`Settings.child_env`). Also turns MLflow's
+    telemetry off unless set: nothing leaves the machine."""
+    if isinstance(source, Settings):
+        updates = {k: v for k, v in source.dbt_env({}).items() if k != "MLFLOW_DISABLE_TELEMETRY"}
+        updates |= source.paths.as_env()
+    else:
+        updates = source.as_env()
+    os.environ.update(updates)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+# ----------------------------------------------------------------------------------------------- docs
+
+
+def settings_markdown(declarations: tuple[Setting, ...] = SETTINGS) -> str:
+    """The table of docs/settings.md: every setting, its default, variable, where it may be set, its type (a dbt
+    var or not) and what it does."""
+    defaults = dbt_project_vars()
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    rows = ["| setting | default | environment | set in | type | what |", "|---|---|---|---|---|---|"]
+    for s in declarations:
+        if s.dbt_var:
+            default = _text(defaults.get(s.name))
+        elif callable(s.default):
+            default = "$PULSE_HOME/" + s.default(Path()).as_posix()
+        else:
+            default = _text(s.default)
+        where = {HOME: "file, env", RUN: "file, env, --var", PER_RUN: "--var"}[s.scope]
+        if s.reader:
+            where = f"env (read by {s.reader.split(' ')[0]})"
+        kind = s.expected() + (", dbt var" if s.dbt_var else "")
+        env = f"`{s.env_var}`" if s.env_var else ""
+        default = f"`{cell(default)}`" if default else ""
+        rows.append(f"| `{s.name}` | {default} | {env} | {where} | {cell(kind)} | {cell(s.description)} |")
+    return "\n".join(rows) + "\n"

@@ -21,7 +21,6 @@ raw rows to Spark as Parquet), so :func:`open_raw` always opens the DuckDB file.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -216,7 +215,7 @@ def connect_duckdb(paths: PulsePaths, read_only: bool = False) -> duckdb.DuckDBP
     return duckdb.connect(
         str(paths.warehouse),
         read_only=read_only,
-        config={"memory_limit": os.environ.get("PULSE_DUCKDB_MEMORY", "2GB")},
+        config={"memory_limit": paths.duckdb_memory},
     )
 
 

@@ -6,8 +6,6 @@ user_segments   one row per user: the champion's segment, the distance to its ce
                 user type, the snapshot date and the model version; a table in the warehouse.
 """
 
-import os
-
 import dagster as dg
 
 from ml.user_segments import (
@@ -15,7 +13,7 @@ from ml.user_segments import (
     segment_sizes_markdown,
     write_user_segments,
 )
-from orchestration.resources import PulseStorage
+from orchestration.resources import PulseSettings, PulseStorage
 from pulse.settings import PulsePaths
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow` serves the tracking store here
@@ -36,13 +34,15 @@ def mlflow_ui(paths: PulsePaths) -> str:
     description="K-Means segments (k by silhouette) fitted on user_features, matched to the previous champion, "
     "tracked in MLflow and registered as `pulse_segments@champion`.",
 )
-def segment_model(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
+def segment_model(
+    context: dg.AssetExecutionContext, storage: PulseStorage, settings: PulseSettings
+) -> dg.MaterializeResult:
     paths = storage.paths()
     with storage.open_warehouse(read_only=True) as warehouse:
         fitted = fit_and_register_segments(
             warehouse,
             paths.mlflow_store,
-            seed=int(os.environ.get("PULSE_SEGMENTATION_SEED", "0")),
+            seed=settings.resolve().segmentation_seed,
             ui_url=mlflow_ui(paths),
         )
     context.log.info(fitted.summary())

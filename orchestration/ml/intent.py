@@ -16,7 +16,7 @@ import dagster as dg
 from ml.purchase_intent import InsufficientDataError, IntentConfig
 from ml.user_intent import read_training_set, sufficiency, train_and_register_intent, write_user_intent_scores
 from orchestration.ml.assets import mlflow_ui
-from orchestration.resources import PulseStorage
+from orchestration.resources import PulseSettings, PulseStorage
 
 SUFFICIENCY_CHECK = "enough_labelled_data"
 
@@ -77,9 +77,11 @@ def promotion_tolerance() -> float:
     "registered in MLflow as `purchase_intent_model@challenger`, promoted to `@champion` only if at least as "
     "good as the champion and better than the RFM baseline.",
 )
-def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStorage):
+def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStorage, settings: PulseSettings):
     paths = storage.paths()
-    config = intent_config()
+    # The evaluation date (`pulse materialize --test-as-of D`, setting intent_test_as_of): which snapshot is
+    # test; the scored snapshot and the profiles' as-of stay the latest.
+    config = replace(intent_config(), test_as_of=settings.resolve().intent_test_as_of)
     tolerance = promotion_tolerance()
     with storage.open_warehouse(read_only=True) as warehouse:
         frame = read_training_set(warehouse)  # read once; training needs no warehouse connection
@@ -113,6 +115,7 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
             {name: {k: round(float(v), 4) for k, v in m.items()} for name, m in result.test_metrics.items()}
         ),
         "split": dg.MetadataValue.json(result.split.describe()),
+        "test_as_of": config.test_as_of.isoformat() if config.test_as_of else "",
         "best_iteration": result.best_iteration,
         "mlflow_run_id": registration.run_id,
         "mlflow_tracking_uri": trained.tracking_uri,

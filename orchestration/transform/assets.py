@@ -1,16 +1,19 @@
 import json
-from datetime import date
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from orchestration.resources import PulseStorage
+from ml.feature_snapshots import SNAPSHOT_DATES, SnapshotCoverage, snapshot_coverage
+from orchestration.resources import PulseSettings, PulseStorage
 from orchestration.transform.project import pulse_dbt_project
 from pulse.batches import BatchReport, batch_report
 
 # Their materializations carry the batch's figures (docs/incremental.md).
 BATCH_ASSETS = (dg.AssetKey("int_batch"), dg.AssetKey("qa_late_events"))
+# Its materialization says how many snapshot dates feature_snapshots_max kept and dropped.
+SNAPSHOT_ASSETS = (dg.AssetKey(SNAPSHOT_DATES), dg.AssetKey("user_feature_snapshots"))
 
 
 class PulseDbtTranslator(DagsterDbtTranslator):
@@ -20,30 +23,21 @@ class PulseDbtTranslator(DagsterDbtTranslator):
 
 
 class DbtBuildConfig(dg.Config):
-    """How `dbt build` runs: incremental by default (only what was ingested since the last committed run)."""
+    """How `dbt build` runs: incremental by default (only what was ingested since the last committed run). dbt
+    vars (reprocess_from included) are settings: the `settings` resource's overrides set them per run."""
 
-    reprocess_from: str = Field(
-        default="",
-        description="YYYY-MM-DD: also recompute every user with an event from that day on (folds in the events "
-        "qa_late_events lists). Empty: only the new batch.",
-    )
     full_refresh: bool = Field(default=False, description="Rebuild every model from raw.events.")
 
-    @field_validator("reprocess_from")
-    @classmethod
-    def _a_date(cls, value: str) -> str:
-        if value:
-            date.fromisoformat(value)  # raises naming the bad value
-        return value
-
-    def dbt_args(self) -> list[str]:
+    def dbt_args(self, dbt_vars: dict | None = None, log_path: Path | None = None) -> list[str]:
         # dbt's unit tests check the SQL against fixed rows, not the data: they run in `make test`
         # (tests/integration/test_pipeline.py), not in every build (dbt's advice for production runs).
         args = ["build", "--exclude-resource-type", "unit_test"]
         if self.full_refresh:
             args.append("--full-refresh")
-        if self.reprocess_from:
-            args += ["--vars", json.dumps({"reprocess_from": self.reprocess_from})]
+        if dbt_vars is not None:
+            args += ["--vars", json.dumps(dbt_vars, sort_keys=True)]
+        if log_path is not None:
+            args += ["--log-path", str(log_path)]
         return args
 
 
@@ -66,6 +60,17 @@ def batch_metadata(report: BatchReport) -> dict[dg.AssetKey, dict[str, dg.Metada
     }
 
 
+def snapshot_metadata(coverage: SnapshotCoverage) -> dict[dg.AssetKey, dict[str, dg.MetadataValue]]:
+    figures = {
+        "snapshots_kept": dg.MetadataValue.int(coverage.kept),
+        "snapshots_dropped": dg.MetadataValue.int(coverage.dropped),
+        "dropped_from": dg.MetadataValue.text(str(coverage.dropped_from or "")),
+        "dropped_to": dg.MetadataValue.text(str(coverage.dropped_to or "")),
+        "kept_from": dg.MetadataValue.text(str(coverage.kept_from or "")),
+    }
+    return {key: figures for key in SNAPSHOT_ASSETS}
+
+
 @dbt_assets(
     manifest=pulse_dbt_project.manifest_path,
     project=pulse_dbt_project,
@@ -73,25 +78,38 @@ def batch_metadata(report: BatchReport) -> dict[dg.AssetKey, dict[str, dg.Metada
     dagster_dbt_translator=PulseDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
 )
 def pulse_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, storage: PulseStorage, config: DbtBuildConfig
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    storage: PulseStorage,
+    settings: PulseSettings,
+    config: DbtBuildConfig,
 ):
-    storage.paths()  # exports the resolved PULSE_* paths so dbt's profile sees the same warehouse
+    resolved = settings.resolve()
+    paths = storage.paths()  # exports the resolved values dbt's profile reads (the warehouse, the engine...)
+    # Every dbt var's effective value (settings.toml, environment, this run's overrides); dbt's artifacts and log
+    # under PULSE_HOME, never in the checkout (its target/ holds only the manifest built at install time).
+    args = config.dbt_args(resolved.dbt_vars(), log_path=paths.dbt_logs)
     # The batch assets' figures can only be read once dbt has let go of the warehouse (it holds DuckDB's lock),
     # and outputs must keep dbt's order (an asset after its dependencies): the events are yielded at the end.
     events: list = []
     try:
-        for event in dbt.cli(config.dbt_args(), context=context).stream():
+        for event in dbt.cli(args, context=context, target_path=paths.dbt_target).stream():
             events.append(event)
     except Exception:
         yield from events  # what dbt built before it failed is still materialized
         raise
     metadata: dict[dg.AssetKey, dict[str, dg.MetadataValue]] = {}
-    if any(isinstance(e, dg.Output) and context.asset_key_for_output(e.output_name) in BATCH_ASSETS for e in events):
+    built = {context.asset_key_for_output(e.output_name) for e in events if isinstance(e, dg.Output)}
+    if built & {*BATCH_ASSETS, *SNAPSHOT_ASSETS}:
         with storage.open_warehouse(read_only=True) as warehouse:
-            report = batch_report(warehouse)
+            report = batch_report(warehouse) if built & set(BATCH_ASSETS) else None
+            coverage = snapshot_coverage(warehouse) if built & set(SNAPSHOT_ASSETS) else None
         if report:
-            metadata = batch_metadata(report)
+            metadata |= batch_metadata(report)
             (context.log.warning if report.late_events else context.log.info)(report.describe())
+        if coverage:
+            metadata |= snapshot_metadata(coverage)
+            (context.log.warning if coverage.dropped else context.log.info)(coverage.describe())
     for event in events:
         extra = metadata.get(context.asset_key_for_output(event.output_name)) if isinstance(event, dg.Output) else None
         yield event.with_metadata({**event.metadata, **extra}) if extra else event

@@ -1,4 +1,4 @@
-"""The dbt step's config (incremental, reprocess, full refresh) and the batch report's text."""
+"""The dbt step's config (incremental, full refresh, the dbt vars of the settings door) and the batch report's text."""
 
 from __future__ import annotations
 
@@ -10,29 +10,37 @@ import pytest
 from orchestration.materialize import run_config
 from orchestration.transform.assets import DbtBuildConfig
 from pulse.batches import BatchReport
+from pulse.settings import SettingsError, load_settings
 
 
 def test_the_dbt_step_builds_incrementally_by_default() -> None:
     assert DbtBuildConfig().dbt_args() == ["build", "--exclude-resource-type", "unit_test"]
-
-
-def test_reprocess_from_becomes_a_dbt_var() -> None:
-    args = DbtBuildConfig(reprocess_from="2026-09-14").dbt_args()
-    assert args[-2] == "--vars" and json.loads(args[-1]) == {"reprocess_from": "2026-09-14"}
     assert "--full-refresh" in DbtBuildConfig(full_refresh=True).dbt_args()
 
 
-def test_a_bad_reprocess_date_is_refused_naming_it() -> None:
-    with pytest.raises(ValueError, match="2026-13-01"):
-        DbtBuildConfig(reprocess_from="2026-13-01")
+def test_every_dbt_var_and_the_log_folder_reach_dbt(tmp_path) -> None:
+    settings = load_settings({"PULSE_HOME": str(tmp_path)}, {"reprocess_from": "2026-09-14"})
+    args = DbtBuildConfig().dbt_args(settings.dbt_vars(), log_path=settings.paths.dbt_logs)
+    vars_at = args.index("--vars")
+    assert json.loads(args[vars_at + 1]) == settings.dbt_vars()
+    assert json.loads(args[vars_at + 1])["reprocess_from"] == "2026-09-14"
+    assert args[args.index("--log-path") + 1] == str(tmp_path / "dbt" / "logs")
 
 
-def test_run_config_passes_the_dbt_config_to_the_dbt_step() -> None:
-    config = run_config(only_changed_days=True, dbt_config={"reprocess_from": "2026-09-14"})
+def test_a_bad_reprocess_date_is_refused_naming_it(tmp_path) -> None:
+    with pytest.raises(SettingsError, match="--var reprocess_from='2026-13-01': no such day"):
+        load_settings({"PULSE_HOME": str(tmp_path)}, {"reprocess_from": "2026-13-01"})
+
+
+def test_run_config_passes_the_dbt_config_and_the_run_s_settings() -> None:
+    config = run_config(
+        only_changed_days=True, dbt_config={"full_refresh": True}, overrides={"reprocess_from": "2026-09-14"}
+    )
     assert config["ops"] == {
         "raw_events": {"config": {"only_changed_days": True}},
-        "pulse_dbt_models": {"config": {"reprocess_from": "2026-09-14"}},
+        "pulse_dbt_models": {"config": {"full_refresh": True}},
     }
+    assert config["resources"] == {"settings": {"config": {"overrides": {"reprocess_from": "2026-09-14"}}}}
 
 
 def test_the_report_names_the_command_that_folds_late_events_in() -> None:

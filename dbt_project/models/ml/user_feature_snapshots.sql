@@ -1,14 +1,13 @@
 -- One row per user per snapshot date: the features of user_features, computed for the latest snapshot (var
 -- features_as_of; default: the day after the latest event date) and every feature_snapshot_interval_days
--- before it, back to the first date with at least one interval of history (at most feature_snapshots_max).
+-- before it, back to the first date with at least one interval of history (the newest feature_snapshots_max of
+-- them: feature_snapshot_dates).
 -- Point in time: a snapshot at t counts only the sessions that were over at t, i.e. whose last event is more
 -- than session_timeout_minutes before t. A later event cannot join such a session, so nothing that happens
 -- on or after t can change a snapshot's row (a session still open at t is left out whole, with its events).
 -- A user's sessions do not overlap, so the events of the counted sessions are exactly the user's events up to
 -- the end of the last of them: that bound selects the days (fct_user_daily) and product views that go with
 -- them. Users without such a session have no row in that snapshot.
-{% set features_as_of = var('features_as_of', none) %}
-{% set interval_days = var('feature_snapshot_interval_days') | int %}
 with
 
 sessions as (
@@ -41,47 +40,8 @@ product_view_events as (
 
 ),
 
-latest_snapshot as (
-
-    {% if features_as_of %}
-        select cast('{{ features_as_of }}' as date) as as_of_date
-    {% else %}
-        select cast({{ dbt.dateadd('day', 1, 'max(activity_date)') }} as date) as as_of_date
-        from user_daily
-    {% endif %}
-
-),
-
-history as (
-
-    select min(activity_date) as first_activity_date
-    from user_daily
-
-),
-
-snapshot_numbers as (
-
-    {{ dbt.generate_series(var('feature_snapshots_max')) }}
-
-),
-
-snapshot_dates as (
-
-    select
-        cast(
-            {{ dbt.dateadd('day', '-' ~ interval_days ~ ' * (snapshot_numbers.generated_number - 1)',
-                           'latest_snapshot.as_of_date') }}
-            as date
-        ) as as_of_date,
-        snapshot_numbers.generated_number as snapshot_number,
-        history.first_activity_date
-    from snapshot_numbers
-    cross join latest_snapshot
-    cross join history
-
-),
-
--- The latest snapshot always; an earlier one only with at least one interval of history before it.
+-- The snapshot dates: feature_snapshot_dates lists every date the history allows and keeps the newest
+-- feature_snapshots_max (the dbt step warns about the rest).
 snapshots as (
 
     select
@@ -89,10 +49,8 @@ snapshots as (
         -- sessions whose last event is before this instant are over at the snapshot
         {{ dbt.dateadd('minute', -1 * var('session_timeout_minutes'),
                        'cast(as_of_date as ' ~ dbt.type_timestamp() ~ ')') }} as closed_before
-    from snapshot_dates
-    where
-        snapshot_number = 1
-        or {{ dbt.dateadd('day', -1 * interval_days, 'as_of_date') }} >= first_activity_date
+    from {{ ref('feature_snapshot_dates') }}
+    where is_kept
 
 ),
 
