@@ -2,7 +2,7 @@
 
 Home A: settings.toml keeps 6 feature snapshots (the history allows 7); `pulse materialize --var
 purchase_horizon_days=14 --test-as-of D` (the CLI, in this process, job all_assets with the intent model).
-Home B: settings.toml sets purchase_horizon_days = 10; one Dagster run of daily_pipeline without overrides.
+Home B: settings.toml sets purchase_horizon_days = 10; one Dagster run of ingestion and the dbt step, no overrides.
 
 Each home's dbt vars reach dbt (14- and 10-day label windows, 6 kept snapshots and a warning naming the dropped
 date), dbt's artifacts and log land under each home, and the checkout's dbt_project/ is left byte for byte and
@@ -83,7 +83,10 @@ class Runs:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     import dagster as dg
 
-    from orchestration.materialize import materialize_range
+    from orchestration.definitions import defs
+    from orchestration.ingest.assets import raw_events
+    from orchestration.materialize import RANGE_END_TAG, RANGE_START_TAG, run_config
+    from orchestration.transform.assets import pulse_dbt_models
     from pulse import cli
     from pulse.ingest import landed_days
 
@@ -106,11 +109,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     ):
         a_exit = cli.main(args)
 
+    # Home B: ingestion and the dbt step only, in one Dagster run over every landing day (no overrides)
     with _environment(b):
         days = landed_days(landing / "events")
-        (b / "dagster_home").mkdir()
-        b_result = materialize_range(
-            days[0], days[-1], instance=dg.DagsterInstance.ephemeral(), quiet=True, log_file=b / "logs" / "run.log"
+        b_result = dg.materialize(
+            [raw_events, pulse_dbt_models],
+            resources=defs.resources,
+            instance=dg.DagsterInstance.ephemeral(),
+            tags={RANGE_START_TAG: days[0].isoformat(), RANGE_END_TAG: days[-1].isoformat()},
+            run_config=run_config(quiet=True),
+            raise_on_error=False,
         )
     return Runs(a, b, a_exit, out.getvalue() + err.getvalue(), b_result, before, _tree(DBT_PROJECT))
 
