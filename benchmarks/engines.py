@@ -98,8 +98,10 @@ def transform(a: dict, engine: str) -> dict:
     target = Path(a["home"]) / f"dbt_target_{engine}"
     env = _env(a, engine)
     cwd = REPO / "dbt_project"
-    subprocess.run([dbt, "parse", "--quiet", "--target-path", str(target)], cwd=cwd, env=env, check=True)
-    cmd = [dbt, "run", "--quiet", "--full-refresh", "--target-path", str(target)]
+    subprocess.run(
+        [dbt, "parse", "--quiet", "--target-path", str(target), "--log-path", str(target)], cwd=cwd, env=env, check=True
+    )
+    cmd = [dbt, "run", "--quiet", "--full-refresh", "--target-path", str(target), "--log-path", str(target)]
     cmd += ["--select", "+fct_sessions", "+fct_user_daily"]
     seconds, peak = _run_sampled(cmd, env, cwd)
     return {"seconds": seconds, "tree_rss_mb": peak, "sessions": sessions(a, engine)}

@@ -58,7 +58,7 @@ def _dbt_build(a: dict, *extra: str) -> dict:
     env = {**os.environ, "PULSE_WAREHOUSE": a["warehouse"], "PULSE_DUCKDB_MEMORY": a["memory_limit"]}
     # what the Dagster asset runs (orchestration/transform/assets.py): the build without dbt's unit tests
     cmd = [str(Path(sys.executable).parent / "dbt"), "build", "--exclude-resource-type", "unit_test", "--quiet"]
-    cmd += ["--target-path", str(target), *extra]
+    cmd += ["--target-path", str(target), "--log-path", str(target), *extra]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO / "dbt_project", env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -85,7 +85,10 @@ def stage_prepare(a: dict) -> dict:
     env = {**os.environ, "PULSE_WAREHOUSE": a["warehouse"]}
     dbt = str(Path(sys.executable).parent / "dbt")
     subprocess.run(
-        [dbt, "parse", "--quiet", "--target-path", str(target)], cwd=REPO / "dbt_project", env=env, check=True
+        [dbt, "parse", "--quiet", "--target-path", str(target), "--log-path", str(target)],
+        cwd=REPO / "dbt_project",
+        env=env,
+        check=True,
     )
     return {}
 

@@ -36,6 +36,7 @@ def _dbt(a: dict, command: str) -> dict:
     """Run dbt; a failing `dbt run` stops the benchmark, failing tests of `dbt build` are only reported."""
     target = tb._dbt_target(a)
     cmd = [str(Path(sys.executable).parent / "dbt"), command, "--quiet", "--target-path", str(target)]
+    cmd += ["--log-path", str(target)]
     proc = subprocess.run(cmd, cwd=REPO / "dbt_project", env=tb._dbt_env(a), capture_output=True, text=True)
     if proc.returncode != 0 and command == "run":
         raise RuntimeError(f"dbt {command} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")

@@ -101,7 +101,7 @@ def _dbt_target(a: dict) -> Path:
 def stage_prepare(a: dict) -> dict:
     """`dbt parse` with the benchmark's profile, as `make` does at install time (not timed as transform)."""
     dbt = str(Path(sys.executable).parent / "dbt")
-    cmd = [dbt, "parse", "--quiet", "--target-path", str(_dbt_target(a))]
+    cmd = [dbt, "parse", "--quiet", "--target-path", str(_dbt_target(a)), "--log-path", str(_dbt_target(a))]
     subprocess.run(cmd, cwd=REPO / "dbt_project", env=_dbt_env(a), check=True)
     return {}
 
@@ -119,7 +119,7 @@ def stage_transform(a: dict) -> dict:
     target = _dbt_target(a)
     # --full-refresh: a rebuild from raw.events every time, whatever an earlier run of the work dir committed
     # (the incremental path is benchmarks/incremental.py's subject).
-    cmd = [dbt, "run", "--quiet", "--full-refresh", "--target-path", str(target)]
+    cmd = [dbt, "run", "--quiet", "--full-refresh", "--target-path", str(target), "--log-path", str(target)]
     cmd += ["--select", "+fct_sessions", "+fct_user_daily"]
     subprocess.run(cmd, cwd=REPO / "dbt_project", env=_dbt_env(a), check=True)
     results = json.loads((target / "run_results.json").read_text())["results"]

@@ -233,12 +233,12 @@ def test_events_after_a_snapshot_change_none_of_its_features(demo: Demo, tmp_pat
 
 def _materialize_intent(home: Path) -> dg.ExecuteInProcessResult:
     from orchestration.ml.intent import purchase_intent_model, user_intent_scores
-    from orchestration.resources import PulseStorage
+    from orchestration.resources import PulseSettings, PulseStorage
 
     storage = PulseStorage(home=str(home), warehouse=str(home / "warehouse.duckdb"))
     return dg.materialize(
         [purchase_intent_model, user_intent_scores],
-        resources={"storage": storage},
+        resources={"storage": storage, "settings": PulseSettings()},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
