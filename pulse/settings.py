@@ -83,6 +83,8 @@ class Setting:
     choices: tuple[str, ...] = ()
     optional: bool = False  # may be empty (None)
     reader: str = ""
+    pattern: str = ""  # text: a regular expression the whole value must match (case-insensitive)
+    example: str = ""  # text: what a value looks like, for messages
 
     @property
     def env_var(self) -> str | None:
@@ -92,6 +94,8 @@ class Setting:
 
     def expected(self) -> str:
         text = _EXPECTED[self.kind].format(choices=", ".join(self.choices))
+        if self.example:
+            text += f" like {self.example}"
         if self.minimum is not None and self.maximum is not None:
             text += f" from {_num(self.minimum)} to {_num(self.maximum)}"
         elif self.minimum is not None:
@@ -209,6 +213,8 @@ SETTINGS: tuple[Setting, ...] = (
         "engine",
         scope=HOME,
         dbt_profile=True,
+        pattern=r"\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)",
+        example="2GB or 512MB",
     ),
     Setting(
         "spark_raw",
@@ -230,6 +236,8 @@ SETTINGS: tuple[Setting, ...] = (
         "engine",
         scope=HOME,
         dbt_profile=True,
+        pattern=r"\d+[kmgt]?",
+        example="2g",
     ),
     Setting(
         "spark_shuffle_partitions",
@@ -420,6 +428,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+
+def _engagement_weights(values: Mapping[str, Any]) -> str | None:
+    names = [n for n in values if n.startswith("engagement_weight_")]
+    if names and not any(values[n] for n in names):
+        return f"{', '.join(names)}: all 0; the engagement score divides by their sum, at least one must be above 0"
+    return None
+
+
+# Rules across settings: each returns a problem or None.
+CHECKS: tuple[Callable[[Mapping[str, Any]], str | None], ...] = (_engagement_weights,)
+
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 BY_ENV: dict[str, Setting] = {s.env_var: s for s in SETTINGS if s.env_var}
 
@@ -522,7 +541,7 @@ def _parse(setting: Setting, raw: Any, base: Path | None = None) -> Any:
         if not value:
             raise _Invalid(f"needs at least one: expected {setting.expected()}")
     else:  # text
-        if not isinstance(raw, str):
+        if not isinstance(raw, str) or (setting.pattern and not re.fullmatch(setting.pattern, raw, re.IGNORECASE)):
             raise _Invalid(f"expected {setting.expected()}")
         value = raw
     if kind in ("int", "number"):
@@ -798,6 +817,8 @@ def load_settings(
             except _Invalid as exc:
                 problems.append(f"{where}={raw!r}: {exc}")
 
+    if not problems:
+        problems += [problem for check in CHECKS if (problem := check(values))]
     if problems:
         raise SettingsError(problems)
     return Settings(home=home, file=settings_file, values=values, sources=sources, declarations=declarations)
@@ -832,26 +853,30 @@ def export_to_environ(source: Settings | PulsePaths) -> None:
 
 
 def settings_markdown(declarations: tuple[Setting, ...] = SETTINGS) -> str:
-    """The table of docs/settings.md: every setting, its default, variable, where it may be set, its type (a dbt
-    var or not) and what it does."""
+    """The tables of docs/settings.md, one per group: every setting, its default, variable, where it may be set,
+    its type (a dbt var or not) and what it does."""
     defaults = dbt_project_vars()
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 
-    rows = ["| setting | default | environment | set in | type | what |", "|---|---|---|---|---|---|"]
-    for s in declarations:
-        if s.dbt_var:
-            default = _text(defaults.get(s.name))
-        elif callable(s.default):
-            default = "$PULSE_HOME/" + s.default(Path()).as_posix()
-        else:
-            default = _text(s.default)
-        where = {HOME: "file, env", RUN: "file, env, --var", PER_RUN: "--var"}[s.scope]
-        if s.reader:
-            where = f"env (read by {s.reader.split(' ')[0]})"
-        kind = s.expected() + (", dbt var" if s.dbt_var else "")
-        env = f"`{s.env_var}`" if s.env_var else ""
-        default = f"`{cell(default)}`" if default else ""
-        rows.append(f"| `{s.name}` | {default} | {env} | {where} | {cell(kind)} | {cell(s.description)} |")
-    return "\n".join(rows) + "\n"
+    out: list[str] = []
+    for group in dict.fromkeys(s.group for s in declarations):
+        out += [f"### {group}", "", "| setting | default | environment | set in | type | what |"]
+        out.append("|---|---|---|---|---|---|")
+        for s in (s for s in declarations if s.group == group):
+            if s.dbt_var:
+                default = _text(defaults.get(s.name))
+            elif callable(s.default):
+                default = "$PULSE_HOME/" + s.default(Path()).as_posix()
+            else:
+                default = _text(s.default)
+            where = {HOME: "file, env", RUN: "file, env, --var", PER_RUN: "--var"}[s.scope]
+            if s.reader:
+                where = f"env (read by {s.reader.split(' ')[0]})"
+            kind = s.expected() + (", dbt var" if s.dbt_var else "")
+            env = f"`{s.env_var}`" if s.env_var else ""
+            default = f"`{cell(default)}`" if default else ""
+            out.append(f"| `{s.name}` | {default} | {env} | {where} | {cell(kind)} | {cell(s.description)} |")
+        out.append("")
+    return "\n".join(out)

@@ -146,6 +146,7 @@ def test_where_a_setting_may_be_set(tmp_path: Path) -> None:
         ("triggers_enabled", ["high_intent", "cart_abandonment"], ("high_intent", "cart_abandonment")),
         ("triggers_enabled", "high_intent, high_intent", ("high_intent",)),
         ("engine", "Spark", "spark"),
+        ("duckdb_memory", "1.5GB", "1.5GB"),
     ],
 )
 def test_types_from_toml_values_and_from_text(tmp_path: Path, name: str, raw: object, value: object) -> None:
@@ -162,6 +163,7 @@ def test_types_from_toml_values_and_from_text(tmp_path: Path, name: str, raw: ob
         ("triggers_enabled", "[]", "needs at least one"),
         ("engagement_frequency_cap", "0", "expected a number >= 0.001"),
         ("engagement_weight_depth", '"nan"', "expected a number >= 0"),
+        ("duckdb_memory", '"lots"', "expected text like 2GB or 512MB"),
     ],
 )
 def test_values_that_do_not_fit(tmp_path: Path, name: str, toml_value: str, problem: str) -> None:
@@ -300,3 +302,10 @@ def test_the_cli_prints_every_setting_and_refuses_a_bad_var_before_running(tmp_p
     assert "pulse materialize: settings:" in err
     assert "--var purchase_horizon_days='0': expected a whole number >= 1" in err
     assert "--var intent_test_as_of='2026-02-30': no such day" in err
+
+
+def test_rules_across_settings(tmp_path: Path) -> None:
+    zero = {f"engagement_weight_{part}": "0" for part in ("frequency", "duration", "recency", "depth")}
+    with pytest.raises(SettingsError, match="all 0; the engagement score divides by their sum"):
+        load_settings(_home(tmp_path), zero)
+    assert load_settings(_home(tmp_path), zero | {"engagement_weight_depth": "1"}).engagement_weight_depth == 1
