@@ -16,7 +16,7 @@ from dagster_dbt import DbtCliResource
 from pydantic import Field
 
 from orchestration.transform.project import pulse_dbt_project
-from pulse.settings import PulsePaths, Settings, SettingsError, export_to_environ, load_settings
+from pulse.settings import PulsePaths, Settings, SettingsError, export_to_environ, home_settings, load_settings
 from pulse.warehouse import Warehouse, connect_duckdb, open_warehouse
 
 
@@ -56,7 +56,7 @@ class PulseStorage(dg.ConfigurableResource):
             if value
         }
         try:
-            settings = load_settings({**os.environ, **overrides})
+            settings = home_settings({**os.environ, **overrides})
         except SettingsError as exc:
             raise dg.Failure(description=f"settings: {exc}") from None
         # dagster-dbt starts dbt with this process's environment: hand it the resolved, absolute values.

@@ -16,7 +16,15 @@ import warnings
 from datetime import date
 from pathlib import Path
 
-from pulse.settings import PulsePaths, Settings, SettingsError, load_settings, parse_overrides, paths_from_env
+from pulse.settings import (
+    PulsePaths,
+    Settings,
+    SettingsError,
+    home_settings,
+    load_settings,
+    parse_overrides,
+    paths_from_env,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -35,12 +43,15 @@ concurrency:
 
 
 def _settings(overrides: dict[str, str] | None = None) -> Settings:
-    """The settings door for this command (a SettingsError is reported by `main`, naming what is wrong)."""
+    """Every setting, for a command that runs the pipeline (a SettingsError is reported by `main`, naming what
+    is wrong)."""
     return load_settings(os.environ, overrides)
 
 
 def _paths(settings: Settings | None = None) -> PulsePaths:
-    paths = (settings or _settings()).paths.ensure()
+    """The home's paths; without ``settings``, only the home's settings are read (a bad dbt var in settings.toml
+    does not stop `pulse serve`, `summary`, `collect` or `ui`: the runs that use it report it)."""
+    paths = (settings or home_settings(os.environ)).paths.ensure()
     dagster_yaml = paths.dagster_home / "dagster.yaml"
     if not dagster_yaml.exists():
         dagster_yaml.write_text(DAGSTER_YAML)
@@ -86,7 +97,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Build dbt's manifest (dbt_project/target/manifest.json), which the Dagster definitions load: code, built at
     install time. Runs keep their own target and logs under PULSE_HOME; this parse logs there too."""
-    settings = _settings()
+    settings = home_settings(os.environ)
     paths = _paths(settings)
     cmd = [_venv_bin("dbt"), "parse", "--quiet", "--log-path", str(paths.dbt_logs)]
     return subprocess.call(cmd, cwd=DBT_PROJECT_DIR, env=settings.dbt_env(os.environ))
@@ -313,7 +324,7 @@ def _dagster_dev(host: str, port: int) -> list[str]:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = home_settings(os.environ)
     _paths(settings)
     cmd = _dagster_dev(args.host, args.port)
     os.chdir(REPO_ROOT)
@@ -323,7 +334,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
     """The MLflow UI over PULSE_HOME's tracking store: one worker, no job runner (~0.5 GB, starts in ~3 s)."""
-    settings = _settings()
+    settings = home_settings(os.environ)
     paths = _paths(settings)
     from ml.tracking import tracking_uri
 
@@ -404,7 +415,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_live(args: argparse.Namespace) -> int:
     """The collector serving the demo shop, beside the Dagster UI whose landing sensor ingests what it lands."""
-    settings = _settings()
+    settings = home_settings(os.environ)
     paths = _paths(settings)
     env = settings.child_env(os.environ)
     collector = subprocess.Popen(

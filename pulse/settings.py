@@ -440,6 +440,8 @@ def _engagement_weights(values: Mapping[str, Any]) -> str | None:
 CHECKS: tuple[Callable[[Mapping[str, Any]], str | None], ...] = (_engagement_weights,)
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+# What a home is (paths, engine, dbt's profile): all that readers of paths need (paths_from_env).
+HOME_SETTINGS: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.scope == HOME)
 BY_ENV: dict[str, Setting] = {s.env_var: s for s in SETTINGS if s.env_var}
 
 
@@ -739,10 +741,13 @@ def load_settings(
     *,
     declarations: tuple[Setting, ...] = SETTINGS,
     dbt_project: Path = DBT_PROJECT_YML,
+    partial: bool = False,
 ) -> Settings:
     """Resolve every setting: defaults < ``$PULSE_HOME/settings.toml`` < PULSE_* variables of ``environ``
     (default: the process environment) < ``overrides`` (name -> value, text as on the command line). Every
-    problem is collected and raised at once as :class:`SettingsError`."""
+    problem is collected and raised at once as :class:`SettingsError`. ``partial``: resolve ``declarations``
+    only and leave the file's other keys to the readers that need them (a bad dbt var does not stop the
+    read API or the landing sensor, which need the paths alone)."""
     env = os.environ if environ is None else environ
     home = Path(env.get("PULSE_HOME") or DEFAULT_HOME).expanduser().resolve()
     settings_file = home / SETTINGS_FILE
@@ -776,6 +781,8 @@ def load_settings(
         for key, raw in data.items():
             s = by_name.get(key)
             where = f"{settings_file}: {key}"
+            if s is None and partial:
+                continue
             if s is None:
                 hint = " (settings are top-level keys, not tables)" if isinstance(raw, dict) else ""
                 problems.append(f"{where}: unknown setting{hint}; {_close_names(key, by_name)}")
@@ -805,6 +812,8 @@ def load_settings(
     for key, raw in (overrides or {}).items():
         s = by_name.get(key)
         where = f"--var {key}"
+        if s is None and partial:
+            continue
         if s is None:
             problems.append(f"{where}: unknown setting; {_close_names(key, by_name)}")
         elif s.scope == HOME:
@@ -824,14 +833,19 @@ def load_settings(
     return Settings(home=home, file=settings_file, values=values, sources=sources, declarations=declarations)
 
 
+def home_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The home's settings alone (paths, engine, dbt's profile), through the door; other keys are not checked."""
+    return load_settings(environ, declarations=HOME_SETTINGS, partial=True)
+
+
 def paths_from_env(environ: Mapping[str, str] | None = None) -> PulsePaths:
     """Every path, absolute, through the settings door (``environ``: default the process environment)."""
-    return load_settings(environ).paths
+    return home_settings(environ).paths
 
 
 def engine_from_env(environ: Mapping[str, str] | None = None) -> str:
     """``engine``: ``duckdb`` (default) or ``spark``; anything else is an error naming the value."""
-    return load_settings(environ).engine
+    return home_settings(environ).engine
 
 
 def export_to_environ(source: Settings | PulsePaths) -> None:

@@ -309,3 +309,17 @@ def test_rules_across_settings(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="all 0; the engagement score divides by their sum"):
         load_settings(_home(tmp_path), zero)
     assert load_settings(_home(tmp_path), zero | {"engagement_weight_depth": "1"}).engagement_weight_depth == 1
+
+
+def test_readers_of_paths_alone_are_not_stopped_by_a_bad_run_setting(tmp_path: Path) -> None:
+    """The read API, the landing sensor and the storage resource need the paths: a bad dbt var or an unknown key
+    in settings.toml fails the runs that use it (naming it), not them."""
+    from pulse.settings import home_settings, paths_from_env
+
+    env = _home(tmp_path, 'exports = "out"\npurchase_horizon_days = 0\nzzz = 1\n')
+    assert paths_from_env(env).exports == Path(env["PULSE_HOME"]) / "out"
+    assert home_settings(env).sources["exports"] == "settings.toml"
+    with pytest.raises(SettingsError, match="purchase_horizon_days = 0"):
+        load_settings(env)
+    with pytest.raises(SettingsError, match="exports = 5: expected a path"):
+        paths_from_env(_home(tmp_path, "exports = 5\n"))
