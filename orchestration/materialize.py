@@ -4,6 +4,7 @@ one run costs ~10 s of overhead, so a run per day would make a 60-day demo take 
 import contextlib
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -20,7 +21,7 @@ def materialize_range(
     job_name: str = "daily_pipeline",
     only_changed_days: bool = False,
     dbt_config: dict | None = None,
-    overrides: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run a partitioned job (`daily_pipeline`; `all_assets` adds the intent model and scores) over
     [first, last]. quiet: only warnings from Dagster; log_file: where dbt's own output goes (it is printed
@@ -49,11 +50,11 @@ def run_config(
     quiet: bool = False,
     only_changed_days: bool = False,
     dbt_config: dict | None = None,
-    overrides: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict:
     config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}}
     if overrides:
-        config["resources"] = {"settings": {"config": {"overrides": {k: str(v) for k, v in overrides.items()}}}}
+        config["resources"] = {"settings": {"config": {"overrides": dict(overrides)}}}
     ops: dict = {}
     if only_changed_days:
         ops["raw_events"] = {"config": {"only_changed_days": True}}

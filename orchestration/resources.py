@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -21,12 +22,13 @@ from pulse.warehouse import Warehouse, connect_duckdb, open_warehouse
 
 
 class PulseSettings(dg.ConfigurableResource):
-    """The settings door in a run. ``overrides`` are the run's own values (name -> value as text, like
-    ``pulse materialize --var name=value``); everything else comes from settings.toml and the environment."""
+    """The settings door in a run. ``overrides`` are the run's own values (name -> value, as text like
+    ``pulse materialize --var name=value`` or as a YAML number, list or true/false); everything else comes from
+    settings.toml and the environment."""
 
-    overrides: dict[str, str] = Field(
+    overrides: dict[str, Any] = Field(
         default_factory=dict,
-        description="Per-run settings, name -> value (e.g. purchase_horizon_days: '14', intent_test_as_of: "
+        description="Per-run settings, name -> value (e.g. purchase_horizon_days: 14, intent_test_as_of: "
         "'2026-10-01'); `pulse settings` lists the names.",
     )
 

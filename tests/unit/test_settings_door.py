@@ -273,6 +273,9 @@ def test_the_dagster_resource_resolves_the_run_s_overrides(tmp_path: Path, monke
     assert PulseSettings().resolve().purchase_horizon_days == 14
     resolved = PulseSettings(overrides={"purchase_horizon_days": "30", "intent_test_as_of": "2026-10-01"}).resolve()
     assert resolved.purchase_horizon_days == 30 and resolved.intent_test_as_of == date(2026, 10, 1)
+    # run config from the Dagster UI: YAML numbers and lists as they are
+    native = PulseSettings(overrides={"purchase_horizon_days": 21, "triggers_enabled": ["high_intent"]}).resolve()
+    assert native.purchase_horizon_days == 21 and native.triggers_enabled == ("high_intent",)
     with pytest.raises(dg.Failure) as raised:
         PulseSettings(overrides={"purchase_horizon_day": "30"}).resolve()
     assert (
@@ -323,3 +326,26 @@ def test_readers_of_paths_alone_are_not_stopped_by_a_bad_run_setting(tmp_path: P
         load_settings(env)
     with pytest.raises(SettingsError, match="exports = 5: expected a path"):
         paths_from_env(_home(tmp_path, "exports = 5\n"))
+
+
+def test_the_run_config_carries_overrides_to_the_assets(tmp_path: Path, monkeypatch) -> None:
+    """What the Dagster UI's launchpad and `pulse materialize --var` set (orchestration.materialize.run_config)."""
+    import dagster as dg
+
+    from orchestration.materialize import run_config
+    from orchestration.resources import PulseSettings
+
+    monkeypatch.setenv("PULSE_HOME", _home(tmp_path)["PULSE_HOME"])
+
+    @dg.asset(required_resource_keys={"settings"})
+    def horizon(context):  # noqa: ANN001, ANN202 - this module's annotations are strings Dagster cannot resolve here
+        return context.resources.settings.resolve().purchase_horizon_days
+
+    for value in ("14", 14):
+        config = run_config(quiet=True, overrides={"purchase_horizon_days": value})
+        result = dg.materialize([horizon], resources={"settings": PulseSettings()}, run_config=config)
+        assert result.output_for_node("horizon") == 14
+    bad = run_config(quiet=True, overrides={"purchase_horizon_days": "soon"})
+    result = dg.materialize([horizon], resources={"settings": PulseSettings()}, run_config=bad, raise_on_error=False)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "--var purchase_horizon_days='soon': expected a whole number >= 1" in failure.step_failure_data.error.message
