@@ -26,9 +26,9 @@ def materialize_range(
     to stdout otherwise); only_changed_days: `raw_events` skips the days whose landing files it already
     ingested (otherwise it re-ingests every day of the range); dbt_config: the dbt step's config
     (orchestration.transform.assets.DbtBuildConfig, e.g. reprocess_from)."""
-    from orchestration.definitions import defs
+    from orchestration.definitions import build_definitions
 
-    job = defs.resolve_job_def(job_name)
+    job = build_definitions().resolve_job_def(job_name)
     with contextlib.ExitStack() as stack:
         if log_file is not None:
             log_file.parent.mkdir(parents=True, exist_ok=True)

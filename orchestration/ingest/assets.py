@@ -4,9 +4,8 @@ from datetime import date, timedelta
 import dagster as dg
 from pydantic import Field
 
-from orchestration.partitions import landing_days
 from orchestration.resources import PulseStorage
-from pulse.ingest import DayResult, IngestOptions, changed_days, ingest_day, reconciliation
+from pulse.ingest import DayResult, IngestOptions, changed_days, ingest_days, reconciliation
 from pulse.spark_raw import export_raw_to_parquet, spark_raw_root
 
 
@@ -51,9 +50,9 @@ def ingestion_metadata(results: list[DayResult]) -> dict[str, dg.MetadataValue]:
 class RawEventsConfig(dg.Config):
     only_changed_days: bool = Field(
         default=False,
-        description="Ingest only the days of the window whose landing files changed since they were last "
-        "ingested (pulse.ingest.changed_days); the others keep their rows and ingested_at, so dbt does not "
-        "process them again. Off: every day of the window is re-ingested (how a range is reprocessed).",
+        description="Ingest only the days of the window whose landing files (or validation settings) changed "
+        "since they were last ingested (pulse.ingest.changed_days); the others keep their rows and ingested_at, "
+        "so dbt does not process them again. Off: every day of the window is re-ingested (how a range is reprocessed).",
     )
 
 
@@ -64,37 +63,25 @@ def days_to_ingest(window_days: list[date], changed: set[date] | None) -> tuple[
     return [d for d in window_days if d in changed], [d for d in window_days if d not in changed]
 
 
-@dg.asset(
-    key="raw_events",
-    group_name="ingest",
-    partitions_def=landing_days,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="warehouse",
-    kinds={"duckdb", "python"},
-    description="Landing files (event contract v1) -> raw.events; rows that break the contract go to "
-    "raw.events_quarantine with the raw line, the reason, the file and the line number.",
-)
-def raw_events(
+def raw_events(  # the asset's body; build_raw_events makes it the asset `raw_events` (op name raw_events)
     context: dg.AssetExecutionContext, config: RawEventsConfig, storage: PulseStorage
 ) -> dg.MaterializeResult:
     paths = storage.paths()
     options = IngestOptions.from_env(os.environ)
-    results = []
     with storage.connect() as con:
-        changed = set(changed_days(con, paths.events_landing)) if config.only_changed_days else None
+        changed = set(changed_days(con, paths.events_landing, options)) if config.only_changed_days else None
         window = _days_in(context.partition_time_window)
         ingest, skipped = days_to_ingest(window, changed)
-        for day in window:
-            if day in skipped:
-                context.log.info(f"{day}: no new or changed landing files since it was ingested, skipped")
-                continue
-            result = ingest_day(con, paths.events_landing, day, options)
-            context.log.info(
-                f"{day}: {result.lines_read} lines -> {result.accepted} accepted, {result.quarantined} quarantined"
-            )
-            for name in result.empty_files:
-                context.log.warning(f"{day}: landing file {name} is empty (no lines)")
-            results.append(result)
+        for day in skipped:
+            context.log.info(f"{day}: no new or changed landing files since it was ingested, skipped")
+        results = ingest_days(con, paths.events_landing, ingest, options)
+    for result in results:
+        day = result.day
+        context.log.info(
+            f"{day}: {result.lines_read} lines -> {result.accepted} accepted, {result.quarantined} quarantined"
+        )
+        for name in result.empty_files:
+            context.log.warning(f"{day}: landing file {name} is empty (no lines)")
     context.log.info(f"ingested {len(ingest)} landing day(s), skipped {len(skipped)} unchanged")
     exported: dict[str, dg.RawMetadataValue] = {}
     if paths.engine == "spark":
@@ -112,8 +99,23 @@ def raw_events(
     )
 
 
+def build_raw_events(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """The ingestion asset over these partitions (orchestration/partitions.py: landing days from the first
+    one); built when the definitions load, not at import."""
+    return dg.asset(
+        key="raw_events",
+        group_name="ingest",
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool="warehouse",
+        kinds={"duckdb", "python"},
+        description="Landing files (event contract v1) -> raw.events; rows that break the contract go to "
+        "raw.events_quarantine with the raw line, the reason, the file and the line number.",
+    )(raw_events)
+
+
 @dg.asset_check(
-    asset=raw_events,
+    asset="raw_events",
     blocking=True,
     pool="warehouse",
     description="Every line read is in raw.events or quarantine.",
