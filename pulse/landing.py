@@ -75,15 +75,19 @@ class DaySplit:
     after: list[date] = field(default_factory=list)  # after today: not a partition until their day comes
 
     def messages(self, pinned: bool, reload_hint: str = "") -> list[str]:
-        """One line per group of days left out, saying why and what to do."""
+        """One line per group of days left out, saying why and what to do. ``reload_hint`` follows the days
+        before the start when it is not pinned (definitions loaded before an older history landed)."""
         lines = []
         if self.before:
-            why = (
-                f"before {PARTITIONS_START_VARIABLE}={self.start}"
-                if pinned
-                else f"before the first daily partition ({self.start}){reload_hint}"
-            )
-            lines.append(f"{_count_days(self.before)} {why}: not materialized")
+            if pinned:
+                lines.append(
+                    f"{_count_days(self.before)} before {PARTITIONS_START_VARIABLE}={self.start}: not materialized"
+                )
+            else:
+                lines.append(
+                    f"{_count_days(self.before)} before the first daily partition ({self.start}): not materialized"
+                    + reload_hint
+                )
         if self.after:
             lines.append(
                 f"{_count_days(self.after)} after today ({self.today}, UTC): not materialized until their day comes"

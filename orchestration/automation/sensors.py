@@ -22,7 +22,7 @@ from pulse.ingest import landed_days
 from pulse.landing import pinned_partitions_start, split_days, today_utc
 from pulse.settings import paths_from_env
 
-RELOAD_HINT = " the definitions loaded with: reload the code location (Deployment > Reload, or restart `pulse ui`)"
+RELOAD_HINT = " until the code location is reloaded (Deployment > Reload in the UI, or restart `pulse ui`)"
 
 
 @dg.sensor(

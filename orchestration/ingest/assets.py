@@ -9,17 +9,50 @@ from pulse.ingest import DayResult, IngestOptions, changed_days, ingest_days, re
 from pulse.spark_raw import export_raw_to_parquet, spark_raw_root
 
 
+def _listed(days: list[date]) -> str:
+    return ", ".join(str(d) for d in days)
+
+
 def _days_in(window: dg.TimeWindow) -> list[date]:
     first, end = window.start.date(), window.end.date()
     return [first + timedelta(days=i) for i in range((end - first).days)]
 
 
+# Days listed in the per_day table of the metadata. A single-run backfill repeats the metadata on each of its
+# partitions' materializations (Dagster records one per partition): a table of every day of a 546-day history,
+# 546 times, was 18 MB of event log. raw.ingested_files keeps every day's figures.
+MAX_DAYS_SHOWN = 40
+# Up to this many days, each ingested day gets its own log line; beyond, only the days worth a look do (each
+# log line is an event Dagster writes to its instance, ~20-100 ms each).
+MAX_DAYS_LOGGED = 31
+
+
+def _notable(r: DayResult) -> bool:
+    return bool(r.quarantined or r.empty_files or not r.reconciles)
+
+
+def days_shown(results: list[DayResult], limit: int = MAX_DAYS_SHOWN) -> list[DayResult]:
+    """The days of the per_day table: all when they fit, else the notable ones (quarantine, empty files, not
+    reconciling) first, then the latest, in day order."""
+    if len(results) <= limit:
+        return list(results)
+    notable = [r for r in results if _notable(r)][:limit]
+    rest = [r for r in results if not _notable(r)][-(limit - len(notable)) :] if len(notable) < limit else []
+    return sorted(notable + rest, key=lambda r: r.day)
+
+
 def ingestion_metadata(results: list[DayResult]) -> dict[str, dg.MetadataValue]:
+    shown = days_shown(results)
     rows = [
         f"| {r.day} | {len(r.files)} | {r.lines_read} | {r.accepted} | {r.quarantined} | {r.late_events} | "
         f"{'yes' if r.reconciles else '**NO**'} |"
-        for r in results
+        for r in shown
     ]
+    if len(shown) < len(results):
+        rows.append(
+            f"\n({len(shown)} of {len(results)} days: those with quarantined lines, empty files or not reconciling, "
+            "then the latest; raw.ingested_files has every day)"
+        )
     reasons: dict[str, int] = {}
     for r in results:
         for k, n in r.reasons.items():
@@ -72,17 +105,26 @@ def raw_events(  # the asset's body; build_raw_events makes it the asset `raw_ev
         changed = set(changed_days(con, paths.events_landing, options)) if config.only_changed_days else None
         window = _days_in(context.partition_time_window)
         ingest, skipped = days_to_ingest(window, changed)
-        for day in skipped:
-            context.log.info(f"{day}: no new or changed landing files since it was ingested, skipped")
+        if skipped and len(skipped) <= MAX_DAYS_LOGGED:
+            context.log.info(f"no new or changed landing files since they were ingested, skipped: {_listed(skipped)}")
         results = ingest_days(con, paths.events_landing, ingest, options)
-    for result in results:
+    logged = results if len(results) <= MAX_DAYS_LOGGED else [r for r in results if _notable(r)][:MAX_DAYS_LOGGED]
+    for result in logged:
         day = result.day
         context.log.info(
             f"{day}: {result.lines_read} lines -> {result.accepted} accepted, {result.quarantined} quarantined"
         )
         for name in result.empty_files:
             context.log.warning(f"{day}: landing file {name} is empty (no lines)")
-    context.log.info(f"ingested {len(ingest)} landing day(s), skipped {len(skipped)} unchanged")
+    if len(logged) < len(results):
+        context.log.info(
+            f"{len(results) - len(logged)} more landing days ingested (raw.ingested_files; quarantined lines: "
+            "raw.events_quarantine)"
+        )
+    context.log.info(
+        f"ingested {len(ingest)} landing day(s) ({sum(r.lines_read for r in results):,} lines, "
+        f"{sum(r.quarantined for r in results):,} quarantined), skipped {len(skipped)} unchanged"
+    )
     exported: dict[str, dg.RawMetadataValue] = {}
     if paths.engine == "spark":
         # dbt's Spark target reads the raw tables as Parquet files (pulse/spark_raw.py, docs/spark.md)

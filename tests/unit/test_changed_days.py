@@ -157,3 +157,24 @@ def test_a_failed_materialize_run_is_reported_with_its_days() -> None:
     assert last_run_failed(instance, "daily_pipeline") is None
     add(dg.DagsterRunStatus.SUCCESS, DAYS[2], DAYS[2])
     assert last_run_failed(instance, "all_assets") is None
+
+
+def test_days_ingested_under_other_validation_settings_are_changed(events: Path, con) -> None:
+    """Raising the floor (PULSE_EARLIEST_EVENT_TIME) must admit what the old floor quarantined: the days ingested
+    under another floor, future tolerance or row limit are ingested again by `pulse materialize`."""
+    from datetime import datetime
+
+    from pulse.ingest import IngestOptions, days_ingested_under_other_options
+
+    default = IngestOptions()
+    ingest_all(con, events)
+    assert changed_days(con, events, default) == []
+    older = IngestOptions(earliest_event_time=datetime(1990, 1, 1))
+    assert changed_days(con, events, older) == DAYS
+    assert days_ingested_under_other_options(con, older) == DAYS
+    ingest_day(con, events, DAYS[0], older)
+    assert changed_days(con, events, older) == DAYS[1:]
+    assert changed_days(con, events) == []  # without options: the files alone
+    # A file recorded by an older version (no settings recorded) counts as ingested under the current ones.
+    con.execute("update raw.ingested_files set ingest_options = null")
+    assert changed_days(con, events, older) == [] and changed_days(con, events, default) == []
