@@ -394,8 +394,9 @@ def _warn_outside_window(summary: ImportSummary) -> None:
         return
     ceiling = datetime.now(UTC).replace(tzinfo=None) + options.future_tolerance
     report = outside_window(summary.files, options.earliest_event_time, ceiling)
-    for line in window_warnings(report, options.future_tolerance):
-        print(f"import: warning: {line}", file=sys.stderr)
+    for warning in window_warnings(report, options.future_tolerance):
+        first, *rest = warning.splitlines()
+        print("\n".join([f"import: warning: {first}", *(f"                 {line}" for line in rest)]), file=sys.stderr)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -92,24 +92,24 @@ def _ts(value: datetime) -> str:
 
 
 def window_warnings(report: WindowReport, future_tolerance: timedelta) -> list[str]:
-    """What `pulse import` prints (stderr) about events outside the window: counts, days, the setting to change."""
+    """What `pulse import` prints (stderr) about events outside the window: per side, what (counts, days) and,
+    on a second line, the setting to change."""
     lines = []
     before = report.before_floor
     if before.events:
-        earliest = min(before.days)
         lines.append(
             f"{before.events:,} of {report.events:,} events are before the quarantine floor "
-            f"PULSE_EARLIEST_EVENT_TIME={_ts(report.floor)} ({before.span}): `pulse materialize` will quarantine "
-            f'them ("event_time before ..."). To admit them, set PULSE_EARLIEST_EVENT_TIME={earliest} (or earlier) '
-            "in the environment of `pulse materialize`; days already ingested under the old floor are ingested again."
+            f"PULSE_EARLIEST_EVENT_TIME={_ts(report.floor)} ({before.span}): `pulse materialize` will quarantine them\n"
+            f"to admit them, set PULSE_EARLIEST_EVENT_TIME={min(before.days)} (or earlier) where `pulse materialize` "
+            "runs; the days ingested under the old floor are then ingested again"
         )
     after = report.after_ceiling
     if after.events:
         hours = future_tolerance.total_seconds() / 3600
         lines.append(
             f"{after.events:,} of {report.events:,} events are more than {hours:g} h in the future, after "
-            f"{_ts(report.ceiling)} UTC ({after.span}): a landing day after today is not materialized until it "
-            "comes. Check the source's timestamps (time zone, seconds vs milliseconds); PULSE_FUTURE_TOLERANCE_HOURS "
-            "sets the tolerance."
+            f"{_ts(report.ceiling)} UTC ({after.span}): a landing day after today is not materialized until it comes\n"
+            "check the source's timestamps (time zone, seconds vs milliseconds); PULSE_FUTURE_TOLERANCE_HOURS sets "
+            "the tolerance"
         )
     return lines

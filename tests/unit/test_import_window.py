@@ -51,13 +51,14 @@ def test_the_warning_states_counts_days_and_the_setting(tmp_path: Path) -> None:
     summary = import_files("mapped", [orders(tmp_path / "o.csv", TIMES)], tmp_path / "landing", mapping="purchase_log")
     report = outside_window(summary.files, datetime(2000, 1, 1), datetime(2026, 12, 8, 3, 0))
     before, after = window_warnings(report, timedelta(hours=24))
-    assert before.startswith(
+    assert before.splitlines() == [
         "3 of 7 events are before the quarantine floor PULSE_EARLIEST_EVENT_TIME=2000-01-01 (3 landing days, "
-        "1997-01-01..1999-12-31): `pulse materialize` will quarantine them"
-    )
-    assert "set PULSE_EARLIEST_EVENT_TIME=1997-01-01 (or earlier)" in before
+        "1997-01-01..1999-12-31): `pulse materialize` will quarantine them",
+        "to admit them, set PULSE_EARLIEST_EVENT_TIME=1997-01-01 (or earlier) where `pulse materialize` runs; the "
+        "days ingested under the old floor are then ingested again",
+    ]
     assert after.startswith("1 of 7 events are more than 24 h in the future, after 2026-12-08 03:00:00 UTC")
-    assert "PULSE_FUTURE_TOLERANCE_HOURS" in after
+    assert "PULSE_FUTURE_TOLERANCE_HOURS sets the tolerance" in after.splitlines()[1]
     inside = outside_window(summary.files, datetime(1990, 1, 1), datetime(2100, 1, 1))
     assert window_warnings(inside, timedelta(hours=24)) == []
 

@@ -170,3 +170,23 @@ def test_the_sensor_names_landing_days_the_loaded_partitions_do_not_cover(pulse_
     reloaded = build_definitions().get_repository_def()
     result = landing_files_sensor(dg.build_sensor_context(instance=instance, repository_def=reloaded))
     assert [r.partition_key for r in result] == ["1997-01-01"]
+
+
+def test_after_the_demo_the_ui_shows_no_partition_before_its_first_landing_day(pulse_home, capsys) -> None:
+    """`make run` writes the demo shop's landing days (then materializes them); `make ui` loads the workspace:
+    its partitions start at the demo's first landing day, not years before it (2,472 "missing" partitions
+    before the demo's days when they started on 2020-01-01)."""
+    from dagster._core.definitions.reconstruct import repository_def_from_target_def
+    from dagster._core.workspace.autodiscovery import loadable_targets_from_python_module
+
+    from pulse import cli
+    from pulse.ingest import landed_days
+
+    assert cli.main(["demo", "--users", "20", "--days", "2"]) == 0
+    first = landed_days(pulse_home.events_landing)[0]
+    assert first == date(2026, 9, 1)  # the demo's default start
+    [target] = loadable_targets_from_python_module("orchestration.definitions", working_directory=str(REPO))
+    partitions = repository_def_from_target_def(target.target_definition).get_job("all_assets").partitions_def
+    keys = partitions.get_partition_keys()
+    assert keys[0] == first.isoformat()
+    assert len(keys) == (date.fromisoformat(keys[-1]) - first).days + 1  # every day from there to today, no more
