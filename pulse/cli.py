@@ -173,7 +173,10 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         if failed is not None:
             print(f"materialize: the last run ({failed[0]}..{failed[1]}) did not succeed: running its days again")
         span = [*changed, *(failed or ())]
-        first, last = min(span), max(span)
+        # within the partitions (a failed run's range may reach days a pinned start now leaves out)
+        first, last = max(min(span), days[0]), min(max(span), days[-1])
+        if first > last:  # the failed run's days are all outside them now: its models run over the covered days
+            first, last = days[0], days[-1]
     return _materialize(paths, first, last, instance, quiet=args.quiet, only_changed_days=not reprocess)
 
 
