@@ -1,3 +1,10 @@
+"""The Dagster definitions, built when they load (not at import): the daily partitions start at the first
+landing day (orchestration/partitions.py), so they are computed from the landing zone each time a process
+loads them: `pulse materialize` on every call, `pulse ui`'s code server at start and on each reload."""
+
+import os
+from collections.abc import Mapping
+
 import dagster as dg
 
 from orchestration.activation.assets import audience_exports, user_profiles
@@ -11,27 +18,39 @@ from orchestration.automation.schedules import (
     weekly_intent_training_schedule,
 )
 from orchestration.automation.sensors import landing_files_sensor
-from orchestration.ingest.assets import raw_events, raw_events_reconcile
+from orchestration.ingest.assets import build_raw_events, raw_events_reconcile
 from orchestration.ml.assets import segment_model, user_segments
 from orchestration.ml.intent import purchase_intent_model, user_intent_scores
+from orchestration.partitions import landing_partitions_from_env
 from orchestration.quality.checks import quality_checks
 from orchestration.resources import PulseSettings, PulseStorage, dbt_resource
 from orchestration.transform.assets import pulse_dbt_models
 
-defs = dg.Definitions(
-    assets=[
-        raw_events,
-        pulse_dbt_models,
-        segment_model,
-        user_segments,
-        purchase_intent_model,
-        user_intent_scores,
-        user_profiles,
-        audience_exports,
-    ],
-    asset_checks=[raw_events_reconcile, *quality_checks],
-    jobs=[daily_pipeline, ingest_landing_day, intent_scoring, intent_training, all_assets],
-    schedules=[daily_pipeline_schedule, weekly_intent_training_schedule],
-    sensors=[landing_files_sensor],
-    resources={"storage": PulseStorage(), "settings": PulseSettings(), "dbt": dbt_resource()},
-)
+
+def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
+    """Every asset, check, job, schedule and sensor, with the partitions of ``environ``'s landing zone
+    (default: the process environment)."""
+    raw_events = build_raw_events(landing_partitions_from_env(os.environ if environ is None else environ))
+    return dg.Definitions(
+        assets=[
+            raw_events,
+            pulse_dbt_models,
+            segment_model,
+            user_segments,
+            purchase_intent_model,
+            user_intent_scores,
+            user_profiles,
+            audience_exports,
+        ],
+        asset_checks=[raw_events_reconcile, *quality_checks],
+        jobs=[daily_pipeline, ingest_landing_day, intent_scoring, intent_training, all_assets],
+        schedules=[daily_pipeline_schedule, weekly_intent_training_schedule],
+        sensors=[landing_files_sensor],
+        resources={"storage": PulseStorage(), "settings": PulseSettings(), "dbt": dbt_resource()},
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What `dagster dev` / `pulse ui` (workspace.yaml) loads; call it for the Definitions object."""
+    return build_definitions()

@@ -29,9 +29,9 @@ def materialize_range(
     ingested (otherwise it re-ingests every day of the range); dbt_config: the dbt step's config
     (orchestration.transform.assets.DbtBuildConfig, e.g. full_refresh); overrides: the run's settings
     (name -> value text, as `pulse materialize --var`: dbt vars, reprocess_from, intent_test_as_of...)."""
-    from orchestration.definitions import defs
+    from orchestration.definitions import build_definitions
 
-    job = defs.resolve_job_def(job_name)
+    job = build_definitions().resolve_job_def(job_name)
     with contextlib.ExitStack() as stack:
         if log_file is not None:
             log_file.parent.mkdir(parents=True, exist_ok=True)

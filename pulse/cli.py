@@ -13,8 +13,9 @@ import subprocess
 import sys
 import time
 import warnings
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pulse.settings import (
     PulsePaths,
@@ -25,6 +26,10 @@ from pulse.settings import (
     parse_overrides,
     paths_from_env,
 )
+
+if TYPE_CHECKING:
+    from pulse.importers import ImportSummary
+    from pulse.ingest import IngestOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -105,6 +110,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 # The job `pulse materialize` runs: every asset, the intent model included.
 MATERIALIZE_JOB = "all_assets"
+# The blocking Great Expectations gate on the landing days (expectations/suites/raw_events.json).
+RAW_GATE = "gx_raw_events"
 
 
 def _days_text(days: list[date]) -> str:
@@ -112,19 +119,32 @@ def _days_text(days: list[date]) -> str:
     return ", ".join(shown)
 
 
-def _changed_landing_days(paths: PulsePaths) -> list[date]:
-    """The landing days not ingested yet or whose files changed since (every landed day without a warehouse)."""
+def _changed_landing_days(paths: PulsePaths, options: IngestOptions) -> tuple[list[date], list[date]]:
+    """(the landing days not ingested yet, whose files changed since, or ingested under other validation settings
+    than ``options``; those of the last kind): every landed day without a warehouse."""
     import duckdb
 
-    from pulse.ingest import changed_days, landed_days
+    from pulse.ingest import changed_days, days_ingested_under_other_options, landed_days
 
     if not paths.warehouse.exists():
-        return landed_days(paths.events_landing)
+        return landed_days(paths.events_landing), []
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
-        return changed_days(con, paths.events_landing)
+        return changed_days(con, paths.events_landing, options), days_ingested_under_other_options(con, options)
     finally:
         con.close()
+
+
+def _partition_days(paths: PulsePaths, days: list[date]) -> list[date]:
+    """The days the daily partitions cover (from the first landing day or PULSE_PARTITIONS_START, to today);
+    the others are named on stderr, with why. Raises ValueError for an invalid PULSE_PARTITIONS_START."""
+    from pulse.landing import partitions_start, pinned_partitions_start, split_days, today_utc
+
+    today = today_utc()
+    split = split_days(days, partitions_start(os.environ, paths.events_landing, today), today)
+    for line in split.messages(pinned=pinned_partitions_start(os.environ) is not None):
+        print(f"materialize: {line}", file=sys.stderr)
+    return split.inside
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
@@ -133,19 +153,26 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     import duckdb
 
     from orchestration.materialize import last_run_failed
-    from pulse.ingest import landed_days
+    from pulse.ingest import IngestOptions, landed_days
 
     overrides = _overrides(args)
     settings = _settings(overrides)  # every --var checked before anything runs
     paths = _paths(settings)
-    days = landed_days(paths.events_landing)
+    try:
+        options = IngestOptions.from_env(os.environ)
+        landed = landed_days(paths.events_landing)
+        days = _partition_days(paths, landed)
+    except ValueError as exc:  # a setting that does not parse: the message names it
+        print(f"materialize: {exc}", file=sys.stderr)
+        return 1
     reprocess = bool(args.start or args.end or args.all)
     if args.start:
         days = [d for d in days if d >= args.start]
     if args.end:
         days = [d for d in days if d <= args.end]
     if not days:
-        print(f"nothing to materialize: no landing files under {paths.events_landing}", file=sys.stderr)
+        where = "in the daily partitions (see above)" if landed else f"under {paths.events_landing}"
+        print(f"nothing to materialize: no landing files {where}", file=sys.stderr)
         return 1
     instance = _instance(paths)
     if reprocess:
@@ -153,10 +180,13 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print(f"materialize: re-ingesting every landing day of {first}..{last} ({len(days)})")
     else:
         try:
-            changed = _changed_landing_days(paths)
+            changed, other_options = _changed_landing_days(paths, options)
         except duckdb.Error as exc:
             print(f"materialize: cannot read the warehouse {paths.warehouse}: {exc}", file=sys.stderr)
             return 1
+        covered = set(days)
+        changed = [d for d in changed if d in covered]
+        other_options = [d for d in other_options if d in covered]
         # A failed run may have ingested days whose models were never built: its range runs again (the days
         # it ingested are skipped, what failed after them is not).
         failed = last_run_failed(instance, MATERIALIZE_JOB)
@@ -170,10 +200,18 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         listed = f" ({_days_text(changed)})" if changed else ""
         unchanged = len(days) - len(changed)
         print(f"materialize: {len(changed)} new or changed landing day{plural}{listed}; {unchanged} unchanged, skipped")
+        if other_options:
+            print(
+                f"materialize: {len(other_options)} of them ingested under other validation settings "
+                "(PULSE_EARLIEST_EVENT_TIME, PULSE_FUTURE_TOLERANCE_HOURS, PULSE_MAX_ROW_BYTES): ingesting them again"
+            )
         if failed is not None:
             print(f"materialize: the last run ({failed[0]}..{failed[1]}) did not succeed: running its days again")
         span = [*changed, *(failed or ())]
-        first, last = min(span), max(span)
+        # within the partitions (a failed run's range may reach days a pinned start now leaves out)
+        first, last = max(min(span), days[0]), min(max(span), days[-1])
+        if first > last:  # the failed run's days are all outside them now: its models run over the covered days
+            first, last = days[0], days[-1]
     return _materialize(
         paths, first, last, instance, quiet=args.quiet, only_changed_days=not reprocess, overrides=overrides
     )
@@ -193,6 +231,7 @@ def _materialize(
     steps' errors. ``overrides``: the run's settings (``--var``)."""
     from orchestration.materialize import materialize_range
 
+    run_started = datetime.now(UTC).replace(tzinfo=None)  # raw.events_quarantine.quarantined_at is naive UTC
     started = time.monotonic()
     log_file = paths.home / "logs" / "materialize.log" if quiet else None
     print(f"materialize: {first}..{last} in one Dagster run ...", flush=True)
@@ -220,6 +259,7 @@ def _materialize(
         print(f"materialize: warning: {warning}", file=sys.stderr)
     if skipped:
         print(f"materialize: steps skipped, an upstream output missing: {', '.join(skipped)}", file=sys.stderr)
+    _print_quarantine(paths, first, last, run_started, result)
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
@@ -250,6 +290,33 @@ def _run_warnings(result: object) -> list[str]:
     return warnings
 
 
+def _raw_gate_blocked(result: object) -> bool:
+    return any(
+        e.check_name == RAW_GATE and not e.passed
+        for e in result.get_asset_check_evaluations()  # type: ignore[attr-defined]
+    )
+
+
+def _print_quarantine(paths: PulsePaths, first: date, last: date, run_started: datetime, result: object) -> None:
+    """After a run: the quarantine reasons (counts and one example each) when the run quarantined lines or the
+    raw gate blocked (then every quarantined line of the run's days: some may be from an earlier run)."""
+    import duckdb
+
+    from pulse.quarantine import quarantine_report, render_quarantine
+
+    blocked = _raw_gate_blocked(result)
+    if not paths.warehouse.exists():
+        return
+    try:
+        with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+            report = quarantine_report(con, first, last, since=None if blocked else run_started)
+    except duckdb.Error as exc:
+        print(f"materialize: cannot read {paths.warehouse} for the quarantine report: {exc}", file=sys.stderr)
+        return
+    if report.lines or blocked:
+        print(render_quarantine(report, gate_blocked=blocked), file=sys.stderr)
+
+
 def cmd_reprocess(args: argparse.Namespace) -> int:
     """Recompute every user with an event from --from on (default: the earliest event qa_late_events lists),
     which folds in the events that arrived later than the lookback; then everything downstream, in one run."""
@@ -259,7 +326,11 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
 
     overrides = _overrides(args)
     paths = _paths(_settings(overrides))
-    days = landed_days(paths.events_landing)
+    try:
+        days = _partition_days(paths, landed_days(paths.events_landing))
+    except ValueError as exc:
+        print(f"reprocess: {exc}", file=sys.stderr)
+        return 1
     if not paths.warehouse.exists() or not days:
         print(f"reprocess: nothing built yet in {paths.warehouse}: run `pulse materialize` first", file=sys.stderr)
         return 1
@@ -383,7 +454,26 @@ def cmd_import(args: argparse.Namespace) -> int:
     for result in summary.files:
         if result.rejected_file is not None:
             print(f"        rejects of {result.source}: {result.rejected_file}")
+    _warn_outside_window(summary)
     return 0
+
+
+def _warn_outside_window(summary: ImportSummary) -> None:
+    """Warn (stderr) about imported events `pulse materialize` will not accept as they are: before the floor
+    (PULSE_EARLIEST_EVENT_TIME), or beyond the future tolerance (PULSE_FUTURE_TOLERANCE_HOURS)."""
+    from pulse.importers.window import outside_window, window_warnings
+    from pulse.ingest import IngestOptions
+
+    try:
+        options = IngestOptions.from_env(os.environ)
+    except ValueError as exc:
+        print(f"import: warning: {exc}: `pulse materialize` will stop on it; events not checked", file=sys.stderr)
+        return
+    ceiling = datetime.now(UTC).replace(tzinfo=None) + options.future_tolerance
+    report = outside_window(summary.files, options.earliest_event_time, ceiling)
+    for warning in window_warnings(report, options.future_tolerance):
+        first, *rest = warning.splitlines()
+        print("\n".join([f"import: warning: {first}", *(f"                 {line}" for line in rest)]), file=sys.stderr)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

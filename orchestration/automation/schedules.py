@@ -1,21 +1,67 @@
-from datetime import timedelta
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 
-from orchestration.partitions import landing_days
+from orchestration.automation.landing_state import Ingestion, last_ingestion, pending_run
+from orchestration.partitions import loaded_partitions_start
+from pulse.ingest import files_for_day
+from pulse.settings import paths_from_env
 
 INTENT_ASSETS = ("purchase_intent_model", "user_intent_scores")
 
 # The daily job: yesterday's landing files, every dbt model and test, the quality checks, the segments,
 # scoring with the current intent champion, the profiles and the audience exports. Only the weekly training
 # is left out. Runs are queued one at a time and writers share the `warehouse` pool (pulse/cli.py writes
-# the instance's dagster.yaml): DuckDB allows one writer per file.
+# the instance's dagster.yaml): DuckDB allows one writer per file. The partitioned jobs take their partitions
+# from raw_events (orchestration/partitions.py: landing days, built when the definitions load).
 daily_pipeline = dg.define_asset_job(
     "daily_pipeline",
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets("purchase_intent_model"),
-    partitions_def=landing_days,
     description="Ingest one landing day; dbt models and checks; segments; intent scores; profiles; exports.",
 )
+
+
+def nightly_request(
+    day: date,
+    events_landing: Path,
+    first_partition: date,
+    ingestion: Ingestion | None,
+    pending_run_id: str | None = None,
+) -> dg.RunRequest | dg.SkipReason:
+    """The nightly run for landing day ``day``, or why there is none (shown on the schedule's tick in the UI):
+    - no landing folder, or no event file in it: nothing landed, and rebuilding every model, segment, score
+      and export on unchanged data would change nothing (it took 3-4 minutes a night);
+    - a daily_pipeline run for the day is already queued or running (the landing sensor's);
+    - its files were all there when a run that builds everything (the sensor's daily_pipeline, or `pulse
+      materialize`) ingested them, and that run succeeded: the models, scores and exports already hold them.
+      Every output is a function of what the warehouse holds, which that run left as it is now. A failed run,
+      an ingestion-only run (ingest_landing_day) or a file added or rewritten after it does get a run: the
+      schedule is the safety net of the sensor (stopped, or its run failed);
+    - the day is before the first partition of the loaded definitions (a history imported after the code
+      location loaded): reload it first."""
+    folder = events_landing / day.isoformat()
+    if not folder.is_dir():
+        return dg.SkipReason(f"{day}: no landing folder {folder}: nothing landed that day, nothing to run")
+    files = files_for_day(events_landing, day)
+    if not files:
+        return dg.SkipReason(f"{day}: the landing folder {folder} holds no event file: nothing to run")
+    if day < first_partition:
+        return dg.SkipReason(
+            f"{day} is before the first partition ({first_partition}) of the loaded definitions: reload the code "
+            "location (Deployment > Reload, or restart `pulse ui`) to run it"
+        )
+    if pending_run_id is not None:
+        return dg.SkipReason(f"{day}: run {pending_run_id} of daily_pipeline for this day is queued or running")
+    newest = max(path.stat().st_mtime for path in files)
+    if ingestion is not None and ingestion.ran_the_pipeline and newest < ingestion.started:
+        when = datetime.fromtimestamp(ingestion.started, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return dg.SkipReason(
+            f"{day}: its {len(files)} landing file(s) are unchanged since run {ingestion.run_id} "
+            f"({ingestion.job_name}, started {when}) ingested them and built everything downstream, successfully"
+        )
+    return dg.RunRequest(run_key=day.isoformat(), partition_key=day.isoformat())
 
 
 @dg.schedule(
@@ -23,12 +69,20 @@ daily_pipeline = dg.define_asset_job(
     cron_schedule="0 1 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="At 01:00 UTC: yesterday's landing day (the landing sensor has usually ingested it already).",
+    description="At 01:00 UTC: yesterday's landing day, unless it has no files or the landing sensor's run "
+    "already ingested them (the tick's skip reason says which).",
 )
-def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     # Explicit rather than build_schedule_from_partitioned_job: with end_offset=1 that would pick today.
-    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
-    return dg.RunRequest(run_key=day, partition_key=day)
+    day = (context.scheduled_execution_time - timedelta(days=1)).date()
+    landing = paths_from_env(os.environ).events_landing
+    return nightly_request(
+        day,
+        landing,
+        loaded_partitions_start(context),
+        last_ingestion(context.instance, day),
+        pending_run(context.instance, daily_pipeline.name, day),
+    )
 
 
 # Scoring alone, by hand (e.g. after promoting a model in MLflow): the daily pipeline already scores.
@@ -58,7 +112,6 @@ weekly_intent_training_schedule = dg.ScheduleDefinition(
 ingest_landing_day = dg.define_asset_job(
     "ingest_landing_day",
     selection=dg.AssetSelection.assets("raw_events"),
-    partitions_def=landing_days,
     description="Validate and load one landing day into raw.events (quarantine included); nothing downstream.",
 )
 
@@ -67,6 +120,5 @@ ingest_landing_day = dg.define_asset_job(
 all_assets = dg.define_asset_job(
     "all_assets",
     selection=dg.AssetSelection.all(),
-    partitions_def=landing_days,
     description="Every asset: ingestion, dbt models, segments, the purchase-intent model and scores.",
 )

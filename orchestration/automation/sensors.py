@@ -7,37 +7,22 @@ The run key is the day plus the newest file's mtime and the
 number of files, so a tick that sees the same files requests nothing new, and a file added or rewritten later
 requests a fresh run. It reads only the file system and Dagster's instance, never the warehouse (a run may
 hold DuckDB's lock). Runs it requests wait in the run queue like any other (one at a time).
+A landing day the loaded partitions do not cover (a history older than their first day, imported after the code
+location loaded; a day after today) gets no run: the tick's skip reason and log say so, and what to do.
 """
 
 import os
-from datetime import date
 
 import dagster as dg
 
+from orchestration.automation.landing_state import last_ingestion, newest_file
 from orchestration.automation.schedules import daily_pipeline
+from orchestration.partitions import loaded_partitions_start
 from pulse.ingest import landed_days
+from pulse.landing import pinned_partitions_start, split_days, today_utc
 from pulse.settings import paths_from_env
 
-RAW_EVENTS = dg.AssetKey("raw_events")
-
-
-def _newest_file(folder) -> tuple[float, int]:
-    stats = [f.stat() for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")]
-    return (max((s.st_mtime for s in stats), default=0.0), len(stats))
-
-
-def _last_ingested(instance: dg.DagsterInstance, day: date) -> float | None:
-    """When the day's latest ingestion STARTED reading files (its run's start; the event's own time for a
-    materialization reported outside a run). A file written while that run was reading may have been missed,
-    so only files older than the run's start count as ingested; re-ingesting a day is harmless."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=RAW_EVENTS, asset_partitions=[day.isoformat()]), limit=1
-    ).records
-    if not records:
-        return None
-    record = records[0]
-    stats = instance.get_run_stats(record.run_id) if record.run_id else None
-    return stats.start_time if stats is not None and stats.start_time else record.timestamp
+RELOAD_HINT = " until the code location is reloaded (Deployment > Reload in the UI, or restart `pulse ui`)"
 
 
 @dg.sensor(
@@ -50,13 +35,19 @@ def landing_files_sensor(context: dg.SensorEvaluationContext):
     landing = paths_from_env(os.environ).events_landing
     if not landing.exists():
         return dg.SkipReason(f"no landing zone at {landing}")
+    # Days the loaded partitions do not cover (older than their start: imported since the code location loaded;
+    # after today) cannot be a run's partition: said, not requested.
+    split = split_days(landed_days(landing), loaded_partitions_start(context), today_utc())
+    left_out = split.messages(pinned=pinned_partitions_start(os.environ) is not None, reload_hint=RELOAD_HINT)
+    for line in left_out:
+        context.log.warning(line)
     requests = []
-    for day in landed_days(landing):
-        newest, count = _newest_file(landing / day.isoformat())
-        done = _last_ingested(context.instance, day)
-        if done is not None and newest < done:
+    for day in split.inside:
+        newest, count = newest_file(landing / day.isoformat())
+        done = last_ingestion(context.instance, day)
+        if done is not None and newest < done.started:
             continue
         requests.append(dg.RunRequest(partition_key=day.isoformat(), run_key=f"{day.isoformat()}:{newest:.6f}:{count}"))
     if not requests:
-        return dg.SkipReason("every landing day is ingested")
+        return dg.SkipReason("; ".join(["every landing day is ingested", *left_out]))
     return requests

@@ -4,10 +4,13 @@ from datetime import date, timedelta
 import dagster as dg
 from pydantic import Field
 
-from orchestration.partitions import landing_days
 from orchestration.resources import PulseStorage
-from pulse.ingest import DayResult, IngestOptions, changed_days, ingest_day, reconciliation
+from pulse.ingest import DayResult, IngestOptions, changed_days, ingest_days, reconciliation
 from pulse.spark_raw import export_raw_to_parquet, spark_raw_root
+
+
+def _listed(days: list[date]) -> str:
+    return ", ".join(str(d) for d in days)
 
 
 def _days_in(window: dg.TimeWindow) -> list[date]:
@@ -15,12 +18,41 @@ def _days_in(window: dg.TimeWindow) -> list[date]:
     return [first + timedelta(days=i) for i in range((end - first).days)]
 
 
+# Days listed in the per_day table of the metadata. A single-run backfill repeats the metadata on each of its
+# partitions' materializations (Dagster records one per partition): a table of every day of a 546-day history,
+# 546 times, was 18 MB of event log. raw.ingested_files keeps every day's figures.
+MAX_DAYS_SHOWN = 40
+# Up to this many days, each ingested day gets its own log line; beyond, only the days worth a look do (each
+# log line is an event Dagster writes to its instance, ~20-100 ms each).
+MAX_DAYS_LOGGED = 31
+
+
+def _notable(r: DayResult) -> bool:
+    return bool(r.quarantined or r.empty_files or not r.reconciles)
+
+
+def days_shown(results: list[DayResult], limit: int = MAX_DAYS_SHOWN) -> list[DayResult]:
+    """The days of the per_day table: all when they fit, else the notable ones (quarantine, empty files, not
+    reconciling) first, then the latest, in day order."""
+    if len(results) <= limit:
+        return list(results)
+    notable = [r for r in results if _notable(r)][:limit]
+    rest = [r for r in results if not _notable(r)][-(limit - len(notable)) :] if len(notable) < limit else []
+    return sorted(notable + rest, key=lambda r: r.day)
+
+
 def ingestion_metadata(results: list[DayResult]) -> dict[str, dg.MetadataValue]:
+    shown = days_shown(results)
     rows = [
         f"| {r.day} | {len(r.files)} | {r.lines_read} | {r.accepted} | {r.quarantined} | {r.late_events} | "
         f"{'yes' if r.reconciles else '**NO**'} |"
-        for r in results
+        for r in shown
     ]
+    if len(shown) < len(results):
+        rows.append(
+            f"\n({len(shown)} of {len(results)} days: those with quarantined lines, empty files or not reconciling, "
+            "then the latest; raw.ingested_files has every day)"
+        )
     reasons: dict[str, int] = {}
     for r in results:
         for k, n in r.reasons.items():
@@ -51,9 +83,9 @@ def ingestion_metadata(results: list[DayResult]) -> dict[str, dg.MetadataValue]:
 class RawEventsConfig(dg.Config):
     only_changed_days: bool = Field(
         default=False,
-        description="Ingest only the days of the window whose landing files changed since they were last "
-        "ingested (pulse.ingest.changed_days); the others keep their rows and ingested_at, so dbt does not "
-        "process them again. Off: every day of the window is re-ingested (how a range is reprocessed).",
+        description="Ingest only the days of the window whose landing files (or validation settings) changed "
+        "since they were last ingested (pulse.ingest.changed_days); the others keep their rows and ingested_at, "
+        "so dbt does not process them again. Off: every day of the window is re-ingested (how a range is reprocessed).",
     )
 
 
@@ -64,38 +96,35 @@ def days_to_ingest(window_days: list[date], changed: set[date] | None) -> tuple[
     return [d for d in window_days if d in changed], [d for d in window_days if d not in changed]
 
 
-@dg.asset(
-    key="raw_events",
-    group_name="ingest",
-    partitions_def=landing_days,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="warehouse",
-    kinds={"duckdb", "python"},
-    description="Landing files (event contract v1) -> raw.events; rows that break the contract go to "
-    "raw.events_quarantine with the raw line, the reason, the file and the line number.",
-)
-def raw_events(
+def raw_events(  # the asset's body; build_raw_events makes it the asset `raw_events` (op name raw_events)
     context: dg.AssetExecutionContext, config: RawEventsConfig, storage: PulseStorage
 ) -> dg.MaterializeResult:
     paths = storage.paths()
     options = IngestOptions.from_env(os.environ)
-    results = []
     with storage.connect() as con:
-        changed = set(changed_days(con, paths.events_landing)) if config.only_changed_days else None
+        changed = set(changed_days(con, paths.events_landing, options)) if config.only_changed_days else None
         window = _days_in(context.partition_time_window)
         ingest, skipped = days_to_ingest(window, changed)
-        for day in window:
-            if day in skipped:
-                context.log.info(f"{day}: no new or changed landing files since it was ingested, skipped")
-                continue
-            result = ingest_day(con, paths.events_landing, day, options)
-            context.log.info(
-                f"{day}: {result.lines_read} lines -> {result.accepted} accepted, {result.quarantined} quarantined"
-            )
-            for name in result.empty_files:
-                context.log.warning(f"{day}: landing file {name} is empty (no lines)")
-            results.append(result)
-    context.log.info(f"ingested {len(ingest)} landing day(s), skipped {len(skipped)} unchanged")
+        if skipped and len(skipped) <= MAX_DAYS_LOGGED:
+            context.log.info(f"no new or changed landing files since they were ingested, skipped: {_listed(skipped)}")
+        results = ingest_days(con, paths.events_landing, ingest, options)
+    logged = results if len(results) <= MAX_DAYS_LOGGED else [r for r in results if _notable(r)][:MAX_DAYS_LOGGED]
+    for result in logged:
+        day = result.day
+        context.log.info(
+            f"{day}: {result.lines_read} lines -> {result.accepted} accepted, {result.quarantined} quarantined"
+        )
+        for name in result.empty_files:
+            context.log.warning(f"{day}: landing file {name} is empty (no lines)")
+    if len(logged) < len(results):
+        context.log.info(
+            f"{len(results) - len(logged)} more landing days ingested (raw.ingested_files; quarantined lines: "
+            "raw.events_quarantine)"
+        )
+    context.log.info(
+        f"ingested {len(ingest)} landing day(s) ({sum(r.lines_read for r in results):,} lines, "
+        f"{sum(r.quarantined for r in results):,} quarantined), skipped {len(skipped)} unchanged"
+    )
     exported: dict[str, dg.RawMetadataValue] = {}
     if paths.engine == "spark":
         # dbt's Spark target reads the raw tables as Parquet files (pulse/spark_raw.py, docs/spark.md)
@@ -112,8 +141,23 @@ def raw_events(
     )
 
 
+def build_raw_events(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """The ingestion asset over these partitions (orchestration/partitions.py: landing days from the first
+    one); built when the definitions load, not at import."""
+    return dg.asset(
+        key="raw_events",
+        group_name="ingest",
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool="warehouse",
+        kinds={"duckdb", "python"},
+        description="Landing files (event contract v1) -> raw.events; rows that break the contract go to "
+        "raw.events_quarantine with the raw line, the reason, the file and the line number.",
+    )(raw_events)
+
+
 @dg.asset_check(
-    asset=raw_events,
+    asset="raw_events",
     blocking=True,
     pool="warehouse",
     description="Every line read is in raw.events or quarantine.",

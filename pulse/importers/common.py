@@ -90,6 +90,7 @@ class FileResult:
     outputs: list[Path] = field(default_factory=list)
     rejected_file: Path | None = None
     event_types: dict[str, int] = field(default_factory=dict)
+    day_counts: dict[date, int] = field(default_factory=dict)  # events written per UTC day (landing folder)
 
     @property
     def days(self) -> list[date]:
@@ -668,6 +669,7 @@ def import_file(
                 rejects_fh.close()
         bar.update(source.size, result.rows_read, result.events_written, force=True)
         staged = writer.staged()
+        result.day_counts = dict(sorted(writer.counts.items()))
         result.stem = output_stem(fmt, source.digest())
         result.event_types = dict(sorted(types.items()))
         name = f"{result.stem}.jsonl.gz"

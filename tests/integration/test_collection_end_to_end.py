@@ -65,13 +65,15 @@ def test_events_from_the_demo_page_reach_fct_sessions(pulse_home, tmp_path: Path
     assert len(anonymous_ids) == 1 and {"page_view", "product_view", "add_to_cart"} <= {e["event_type"] for e in events}
 
     from orchestration.automation.sensors import landing_files_sensor
-    from orchestration.definitions import defs
+    from orchestration.definitions import build_definitions
 
     instance = dg.DagsterInstance.get()
     requests = landing_files_sensor(dg.build_sensor_context(instance=instance))
     assert isinstance(requests, list) and [r.partition_key for r in requests] == [today]
-    result = defs.get_job_def("daily_pipeline").execute_in_process(
-        partition_key=today, instance=instance, tags=requests[0].tags
+    result = (
+        build_definitions()
+        .get_job_def("daily_pipeline")
+        .execute_in_process(partition_key=today, instance=instance, tags=requests[0].tags)
     )
     assert result.success
 

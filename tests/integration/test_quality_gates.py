@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.definitions import defs
+from orchestration.definitions import build_definitions
 from orchestration.materialize import RANGE_END_TAG, RANGE_START_TAG, materialize_range
 from orchestration.quality.checks import gx_model_checks
 from pulse.demo import generate_demo
@@ -120,6 +120,7 @@ def session_features() -> dg.MaterializeResult:
 
 def _consumer_job_result(instance: dg.DagsterInstance, since: date | None = None):
     """Only the GX model checks and a downstream consumer: the marts are already in the warehouse."""
+    defs = build_definitions()
     consumers = dg.Definitions(
         assets=[*defs.assets, session_features],
         asset_checks=defs.asset_checks,

@@ -157,3 +157,44 @@ def test_a_failed_materialize_run_is_reported_with_its_days() -> None:
     assert last_run_failed(instance, "daily_pipeline") is None
     add(dg.DagsterRunStatus.SUCCESS, DAYS[2], DAYS[2])
     assert last_run_failed(instance, "all_assets") is None
+
+
+def test_days_ingested_under_other_validation_settings_are_changed(events: Path, con) -> None:
+    """Raising the floor (PULSE_EARLIEST_EVENT_TIME) must admit what the old floor quarantined: the days ingested
+    under another floor, future tolerance or row limit are ingested again by `pulse materialize`."""
+    from datetime import datetime
+
+    from pulse.ingest import IngestOptions, days_ingested_under_other_options
+
+    default = IngestOptions()
+    ingest_all(con, events)
+    assert changed_days(con, events, default) == []
+    older = IngestOptions(earliest_event_time=datetime(1990, 1, 1))
+    assert changed_days(con, events, older) == DAYS
+    assert days_ingested_under_other_options(con, older) == DAYS
+    ingest_day(con, events, DAYS[0], older)
+    assert changed_days(con, events, older) == DAYS[1:]
+    assert changed_days(con, events) == []  # without options: the files alone
+    # A file recorded by an older version (no settings recorded) counts as ingested under the current ones.
+    con.execute("update raw.ingested_files set ingest_options = null")
+    assert changed_days(con, events, older) == [] and changed_days(con, events, default) == []
+
+
+def test_the_per_day_table_of_a_long_history_keeps_the_notable_days() -> None:
+    """A single-run backfill repeats raw_events' metadata on every partition's materialization: over hundreds of
+    days the per_day table lists 40 (those with quarantined lines first, then the latest), not every day."""
+    from orchestration.ingest.assets import MAX_DAYS_SHOWN, days_shown, ingestion_metadata
+    from pulse.ingest import DayResult
+
+    days = [date(1997, 1, 1) + timedelta(days=i) for i in range(546)]
+    results = [
+        DayResult(day=d, lines_read=10, accepted=10 if i % 100 else 9, quarantined=0 if i % 100 else 1)
+        for i, d in enumerate(days)
+    ]
+    shown = days_shown(results)
+    assert len(shown) == MAX_DAYS_SHOWN == 40
+    assert [r.day for r in shown[:6]] == [days[i] for i in range(0, 546, 100)]  # the six with quarantine
+    assert [r.day for r in shown[6:]] == days[-34:]
+    table = ingestion_metadata(results)["per_day"].value
+    assert table.count("\n| 1997-") + table.count("\n| 1998-") == 40 and "40 of 546 days" in table
+    assert days_shown(results[:40]) == results[:40]

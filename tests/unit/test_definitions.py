@@ -29,19 +29,19 @@ def describe(definitions: dg.Definitions) -> str:
 
 
 def test_definitions_match_the_snapshot() -> None:
-    current = describe(defs)
+    current = describe(defs())
     if os.environ.get("PULSE_UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.write_text(current)
     assert current == SNAPSHOT.read_text()
 
 
 def test_every_dbt_model_is_an_asset_downstream_of_raw_events() -> None:
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     stg = graph.get(dg.AssetKey("stg_events"))
     assert dg.AssetKey("raw_events") in stg.parent_keys
     assert graph.get(dg.AssetKey("raw_events")).partitions_def is not None
 
 
 def test_the_daily_schedule_targets_the_pipeline_job() -> None:
-    schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
+    schedule = defs().resolve_schedule_def("daily_pipeline_schedule")
     assert schedule.job_name == "daily_pipeline"

@@ -105,9 +105,9 @@ def test_every_suite_file_is_a_valid_gx_suite_with_its_metrics_query() -> None:
 def test_every_suite_checks_an_asset_of_the_dagster_graph() -> None:
     import dagster as dg
 
-    from orchestration.definitions import defs
+    from orchestration.definitions import build_definitions
 
-    graph = defs.resolve_asset_graph()
+    graph = build_definitions().resolve_asset_graph()
     for spec in suite_specs():
         assert graph.has(dg.AssetKey(spec.asset)), spec.name
 
