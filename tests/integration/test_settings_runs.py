@@ -83,8 +83,7 @@ class Runs:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     import dagster as dg
 
-    from orchestration.definitions import defs
-    from orchestration.ingest.assets import raw_events
+    from orchestration.definitions import build_definitions
     from orchestration.materialize import RANGE_END_TAG, RANGE_START_TAG, run_config
     from orchestration.transform.assets import pulse_dbt_models
     from pulse import cli
@@ -112,9 +111,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     # Home B: ingestion and the dbt step only, in one Dagster run over every landing day (no overrides)
     with _environment(b):
         days = landed_days(landing / "events")
+        definitions = build_definitions()
+        raw_events = next(a for a in definitions.assets if getattr(a, "key", None) == dg.AssetKey("raw_events"))
         b_result = dg.materialize(
             [raw_events, pulse_dbt_models],
-            resources=defs.resources,
+            resources=definitions.resources,
             instance=dg.DagsterInstance.ephemeral(),
             tags={RANGE_START_TAG: days[0].isoformat(), RANGE_END_TAG: days[-1].isoformat()},
             run_config=run_config(quiet=True),
