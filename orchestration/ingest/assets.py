@@ -6,7 +6,7 @@ from pydantic import Field
 
 from orchestration.partitions import landing_days
 from orchestration.resources import PulseStorage
-from pulse.ingest import DayResult, IngestOptions, changed_days, ingest_day, reconciliation
+from pulse.ingest import DayResult, IngestOptions, changed_days, create_raw_tables, ingest_day, reconciliation
 from pulse.spark_raw import export_raw_to_parquet, spark_raw_root
 
 
@@ -81,6 +81,7 @@ def raw_events(
     options = IngestOptions.from_env(os.environ)
     results = []
     with storage.connect() as con:
+        create_raw_tables(con)  # an older warehouse gets the contract's new columns even when no day is ingested
         changed = set(changed_days(con, paths.events_landing)) if config.only_changed_days else None
         window = _days_in(context.partition_time_window)
         ingest, skipped = days_to_ingest(window, changed)
