@@ -206,7 +206,7 @@ def _print_consent_lines(paths: PulsePaths, started_at: str) -> None:
     except (OSError, ValueError) as exc:
         lines = [f"consent: the published manifest is unreadable: {exc}"]
     for line in lines:
-        print(f"materialize: {line.strip()}")
+        print("materialize: " + " ".join(line.split()))
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ class ConsentCounts:
 
     @classmethod
     def from_rows(cls, rows: list[tuple]) -> ConsentCounts:
-        """From consent_coverage's rows (personalization_consent, consent_basis, users)."""
+        """From consent_coverage's rows (personalization_consent, consent_basis, user_count)."""
         own = refused = no_signal = 0
         declared: dict[str, int] = {}
         for status, basis, users in rows:
@@ -119,7 +119,7 @@ def read_consent_counts(warehouse: Warehouse) -> ConsentCounts | None:
     if not warehouse.table_exists(COVERAGE_TABLE):
         return None
     return ConsentCounts.from_rows(
-        warehouse.rows(f"select personalization_consent, consent_basis, users from {COVERAGE_TABLE}")
+        warehouse.rows(f"select personalization_consent, consent_basis, user_count from {COVERAGE_TABLE}")
     )
 
 

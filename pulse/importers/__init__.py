@@ -6,8 +6,11 @@
 Formats: ``jsonl``, ``csv``, ``parquet`` (already contract-shaped), ``snowplow``, ``segment``, ``otto`` and
 ``mapped`` (any CSV / Parquet with a YAML mapping). Each source file becomes, under
 ``<landing>/events/<YYYY-MM-DD>/``, one ``import-<format>-<sha256 of the file, 12 hex>.jsonl.gz`` per UTC
-day of ``event_time``, and its unmappable rows go to ``<landing>/rejected/<same name>.jsonl``. Importing
-the same bytes again rewrites the same files. docs/importers.md has every format's field mapping.
+day of ``event_time``, and its unmappable rows go to ``<landing>/rejected/<same name>.jsonl``; what the import
+did (rows, files, the consent declared) to ``<landing>/imports/<same name>.json``. Importing the same bytes
+again rewrites the same files. Consent: ``declaration=ConsentDeclaration.parse("personalization", "<basis>")``
+sets the declared flags on the events that lack them (pulse/importers/consent.py); by default nothing is
+declared. docs/importers.md has every format's field mapping.
 """
 
 from __future__ import annotations

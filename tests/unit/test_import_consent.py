@@ -380,7 +380,7 @@ create or replace table user_profiles as select
 from user_profiles;
 create table consent_coverage as select * from (values
     ('granted', 'contract', 1), ('granted', null, 1), ('refused', null, 1), ('no_signal', null, 1)
-) t(personalization_consent, consent_basis, users);
+) t(personalization_consent, consent_basis, user_count);
 """
 
 
@@ -399,7 +399,7 @@ def test_the_manifest_says_who_was_left_out_and_on_what_basis_the_others_were_pu
     assert published_consent_lines(tmp_path, published_since="2026-11-01T13:00:01Z") == []  # an older snapshot
 
     # counts that disagree with the profiles (consent_coverage from another run) are said, not hidden
-    con.execute("update consent_coverage set users = 5 where consent_basis = 'contract'")
+    con.execute("update consent_coverage set user_count = 5 where consent_basis = 'contract'")
     section = publish_snapshot(con, tmp_path).manifest["consent_counts"]
     assert "consent_coverage counts 6 published users, user_profiles 2" in section["mismatch"]
 

@@ -41,7 +41,7 @@ final as (
     select
         personalization_consent,
         consent_basis,
-        count(*) as users
+        count(*) as user_count
     from classified
     group by personalization_consent, consent_basis
 

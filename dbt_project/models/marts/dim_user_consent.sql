@@ -11,6 +11,7 @@
 -- earlier flag of the user's own) is read whole.
 -- on_schema_change append_new_columns: the *_basis columns came with contract v1.3; older rows keep them
 -- null, which is right (no import declared anything before).
+-- depends_on: {{ ref('int_batch') }}, {{ ref('int_batch_users') }}, {{ ref('int_batch_bounds') }}
 {{
     config(
         materialized='incremental',
