@@ -11,8 +11,9 @@ late, and a file that lands on day 11, is processed, and is then withdrawn (day 
 so the incremental run must take its events back out. Consent (dim_user_consent: a user's own flag outranks one
 an import declared, `consent_basis`): a user who granted on day 3, refused in the withdrawn file and had a
 flag declared on day 12 (once the refusal is withdrawn, the day-3 grant holds again, which only a read of the
-whole history finds); a user who refused on day 3 and had a flag declared on day 13 (still refused). Every
-output table must be identical, row for row.
+whole history finds); a user who refused on day 3 and had a flag declared on day 13 (still refused). Before
+the last day the incremental warehouse is set back to what a version before contract v1.3 built (no
+consent_basis columns). Every output table must be identical, row for row.
 """
 
 from __future__ import annotations
@@ -133,6 +134,20 @@ def _plant_consent(events: Path, days: list[date], withdrawn: Path) -> None:
     )
 
 
+def _as_before_contract_1_3(warehouse: Path) -> None:
+    """The warehouse as a version before contract v1.3 left it: no raw.events.consent_basis, no *_basis columns
+    in dim_user_consent. The next ingestion and incremental run must bring them back (the comparison with the
+    full build covers the result)."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("drop view stg_events")  # it reads raw.events.consent_basis; dbt creates it again
+        con.execute("alter table raw.events drop column consent_basis")
+        for flag in ("consent_analytics", "consent_personalization"):
+            con.execute(f"alter table dim_user_consent drop column {flag}_basis")
+    finally:
+        con.close()
+
+
 def _profiles(mlflow_db: Path, full: Path, incremental: Path) -> str | None:
     """user_profiles in both warehouses, with the segment and intent models fitted on the full build (the
     models are not what incremental runs change: equal inputs must give equal profiles). Returns the intent
@@ -180,6 +195,8 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
         if day == days[11]:
             withdrawn.unlink()
             ingest_days(inc_wh, events, [days[10]])  # the re-ingested day 11 retracts the withdrawn event
+        if day == days[-1]:
+            _as_before_contract_1_3(inc_wh)
         ingest_days(inc_wh, events, [day])
         run_dbt(inc_home, inc_wh, "run", "--vars", DBT_VARS)
         con = duckdb.connect(str(inc_wh), read_only=True)

@@ -406,3 +406,23 @@ def test_the_manifest_says_who_was_left_out_and_on_what_basis_the_others_were_pu
     con.execute("drop table consent_coverage")  # not built yet: no counts, publishing still works
     assert read_consent_counts(DuckDBWarehouse(con)) is None
     assert publish_snapshot(con, tmp_path).manifest["consent_counts"] is None
+
+
+def test_an_import_without_declaration_publishes_nobody_and_says_why(tmp_path: Path) -> None:
+    """What materializing an imported history without consent flags publishes: empty profiles and audiences, a
+    manifest that counts every profiled user as left out for lack of a signal, and closing lines that say so
+    with the command that fixes it."""
+    con = duckdb.connect()
+    con.execute(PROFILES)
+    con.execute("update user_profiles set consent_personalization = false, consent_analytics = false")
+    con.execute("delete from consent_coverage")
+    con.execute("insert into consent_coverage values ('no_signal', null, 4)")
+    published = publish_snapshot(con, tmp_path, now=datetime(2026, 11, 1, 13, 0, tzinfo=UTC))
+    assert published.manifest["profiles"]["rows"] == 0
+    assert published.audience_rows == {"cart_abandoners": 0, "high_intent": 0, "loyal_buyers": 0, "win_back": 0}
+    assert pq.read_table(published.path / "user_profiles.parquet").num_rows == 0
+    counts = published.manifest["consent_counts"]
+    assert (counts["published"], counts["left_out"]) == (0, {"no_signal": 4, "refused": 0})
+    text = "\n".join(published_consent_lines(tmp_path, published_since="2026-11-01T13:00:00Z"))
+    assert "0 of 4 profiled users published" in text and "4 never sent a personalization flag" in text
+    assert "NOBODY IS PUBLISHED" in text and FIX_COMMAND in text
