@@ -270,6 +270,10 @@ def test_the_daily_job_ends_with_profiles_exports_and_their_counts_in_the_summar
     snapshot = current_snapshot(paths.exports)
     manifest = json.loads((snapshot / "manifest.json").read_text())
     assert manifest["profiles"]["rows"] == consented
+    counts = manifest["consent_counts"]  # consent_coverage: who was left out, and why
+    assert (counts["profiled_users"], counts["published"]) == (profiles, consented)
+    assert counts["published_by_basis"] == {"own_flag": consented, "declared": {}}  # the demo sends its own flags
+    assert counts["left_out"] == {"no_signal": 0, "refused": profiles - consented}
     assert set(manifest["audiences"]) == {a.name for a in AUDIENCES}
     for name, audience in manifest["audiences"].items():
         assert (paths.exports / "audiences" / f"{name}.csv").exists()
@@ -278,5 +282,6 @@ def test_the_daily_job_ends_with_profiles_exports_and_their_counts_in_the_summar
     [line] = [line for line in summary.splitlines() if line.startswith("profiles ")]
     assert line.split()[1] == f"{profiles:,}" and f"({consented:,} consented" in line
     assert "audiences (consented)" in summary
+    assert f"{consented:,} of {profiles:,} profiled users published (their own flag {consented:,})" in summary
     for name, audience in manifest["audiences"].items():
         assert f"{name} {audience['rows']:,}" in summary
