@@ -210,7 +210,7 @@ def _consent_section(counts: ConsentCounts | None, published_rows: int) -> dict 
     if counts.published != published_rows:
         section["mismatch"] = (
             f"consent_coverage counts {counts.published:,} published users, user_profiles {published_rows:,}: "
-            "it was built from other tables; materialize consent_coverage again"
+            "they come from different runs; materialize both again"
         )
     return section
 
