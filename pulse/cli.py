@@ -233,6 +233,7 @@ def _materialize(
 
     run_started = datetime.now(UTC).replace(tzinfo=None)  # raw.events_quarantine.quarantined_at is naive UTC
     started = time.monotonic()
+    started_at = _utc_now_text()
     log_file = paths.home / "logs" / "materialize.log" if quiet else None
     print(f"materialize: {first}..{last} in one Dagster run ...", flush=True)
     if overrides:
@@ -257,6 +258,7 @@ def _materialize(
     )
     for warning in _run_warnings(result):
         print(f"materialize: warning: {warning}", file=sys.stderr)
+    _print_consent_lines(paths, started_at)
     if skipped:
         print(f"materialize: steps skipped, an upstream output missing: {', '.join(skipped)}", file=sys.stderr)
     _print_quarantine(paths, first, last, run_started, result)
@@ -315,6 +317,23 @@ def _print_quarantine(paths: PulsePaths, first: date, last: date, run_started: d
         return
     if report.lines or blocked:
         print(render_quarantine(report, gate_blocked=blocked), file=sys.stderr)
+def _utc_now_text() -> str:
+    """Now in UTC as the manifest writes ``published_at`` (seconds), to compare with it."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _print_consent_lines(paths: PulsePaths, started_at: str) -> None:
+    """Who the snapshot this run published leaves out for lack of consent (pulse/consent.py), from its manifest."""
+    from pulse.consent import published_consent_lines
+
+    try:
+        lines = published_consent_lines(paths.exports, published_since=started_at)
+    except (OSError, ValueError) as exc:
+        lines = [f"consent: the published manifest is unreadable: {exc}"]
+    for line in lines:
+        print("materialize: " + " ".join(line.split()))
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
@@ -432,11 +451,19 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Convert source files (Snowplow, Segment, OTTO, mapped CSV/Parquet, ...) into daily contract files."""
-    from pulse.importers import MappingError, SourceError, import_files
+    from pulse.importers import ConsentDeclaration, ConsentError, MappingError, SourceError, import_files
+    from pulse.importers.consent import consent_lines
 
+    try:
+        declaration = ConsentDeclaration.parse(args.consent, args.consent_basis)
+    except ConsentError as exc:
+        print(f"pulse import: {exc}", file=sys.stderr)
+        return 2
     landing = Path(args.landing).expanduser().resolve() if args.landing else paths_from_env().landing
     try:
-        summary = import_files(args.format, args.paths, landing, mapping=args.mapping, progress=not args.quiet)
+        summary = import_files(
+            args.format, args.paths, landing, mapping=args.mapping, progress=not args.quiet, declaration=declaration
+        )
     except (SourceError, MappingError) as exc:
         print(f"pulse import: {exc}", file=sys.stderr)
         return 1
@@ -455,6 +482,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         if result.rejected_file is not None:
             print(f"        rejects of {result.source}: {result.rejected_file}")
     _warn_outside_window(summary)
+    for line in consent_lines(summary.declaration, summary.consent, summary.events_written):
+        print(line)
+    records = sorted({str(f.record_file) for f in summary.files if f.record_file})
+    if records:
+        print(f"        recorded in {', '.join(records)}")
     return 0
 
 
@@ -594,13 +626,29 @@ def build_parser() -> argparse.ArgumentParser:
     run_settings_args(p)
     p.set_defaults(func=cmd_settings)
 
-    from pulse.importers import FORMATS
+    from pulse.importers import CONSENT_CHOICES, FORMATS
 
     p = sub.add_parser("import", help="convert Snowplow / Segment / OTTO / mapped files into landing files")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--mapping", default=None, help="YAML mapping for --format mapped (a path or a shipped name)")
     p.add_argument("--landing", default=None, help="landing zone root (default: PULSE_LANDING)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--consent",
+        choices=CONSENT_CHOICES,
+        default="none",
+        help="consent to declare for the imported events (default: none: they carry only the flags the source "
+        "has, and users without a consent_personalization flag are never exported). analytics / personalization "
+        "/ all set that flag (both for all) to true on every event without its own value; flags the source "
+        "carries, refusals included, are kept. Needs --consent-basis",
+    )
+    p.add_argument(
+        "--consent-basis",
+        default=None,
+        metavar="TEXT",
+        help="the lawful basis of the declared consent, recorded with every event it covers (consent_basis), e.g. "
+        '"consent collected at sign-up (form v3)" or "contract"; required with --consent',
+    )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.set_defaults(func=cmd_import)
 

@@ -1,4 +1,4 @@
-"""Event contract v1.2: the fields pulse accepts, their types, and the event types.
+"""Event contract v1.3: the fields pulse accepts, their types, and the event types.
 
 docs/event-contract.md is the human description; this module is the one the code uses. Ingestion
 (:mod:`pulse.ingest`) turns these declarations into one SQL validation pass.
@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 # 1.1 added the optional fields value and cart_value; 1.2 the collector's enrichment fields user_agent,
-# ip_address, is_bot and network_user_id (ingestion adds new fields to an older raw.events).
-CONTRACT_VERSION = "1.2"
+# ip_address, is_bot and network_user_id; 1.3 consent_basis (ingestion adds new fields to an older raw.events).
+CONTRACT_VERSION = "1.3"
 
 FieldType = Literal["string", "timestamp", "double", "bigint", "boolean", "json"]
 
@@ -79,6 +79,10 @@ FIELDS: tuple[Field, ...] = (
     Field("viewport_height_px", "bigint", min_value=0),
     Field("consent_analytics", "boolean"),
     Field("consent_personalization", "boolean"),
+    # Set by `pulse import --consent ... --consent-basis TEXT` on the events whose consent flags it filled in
+    # (the lawful basis the importing team declared); absent when the flags are the event's own. Not accepted
+    # from clients by the collector. See docs/importers.md, "Consent".
+    Field("consent_basis", "string"),
     Field("properties", "json"),
     # Set by the collector (pulse collect), not by clients: see docs/collection.md.
     Field("user_agent", "string"),

@@ -19,7 +19,9 @@ except to read it, so a published snapshot stays readable while the pipeline wri
 :data:`KEEP_SNAPSHOTS` snapshots are kept (a reader may still be loading the previous one).
 
 Consent: only users whose latest ``consent_personalization`` is true leave the warehouse (profiles and every
-audience); a user who never sent the flag has not consented.
+audience); a user who never sent the flag has not consented. The manifest's ``consent_counts`` says how many
+profiled users were left out and why (no signal, refused) and the bases behind the published ones, from the dbt
+model ``consent_coverage`` (pulse/consent.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import duckdb
 
+from pulse.consent import ConsentCounts, read_consent_counts
 from pulse.warehouse import DuckDBWarehouse, Warehouse
 
 KEEP_SNAPSHOTS = 5
@@ -133,10 +136,17 @@ def current_snapshot(exports: Path) -> Path | None:
 
 
 def publish_snapshot(
-    con: duckdb.DuckDBPyConnection, exports: Path, *, now: datetime | None = None
+    con: duckdb.DuckDBPyConnection,
+    exports: Path,
+    *,
+    now: datetime | None = None,
+    consent_counts: ConsentCounts | None = None,
 ) -> PublishedSnapshot:
-    """Write a new snapshot from `user_profiles` (consented users only), then make it the current one."""
+    """Write a new snapshot from `user_profiles` (consented users only), then make it the current one.
+    ``consent_counts``: who was left out and why (default: read from ``con``'s consent_coverage, if built)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    if consent_counts is None:
+        consent_counts = read_consent_counts(DuckDBWarehouse(con))
     snapshot_id = f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"  # sorts by time, to the microsecond
     snapshots = exports / "snapshots"
     tmp = snapshots / f".tmp-{snapshot_id}"
@@ -174,6 +184,7 @@ def publish_snapshot(
             "model_versions": {"segments": segment_version, "purchase_intent": intent_version},
             "consent": f"only users whose latest {CONSENTED} is true ({consented:,} of {total:,})",
             "profiles": {"file": "user_profiles.parquet", "rows": consented or 0, "users_before_consent": total},
+            "consent_counts": _consent_section(consent_counts, consented or 0),
             "audiences": audiences,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -190,17 +201,32 @@ def publish_snapshot(
     return PublishedSnapshot(snapshot_id=snapshot_id, path=final, manifest=manifest)
 
 
+def _consent_section(counts: ConsentCounts | None, published_rows: int) -> dict | None:
+    """The manifest's consent_counts; None before consent_coverage is built. A count that disagrees with the
+    profiles file (consent_coverage older than user_profiles) is said, not hidden."""
+    if counts is None:
+        return None
+    section = counts.as_manifest()
+    if counts.published != published_rows:
+        section["mismatch"] = (
+            f"consent_coverage counts {counts.published:,} published users, user_profiles {published_rows:,}: "
+            "they come from different runs; materialize both again"
+        )
+    return section
+
+
 def publish_from_warehouse(warehouse: Warehouse, exports: Path, *, now: datetime | None = None) -> PublishedSnapshot:
     """:func:`publish_snapshot` from either engine. On Spark the profiles (one row per user) are read through
     the session as Arrow into an in-memory DuckDB, which writes the files as it does for a DuckDB warehouse."""
+    consent_counts = read_consent_counts(warehouse)
     if isinstance(warehouse, DuckDBWarehouse):
-        return publish_snapshot(warehouse.con, exports, now=now)
+        return publish_snapshot(warehouse.con, exports, now=now, consent_counts=consent_counts)
     profiles = warehouse.arrow("select * from user_profiles")
     with duckdb.connect() as con:
         con.register("user_profiles_read", profiles)
         con.execute("create table main.user_profiles as select * from user_profiles_read")
         con.unregister("user_profiles_read")
-        return publish_snapshot(con, exports, now=now)
+        return publish_snapshot(con, exports, now=now, consent_counts=consent_counts)
 
 
 def _prune(snapshots: Path, keep: int, current: str) -> None:

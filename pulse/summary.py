@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from pulse.consent import read_consent_counts
 from pulse.settings import PulsePaths
 from pulse.warehouse import DuckDBWarehouse, Warehouse, open_warehouse
 
@@ -78,6 +79,7 @@ def render_summary(paths: PulsePaths) -> str:
         )
         lines.append("user types               " + ", ".join(f"{t} {n:,}" for t, n in user_types))
     lines.extend(_activation_lines(paths, profiles))
+    lines.extend(models["consent"].lines() if models["consent"] else [])
     if intent:
         users, version, as_of, top_min, mean = intent
         if users:
@@ -143,6 +145,7 @@ def _model_figures(warehouse: Warehouse) -> dict:
         "user_types": [],
         "profiles": None,
         "intent": None,
+        "consent": read_consent_counts(warehouse),  # who publishing leaves out and why (pulse/consent.py)
     }
     if warehouse.table_exists("user_segments"):
         figures["segments"] = warehouse.rows(

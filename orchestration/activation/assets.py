@@ -54,7 +54,7 @@ def user_profiles(context: dg.AssetExecutionContext, storage: PulseStorage) -> d
 @dg.asset(
     key="audience_exports",
     group_name="activation",
-    deps=["user_profiles"],
+    deps=["user_profiles", "consent_coverage"],
     pool="warehouse",
     kinds={"python", "parquet", "csv"},
     description="Consented profiles and the audiences cart_abandoners, high_intent, loyal_buyers and win_back "
@@ -74,5 +74,6 @@ def audience_exports(context: dg.AssetExecutionContext, storage: PulseStorage) -
             "profiles": manifest["profiles"]["rows"],
             "audiences": dg.MetadataValue.json(published.audience_rows),
             "model_versions": dg.MetadataValue.json(manifest["model_versions"]),
+            "consent_counts": dg.MetadataValue.json(manifest["consent_counts"] or {}),
         }
     )

@@ -5,7 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 from orchestration.resources import PulseStorage
-from pulse.ingest import DayResult, IngestOptions, changed_days, ingest_days, reconciliation
+from pulse.ingest import DayResult, IngestOptions, changed_days, create_raw_tables, ingest_days, reconciliation
 from pulse.spark_raw import export_raw_to_parquet, spark_raw_root
 
 
@@ -102,6 +102,7 @@ def raw_events(  # the asset's body; build_raw_events makes it the asset `raw_ev
     paths = storage.paths()
     options = IngestOptions.from_env(os.environ)
     with storage.connect() as con:
+        create_raw_tables(con)  # an older warehouse gets the contract's new columns even when no day is ingested
         changed = set(changed_days(con, paths.events_landing, options)) if config.only_changed_days else None
         window = _days_in(context.partition_time_window)
         ingest, skipped = days_to_ingest(window, changed)

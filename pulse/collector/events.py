@@ -27,7 +27,11 @@ _RFC3339 = re.compile(RFC3339_PATTERN)
 _EARLIEST = EARLIEST_EVENT_TIME.replace(tzinfo=UTC)
 # Fields only the server sets: whatever a client sends in them is overwritten (or removed).
 SERVER_FIELDS = ("received_at", "user_agent", "ip_address", "is_bot", "network_user_id")
-_CHECKED = {f.name: f for f in FIELDS if f.name not in SERVER_FIELDS}
+# Fields only `pulse import` sets: the consent basis a team declares for imported history. A browser's flags are
+# the visitor's own choice, never a declaration; whatever a client sends here is removed.
+IMPORT_ONLY_FIELDS = ("consent_basis",)
+NOT_FROM_CLIENTS = SERVER_FIELDS + IMPORT_ONLY_FIELDS
+_CHECKED = {f.name: f for f in FIELDS if f.name not in NOT_FROM_CLIENTS}
 _REQUIRED = tuple(f.name for f in FIELDS if f.required)
 _EVENT_TYPES = frozenset(EVENT_TYPES)
 
@@ -109,7 +113,8 @@ def _field_violation(f: Field, value: object) -> str | None:
 def contract_violation(event: object, now: datetime) -> str | None:
     """Why ``event`` breaks the contract (the first reason found: required fields first, then the fields in the
     order the event has them), or None. ``now`` is timezone-aware. Fields outside the contract are kept as they
-    are (ingestion ignores them); the server's own fields are not checked (:func:`enrich` replaces them)."""
+    are (ingestion ignores them); the server's own fields and ``consent_basis`` are not checked (:func:`enrich`
+    replaces or removes them)."""
     if not isinstance(event, dict):
         return f"an event must be a JSON object, not {type(event).__name__}"
     for name in _REQUIRED:
@@ -153,8 +158,9 @@ def has_analytics_consent(event: dict) -> bool:
 
 def enrich(event: dict, context: RequestContext) -> dict:
     """The event with the server's fields set: ``received_at``, ``user_agent``, ``is_bot`` always;
-    ``ip_address`` and ``network_user_id`` only with analytics consent."""
-    enriched = {k: v for k, v in event.items() if k not in SERVER_FIELDS}
+    ``ip_address`` and ``network_user_id`` only with analytics consent. A client's ``consent_basis`` is removed
+    (:data:`IMPORT_ONLY_FIELDS`)."""
+    enriched = {k: v for k, v in event.items() if k not in NOT_FROM_CLIENTS}
     enriched["received_at"] = context.received_at
     enriched["user_agent"] = context.user_agent
     enriched["is_bot"] = context.is_bot

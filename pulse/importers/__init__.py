@@ -6,8 +6,11 @@
 Formats: ``jsonl``, ``csv``, ``parquet`` (already contract-shaped), ``snowplow``, ``segment``, ``otto`` and
 ``mapped`` (any CSV / Parquet with a YAML mapping). Each source file becomes, under
 ``<landing>/events/<YYYY-MM-DD>/``, one ``import-<format>-<sha256 of the file, 12 hex>.jsonl.gz`` per UTC
-day of ``event_time``, and its unmappable rows go to ``<landing>/rejected/<same name>.jsonl``. Importing
-the same bytes again rewrites the same files. docs/importers.md has every format's field mapping.
+day of ``event_time``, and its unmappable rows go to ``<landing>/rejected/<same name>.jsonl``; what the import
+did (rows, files, the consent declared) to ``<landing>/imports/<same name>.json``. Importing the same bytes
+again rewrites the same files. Consent: ``declaration=ConsentDeclaration.parse("personalization", "<basis>")``
+sets the declared flags on the events that lack them (pulse/importers/consent.py); by default nothing is
+declared. docs/importers.md has every format's field mapping.
 """
 
 from __future__ import annotations
@@ -25,13 +28,18 @@ from pulse.importers.common import (
     Source,
     SourceError,
     import_file,
+    write_import_record,
 )
+from pulse.importers.consent import CONSENT_CHOICES, ConsentDeclaration, ConsentError
 
 if TYPE_CHECKING:
     from pulse.importers.mapped import Mapping
 
 __all__ = [
+    "CONSENT_CHOICES",
     "FORMATS",
+    "ConsentDeclaration",
+    "ConsentError",
     "FileResult",
     "ImportSummary",
     "MappingError",
@@ -85,11 +93,16 @@ def import_files(
     landing: Path,
     mapping: str | Path | Mapping | None = None,
     progress: bool = False,
+    declaration: ConsentDeclaration | None = None,
 ) -> ImportSummary:
     """Import each of ``paths`` (see the module docstring). Raises :class:`SourceError` for a file that
     cannot be read at all (the files imported before it stay imported; nothing of the failing one is
-    written) and :class:`MappingError` for an invalid mapping."""
+    written) and :class:`MappingError` for an invalid mapping.
+
+    ``declaration``: the consent declared for these events (default: none; see pulse/importers/consent.py).
+    Each file's record of what was imported, with the declaration, goes to ``<landing>/imports/<name>.json``."""
     started = time.perf_counter()
+    declaration = declaration or ConsentDeclaration()
     if fmt not in FORMATS:
         raise ValueError(f"unknown import format {fmt!r} (formats: {', '.join(FORMATS)})")
     if mapping is not None and fmt != "mapped":
@@ -100,12 +113,20 @@ def import_files(
         if not isinstance(mapping, Mapping):
             mapping = load_mapping(mapping)
     convert = converter_for(fmt, mapping)  # type: ignore[arg-type]
-    summary = ImportSummary(format=fmt)
+    summary = ImportSummary(format=fmt, declaration=declaration)
     sources = [Source(Path(p)) for p in paths]  # every file is checked to exist before anything is written
+    mapping_path = getattr(mapping, "path", None)
     for source in sources:
         result: FileResult = import_file(
-            fmt, source, convert, Path(landing), progress=progress, first_rejects=summary.first_rejects
+            fmt,
+            source,
+            convert,
+            Path(landing),
+            progress=progress,
+            first_rejects=summary.first_rejects,
+            declaration=declaration,
         )
+        result.record_file = write_import_record(Path(landing), fmt, result, declaration, mapping=mapping_path)
         summary.files.append(result)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
+from pulse.importers.consent import ConsentDeclaration, ConsentTally, apply_declaration
+
 GZIP_LEVEL = 6
 BUFFER_BYTES = 32 << 20  # buffered output lines (all days together) before they are compressed to disk
 MAX_LINE_BYTES = 16 << 20  # a longer line is rejected, not loaded whole
@@ -91,6 +93,9 @@ class FileResult:
     rejected_file: Path | None = None
     event_types: dict[str, int] = field(default_factory=dict)
     day_counts: dict[date, int] = field(default_factory=dict)  # events written per UTC day (landing folder)
+    consent: ConsentTally = field(default_factory=ConsentTally)
+    sha256: str = ""
+    record_file: Path | None = None  # <landing>/imports/<stem>.json: what this import did
 
     @property
     def days(self) -> list[date]:
@@ -103,6 +108,14 @@ class ImportSummary:
     files: list[FileResult] = field(default_factory=list)
     first_rejects: list[str] = field(default_factory=list)  # "file:line: reason", the first few
     seconds: float = 0.0
+    declaration: ConsentDeclaration = field(default_factory=ConsentDeclaration)
+
+    @property
+    def consent(self) -> ConsentTally:
+        total = ConsentTally()
+        for f in self.files:
+            total.add(f.consent)
+        return total
 
     @property
     def rows_read(self) -> int:
@@ -634,8 +647,11 @@ def import_file(
     progress: bool = False,
     first_rejects: list[str] | None = None,
     buffer_bytes: int = BUFFER_BYTES,
+    declaration: ConsentDeclaration | None = None,
 ) -> FileResult:
-    """Convert one source file and put its daily files and rejects in place (see the module docstring)."""
+    """Convert one source file and put its daily files and rejects in place (see the module docstring).
+    ``declaration``: the consent the import declares, applied to every event (pulse/importers/consent.py)."""
+    declaration = declaration or ConsentDeclaration()
     events_dir = landing / "events"
     rejected_dir = landing / "rejected"
     staging_root = landing / ".import-staging"
@@ -652,7 +668,7 @@ def import_file(
             for row in convert(source):
                 result.rows_read += 1
                 for event in row.events:
-                    writer.add(event.day, event.line)
+                    writer.add(event.day, apply_declaration(event.line, declaration, result.consent))
                     types[event.event_type] += 1
                 for raw, reason in row.rejects:
                     if rejects_fh is None:
@@ -670,7 +686,8 @@ def import_file(
         bar.update(source.size, result.rows_read, result.events_written, force=True)
         staged = writer.staged()
         result.day_counts = dict(sorted(writer.counts.items()))
-        result.stem = output_stem(fmt, source.digest())
+        result.sha256 = source.digest()
+        result.stem = output_stem(fmt, result.sha256)
         result.event_types = dict(sorted(types.items()))
         name = f"{result.stem}.jsonl.gz"
         for day, path in staged.items():
@@ -695,3 +712,41 @@ def import_file(
         shutil.rmtree(staging, ignore_errors=True)
         with contextlib.suppress(OSError):
             staging_root.rmdir()  # only when no other import is staging
+
+
+RECORDS_DIR = "imports"
+
+
+def write_import_record(
+    landing: Path,
+    fmt: str,
+    result: FileResult,
+    declaration: ConsentDeclaration,
+    mapping: Path | None = None,
+) -> Path:
+    """``<landing>/imports/<stem>.json``: what importing one source did (the file, its rows, the files written,
+    the consent declared and on what basis, how many events it covered). Replaced by a re-import of the same
+    bytes, like the event files, and as deterministic (no time in it: the same import writes the same bytes);
+    outside ``events/``, so ingestion never reads it."""
+    records = landing / RECORDS_DIR
+    records.mkdir(parents=True, exist_ok=True)
+    days = result.days
+    record = {
+        "source_file": str(result.source.resolve()),
+        "sha256": result.sha256,
+        "format": fmt,
+        "mapping": str(mapping) if mapping is not None else None,
+        "rows_read": result.rows_read,
+        "events_written": result.events_written,
+        "rejected": result.rejected,
+        "first_day": days[0].isoformat() if days else None,
+        "last_day": days[-1].isoformat() if days else None,
+        "event_files": [str(p.relative_to(landing)) for p in result.outputs],
+        "rejected_file": str(result.rejected_file.relative_to(landing)) if result.rejected_file else None,
+        "consent": declaration.as_record() | result.consent.as_record(),
+    }
+    target = records / f"{result.stem}.json"
+    tmp = records / f".{result.stem}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target

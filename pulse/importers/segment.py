@@ -3,7 +3,8 @@
 ``type`` decides the contract type: ``page`` and ``screen`` -> ``page_view``, ``identify`` and ``alias`` ->
 ``identify``, ``track`` by its ``event`` name (the ecommerce spec v2 names, and their v1 spellings, map to
 contract types; any other name -> ``custom.<snake_case name>``), ``group`` -> ``custom.group``.
-Traits are not copied (they are usually PII); see docs/importers.md for every field.
+Traits are not copied (they are usually PII); see docs/importers.md for every field. Consent choices
+(``context.consent.categoryPreferences``, Segment's consent management) become the contract's consent flags.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pulse.importers.common import (
     snake_case,
     text_or_none,
 )
+from pulse.importers.consent import flags_from_categories
 
 # Segment ecommerce spec event names (v2, and the v1 spelling) -> contract type.
 TRACK_EVENTS = {
@@ -146,6 +148,10 @@ def map_message(message: dict[str, Any]) -> tuple[dict[str, Any], Any]:
             fields["search_query"] = text_or_none(properties.pop("query", None))
     else:
         raise RowError(f"unknown Segment message type: {kind[:40]}")
+    consent = context.get("consent") if isinstance(context.get("consent"), dict) else {}
+    categories = consent.get("categoryPreferences")
+    if isinstance(categories, dict):
+        fields.update(flags_from_categories(categories))
     fields["properties"] = properties
     return fields, when
 

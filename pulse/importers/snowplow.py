@@ -42,6 +42,7 @@ from pulse.importers.common import (
     snake_case,
     text_or_none,
 )
+from pulse.importers.consent import flags_from_scopes
 
 # The enriched TSV's fields, in order (https://docs.snowplow.io/docs/pipeline/enriched-tsv-format/).
 CANONICAL_FIELDS: tuple[str, ...] = (
@@ -84,6 +85,8 @@ TRANSACTION = ECOMMERCE + "transaction_1"
 CHECKOUT_STEP = ECOMMERCE + "checkout_step_1"
 ECOMMERCE_ACTION_EVENT = "snowplow_ecommerce_action"
 LINK_CLICK = "com_snowplowanalytics_snowplow_link_click_1"
+CONSENT_PREFERENCES = "com_snowplowanalytics_snowplow_consent_preferences_1"
+CONSENT_WITHDRAWN = "com_snowplowanalytics_snowplow_consent_withdrawn_1"
 LEGACY_ADD_TO_CART = "com_snowplowanalytics_snowplow_add_to_cart_1"
 LEGACY_REMOVE_FROM_CART = "com_snowplowanalytics_snowplow_remove_from_cart_1"
 
@@ -301,6 +304,25 @@ def _ecommerce(row: _Row, data: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+# Enhanced consent plugin (consent_preferences/1-0-0): what its event_type says of the user's choice.
+CONSENT_ALL = {"allow_all": True, "deny_all": False, "withdrawn": False, "expired": False}
+CONSENT_SELECTED = ("allow_selected", "implicit_consent")
+
+
+def _consent(data: dict[str, Any]) -> dict[str, Any]:
+    """The contract's consent flags from a Snowplow consent_preferences event: allow_all -> both true;
+    deny_all, withdrawn, expired -> both false; allow_selected and implicit_consent -> by the granted
+    ``consent_scopes`` (pulse.importers.consent.flags_from_scopes); pending and anything else -> no flags.
+    The whole payload stays in properties.data."""
+    kind = str(data.get("event_type") or "").lower()
+    if kind in CONSENT_ALL:
+        return {"consent_analytics": CONSENT_ALL[kind], "consent_personalization": CONSENT_ALL[kind]}
+    scopes = data.get("consent_scopes")
+    if kind in CONSENT_SELECTED and isinstance(scopes, list):
+        return flags_from_scopes(scopes)
+    return {}
+
+
 def _event_fields(row: _Row) -> dict[str, Any]:
     """The event-specific fields (event_type and what goes with it); ``properties.x`` keys are nested later."""
     event = (row.get("event") or "").lower()
@@ -359,6 +381,19 @@ def _event_fields(row: _Row) -> dict[str, Any]:
             "price": number_field(data.get("unitPrice"), "unitPrice"),
             "quantity": integer_field(data.get("quantity"), "quantity"),
             "properties.currency": text_or_none(data.get("currency")),
+        }
+    if name == "consent_preferences" or key == CONSENT_PREFERENCES:
+        return {
+            "event_type": custom_type(name or "consent_preferences"),
+            "properties.data": data or None,
+            **_consent(data),
+        }
+    if name == "consent_withdrawn" or key == CONSENT_WITHDRAWN:
+        withdrawn_all = data.get("all") is True
+        return {
+            "event_type": custom_type(name or "consent_withdrawn"),
+            "properties.data": data or None,
+            **({"consent_analytics": False, "consent_personalization": False} if withdrawn_all else {}),
         }
     if event == "struct":
         return {

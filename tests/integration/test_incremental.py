@@ -8,7 +8,12 @@ arrivals and duplicate deliveries) plus planted changes is built twice from the 
 Planted on top of the demo: an identify on day 12 that stitches an anonymous visitor of the first days to a
 known customer (every event of that visitor changes user), a page view of that customer arriving two days
 late, and a file that lands on day 11, is processed, and is then withdrawn (day 11 re-ingested without it),
-so the incremental run must take its events back out. Every output table must be identical, row for row.
+so the incremental run must take its events back out. Consent (dim_user_consent: a user's own flag outranks one
+an import declared, `consent_basis`): a user who granted on day 3, refused in the withdrawn file and had a
+flag declared on day 12 (once the refusal is withdrawn, the day-3 grant holds again, which only a read of the
+whole history finds); a user who refused on day 3 and had a flag declared on day 13 (still refused). Before
+the last day the incremental warehouse is set back to what a version before contract v1.3 built (no
+consent_basis columns). Every output table must be identical, row for row.
 """
 
 from __future__ import annotations
@@ -98,6 +103,51 @@ def _plant(events: Path, days: list[date]) -> dict[str, str]:
     return {"anonymous_id": anonymous_id, "customer": customer, "withdrawn": str(withdrawn)}
 
 
+CONSENT_USER, REFUSER, DECLARED = "planted-consent-user", "planted-refuser", "planted basis"
+
+
+def _plant_consent(events: Path, days: list[date], withdrawn: Path) -> None:
+    """Own and declared consent flags across batches (see the module docstring)."""
+
+    def at(day: date, hour: int) -> datetime:
+        return datetime.combine(day, datetime.min.time()) + timedelta(hours=hour)
+
+    def view(event_id: str, when: datetime, user_id: str, **consent: object) -> str:
+        return _event(event_id, "page_view", when, user_id=user_id, page_url="/consent", **consent)
+
+    (events / days[2].isoformat() / "planted-consent.jsonl").write_text(
+        view("consent-own-grant", at(days[2], 9), CONSENT_USER, consent_personalization=True)
+        + "\n"
+        + view("consent-own-refusal", at(days[2], 9), REFUSER, consent_personalization=False)
+        + "\n"
+    )
+    with withdrawn.open("a") as fh:
+        fh.write(
+            view("consent-withdrawn-refusal", at(days[10], 12), CONSENT_USER, consent_personalization=False) + "\n"
+        )
+    declared = {"consent_personalization": True, "consent_basis": DECLARED}
+    (events / days[11].isoformat() / "planted-consent.jsonl").write_text(
+        view("consent-declared-12", at(days[11], 11), CONSENT_USER, **declared) + "\n"
+    )
+    (events / days[12].isoformat() / "planted-consent.jsonl").write_text(
+        view("consent-declared-13", at(days[12], 11), REFUSER, **declared) + "\n"
+    )
+
+
+def _as_before_contract_1_3(warehouse: Path) -> None:
+    """The warehouse as a version before contract v1.3 left it: no raw.events.consent_basis, no *_basis columns
+    in dim_user_consent. The next ingestion and incremental run must bring them back (the comparison with the
+    full build covers the result)."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("drop view stg_events")  # it reads raw.events.consent_basis; dbt creates it again
+        con.execute("alter table raw.events drop column consent_basis")
+        for flag in ("consent_analytics", "consent_personalization"):
+            con.execute(f"alter table dim_user_consent drop column {flag}_basis")
+    finally:
+        con.close()
+
+
 def _profiles(mlflow_db: Path, full: Path, incremental: Path) -> str | None:
     """user_profiles in both warehouses, with the segment and intent models fitted on the full build (the
     models are not what incremental runs change: equal inputs must give equal profiles). Returns the intent
@@ -132,6 +182,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
     events, days = demo_landing(root, USERS, DAYS, SEED)
     planted = _plant(events, days)
     withdrawn = Path(planted["withdrawn"])
+    _plant_consent(events, days, withdrawn)
     withdrawn_text = withdrawn.read_text()
 
     # (b) day by day; the withdrawn file is there when day 11 first lands, and gone when day 11 is re-ingested.
@@ -144,6 +195,8 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
         if day == days[11]:
             withdrawn.unlink()
             ingest_days(inc_wh, events, [days[10]])  # the re-ingested day 11 retracts the withdrawn event
+        if day == days[-1]:
+            _as_before_contract_1_3(inc_wh)
         ingest_days(inc_wh, events, [day])
         run_dbt(inc_home, inc_wh, "run", "--vars", DBT_VARS)
         con = duckdb.connect(str(inc_wh), read_only=True)
@@ -218,6 +271,21 @@ def test_the_planted_changes_reached_the_tables(builds: dict) -> None:
         assert spanning > 0
     finally:
         con.close()
+
+
+def test_a_users_own_consent_outranks_a_declared_one_across_batches(builds: dict) -> None:
+    con = duckdb.connect(str(builds["incremental"]), read_only=True)
+    try:
+        rows = con.execute(
+            """select user_key, consent_personalization, cast(consent_personalization_at as varchar),
+                consent_personalization_basis
+            from dim_user_consent where user_key in (?, ?) order by user_key""",
+            [CONSENT_USER, REFUSER],
+        ).fetchall()
+    finally:
+        con.close()
+    day3 = f"{builds['days'][2]} 09:00:00"
+    assert rows == [(CONSENT_USER, True, day3, None), (REFUSER, False, day3, None)]
 
 
 def test_profiles_carry_segments_and_intent_scores(builds: dict) -> None:

@@ -219,6 +219,8 @@ def test_dbt_unit_tests_for_sessionization_edges_pass(pipeline, tmp_path) -> Non
         "low_engagement_fires_7_days_after_a_short_shallow_first_session",
         "returning_browser_fires_when_a_browser_comes_back_within_7_days",
         "the_latest_consent_a_user_sent_holds",
+        "an_own_flag_outranks_a_declared_one",
+        "profiled_users_by_consent_and_basis",
         "top_three_categories_of_the_last_30_days",
     } <= set(statuses)
     assert set(statuses.values()) == {"pass"}
@@ -272,6 +274,10 @@ def test_the_daily_job_ends_with_profiles_exports_and_their_counts_in_the_summar
     snapshot = current_snapshot(paths.exports)
     manifest = json.loads((snapshot / "manifest.json").read_text())
     assert manifest["profiles"]["rows"] == consented
+    counts = manifest["consent_counts"]  # consent_coverage: who was left out, and why
+    assert (counts["profiled_users"], counts["published"]) == (profiles, consented)
+    assert counts["published_by_basis"] == {"own_flag": consented, "declared": {}}  # the demo sends its own flags
+    assert counts["left_out"] == {"no_signal": 0, "refused": profiles - consented}
     assert set(manifest["audiences"]) == {a.name for a in AUDIENCES}
     for name, audience in manifest["audiences"].items():
         assert (paths.exports / "audiences" / f"{name}.csv").exists()
@@ -280,5 +286,6 @@ def test_the_daily_job_ends_with_profiles_exports_and_their_counts_in_the_summar
     [line] = [line for line in summary.splitlines() if line.startswith("profiles ")]
     assert line.split()[1] == f"{profiles:,}" and f"({consented:,} consented" in line
     assert "audiences (consented)" in summary
+    assert f"{consented:,} of {profiles:,} profiled users published (their own flag {consented:,})" in summary
     for name, audience in manifest["audiences"].items():
         assert f"{name} {audience['rows']:,}" in summary

@@ -80,6 +80,8 @@ final as (
         viewport_height_px,
         consent_analytics,
         consent_personalization,
+        -- set by `pulse import --consent ... --consent-basis` on events whose flags it declared (contract v1.3)
+        consent_basis,
         properties
     from stitched
 
