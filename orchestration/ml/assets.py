@@ -13,6 +13,7 @@ import dagster as dg
 from ml.user_segments import (
     fit_and_register_segments,
     segment_sizes_markdown,
+    segmentation_config,
     write_user_segments,
 )
 from orchestration.resources import PulseStorage
@@ -42,10 +43,12 @@ def segment_model(context: dg.AssetExecutionContext, storage: PulseStorage) -> d
         fitted = fit_and_register_segments(
             warehouse,
             paths.mlflow_store,
-            seed=int(os.environ.get("PULSE_SEGMENTATION_SEED", "0")),
+            config=segmentation_config(os.environ, seed=int(os.environ.get("PULSE_SEGMENTATION_SEED", "0"))),
             ui_url=mlflow_ui(paths),
         )
     context.log.info(fitted.summary())
+    for warning in fitted.warnings:
+        context.log.warning(warning)
     metadata: dict[str, dg.RawMetadataValue] = {
         "chosen_k": fitted.chosen_k,
         "silhouette": dg.MetadataValue.float(fitted.silhouette),
@@ -57,6 +60,8 @@ def segment_model(context: dg.AssetExecutionContext, storage: PulseStorage) -> d
         "silhouette_by_k": dg.MetadataValue.json({str(k): round(v, 4) for k, v in fitted.silhouettes.items()}),
         "mlflow_run_id": fitted.run_id,
         "mlflow_tracking_uri": fitted.tracking_uri,
+        "features_used": ", ".join(fitted.features_used),
+        "features_dropped": dg.MetadataValue.json(fitted.features_dropped),
     }
     if fitted.run_url:
         metadata["mlflow_run"] = dg.MetadataValue.url(fitted.run_url)
