@@ -21,6 +21,12 @@ Transform (:class:`FeatureTransform`, stored in the model so assignment repeats 
   5. Standardisation (mean 0, unit variance; a constant column keeps scale 1). After the log, a plain
      standard scaler is robust enough: the log already tames the tails that would dominate a z-score.
 
+Features that do not vary (:func:`screen_features`): before fitting, every configured feature on which one
+value (to 6 significant digits) is held by at least ``near_constant_share`` (99 %) of the users is dropped,
+with its reason (``SegmentationResult.features_dropped`` / ``.warnings``, the model's info, and the caller's
+log and MLflow). Fewer than ``min_features`` (1) left: :class:`TooFewFeaturesError`, naming the dropped
+features and the columns that do vary (an order log: :data:`PURCHASE_HISTORY_FEATURES`).
+
 The default features (:data:`DEFAULT_FEATURES`) describe what a visit consists of, one column per step of
 the shop's funnel: ``page_views_per_session`` (browsing depth), ``searches_per_session``,
 ``cart_adds_per_session`` and ``purchases_per_session``. Raw counts (page views, cart adds, ...) grow with
@@ -53,8 +59,10 @@ Ward comparison
   (adjusted Rand index on the sample) are reported. They are a sanity check on the K-Means partition,
   not an alternative model.
 
-Segment ids and names: clusters are ordered by size (largest first), named by :mod:`ml.naming`, and, when
-a previous model is given, matched to its segments by :mod:`ml.matching` so ids and names carry over.
+Segment ids and names: clusters are ordered by size (largest first), named by :mod:`ml.naming` from their
+centroids with every claim checked against their means in original units, and, when a previous model is
+given, matched to its segments by :mod:`ml.matching` so ids and names carry over (names only while the new
+numbers agree with them).
 """
 
 from __future__ import annotations
