@@ -257,7 +257,7 @@ def profile_sql(columns: tuple[str, ...] = FEATURE_COLUMNS) -> str:
             count_if(u.user_type = 'Active') as active_users,
             count_if(u.user_type = 'Passive') as passive_users,
             count_if(u.user_type = 'Intent-driven') as intent_driven_users,
-            avg(case when f.purchases > 0 then 1.0 else 0.0 end) as bought_share,
+            avg(cast(case when f.purchases > 0 then 1 else 0 end as double)) as bought_share,
             {means}
         from {USER_SEGMENTS_TABLE} as u
         inner join user_features as f on u.user_key = f.user_key
