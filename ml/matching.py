@@ -21,7 +21,11 @@ Policy for each new segment (in the new fit's order: largest first):
   * unpaired (more segments than before) or paired but further than ``keep_id_within``: a new id,
     ``next_id`` onwards. Ids are never reused: the model carries ``next_id`` from fit to fit;
   * previous ids left without a partner are retired.
-Names are then made unique, never touching the kept ones (ml.naming.unique_names).
+Names are then made unique (ml.naming.unique_names): newcomers that share a base name with a kept one get
+comparative qualifiers relative to it. A kept name is only kept while it still says what the new numbers
+say (ml.naming.contradictions on the new segments' means); otherwise, or when it is not a name the current
+naming derives (an older naming's "Buyers 2", a qualifier on a column the model no longer has), the segment
+keeps its id and gets its fresh name.
 
 Why those thresholds (measured on the demo's user_features and on the synthetic personas, refitting on a
 bootstrap resample): a stable segment's centroid moves 0.004-0.06 between refits; segments that only exist
@@ -124,8 +128,10 @@ def match_segments(
     *,
     keep_id_within: float = 0.5,
     keep_name_within: float = 0.25,
+    stats: naming.SegmentStats | None = None,
 ) -> MatchReport:
-    """Ids and names for the new segments (rows of ``centroids``, scaled space) given the previous model."""
+    """Ids and names for the new segments (rows of ``centroids``, scaled space; ``stats`` their means, what
+    the names are checked against) given the previous model."""
     k = centroids.shape[0]
     dist, cols = centroid_distances(previous, centroids, transform, mean, scale)
     partner: dict[int, int] = {}
@@ -134,7 +140,7 @@ def match_segments(
         partner = {int(r): int(c) for r, c in zip(rows, pcols, strict=True)}
 
     columns = transform.columns
-    fresh = [naming.base_name(naming.signals(c, columns)) for c in centroids]
+    fresh = naming.base_names(centroids, columns, stats)
     next_id = previous.next_id
     ids: list[int] = []
     names: list[str] = []
@@ -156,7 +162,7 @@ def match_segments(
             next_id += 1
             names.append(fresh[i])
             locked.append(False)
-    names = naming.unique_names(names, centroids, columns, locked)
+    names, locked = truthful_names(names, fresh, locked, centroids, columns, stats)
     kept = tuple(sid for sid in ids if sid in previous.segment_ids)
     return MatchReport(
         segment_ids=tuple(ids),
@@ -170,6 +176,34 @@ def match_segments(
         retired_ids=tuple(sid for sid in previous.segment_ids if sid not in kept),
         columns_compared=tuple(cols),
     )
+
+
+def truthful_names(
+    candidates: list[str],
+    fresh: list[str],
+    locked: list[bool],
+    centroids: np.ndarray,
+    columns: tuple[str, ...],
+    stats: naming.SegmentStats | None,
+) -> tuple[list[str], list[bool]]:
+    """Unique names for the new segments, keeping the ``locked`` (previous) names only while the new numbers
+    agree with them: a kept name that is not one naming derives for these columns (an older naming's, or a
+    qualifier on a column the model no longer has) or that the numbers now contradict is replaced by the
+    segment's fresh name, and the names are derived again. Returns (names, which were kept)."""
+    candidates, locked = list(candidates), list(locked)
+    for i, name in enumerate(candidates):
+        if locked[i] and not naming.is_derived_name(name, columns):
+            candidates[i], locked[i] = fresh[i], False
+    z = stats.z() if stats is not None else np.asarray(centroids, dtype=np.float64)
+    shares = stats.bought_share() if stats is not None else None
+    while True:
+        names = naming.unique_names(candidates, centroids, columns, locked, stats)
+        problems = naming.contradictions(names, columns, z, shares)
+        wrong = {i for segments, _ in problems for i in segments if locked[i]}
+        if not wrong:
+            return names, locked
+        for i in wrong:
+            candidates[i], locked[i] = fresh[i], False
 
 
 def _as_series(assignment: pd.Series | pd.DataFrame) -> pd.Series:

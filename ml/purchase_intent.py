@@ -37,9 +37,15 @@ Brier, top-decile lift):
                      such, and is smooth where AUC (rank only) plateaus and jitters. No class re-weighting,
                      for the same reason. The booster is cut to its best iteration, so it is self-contained.
   rfm_logistic       logistic regression on recency, frequency, monetary (:data:`RFM_FEATURES`): log1p of
-                     frequency and monetary, median fill, standard scaler. The classic marketing baseline.
-  recency_heuristic  ``days_since_last_visit`` alone, turned into a probability by a decreasing isotonic
-                     regression fitted on train, so log loss and Brier are comparable.
+                     frequency and monetary, standard scaler (:class:`RfmLogistic`). The classic marketing
+                     baseline. Linear in each input: monotone and extrapolating over any test range; a null
+                     recency is the oldest (the limit of recency going to infinity).
+  recency_heuristic  ``days_since_last_visit`` alone (:class:`RecencyBaseline`): a decreasing isotonic
+                     regression fitted on train gives the probability (so log loss and Brier are comparable),
+                     a tiny strictly decreasing tie-break makes it rank exactly like recency over every value,
+                     inside or outside the training range, a null ("never visited") below all.
+Every baseline is thus fair on a test period unlike the training one: its test ROC-AUC is that of the ranking
+it stands for, never lowered by ties its fit made up.
 The booster's explanation: gain importance (average gain of the splits on a feature; 0 when unused) and the
 mean |SHAP| per feature from XGBoost's own TreeSHAP (``pred_contribs``) on a fixed sample of test rows.
 
@@ -71,6 +77,8 @@ __all__ = [
     "IntentConfig",
     "IntentTrainingResult",
     "PartCounts",
+    "RecencyBaseline",
+    "RfmLogistic",
     "SufficiencyReport",
     "TemporalSplit",
     "check_sufficiency",
@@ -460,7 +468,6 @@ def _log1p_frequency_monetary(x: np.ndarray) -> np.ndarray:
 
 
 def _rfm_pipeline() -> Any:
-    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -468,16 +475,116 @@ def _rfm_pipeline() -> Any:
     return Pipeline(
         [
             ("log1p", FunctionTransformer(_log1p_frequency_monetary)),
-            ("impute", SimpleImputer(strategy="median")),  # a null recency (not expected) -> the train median
             ("scale", StandardScaler()),
             ("logistic", LogisticRegression(max_iter=1000)),
         ]
     )
 
 
-def _recency(x: np.ndarray) -> np.ndarray:
-    """Recency column with a null read as "very long ago" (isotonic clips it to the oldest seen)."""
-    return np.nan_to_num(np.asarray(x, dtype=np.float64), nan=1e9)
+_LOW_LOG_ODDS = math.log(PROBABILITY_CLIP / (1 - PROBABILITY_CLIP))  # -13.8: the log-odds of 1e-6
+
+
+def bounded_probability(log_odds: Any) -> np.ndarray:
+    """Probabilities in [1e-6, 1 - 1e-6] from log-odds, strictly increasing in them (to float precision).
+
+    The identity inside [log-odds of 1e-6 + 1, log-odds of 1 - 1e-6 - 1] (probabilities 2.7e-6 .. 1 - 2.7e-6);
+    beyond, the log-odds approach the bound like 1 / distance, so rows far outside the training range keep
+    their order instead of tying at a hard clip (log-odds down to about -10^7 stay apart). -inf gives exactly
+    the lower bound, +inf the upper.
+    """
+    x = np.asarray(log_odds, dtype=np.float64)
+    low, high = _LOW_LOG_ODDS + 1.0, -_LOW_LOG_ODDS - 1.0
+    f = x.copy()
+    below, above = x < low, x > high
+    f[below] = _LOW_LOG_ODDS + 1.0 / (1.0 + (low - x[below]))
+    f[above] = -_LOW_LOG_ODDS - 1.0 / (1.0 + (x[above] - high))
+    return 1.0 / (1.0 + np.exp(-f))
+
+
+class RfmLogistic:
+    """The classic marketing baseline: a logistic regression on recency (days), log1p(frequency) and
+    log1p(monetary), standardised (:data:`RFM_FEATURES`; null frequency or money is 0).
+
+    Linear in each input, so monotone in each over every value it can meet, extrapolating past the training
+    range instead of clipping to it; its log-odds become probabilities through :func:`bounded_probability`,
+    which keeps the order where a hard clip at 1e-6 would tie every row far out (recency a year past anything
+    seen in training). A null recency ("never visited") is the limit of recency going to infinity: the lowest
+    probability (or the highest, should the fitted recency coefficient be positive). Such rows are left out of
+    the fit, and never expected: the training table has a recency on every row.
+    """
+
+    def fit(self, x: np.ndarray, y: Any) -> RfmLogistic:
+        x = np.asarray(x, dtype=np.float64)
+        known = ~np.isnan(x[:, 0])
+        self.pipeline_ = _rfm_pipeline().fit(x[known], np.asarray(y)[known])
+        self.recency_coefficient_ = float(self.pipeline_[-1].coef_[0][0])
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Purchase probabilities, one per row of the RFM columns, within [1e-6, 1 - 1e-6]."""
+        x = np.asarray(x, dtype=np.float64)
+        known = ~np.isnan(x[:, 0])
+        log_odds = np.empty(len(x), dtype=np.float64)
+        if known.any():
+            log_odds[known] = self.pipeline_.decision_function(x[known])
+        if (~known).any():
+            if self.recency_coefficient_ == 0:  # recency plays no part: any value scores the same
+                filled = x[~known].copy()
+                filled[:, 0] = 0.0
+                log_odds[~known] = self.pipeline_.decision_function(filled)
+            else:
+                log_odds[~known] = -np.inf if self.recency_coefficient_ < 0 else np.inf
+        return bounded_probability(log_odds)
+
+
+NEVER_VISITED = float(np.arcsinh(np.finfo(np.float64).max)) + 1.0  # a null recency, past every finite day count
+
+
+def _recency_position(days: Any) -> np.ndarray:
+    """Recency as a strictly increasing position: ``asinh(days)`` (defined and strictly increasing over every real
+    number, ~log(2 days) for large ones), a null "never visited" past the position of any finite day count."""
+    d = np.asarray(days, dtype=np.float64).ravel()
+    out = np.full(d.shape, NEVER_VISITED)
+    known = np.isfinite(d)
+    out[known] = np.arcsinh(d[known])
+    out[d == -np.inf] = -np.inf  # -inf days is as recent as can be; +inf is as old as never
+    return out
+
+
+class RecencyBaseline:
+    """``days_since_last_visit`` alone -> purchase probability, ranking exactly like recency itself.
+
+    Calibration: a decreasing isotonic regression of the label on recency, fitted on train, gives the purchase
+    rate by recency (so log loss and Brier are comparable with the other models). On its own that map is a
+    staircase: every block of pooled recencies shares one score, and every recency outside the training range
+    gets the score of the nearest end. On a shifted test period (a new year, a quieter season) whole ranges of
+    test rows tie and the baseline ranks worse than recency does.
+
+    Order: from the isotonic rate's log-odds a strictly decreasing tie-break, ``TIE_BREAK * asinh(days)``, is
+    subtracted, and :func:`bounded_probability` turns the result into a probability without a hard clip. So
+    the score is strictly decreasing in recency over every value it can meet, inside or outside the training
+    range, and a null recency ("never visited") scores below every finite one: its ROC-AUC on any rows is the
+    ROC-AUC of recency itself (more recent = more likely; equal recencies tie). The tie-break moves a
+    probability by at most ~1e-5 log-odds for recencies up to 10^4 days (7e-4 for a null), far below what
+    log loss or Brier can see; recencies a day apart stay apart in the float64 score up to ~10^6 days.
+    """
+
+    TIE_BREAK = 1e-6  # log-odds per unit of asinh(days)
+    RATE_BOUND = 1e-12  # isotonic rates of exactly 0 or 1 (a block of one class) are kept finite in log-odds
+
+    def fit(self, days: Any, y: Any) -> RecencyBaseline:
+        from sklearn.isotonic import IsotonicRegression
+
+        self.isotonic_ = IsotonicRegression(increasing=False, out_of_bounds="clip")
+        self.isotonic_.fit(_recency_position(days), np.asarray(y, dtype=np.float64).ravel())
+        return self
+
+    def predict_proba(self, days: Any) -> np.ndarray:
+        """Purchase probabilities, one per recency (strictly decreasing in it), within [1e-6, 1 - 1e-6]."""
+        position = _recency_position(days)
+        rate = np.clip(self.isotonic_.predict(np.clip(position, -NEVER_VISITED, NEVER_VISITED)), 0.0, 1.0)
+        rate = np.clip(rate, self.RATE_BOUND, 1 - self.RATE_BOUND)
+        return bounded_probability(np.log(rate) - np.log1p(-rate) - self.TIE_BREAK * position)
 
 
 @dataclass(eq=False)
@@ -537,7 +644,6 @@ def _check_label_windows(frame: pd.DataFrame, as_of: np.ndarray, horizon_days: i
 def train_purchase_intent(frame: pd.DataFrame, config: IntentConfig | None = None) -> IntentTrainingResult:
     """Split by date, check sufficiency, fit XGBoost and the two baselines on train, evaluate all on test."""
     import xgboost as xgb
-    from sklearn.isotonic import IsotonicRegression
 
     config = config or IntentConfig()
     seconds: dict[str, float] = {}
@@ -588,20 +694,14 @@ def train_purchase_intent(frame: pd.DataFrame, config: IntentConfig | None = Non
 
     t = time.perf_counter()
     rfm_idx = [FEATURES.index(f) for f in RFM_FEATURES]
-    rfm = _rfm_pipeline().fit(x["train"][:, rfm_idx], ys["train"])
-    p_test["rfm_logistic"] = np.clip(
-        rfm.predict_proba(x["test"][:, rfm_idx])[:, 1], PROBABILITY_CLIP, 1 - PROBABILITY_CLIP
-    )
+    rfm = RfmLogistic().fit(x["train"][:, rfm_idx], ys["train"])
+    p_test["rfm_logistic"] = rfm.predict_proba(x["test"][:, rfm_idx])
     seconds["rfm_logistic"] = time.perf_counter() - t
 
     t = time.perf_counter()
     rec = FEATURES.index(RECENCY)
-    isotonic = IsotonicRegression(
-        increasing=False, out_of_bounds="clip", y_min=PROBABILITY_CLIP, y_max=1 - PROBABILITY_CLIP
-    ).fit(_recency(x["train"][:, rec]), ys["train"].astype(np.float64))
-    p_test["recency_heuristic"] = np.clip(
-        isotonic.predict(_recency(x["test"][:, rec])), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP
-    )
+    recency = RecencyBaseline().fit(x["train"][:, rec], ys["train"])
+    p_test["recency_heuristic"] = recency.predict_proba(x["test"][:, rec])
     seconds["recency_heuristic"] = time.perf_counter() - t
 
     test_metrics = {name: evaluate(ys["test"], p_test[name]) for name in MODEL_NAMES}
@@ -639,7 +739,7 @@ def train_purchase_intent(frame: pd.DataFrame, config: IntentConfig | None = Non
         test_predictions=test_predictions,
         rows=rows,
         seconds=seconds,
-        baselines={"rfm_logistic": rfm, "recency_heuristic": isotonic},
+        baselines={"rfm_logistic": rfm, "recency_heuristic": recency},
     )
 
 
@@ -648,7 +748,7 @@ def train_purchase_intent(frame: pd.DataFrame, config: IntentConfig | None = Non
 _MODEL_LABELS: Mapping[str, str] = {
     "xgboost": "XGBoost (all features)",
     "rfm_logistic": "Logistic regression (RFM)",
-    "recency_heuristic": "Recency only (isotonic)",
+    "recency_heuristic": "Recency only (isotonic, ranked by recency)",
 }
 
 

@@ -21,6 +21,12 @@ Transform (:class:`FeatureTransform`, stored in the model so assignment repeats 
   5. Standardisation (mean 0, unit variance; a constant column keeps scale 1). After the log, a plain
      standard scaler is robust enough: the log already tames the tails that would dominate a z-score.
 
+Features that do not vary (:func:`screen_features`): before fitting, every configured feature on which one
+value (to 6 significant digits) is held by at least ``near_constant_share`` (99 %) of the users is dropped,
+with its reason (``SegmentationResult.features_dropped`` / ``.warnings``, the model's info, and the caller's
+log and MLflow). Fewer than ``min_features`` (1) left: :class:`TooFewFeaturesError`, naming the dropped
+features and the columns that do vary (an order log: :data:`PURCHASE_HISTORY_FEATURES`).
+
 The default features (:data:`DEFAULT_FEATURES`) describe what a visit consists of, one column per step of
 the shop's funnel: ``page_views_per_session`` (browsing depth), ``searches_per_session``,
 ``cart_adds_per_session`` and ``purchases_per_session``. Raw counts (page views, cart adds, ...) grow with
@@ -53,8 +59,10 @@ Ward comparison
   (adjusted Rand index on the sample) are reported. They are a sanity check on the K-Means partition,
   not an alternative model.
 
-Segment ids and names: clusters are ordered by size (largest first), named by :mod:`ml.naming`, and, when
-a previous model is given, matched to its segments by :mod:`ml.matching` so ids and names carry over.
+Segment ids and names: clusters are ordered by size (largest first), named by :mod:`ml.naming` from their
+centroids with every claim checked against their means in original units, and, when a previous model is
+given, matched to its segments by :mod:`ml.matching` so ids and names carry over (names only while the new
+numbers agree with them).
 """
 
 from __future__ import annotations
@@ -74,16 +82,22 @@ from ml.features import USER_FEATURE_COLUMNS
 
 __all__ = [
     "DEFAULT_FEATURES",
+    "NEAR_CONSTANT_SHARE",
+    "PURCHASE_HISTORY_FEATURES",
     "DERIVED_FEATURES",
     "FEATURE_COLUMNS",
     "HAS_PURCHASED",
     "LOG1P_FEATURES",
     "PER_SESSION_FEATURES",
+    "FeatureScreen",
     "FeatureTransform",
     "SegmentModel",
     "SegmentationConfig",
     "SegmentationResult",
+    "TooFewFeaturesError",
     "fit_segments",
+    "screen_features",
+    "varying_columns",
 ]
 
 MODEL_FORMAT = "pulse-segments/1"
@@ -117,6 +131,10 @@ DEFAULT_FEATURES: tuple[str, ...] = (
     "purchases_per_session",  # purchase
 )
 
+# A feature set for histories that hold orders only (no page views, searches or carts), where every per-visit
+# default is constant: how many orders, how much money, how large a basket, how recent the last order.
+PURCHASE_HISTORY_FEATURES: tuple[str, ...] = ("purchases", "revenue", "avg_order_value", "days_since_last_purchase")
+
 # Heavy-tailed, non-negative columns that are clustered on log1p(x). Everything else stays linear.
 LOG1P_FEATURES: frozenset[str] = frozenset(
     {
@@ -143,6 +161,10 @@ LOG1P_FEATURES: frozenset[str] = frozenset(
 )
 
 
+NEAR_CONSTANT_SHARE = 0.99  # share of users at a feature's most common value from which it is dropped
+SIGNIFICANT_DIGITS = 6  # values are compared to this many significant digits when finding the most common one
+
+
 @dataclass(frozen=True)
 class SegmentationConfig:
     """Everything :func:`fit_segments` needs besides the data. Defaults are the production settings."""
@@ -161,10 +183,18 @@ class SegmentationConfig:
     # standard deviations of the new fit.
     keep_id_within: float = 0.5  # a matched segment further than this from its partner gets a new id
     keep_name_within: float = 0.25  # ... and keeps its previous name only when at most this far
+    # Feature screening (screen_features): a feature whose most common value (to 6 significant digits) is held
+    # by at least this share of users is dropped; fewer than min_features left and fit_segments refuses.
+    near_constant_share: float = NEAR_CONSTANT_SHARE
+    min_features: int = 1
 
     def __post_init__(self) -> None:
         if not self.features:
             raise ValueError("SegmentationConfig.features is empty")
+        if not 0.5 < self.near_constant_share <= 1.0:
+            raise ValueError(f"near_constant_share must be in (0.5, 1], got {self.near_constant_share}")
+        if not 1 <= self.min_features <= len(self.features):
+            raise ValueError(f"min_features must be in 1..{len(self.features)} (the features), got {self.min_features}")
         if len(set(self.features)) != len(self.features):
             raise ValueError(f"duplicate features: {self.features}")
         if not 2 <= self.k_min <= self.k_max:
@@ -187,6 +217,8 @@ class SegmentationConfig:
             "log1p_features": ",".join(f for f in self.features if f in self.log1p_features),
             "keep_id_within": self.keep_id_within,
             "keep_name_within": self.keep_name_within,
+            "near_constant_share": self.near_constant_share,
+            "min_features": self.min_features,
         }
 
 
@@ -197,23 +229,29 @@ class FeatureTransform:
     features: tuple[str, ...]
     log1p: tuple[str, ...]  # the subset of features that get log1p
     never_purchased_days: float = NEVER_PURCHASED_DAYS
+    purchase_flag: bool = True  # days_since_last_purchase brings its has_purchased column (off: every user bought)
 
     @classmethod
-    def from_config(cls, config: SegmentationConfig) -> FeatureTransform:
+    def from_config(
+        cls, config: SegmentationConfig, features: tuple[str, ...] | None = None, purchase_flag: bool = True
+    ) -> FeatureTransform:
+        """The transform of ``config``, or of the subset ``features`` of its features (those that vary)."""
+        chosen = tuple(config.features if features is None else features)
         return cls(
-            features=tuple(config.features),
-            log1p=tuple(f for f in config.features if f in config.log1p_features),
+            features=chosen,
+            log1p=tuple(f for f in chosen if f in config.log1p_features),
             never_purchased_days=float(config.never_purchased_days),
+            purchase_flag=purchase_flag,
         )
 
     @property
     def columns(self) -> tuple[str, ...]:
         """The model's columns: the features, plus ``has_purchased`` after ``days_since_last_purchase`` (unless
-        ``has_purchased`` is a feature of its own)."""
+        ``has_purchased`` is a feature of its own, or ``purchase_flag`` is off)."""
         out: list[str] = []
         for f in self.features:
             out.append(f)
-            if f == LAST_PURCHASE and HAS_PURCHASED not in self.features:
+            if f == LAST_PURCHASE and HAS_PURCHASED not in self.features and self.purchase_flag:
                 out.append(HAS_PURCHASED)
         return tuple(out)
 
@@ -256,7 +294,7 @@ class FeatureTransform:
                 out.setdefault(HAS_PURCHASED, bought.astype(np.float64))
             else:
                 out[f] = clean(values(f))
-        return pd.DataFrame(out, index=df.index, columns=list(self.columns))
+        return pd.DataFrame({c: out[c] for c in self.columns}, index=df.index, columns=list(self.columns))
 
     def matrix(self, df: pd.DataFrame) -> np.ndarray:
         """Float64 matrix (users x columns) before scaling."""
@@ -268,15 +306,134 @@ class FeatureTransform:
         return x
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "features": list(self.features),
             "log1p": list(self.log1p),
             "never_purchased_days": self.never_purchased_days,
         }
+        if not self.purchase_flag:  # written only when off, so models without it read back unchanged
+            out["purchase_flag"] = False
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureTransform:
-        return cls(tuple(d["features"]), tuple(d["log1p"]), float(d["never_purchased_days"]))
+        return cls(
+            tuple(d["features"]),
+            tuple(d["log1p"]),
+            float(d["never_purchased_days"]),
+            purchase_flag=bool(d.get("purchase_flag", True)),
+        )
+
+
+@dataclass(frozen=True)
+class FeatureScreen:
+    """Which configured features vary enough across users to segment on (:func:`screen_features`)."""
+
+    configured: tuple[str, ...]
+    kept: tuple[str, ...]  # in configured order
+    dropped: dict[str, str]  # feature -> why, e.g. "0 for 100.0 % of users"
+    purchase_flag: bool = True  # False: every user (or none) bought, the has_purchased column is dropped
+    near_constant_share: float = NEAR_CONSTANT_SHARE
+
+    def warning(self) -> str | None:
+        """One line for the run log naming every dropped feature and why, or None when nothing was dropped."""
+        if not self.dropped:
+            return None
+        why = "; ".join(f"{f}: {reason}" for f, reason in self.dropped.items())
+        kept = ", ".join(self.kept) if self.kept else "none"
+        return (
+            f"segmentation dropped features that (nearly) do not vary across users (one value for >= "
+            f"{100 * self.near_constant_share:g} % of them): {why}. Segmenting on: {kept}"
+        )
+
+
+class TooFewFeaturesError(ValueError):
+    """Too few of the configured segmentation features vary across users to segment them (see ``screen``)."""
+
+    def __init__(self, message: str, screen: FeatureScreen) -> None:
+        super().__init__(message)
+        self.screen = screen
+
+
+def _significant(values: np.ndarray, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (0 stays 0), so float noise is not variation."""
+    v = np.asarray(values, dtype=np.float64)
+    magnitude = np.floor(np.log10(np.abs(np.where(v == 0, 1.0, v))))
+    scale = 10.0 ** (digits - 1 - magnitude)
+    return np.round(v * scale) / scale
+
+
+def most_common_value(values: np.ndarray) -> tuple[float, float]:
+    """(the most common value to 6 significant digits, the share of rows holding it); (nan, 0) when empty."""
+    if len(values) == 0:
+        return float("nan"), 0.0
+    unique, counts = np.unique(_significant(values), return_counts=True)
+    i = int(counts.argmax())
+    return float(unique[i]), float(counts[i] / len(values))
+
+
+def screen_features(df: pd.DataFrame, config: SegmentationConfig) -> FeatureScreen:
+    """Drop the configured features on which (nearly) every user has the same value.
+
+    A model column is *near-constant* when its most common value, compared to 6 significant digits, is held by
+    at least ``config.near_constant_share`` (99 %) of the users, measured on the column in original units after
+    the transform's steps 1-3 (derived rates, nulls filled; log1p and scaling do not change which users share
+    a value). Such a column cannot separate segments (a per-session rate that is 0 for everyone on a
+    purchase-only log) or separates only a handful of users (1 % at most), and still pulls K-Means and the
+    names. A feature is dropped when its column is near-constant; ``days_since_last_purchase`` has two
+    columns and is dropped when both are; when only its ``has_purchased`` flag is (every user bought), the flag
+    alone is left out.
+    """
+    full = FeatureTransform.from_config(config)
+    raw = full.raw(df)
+    verdicts: dict[str, tuple[float, float]] = {c: most_common_value(raw[c].to_numpy()) for c in full.columns}
+
+    def near_constant(column: str) -> bool:
+        return verdicts[column][1] >= config.near_constant_share
+
+    def reason(column: str) -> str:
+        value, share = verdicts[column]
+        which = "every user" if share >= 1.0 else f"{100 * share:.1f} % of users"
+        return f"{value:g} for {which}"
+
+    kept: list[str] = []
+    dropped: dict[str, str] = {}
+    flag = True
+    for f in config.features:
+        if f == LAST_PURCHASE and HAS_PURCHASED in full.columns and HAS_PURCHASED not in config.features:
+            if near_constant(f) and near_constant(HAS_PURCHASED):
+                dropped[f] = f"{reason(f)} (has_purchased {reason(HAS_PURCHASED)})"
+                continue
+            flag = not near_constant(HAS_PURCHASED)
+            if not flag:
+                dropped[HAS_PURCHASED] = f"{reason(HAS_PURCHASED)} (the flag beside {LAST_PURCHASE}, which is kept)"
+            kept.append(f)
+        elif near_constant(f):
+            dropped[f] = reason(f)
+        else:
+            kept.append(f)
+    return FeatureScreen(
+        configured=tuple(config.features),
+        kept=tuple(kept),
+        dropped=dropped,
+        purchase_flag=flag,
+        near_constant_share=config.near_constant_share,
+    )
+
+
+def varying_columns(df: pd.DataFrame, config: SegmentationConfig) -> list[str]:
+    """The ``user_features`` and derived columns of ``df`` that are not near-constant (what to segment on
+    instead, when the configured features do not vary)."""
+    candidates = tuple(c for c in (*FEATURE_COLUMNS, *DERIVED_FEATURES) if c in df.columns or c in DERIVED_FEATURES)
+    out = []
+    for c in candidates:
+        try:
+            raw = FeatureTransform((c,), (), config.never_purchased_days, purchase_flag=False).raw(df)
+        except KeyError:  # a derived column whose sources the frame lacks
+            continue
+        if most_common_value(raw[c].to_numpy())[1] < config.near_constant_share:
+            out.append(c)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -391,6 +548,18 @@ class SegmentationResult:
     match: matching.MatchReport | None  # when a previous model was given
     id_agreement_vs_previous: float | None  # share of users the previous model puts in the same segment id
     seconds: dict[str, float]  # wall time per stage
+    screen: FeatureScreen | None = None  # which configured features were used, which dropped and why
+
+    @property
+    def features_dropped(self) -> dict[str, str]:
+        """Configured features (or the has_purchased flag) left out because (nearly) every user has one value."""
+        return dict(self.screen.dropped) if self.screen is not None else {}
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the caller should log as warnings (the dropped features, and why)."""
+        message = self.screen.warning() if self.screen is not None else None
+        return [message] if message else []
 
     def metrics(self) -> dict[str, float]:
         """Flat metrics for tracking (silhouettes per k included as ``silhouette_k{k}``)."""
@@ -402,6 +571,8 @@ class SegmentationResult:
             "n_users": float(self.n_users),
             "silhouette_sample_size": float(self.sample_size),
             "fit_seconds": self.seconds.get("total", float("nan")),
+            "features_used": float(len(self.model.transform.features)),
+            "features_dropped": float(len(self.features_dropped)),
         }
         out.update({f"silhouette_k{k}": v for k, v in self.silhouettes.items()})
         if self.match is not None:
@@ -470,11 +641,29 @@ def fit_segments(
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
 
-    transform = FeatureTransform.from_config(config)
-    xt = transform.matrix(df)
-    n = xt.shape[0]
+    n = len(df)
     if n < 3:
         raise ValueError(f"need at least 3 users to segment, got {n}")
+    screen = screen_features(df, config)
+    if len(screen.kept) < config.min_features:
+        details = "; ".join(f"{f}: {why}" for f, why in screen.dropped.items())
+        varying = varying_columns(df, config)
+        raise TooFewFeaturesError(
+            f"cannot segment {n:,} users: {len(screen.kept)} of the {len(screen.configured)} segmentation features "
+            f"vary across them (at least {config.min_features} must; a feature on which >= "
+            f"{100 * config.near_constant_share:g} % of users have the same value is dropped): {details}. Segment on "
+            "features that vary on this data (SegmentationConfig.features; in the pipeline "
+            f"PULSE_SEGMENTATION_FEATURES, comma-separated). Columns that vary here: {', '.join(varying) or 'none'}"
+            + (
+                f" (an order log, for instance: {','.join(PURCHASE_HISTORY_FEATURES)})"
+                if set(PURCHASE_HISTORY_FEATURES) <= set(varying)
+                else ""
+            ),
+            screen,
+        )
+    transform = FeatureTransform.from_config(config, screen.kept, screen.purchase_flag)
+    raw = transform.raw(df)
+    xt = transform.matrix(df)
     mean = xt.mean(axis=0)
     scale = xt.std(axis=0)
     scale[~(scale > 1e-12)] = 1.0
@@ -513,11 +702,14 @@ def fit_segments(
     ward_ari = float(adjusted_rand_score(labels[sample], ward_labels))
     seconds["ward"] = time.perf_counter() - t
 
-    # Names from the centroids (z-scores of the transformed features); ids/names matched to the previous.
+    # Names from the centroids (z-scores of the transformed features), checked against the segments' means;
+    # ids/names matched to the previous.
+    bought = naming.bought(df)
+    stats = naming.segment_stats(raw, labels, chosen_k, bought)
     if previous is None:
         match = None
         ids = list(range(1, chosen_k + 1))
-        names = naming.name_segments(centroids, transform.columns)
+        names = naming.name_segments(centroids, transform.columns, stats)
         next_id = chosen_k + 1
     else:
         match = matching.match_segments(
@@ -528,6 +720,7 @@ def fit_segments(
             scale,
             keep_id_within=config.keep_id_within,
             keep_name_within=config.keep_name_within,
+            stats=stats,
         )
         ids, names, next_id = list(match.segment_ids), list(match.names), match.next_id
 
@@ -546,6 +739,7 @@ def fit_segments(
             "n_users": int(n),
             "silhouette": silhouettes[chosen_k],
             "as_of_date": _as_of_date(df),
+            "features_dropped": dict(screen.dropped),
         },
     )
     # Assign with the model itself, so these rows agree exactly with model.assign(df) later.
@@ -563,7 +757,7 @@ def fit_segments(
         agreement = float(np.mean(prev_ids == row_ids))
 
     t = time.perf_counter()
-    profile = naming.segment_profile(transform.raw(df), x, row_ids, model.name_by_id())
+    profile = naming.segment_profile(raw, x, row_ids, model.name_by_id(), bought)
     seconds["profile"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_start
 
@@ -583,6 +777,7 @@ def fit_segments(
         match=match,
         id_agreement_vs_previous=agreement,
         seconds=seconds,
+        screen=screen,
     )
 
 

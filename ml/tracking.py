@@ -11,7 +11,10 @@ Layout
     default artifact root is used.
   * Experiment ``pulse-segmentation``, one run per :func:`~ml.segmentation.fit_segments`:
       params    the config (features, k range, seed, n_init, silhouette sample, tolerance, fill/cap,
-                matching thresholds), users, as_of_date, the previous champion version
+                matching thresholds, near-constant share, min features), users, as_of_date, the previous
+                champion version, ``features_used`` and ``features_dropped`` (features on which (nearly)
+                every user has one value; the reasons are the run tag ``pulse.features_dropped``, and the
+                run's warning the tag ``pulse.warning``)
       metrics   ``silhouette_by_k`` and ``inertia_by_k`` as step metrics (step = k, for the chart), and
                 ``silhouette_k{k}``, ``chosen_k``, ``silhouette``, ``ward_silhouette``, ``ward_kmeans_ari``,
                 ``n_users``, ``silhouette_sample_size``, ``fit_seconds``; with a previous champion
@@ -292,6 +295,9 @@ def log_segmentation_run(
         experiment_id = experiment_id_for(client, experiment, tracking_uri)
         model = result.model
         run_tags = {"pulse.model": "segmentation", "pulse.as_of_date": str(model.info.get("as_of_date"))}
+        if result.features_dropped:  # the run's warning, where the MLflow UI shows it
+            run_tags["pulse.features_dropped"] = "; ".join(f"{f}: {why}" for f, why in result.features_dropped.items())
+            run_tags["pulse.warning"] = " | ".join(result.warnings)
         run_tags.update(tags or {})
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
             run_id = run.info.run_id
@@ -301,6 +307,8 @@ def log_segmentation_run(
                     "n_users": result.n_users,
                     "as_of_date": model.info.get("as_of_date"),
                     "previous_version": previous_version,
+                    "features_used": ",".join(model.transform.features),
+                    "features_dropped": ",".join(result.features_dropped) or "none",
                 }
             )
             metrics = dict(result.metrics())
@@ -344,6 +352,8 @@ def log_segmentation_run(
             "n_users": result.n_users,
             "as_of_date": model.info.get("as_of_date"),
             "segments": "; ".join(f"{i}={n}" for i, n in zip(model.segment_ids, model.names, strict=True)),
+            "features_used": ",".join(model.transform.features),
+            "features_dropped": ",".join(result.features_dropped) or "none",
         }.items():
             client.set_model_version_tag(registered_model, version, key, str(value))
         alias = CHAMPION if promote else CHALLENGER

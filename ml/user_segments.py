@@ -9,14 +9,21 @@ wrappers). The stability figure `ari_vs_previous` compares the new fit with the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from ml.matching import adjusted_rand_on_common, id_agreement_on_common
-from ml.segmentation import FEATURE_COLUMNS, SegmentationConfig, SegmentModel, fit_segments
+from ml.segmentation import (
+    DERIVED_FEATURES,
+    FEATURE_COLUMNS,
+    SegmentationConfig,
+    SegmentModel,
+    fit_segments,
+)
 from pulse.warehouse import Warehouse, as_warehouse, scratch_table, user_sample
 
 USER_SEGMENTS_TABLE = "user_segments"
@@ -30,6 +37,30 @@ ASSIGNED_COLUMNS = (
     ("as_of_date", "date"),
     ("model_version", "string"),
 )
+
+
+FEATURES_VARIABLE = "PULSE_SEGMENTATION_FEATURES"
+
+
+def segmentation_config(environ: Mapping[str, str], seed: int = 0) -> SegmentationConfig:
+    """The production :class:`SegmentationConfig`, with the features of ``PULSE_SEGMENTATION_FEATURES`` when
+    set (comma-separated ``user_features`` or derived columns, e.g. ``purchases,revenue,avg_order_value,
+    days_since_last_purchase`` for an order log); unset or empty: the defaults."""
+    value = environ.get(FEATURES_VARIABLE, "")
+    if not value.strip():
+        return SegmentationConfig(seed=seed)
+    features = tuple(f.strip() for f in value.split(",") if f.strip())
+    known = (*FEATURE_COLUMNS, *DERIVED_FEATURES)
+    unknown = [f for f in features if f not in known]
+    if unknown:
+        raise ValueError(
+            f"{FEATURES_VARIABLE}={value!r}: {', '.join(unknown)} is not a user_features or derived column; "
+            f"choose from {', '.join(known)}"
+        )
+    repeated = sorted({f for f in features if features.count(f) > 1})
+    if repeated:
+        raise ValueError(f"{FEATURES_VARIABLE}={value!r}: {', '.join(repeated)} listed more than once")
+    return SegmentationConfig(features=features, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -47,6 +78,9 @@ class FittedSegments:
     tracking_uri: str
     ari_vs_previous: float | None
     id_agreement_vs_previous: float | None
+    features_used: tuple[str, ...] = ()
+    features_dropped: dict[str, str] = field(default_factory=dict)  # feature -> why (near-constant)
+    warnings: tuple[str, ...] = ()  # for the caller's run log
 
     def summary(self) -> str:
         segments = ", ".join(f"{name} {n:,}" for _, name, n in self.sizes)
@@ -137,6 +171,9 @@ def fit_and_register_segments(
         tracking_uri=uri,
         ari_vs_previous=ari,
         id_agreement_vs_previous=agreement,
+        features_used=tuple(result.model.transform.features),
+        features_dropped=result.features_dropped,
+        warnings=tuple(result.warnings),
     )
 
 
@@ -208,8 +245,9 @@ def assign_user_segments(
 
 
 def profile_sql(columns: tuple[str, ...] = FEATURE_COLUMNS) -> str:
-    """Per segment: size, share, the user-type mix, and for every feature its mean and z-score against all
-    users ((segment mean - population mean) / population std): what a marketer reads to know a segment."""
+    """Per segment: size, share, the user-type mix, the share of its users who ever bought, and for every
+    feature its mean and z-score against all users ((segment mean - population mean) / population std): what
+    a marketer reads to know a segment."""
     means = ",\n".join(f"avg(f.{c}) as {c}_mean" for c in columns)
     population = ",\n".join(f"avg({c}) as {c}_mean, stddev_pop({c}) as {c}_std" for c in columns)
     zs = ",\n".join(f"(s.{c}_mean - p.{c}_mean) / nullif(p.{c}_std, 0) as {c}_z" for c in columns)
@@ -219,6 +257,7 @@ def profile_sql(columns: tuple[str, ...] = FEATURE_COLUMNS) -> str:
             count_if(u.user_type = 'Active') as active_users,
             count_if(u.user_type = 'Passive') as passive_users,
             count_if(u.user_type = 'Intent-driven') as intent_driven_users,
+            avg(cast(case when f.purchases > 0 then 1 else 0 end as double)) as bought_share,
             {means}
         from {USER_SEGMENTS_TABLE} as u
         inner join user_features as f on u.user_key = f.user_key

@@ -6,11 +6,14 @@ user_segments   one row per user: the champion's segment, the distance to its ce
                 user type, the snapshot date and the model version; a table in the warehouse.
 """
 
+import os
+
 import dagster as dg
 
 from ml.user_segments import (
     fit_and_register_segments,
     segment_sizes_markdown,
+    segmentation_config,
     write_user_segments,
 )
 from orchestration.resources import PulseSettings, PulseStorage
@@ -42,10 +45,12 @@ def segment_model(
         fitted = fit_and_register_segments(
             warehouse,
             paths.mlflow_store,
-            seed=settings.resolve().segmentation_seed,
+            config=segmentation_config(os.environ, seed=settings.resolve().segmentation_seed),
             ui_url=mlflow_ui(paths),
         )
     context.log.info(fitted.summary())
+    for warning in fitted.warnings:
+        context.log.warning(warning)
     metadata: dict[str, dg.RawMetadataValue] = {
         "chosen_k": fitted.chosen_k,
         "silhouette": dg.MetadataValue.float(fitted.silhouette),
@@ -57,6 +62,8 @@ def segment_model(
         "silhouette_by_k": dg.MetadataValue.json({str(k): round(v, 4) for k, v in fitted.silhouettes.items()}),
         "mlflow_run_id": fitted.run_id,
         "mlflow_tracking_uri": fitted.tracking_uri,
+        "features_used": ", ".join(fitted.features_used),
+        "features_dropped": dg.MetadataValue.json(fitted.features_dropped),
     }
     if fitted.run_url:
         metadata["mlflow_run"] = dg.MetadataValue.url(fitted.run_url)

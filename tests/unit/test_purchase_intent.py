@@ -259,9 +259,82 @@ def test_xgboost_beats_both_baselines_on_the_same_test_rows(fitted: pi.IntentTra
 
 def test_recency_heuristic_is_monotone_decreasing_in_days(fitted: pi.IntentTrainingResult, frame) -> None:
     test = frame[pd.to_datetime(frame["as_of_date"]).dt.date == WEEKLY[7]].reset_index(drop=True)
-    order = np.argsort(test["days_since_last_visit"].to_numpy(), kind="stable")
+    days = test["days_since_last_visit"].to_numpy()
+    order = np.argsort(days, kind="stable")
     p = fitted.test_predictions["recency_heuristic"].to_numpy()[order]
     assert np.all(np.diff(p) <= 0) and p[0] > p[-1]
+    # strictly: equal days tie, different days never do (no plateau of the isotonic fit survives)
+    assert np.all((np.diff(p) < 0) == (np.diff(days[order]) > 0))
+
+
+def _recency_auc(frame: pd.DataFrame) -> float:
+    """The ROC-AUC of recency itself: more recent = more likely (equal recencies tie)."""
+    return float(roc_auc_score(frame[LABEL], -frame["days_since_last_visit"].to_numpy(dtype=float)))
+
+
+def test_recency_heuristic_ranks_exactly_like_recency_on_the_test_rows(fitted: pi.IntentTrainingResult) -> None:
+    assert fitted.test_metrics["recency_heuristic"]["roc_auc"] == pytest.approx(
+        _recency_auc(fitted.test_frame), abs=1e-12
+    )
+
+
+def test_baselines_are_fair_on_a_test_period_outside_the_training_range(frame: pd.DataFrame) -> None:
+    """Every test recency lies past the oldest training recency (a later, quieter period): a baseline that clips
+    to its training range scores them all alike (ROC-AUC 0.5); a fair one ranks them like recency itself."""
+    test = pd.to_datetime(frame["as_of_date"]).dt.date == WEEKLY[7]
+    shifted = frame.copy()
+    oldest_seen = int(frame.loc[~test, "days_since_last_visit"].max())
+    shifted.loc[test, "days_since_last_visit"] += oldest_seen + 1
+    result = train_purchase_intent(shifted, IntentConfig(seed=0))
+    recency_auc = _recency_auc(result.test_frame)
+    assert result.test_frame["days_since_last_visit"].min() > oldest_seen
+    assert recency_auc > 0.55  # recency still says something on the shifted rows
+    auc = {name: result.test_metrics[name]["roc_auc"] for name in pi.MODEL_NAMES}
+    assert auc["recency_heuristic"] == pytest.approx(recency_auc, abs=1e-12), auc
+    p = result.test_predictions["recency_heuristic"]
+    assert p.nunique() == result.test_frame["days_since_last_visit"].nunique()  # one score per recency
+    # the RFM logistic extrapolates too: no two test recencies with the same frequency and money tie
+    rfm = result.baselines["rfm_logistic"]
+    row = result.test_frame[list(pi.RFM_FEATURES)].to_numpy(dtype=float)[:1].repeat(50, axis=0)
+    row[:, 0] = oldest_seen + 1 + np.arange(50)
+    assert np.all(np.diff(rfm.predict_proba(row)) < 0)
+
+
+def test_recency_baseline_is_strictly_decreasing_everywhere_and_keeps_the_isotonic_rates() -> None:
+    from sklearn.isotonic import IsotonicRegression
+
+    rng = np.random.default_rng(0)
+    days = rng.integers(1, 31, 4000).astype(float)
+    y = rng.random(4000) < 0.4 * np.exp(-days / 10)
+    baseline = pi.RecencyBaseline().fit(days, y)
+    grid = np.concatenate([[-3.0, 0.0, 0.5], np.arange(1, 31), [31, 45, 365, 1e4, 1e5, 1e6, np.nan, np.nan]])
+    p = baseline.predict_proba(grid)
+    assert np.all(np.diff(p[:-1]) < 0)  # strictly decreasing, inside and outside 1..30, to a null (never visited)
+    assert p[-1] == p[-2] and np.all(p[-1] < p[:-2])
+    assert np.all((p >= 1e-6) & (p <= 1 - 1e-6))
+    plain = IsotonicRegression(increasing=False, out_of_bounds="clip").fit(days, y).predict(np.arange(1, 31))
+    np.testing.assert_allclose(p[3:33], plain, rtol=1e-4)  # calibrated like the isotonic fit (ties broken by 1e-5)
+    assert len(np.unique(plain)) < 30  # which alone has plateaus
+
+
+def test_rfm_logistic_reads_a_null_recency_as_the_oldest() -> None:
+    rng = np.random.default_rng(1)
+    x = np.column_stack([rng.integers(1, 60, 3000), rng.poisson(3, 3000), rng.gamma(2, 40, 3000)]).astype(float)
+    y = rng.random(3000) < 1 / (1 + np.exp(0.08 * x[:, 0] - 0.3 * np.log1p(x[:, 1])))
+    rfm = pi.RfmLogistic().fit(x, y)
+    rows = np.array([[2.0, 3.0, 80.0], [59.0, 3.0, 80.0], [5000.0, 3.0, 80.0], [np.nan, 3.0, 80.0]])
+    p = rfm.predict_proba(rows)
+    assert rfm.recency_coefficient_ < 0
+    assert p[0] > p[1] > p[2] > p[3] == pytest.approx(1e-6, rel=1e-9)  # far out: still ranked, never clipped
+
+
+def test_bounded_probability_keeps_the_order_beyond_the_bounds() -> None:
+    log_odds = np.array([-np.inf, -1e6, -1e3, -50.0, -14.0, -3.0, 0.0, 3.0, 14.0, 50.0, 1e3, np.inf])
+    p = pi.bounded_probability(log_odds)
+    assert np.all(np.diff(p[:9]) > 0) and np.all(np.diff(p) >= 0)  # strictly below 1 - 1e-6: float precision
+    assert p[0] == pytest.approx(1e-6, rel=1e-9) and p[-1] == pytest.approx(1 - 1e-6, abs=1e-15)
+    assert np.all((p >= 1e-6 - 1e-18) & (p <= 1 - 1e-6 + 1e-15))
+    np.testing.assert_allclose(p[5:8], 1 / (1 + np.exp(-log_odds[5:8])))  # the identity in between
 
 
 def test_early_stopping_picks_the_rounds_and_the_model_is_cut_to_them(fitted: pi.IntentTrainingResult) -> None:

@@ -3,6 +3,7 @@ silhouette cost, and the MLflow run / registered model / champion alias (tempora
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -276,7 +277,7 @@ def test_naming_rules_on_per_session_columns() -> None:
     names = naming.name_segments(centroids, columns)
     assert names == ["Browsers", "Passive visitors", "Cart abandoners", "Buyers", "Intent shoppers"]
     assert [naming.is_buyer_name(n) for n in names] == [False, False, False, True, False]
-    assert naming.is_buyer_name("Loyal high spenders") and naming.is_buyer_name("Buyers (high spend)")
+    assert naming.is_buyer_name("Loyal high spenders") and naming.is_buyer_name("Buyers (higher spend)")
     assert naming.is_buyer_name("Lapsed buyers 2") and not naming.is_buyer_name("Cart abandoners")
 
 
@@ -301,14 +302,147 @@ def test_naming_rules() -> None:
         "Intent shoppers",
         "Buyers",
         "Cart abandoners",
-        "Browsers (wide interests)",
-        "Browsers (narrow interests)",
+        "Browsers (wider interests)",
+        "Browsers (narrower interests)",
     ]
-    # a locked (kept) name is never changed; the newcomer is qualified against it
+    # a locked (kept) name is left as it is; the newcomer is qualified against it
     pair = z.loc[[4, 4]].to_numpy(copy=True)
     pair[1, columns.index("revenue")] += 1.0
-    assert naming.unique_names(["Buyers", "Buyers"], pair, columns, [True, False]) == ["Buyers", "Buyers (high spend)"]
-    assert naming.unique_names(["Buyers", "Buyers"], pair, columns) == ["Buyers (low spend)", "Buyers (high spend)"]
+    assert naming.unique_names(["Buyers", "Buyers"], pair, columns, [True, False]) == [
+        "Buyers",
+        "Buyers (higher spend)",
+    ]
+    assert naming.unique_names(["Buyers", "Buyers"], pair, columns) == ["Buyers (lower spend)", "Buyers (higher spend)"]
+    assert naming.contradictions(names, columns, z.to_numpy()) == []
+
+
+PER_VISIT = ("page_views_per_session", "searches_per_session", "cart_adds_per_session", "purchases_per_session")
+
+
+def _stats(means: list[list[float]], population: list[float], std: list[float]) -> naming.SegmentStats:
+    return naming.SegmentStats(np.array(means, dtype=float), np.array(population, dtype=float), np.array(std, float))
+
+
+def test_qualifiers_follow_the_means_they_cite_not_the_log_scale() -> None:
+    """The issue's purchase log: two buyer segments, the one that looks higher on log(1 + orders per visit)
+    averages fewer orders per visit (a few users with many). The name follows the mean, which is what the profile
+    prints and a reader compares the name with; the phrase says "per visit", the quantity it is."""
+    centroids = np.array([[0.0, 0.0, 0.0, 1.2], [0.0, 0.0, 0.0, 0.9], [0.0, 0.0, 0.0, -1.4]])
+    stats = _stats([[1, 0, 0, 1.1], [1, 0, 0, 1.6], [1, 0, 0, 0.2]], [1, 0, 0, 0.8], [1, 1, 1, 0.5])
+    names = naming.name_segments(centroids, PER_VISIT, stats)
+    assert names == ["Buyers (fewer orders per visit)", "Buyers (more orders per visit)", "Casual visitors"]
+    assert naming.contradictions(names, PER_VISIT, stats.z()) == []
+    # from the centroids alone the order would be the other way round, and the means contradict it
+    blind = naming.name_segments(centroids, PER_VISIT)
+    assert blind[:2] == ["Buyers (more orders per visit)", "Buyers (fewer orders per visit)"]
+    wrong = naming.contradictions(blind, PER_VISIT, stats.z())
+    assert [segments for segments, _ in wrong] == [(0, 1)] and "purchases_per_session" in wrong[0][1]
+
+
+def test_a_rule_fires_only_when_the_means_agree_with_its_claim() -> None:
+    # log-scale: buys more than average (z +0.6); means: 0.3 orders per visit against 0.4 for all users (a
+    # few heavy buyers elsewhere pull the mean up). Not "Buyers": nothing else fires, so the plain fallback.
+    centroids = np.array([[0.0, 0.0, 0.0, 0.6], [0.0, 0.0, 0.0, -0.5]])
+    stats = _stats([[2, 0, 0, 0.3], [2, 0, 0, 0.45]], [2, 0, 0, 0.4], [1, 1, 1, 0.6])
+    assert naming.name_segments(centroids, PER_VISIT) == ["Buyers", "Casual visitors"]
+    assert naming.name_segments(centroids, PER_VISIT, stats) == ["Casual visitors (fewer orders per visit)"] + [
+        "Casual visitors (more orders per visit)"
+    ]
+
+
+def test_names_are_unique_without_numbers() -> None:
+    # four browser segments: split on the widest gap, then again inside each side
+    centroids = np.array(
+        [
+            [1.0, -0.5, -0.3, -0.5],
+            [1.1, 0.4, -0.3, -0.5],
+            [2.5, -0.5, -0.3, -0.5],
+            [2.4, 0.5, -0.3, -0.5],
+        ]
+    )
+    names = naming.name_segments(centroids, PER_VISIT)
+    assert names == [
+        "Browsers (fewer pages per visit, fewer searches per visit)",
+        "Browsers (fewer pages per visit, more searches per visit)",
+        "Browsers (more pages per visit, fewer searches per visit)",
+        "Browsers (more pages per visit, more searches per visit)",
+    ]
+    assert not any(name[-1].isdigit() for name in names)
+    assert naming.contradictions(names, PER_VISIT, centroids) == []
+    # segments that differ on one column only (a purchase-only log): the widest gap splits first, then the
+    # side with two again on the same column, its outer segment "the fewest"
+    row = np.array([[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.2], [0.0, 0.0, 0.0, 2.5], [0.0, 0.0, 0.0, 3.0]])
+    names = naming.name_segments(row, PER_VISIT)
+    assert names == [
+        "Buyers (fewest orders per visit)",
+        "Buyers (fewer orders per visit)",
+        "Buyers (more orders per visit)",
+        "Buyers (most orders per visit)",
+    ]
+    assert naming.contradictions(names, PER_VISIT, row) == []
+    # five on one column: four words, then the last resort cites the means
+    five = np.vstack([row, [[0.0, 0.0, 0.0, 0.5]]])
+    names = naming.name_segments(five, PER_VISIT)
+    assert len(set(names)) == 5 and not any(name[-1].isdigit() for name in names)
+    assert naming.contradictions(names, PER_VISIT, five) == []
+
+
+def test_contradictions_catch_wrong_names() -> None:
+    z = np.array([[0.0, 0.0, 0.0, 1.5], [0.0, 0.0, 0.0, 0.8], [0.0, 1.0, 0.0, -0.5]])
+    assert (
+        naming.contradictions(
+            ["Buyers (more orders per visit)", "Buyers (fewer orders per visit)", "Searchers"], PER_VISIT, z
+        )
+        == []
+    )
+    problems = naming.contradictions(
+        ["Buyers (fewer orders per visit)", "Buyers (more orders per visit)", "Buyers"], PER_VISIT, z
+    )
+    involved = [set(segments) for segments, _ in problems]
+    assert {0, 1} in involved  # the qualifiers are the wrong way round
+    assert {2} in involved  # a plain "Buyers" buying less than average (and not most of them known to buy)
+    assert {0, 2} in involved  # ... and less than "Buyers (fewer orders per visit)"
+    # a plain kept name and a qualified newcomer: the newcomer's qualifier is relative to it
+    assert naming.contradictions(["Buyers", "Buyers (fewer orders per visit)"], PER_VISIT, z[:2]) == []
+    assert naming.contradictions(["Buyers", "Buyers (more orders per visit)"], PER_VISIT, z[:2]) != []
+    assert naming.contradictions(["Searchers", "Searchers"], PER_VISIT, z[[2, 2]]) != []  # duplicates
+    with pytest.raises(ValueError, match="not phrases"):
+        naming.contradictions(["Buyers (high spend)"], PER_VISIT, z[:1])
+
+
+def test_kept_names_give_way_when_the_new_numbers_contradict_them() -> None:
+    transform = FeatureTransform(PER_VISIT, PER_VISIT)
+    previous = SegmentModel(
+        transform=transform,
+        mean=np.zeros(4),
+        scale=np.ones(4),
+        centroids=np.array([[0.0, 0.0, 0.0, 1.5], [0.0, 0.0, 0.0, 0.8], [1.0, 0.0, 0.0, -0.6]]),
+        segment_ids=(1, 2, 3),
+        names=("Buyers (more orders per visit)", "Buyers (fewer orders per visit)", "Browsers"),
+        next_id=4,
+    )
+    near = np.array([[0.0, 0.0, 0.0, 1.45], [0.0, 0.0, 0.0, 0.85], [1.0, 0.0, 0.0, -0.6]])
+    kept = matching.match_segments(previous, near, transform, np.zeros(4), np.ones(4))
+    assert kept.names == previous.names and kept.name_kept == (True, True, True)
+    # the same centroids, but the means say segment 2 now averages more orders per visit than segment 1
+    stats = _stats([[1, 0, 0, 1.2], [1, 0, 0, 1.3], [3, 0, 0, 0.1]], [1.5, 0, 0, 0.9], [1, 1, 1, 0.5])
+    swapped = matching.match_segments(previous, near, transform, np.zeros(4), np.ones(4), stats=stats)
+    assert swapped.segment_ids == (1, 2, 3)  # ids stay
+    assert swapped.names == ("Buyers (fewer orders per visit)", "Buyers (more orders per visit)", "Browsers")
+    assert swapped.name_kept == (False, False, True)
+    # a kept name of the earlier naming ("Buyers 2", "high spend") is replaced by a derived one
+    old = SegmentModel(
+        transform=transform,
+        mean=np.zeros(4),
+        scale=np.ones(4),
+        centroids=previous.centroids,
+        segment_ids=(1, 2, 3),
+        names=("Buyers", "Buyers 2", "Browsers (high spend)"),
+        next_id=4,
+    )
+    renamed = matching.match_segments(old, near, transform, np.zeros(4), np.ones(4))
+    assert renamed.names == ("Buyers", "Buyers (fewer orders per visit)", "Browsers")
+    assert renamed.name_kept == (True, False, False)
 
 
 def test_adjusted_rand_on_common_users_only() -> None:
@@ -435,3 +569,123 @@ def test_features_over_the_cap_are_a_sample_of_users(planted) -> None:
     assert 0.8 * quarter <= len(sample) <= 1.2 * quarter
     assert sample["user_key"].is_unique and set(sample["user_key"]) <= set(df["user_key"])
     assert sample.equals(read_features(con, max_users=quarter))  # the same users every time
+
+
+# ----------------------------------------------------------------------------------------------- feature screening
+
+
+def test_near_constant_features_are_dropped_with_their_reason(planted) -> None:
+    df, _ = planted
+    frame = df.head(2000).copy()
+    frame["searches"] = 0  # a shop without search: searches per visit 0 for everyone
+    frame["cart_adds"] = np.where(np.arange(len(frame)) < 12, 3, 0)  # 0.6 % of users add to cart: near-constant
+    result = fit_segments(frame, SegmentationConfig(k_max=5, silhouette_sample=800))
+    assert result.features_dropped == {
+        "searches_per_session": "0 for every user",
+        "cart_adds_per_session": "0 for 99.4 % of users",
+    }
+    assert result.model.transform.features == ("page_views_per_session", "purchases_per_session")
+    assert result.model.columns == ("page_views_per_session", "purchases_per_session")
+    [warning] = result.warnings
+    assert "searches_per_session: 0 for every user" in warning and "cart_adds_per_session: 0 for 99.4 %" in warning
+    assert "Segmenting on: page_views_per_session, purchases_per_session" in warning
+    assert result.model.info["features_dropped"] == result.features_dropped
+    assert result.metrics()["features_dropped"] == 2 and result.metrics()["features_used"] == 2
+    # the model assigns a frame with only the columns it still reads
+    assert set(result.model.features) == {"page_views", "purchases", "sessions_total"}
+    SegmentModel.from_json(result.model.to_json()).assign(frame[list(result.model.features)])
+    # 2 % of users adding to cart is variation enough to keep; the threshold is configurable
+    frame["cart_adds"] = np.where(np.arange(len(frame)) < 40, 3, 0)
+    screen = seg.screen_features(frame, SegmentationConfig())
+    assert "cart_adds_per_session" in screen.kept and set(screen.dropped) == {"searches_per_session"}
+    strict = seg.screen_features(frame, SegmentationConfig(near_constant_share=0.97))
+    assert strict.dropped["cart_adds_per_session"] == "0 for 98.0 % of users"
+    # nothing dropped: no warning
+    plain = fit_segments(df.head(600), SegmentationConfig(k_max=3, silhouette_sample=600))
+    assert plain.features_dropped == {} and plain.warnings == []
+
+
+def test_values_equal_to_six_significant_digits_count_as_one() -> None:
+    values = np.array([1.0, 1.0000001, 0.99999999, 1.001, 0.0, 0.0])
+    assert seg.most_common_value(values) == (1.0, 0.5)
+
+
+def test_segmentation_refuses_when_too_few_features_vary() -> None:
+    frame = pd.DataFrame(
+        {
+            "user_key": [f"u{i}" for i in range(200)],
+            "sessions_total": 1,
+            "page_views": 1,
+            "searches": 0,
+            "cart_adds": 0,
+            "purchases": [1] * 199 + [2],
+        }
+    )
+    with pytest.raises(seg.TooFewFeaturesError, match="0 of the 4 segmentation features vary") as refused:
+        fit_segments(frame, SegmentationConfig())
+    assert isinstance(refused.value, ValueError)
+    assert "page_views_per_session: 1 for every user" in str(refused.value)
+    assert "purchases_per_session: 1 for 99.5 % of users" in str(refused.value)
+    assert refused.value.screen.kept == ()
+    # one varying feature is enough by default; min_features asks for more
+    frame["page_views"] = np.arange(200) % 7 + 1
+    assert fit_segments(frame, SegmentationConfig(k_max=3)).model.transform.features == ("page_views_per_session",)
+    with pytest.raises(seg.TooFewFeaturesError, match=r"1 of the 4 segmentation features vary .*at least 2"):
+        fit_segments(frame, SegmentationConfig(k_max=3, min_features=2))
+    with pytest.raises(ValueError, match="near_constant_share"):
+        SegmentationConfig(near_constant_share=0.4)
+
+
+def test_when_every_user_bought_only_the_purchase_flag_is_dropped() -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "days_since_last_purchase": rng.integers(1, 60, 300),
+            "purchases": rng.integers(1, 5, 300),
+        }
+    )
+    config = SegmentationConfig(features=("days_since_last_purchase", "purchases"), k_max=3)
+    result = fit_segments(frame, config)
+    assert result.model.columns == ("days_since_last_purchase", "purchases")  # no has_purchased column
+    assert result.features_dropped == {
+        "has_purchased": "1 for every user (the flag beside days_since_last_purchase, which is kept)"
+    }
+    again = SegmentModel.from_json(result.model.to_json())
+    assert not again.transform.purchase_flag and again.columns == result.model.columns
+    # a model written before the flag existed reads back with it
+    legacy = json.loads(fit_segments(frame.assign(days_since_last_purchase=None), config).model.to_json())
+    assert "purchase_flag" not in legacy["transform"]
+
+
+def test_dropped_features_are_logged_to_mlflow(tmp_path, planted) -> None:
+    from mlflow import MlflowClient
+
+    from ml import tracking
+
+    df, _ = planted
+    frame = df.head(800).assign(searches=0)
+    result = fit_segments(frame, SegmentationConfig(k_max=3, silhouette_sample=400))
+    uri = tracking.tracking_uri(tmp_path / "mlflow.db")
+    run = tracking.log_segmentation_run(result, frame, uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    logged = client.get_run(run.run_id).data
+    assert logged.params["features_dropped"] == "searches_per_session"
+    assert logged.params["features_used"] == "page_views_per_session,cart_adds_per_session,purchases_per_session"
+    assert logged.tags["pulse.features_dropped"] == "searches_per_session: 0 for every user"
+    assert "searches_per_session: 0 for every user" in logged.tags["pulse.warning"]
+    assert logged.metrics["features_dropped"] == 1
+    version = client.get_model_version("pulse_segments", run.model_version)
+    assert version.tags["features_dropped"] == "searches_per_session"
+
+
+def test_segmentation_features_setting() -> None:
+    from ml.user_segments import segmentation_config
+
+    assert segmentation_config({}, seed=3) == SegmentationConfig(seed=3)
+    assert segmentation_config({"PULSE_SEGMENTATION_FEATURES": " "}).features == seg.DEFAULT_FEATURES
+    chosen = segmentation_config({"PULSE_SEGMENTATION_FEATURES": "purchases, revenue,days_since_last_purchase"})
+    assert chosen.features == ("purchases", "revenue", "days_since_last_purchase")
+    with pytest.raises(ValueError, match=r"PULSE_SEGMENTATION_FEATURES='purchases,orders': orders is not a"):
+        segmentation_config({"PULSE_SEGMENTATION_FEATURES": "purchases,orders"})
+    with pytest.raises(ValueError, match="revenue listed more than once"):
+        segmentation_config({"PULSE_SEGMENTATION_FEATURES": "revenue,purchases,revenue"})
