@@ -123,8 +123,8 @@ def render_home(gx_site: Path, dbt_site: Path) -> str:
         dbt = f'<p><a href="{DBT_PREFIX}">dbt docs</a>: the models, their columns, tests and lineage.</p>'
     else:
         dbt = (
-            "<p>dbt docs: none yet. They are generated at the end of a run's dbt step "
-            f"(<code>pulse run</code> / <code>pulse materialize</code>) into <code>{html.escape(str(dbt_site))}</code>.</p>"
+            "<p>dbt docs: none yet. They are generated at the end of a run's dbt step (<code>pulse run</code> / "
+            f"<code>pulse materialize</code>) into <code>{html.escape(str(dbt_site))}</code>.</p>"
         )
     if pages:
         rows = "\n".join(

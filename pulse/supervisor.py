@@ -45,9 +45,7 @@ def run_supervised(
     # The handlers come first: a signal that arrives while the child starts is passed on right after.
     previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
     try:
-        child = subprocess.Popen(
-            list(command), cwd=cwd, env=None if env is None else dict(env), start_new_session=True
-        )
+        child = subprocess.Popen(list(command), cwd=cwd, env=None if env is None else dict(env), start_new_session=True)
     except BaseException:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -5,7 +5,6 @@ Docs, its check metadata built, and the link followed on a real docs server."""
 from __future__ import annotations
 
 import urllib.request
-from pathlib import Path
 
 import dagster as dg
 import duckdb
