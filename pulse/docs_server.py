@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -248,6 +249,12 @@ class _DocsHTTPServer(ThreadingHTTPServer):
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         self.address_family = family
         super().__init__((address.host, address.port), _Handler)
+
+    def handle_error(self, request: object, client_address: tuple) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):  # the browser went away mid-answer (a closed tab): nothing to say
+            return
+        print(f"docs server: {type(error).__name__} answering {client_address[0]}: {error}", file=sys.stderr)
 
 
 class DocsServer:

@@ -180,3 +180,17 @@ def test_a_taken_port_is_an_os_error(served) -> None:
     server, gx, dbt = served
     with pytest.raises(OSError):
         DocsServer(DocsAddress("127.0.0.1", server.port), gx, dbt).start()
+
+
+def test_a_client_that_goes_away_mid_answer_is_not_an_error(served, capfd) -> None:
+    import socket
+
+    server, gx, _ = served
+    (gx / "big.html").write_bytes(b"x" * (8 << 20))
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"GET /gx/big.html HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.recv(1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # reset
+    time.sleep(0.5)
+    assert get(server.url + "/")[0] == 200  # still serving
+    assert "Traceback" not in capfd.readouterr().err
