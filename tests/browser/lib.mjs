@@ -378,9 +378,12 @@ export class PulseProcess {
 
   async stop(signal = 'SIGTERM', timeout = 90000) {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
+    const below = descendants(this.proc.pid);
     const done = await Promise.race([this.exited, deadline(timeout).then(() => null)]);
     if (done) return done;
-    this.proc.kill('SIGKILL');
+    for (const pid of [this.proc.pid, ...below]) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
     await this.exited;
     throw new Error(`pulse ${this.args.join(' ')} did not exit within ${timeout} ms of ${signal}:\n${this.output}`);
   }
