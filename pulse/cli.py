@@ -303,8 +303,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     with _docs_server(paths, address) as docs:
         print(
             f"Dagster UI: http://{args.host}:{args.port}/"
-            + (f"   Data Docs and dbt docs: {docs.url}/" if docs else "")
-            + "   (Ctrl-C stops both)",
+            + (f"   Data Docs and dbt docs: {docs.url}/   (Ctrl-C stops both)" if docs else "   (Ctrl-C stops it)"),
             flush=True,
         )
         return run_supervised(_dagster_dev(args.host, args.port), cwd=REPO_ROOT)
