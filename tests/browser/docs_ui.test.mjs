@@ -29,7 +29,7 @@ before(async () => {
   const env = pulseEnv(home, {
     PULSE_DOCS_URL: docs, PULSE_INTENT_MIN_POSITIVES: '1', PULSE_INTENT_MIN_NEGATIVES: '1',
   });
-  const run = await runPulse(RUN, { env, timeout: 540000 });
+  const run = await runPulse(RUN, { env, timeout: 720000 });  // ~1-2 min on a quiet machine
   assert.equal(run.code, 0, `pulse ${RUN.join(' ')} failed:\n${run.output}`);
   ui = new PulseProcess(['ui', '--host', '127.0.0.1', '--port', String(uiPort)], { env });
   await ui.ready(`${docs}/`, { timeout: 60000 });
@@ -73,6 +73,9 @@ test('the Dagster UI shows the asset graph: its groups, and the assets around us
   await skipWelcome(page);
   for (const group of ['ingest', 'transform', 'ml', 'activation']) {
     await page.getByText(group, { exact: true }).first().waitFor({ timeout: 60000 });
+    // once in the sidebar's tree, once as a node of the graph (collapsed groups)
+    await page.waitForFunction((g) => [...document.querySelectorAll('body *')]
+      .filter((e) => e.children.length === 0 && e.textContent.trim() === g).length >= 2, group, { timeout: 60000 });
   }
   await page.goto(`${dagster}/assets/user_profiles?view=lineage`);
   for (const asset of ['user_profiles', 'fct_sessions', 'user_segments', 'user_intent_scores']) {
