@@ -29,7 +29,7 @@ before(async () => {
   const env = pulseEnv(home, {
     PULSE_DOCS_URL: docs, PULSE_INTENT_MIN_POSITIVES: '1', PULSE_INTENT_MIN_NEGATIVES: '1',
   });
-  const run = await runPulse(RUN, { env, timeout: 720000 });  // ~1-2 min on a quiet machine
+  const run = await runPulse(RUN, { env, timeout: 720000 });
   assert.equal(run.code, 0, `pulse ${RUN.join(' ')} failed:\n${run.output}`);
   ui = new PulseProcess(['ui', '--host', '127.0.0.1', '--port', String(uiPort)], { env });
   await ui.ready(`${docs}/`, { timeout: 60000 });
@@ -48,16 +48,10 @@ async function localContext() {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const outside = await keepLocal(context);
   const page = await context.newPage();
+  // Dagster's "Join the Dagster community" dialog covers the page until someone skips it, and it may open
+  // late on a loaded machine: whenever it is up before an action, skip it.
+  await page.addLocatorHandler(page.getByRole('button', { name: 'Skip' }), (skip) => skip.click());
   return { context, page, outside };
-}
-
-/** Dagster's "Join the community" dialog, shown once per instance, covers the page: skip it if it is there. */
-async function skipWelcome(page) {
-  const skip = page.getByRole('button', { name: 'Skip' });
-  try {
-    await skip.waitFor({ timeout: 5000 });
-    await skip.click();
-  } catch { /* not shown */ }
 }
 
 /** Click `link` (Dagster opens metadata URLs in a new tab) and return the page it opened, loaded. */
@@ -70,7 +64,6 @@ async function follow(context, link) {
 test('the Dagster UI shows the asset graph: its groups, and the assets around user_profiles', async () => {
   const { context, page, outside } = await localContext();
   await page.goto(`${dagster}/asset-groups`);
-  await skipWelcome(page);
   for (const group of ['ingest', 'transform', 'ml', 'activation']) {
     await page.getByText(group, { exact: true }).first().waitFor({ timeout: 60000 });
     // once in the sidebar's tree, once as a node of the graph (collapsed groups)
@@ -88,7 +81,6 @@ test('the Dagster UI shows the asset graph: its groups, and the assets around us
 test("a GX check's Data Docs link opens its validation page over http://", async () => {
   const { context, page } = await localContext();
   await page.goto(`${dagster}/assets/fct_sessions?view=checks`);
-  await skipWelcome(page);
   await page.getByText('gx_fct_sessions', { exact: true }).first().click({ timeout: 60000 });
   const link = page.locator(`a[href^="${docs}/gx/validations/fct_sessions/"]`).first();
   await link.waitFor({ timeout: 60000 });
@@ -111,7 +103,6 @@ test("a GX check's Data Docs link opens its validation page over http://", async
 test("a dbt model's dbt docs link opens its page: columns and types from the warehouse's catalog", async () => {
   const { context, page, outside } = await localContext();
   await page.goto(`${dagster}/assets/fct_sessions`);
-  await skipWelcome(page);
   const link = page.locator(`a[href="${docs}/dbt/#!/model/model.pulse.fct_sessions"]`).first();
   await link.waitFor({ timeout: 60000 });
   const model = await follow(context, link);
