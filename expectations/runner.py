@@ -12,7 +12,8 @@ GX validates that DataFrame through its pandas datasource: the warehouse tables 
 SQL datasource is broken on DuckDB, and pandas on the full tables costs GBs; see docs/quality.md). One
 ephemeral GX context per process is created on first use and cached; Data Docs are written to
 ``$PULSE_HOME/gx_data_docs`` and validation results (JSON, the Data Docs index reads them) to
-``$PULSE_HOME/gx_validations``.
+``$PULSE_HOME/gx_validations``. A result carries its page as a ``file://`` URL and as a path inside the
+site (``docs_page``), which pulse.docs_server serves over http.
 
     with duckdb.connect("warehouse.duckdb", read_only=True) as con:
         result = run_suite(con, "fct_sessions")
@@ -33,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 if TYPE_CHECKING:
     import duckdb
@@ -197,8 +200,9 @@ class SuiteResult:
     evaluated: int
     failures: list[Failure]
     metrics: list[dict[str, Any]]
-    docs_url: str | None = None
-    docs_index_url: str | None = None
+    docs_url: str | None = None  # file:// URL of the validation's Data Docs page
+    docs_index_url: str | None = None  # file:// URL of the site's index.html
+    docs_page: str | None = None  # the validation page's path inside the site (served over http by pulse.docs_server)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -439,15 +443,28 @@ def run_suites(
                 site_names=[DOCS_SITE],
                 resource_identifiers=identifiers + [ExpectationSuiteIdentifier(name=n) for n in names],
             )
-            index = (g.home / DOCS_DIRNAME / "index.html").as_uri()
+            site = g.home / DOCS_DIRNAME
+            index = (site / "index.html").as_uri()
             for result, identifier in zip(results, identifiers, strict=True):
                 urls = g.context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE)
                 result.docs_url = urls[0]["site_url"] if urls else None
+                result.docs_page = _page_in_site(result.docs_url, site)
                 result.docs_index_url = index
             docs_seconds = time.perf_counter() - started
             for result in results:  # one build for all: each suite carries its share
                 result.seconds["docs"] = docs_seconds / len(results)
     return results
+
+
+def _page_in_site(file_url: str | None, site: Path) -> str | None:
+    """``file:///.../gx_data_docs/validations/x/y.html`` -> ``validations/x/y.html``; None outside the site."""
+    if not file_url or not file_url.startswith("file://"):
+        return None
+    path = Path(url2pathname(urlsplit(file_url).path))
+    try:
+        return path.resolve().relative_to(site.resolve()).as_posix()
+    except ValueError:
+        return None
 
 
 def run_suite(

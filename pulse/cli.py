@@ -8,11 +8,13 @@ MLflow server) an explicit environment with the home's absolute paths; it does n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +32,9 @@ from pulse.settings import (
 if TYPE_CHECKING:
     from pulse.importers import ImportSummary
     from pulse.ingest import IngestOptions
+
+if TYPE_CHECKING:
+    from pulse.docs_server import DocsAddress, DocsServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -413,13 +418,84 @@ def _dagster_dev(host: str, port: int) -> list[str]:
     return [_venv_bin("dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]
 
 
+def _docs_address() -> DocsAddress:
+    from pulse.docs_server import docs_address
+
+    return docs_address(os.environ)  # PULSE_DOCS_URL: DocsUrlError names it and its value
+
+
+@contextlib.contextmanager
+def _docs_server(paths: PulsePaths, address: DocsAddress) -> Iterator[DocsServer | None]:
+    """The docs server (Data Docs + dbt docs) in a thread of this process, stopped when the block ends. A port
+    already taken is reported and the block runs without it: the UI beside it does not need it."""
+    from expectations.runner import DOCS_DIRNAME
+    from pulse.dbt_docs import dbt_docs_site
+    from pulse.docs_server import DocsServer
+
+    server = DocsServer(address, paths.home / DOCS_DIRNAME, dbt_docs_site(paths.home))
+    try:
+        server.start()
+    except OSError as exc:
+        print(
+            f"docs server NOT started on {address.url} ({exc}); set PULSE_DOCS_URL to a free http://HOST:PORT "
+            "(the links written by runs point there)",
+            file=sys.stderr,
+            flush=True,
+        )
+        yield None
+        return
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
+    """dagster dev, with the docs server beside it; Ctrl-C / SIGTERM stops both (pulse/supervisor.py)."""
+    from pulse.docs_server import DocsUrlError
+    from pulse.supervisor import run_supervised
+
     settings = home_settings(os.environ)
-    _paths(settings)
-    cmd = _dagster_dev(args.host, args.port)
-    os.chdir(REPO_ROOT)
-    os.execve(cmd[0], cmd, settings.child_env(os.environ))
-    return 0  # not reached
+    paths = _paths(settings)
+    try:
+        address = _docs_address()
+    except DocsUrlError as exc:
+        print(f"pulse ui: {exc}", file=sys.stderr)
+        return 2
+    with _docs_server(paths, address) as docs:
+        print(
+            f"Dagster UI: http://{args.host}:{args.port}/"
+            + (f"   Data Docs and dbt docs: {docs.url}/   (Ctrl-C stops both)" if docs else "   (Ctrl-C stops it)"),
+            flush=True,
+        )
+        return run_supervised(_dagster_dev(args.host, args.port), cwd=REPO_ROOT, env=settings.child_env(os.environ))
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Only the docs server (Data Docs + dbt docs), until Ctrl-C / SIGTERM."""
+    import signal
+    import threading
+
+    from pulse.docs_server import DocsUrlError
+
+    paths = _paths()
+    try:
+        address = _docs_address()
+    except DocsUrlError as exc:
+        print(f"pulse docs: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _docs_server(paths, address) as docs:
+            if docs is None:
+                return 1
+            print(f"Data Docs and dbt docs on {docs.url}/ (Ctrl-C stops)", flush=True)
+            stop.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0
 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
@@ -536,24 +612,33 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    """The collector serving the demo shop, beside the Dagster UI whose landing sensor ingests what it lands."""
+    """The collector serving the demo shop, beside the Dagster UI whose landing sensor ingests what it lands,
+    and the docs server. Ctrl-C / SIGTERM stops all three."""
+    from pulse.docs_server import DocsUrlError
+    from pulse.supervisor import run_supervised
+
     settings = home_settings(os.environ)
     paths = _paths(settings)
     env = settings.child_env(os.environ)
+    try:
+        address = _docs_address()
+    except DocsUrlError as exc:
+        print(f"pulse live: {exc}", file=sys.stderr)
+        return 2
     collector = subprocess.Popen(
         [_venv_bin("pulse"), "collect", "--host", args.host, "--port", str(args.port), "--roll-seconds", "10"],
         env=env,
     )
-    print(
-        f"demo shop (tracked): http://{args.host}:{args.port}/   Dagster UI: http://{args.host}:{args.ui_port}/\n"
-        f"events land in {paths.events_landing}/<today>/collector-*.jsonl every 10 s; the landing sensor (every"
-        " 60 s) ingests them and rebuilds sessions and profiles. Ctrl-C stops both.",
-        flush=True,
-    )
     try:
-        return subprocess.call(_dagster_dev(args.host, args.ui_port), cwd=REPO_ROOT, env=env)
-    except KeyboardInterrupt:
-        return 0
+        with _docs_server(paths, address) as docs:
+            print(
+                f"demo shop (tracked): http://{args.host}:{args.port}/   Dagster UI: http://{args.host}:{args.ui_port}/"
+                + (f"   docs: {docs.url}/" if docs else "")
+                + f"\nevents land in {paths.events_landing}/<today>/collector-*.jsonl every 10 s; the landing sensor"
+                " (every 60 s) ingests them and rebuilds sessions and profiles. Ctrl-C stops them all.",
+                flush=True,
+            )
+            return run_supervised(_dagster_dev(args.host, args.ui_port), cwd=REPO_ROOT, env=env)
     finally:
         collector.terminate()
         collector.wait(timeout=30)
@@ -657,10 +742,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(func=cmd_mlflow)
 
-    p = sub.add_parser("ui", help="the Dagster UI with every asset loaded")
+    p = sub.add_parser("ui", help="the Dagster UI with every asset loaded, and the docs server (PULSE_DOCS_URL)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("docs", help="only the docs server: GX Data Docs and dbt docs on PULSE_DOCS_URL")
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("serve", help="the read API (profiles, audiences) over the published snapshot")
     p.add_argument("--host", default="127.0.0.1")

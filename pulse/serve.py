@@ -370,6 +370,70 @@ def _key_error(key: str, kind: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"type": kind, "loc": ("path", "user_key"), "msg": message, "input": key}])
 
 
+DOCS_ASSETS_URL = "/docs-assets"
+# What /docs and /redoc may load: only this server. ReDoc's sidebar shows Redocly's logo from cdn.redoc.ly
+# whatever its options; with this policy the browser does not even ask for it (and hides the broken image).
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:"
+)
+
+
+def docs_assets_dir() -> Path:
+    """Swagger UI and ReDoc (swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js, favicon.png) as the
+    pinned PyPI package fastapi-offline ships them: installed with pulse, never fetched at run time."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc) with their scripts, styles and icon served by the API itself, so
+    they render on a machine without internet (FastAPI's default pages fetch them from cdn.jsdelivr.net)."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=docs_assets_dir()), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+    oauth2_redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    def local_only(page: HTMLResponse) -> HTMLResponse:
+        page.headers["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+        return page
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}{oauth2_redirect_url}",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            # no spec validator badge: it would send the spec to validator.swagger.io
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+        return local_only(page)
+
+    @app.get(oauth2_redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
+        return local_only(page)
+
+
 def create_app(exports_dir: Path, *, reload_interval: float = 0.5, retry_interval: float = 5.0) -> FastAPI:
     """The API over the snapshots published in ``exports_dir``. The current snapshot is loaded here; the app
     then watches ``current.json`` every ``reload_interval`` seconds while it runs (its lifespan)."""
@@ -394,8 +458,11 @@ def create_app(exports_dir: Path, *, reload_interval: float = 0.5, retry_interva
             "A new snapshot is picked up without a restart."
         ),
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's own pages load Swagger UI and ReDoc from a CDN: served locally below
+        redoc_url=None,
     )
     app.state.store = store
+    _add_offline_docs(app)
 
     def served() -> Snapshot:
         snapshot = store.current
@@ -507,7 +574,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, exports_dir: Path | None = 
     log.propagate = False
     store: SnapshotStore = app.state.store
     current = store.current
-    print(f"pulse read API on http://{host}:{port} (docs: http://{host}:{port}/docs)", flush=True)
+    print(f"pulse read API on http://{host}:{port} (docs: http://{host}:{port}/docs and /redoc)", flush=True)
     if current is not None:
         print(
             f"serving snapshot {current.snapshot_id} (as of {current.as_of_date}, {len(current.profiles):,} profiles, "

@@ -11,16 +11,21 @@ Two steps, because blocking only works across steps:
     all built inside that one `dbt build` step, where dbt's own tests are the gate). A failing model
     gate stops whatever reads those tables in later steps (features, activation).
 Each step opens the warehouse read-only, runs its suites' metrics queries and validates them in one GX
-context per process (see expectations/runner.py), and builds Data Docs once.
+context per process (see expectations/runner.py), and builds Data Docs once. The checks' Data Docs links
+point at the docs server (PULSE_DOCS_URL, pulse/docs_server.py) that `pulse ui` starts beside Dagster.
 """
 
+import os
 from datetime import date
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import dagster as dg
 
 from expectations.runner import BLOCKING, SuiteResult, SuiteSpec, prepare, run_suites, suite_specs
 from orchestration.materialize import RANGE_START_TAG
 from orchestration.resources import PulseStorage
+from pulse.docs_server import DocsAddress, docs_address_for_links
 
 PARTITION_TAG = "dagster/partition"
 RAW_ASSETS = frozenset({"raw_events"})
@@ -59,8 +64,12 @@ def _markdown_table(rows: list[dict], limit: int = MAX_TABLE_ROWS) -> str:
     return "\n".join(lines)
 
 
-def check_metadata(spec: SuiteSpec, result: SuiteResult, since: date | None) -> dict[str, object]:
-    """What the Dagster UI shows: the failures and observed values, readable without Data Docs."""
+def check_metadata(
+    spec: SuiteSpec, result: SuiteResult, since: date | None, docs: DocsAddress | None = None
+) -> dict[str, object]:
+    """What the Dagster UI shows: the failures and observed values, readable without Data Docs. The Data Docs
+    links are http:// links to the docs server at ``docs`` (a browser does not follow a file:// link from the
+    UI); without ``docs`` (PULSE_DOCS_URL unusable), the file:// ones."""
     meta: dict[str, object] = {
         "suite": dg.MetadataValue.path(str(spec.path)),
         "metrics_query": dg.MetadataValue.path(str(spec.metrics_path)),
@@ -88,21 +97,29 @@ def check_metadata(spec: SuiteSpec, result: SuiteResult, since: date | None) -> 
     else:
         meta["rows_evaluated"] = len(result.metrics)
         meta["metrics"] = dg.MetadataValue.md(_markdown_table(result.metrics))
+    if docs is not None and result.docs_page:
+        meta["data_docs"] = dg.MetadataValue.url(docs.gx_url(result.docs_page))
+        meta["data_docs_index"] = dg.MetadataValue.url(docs.home_url)
+    else:
+        if result.docs_url:
+            meta["data_docs"] = dg.MetadataValue.url(result.docs_url)
+        if result.docs_index_url:
+            meta["data_docs_index"] = dg.MetadataValue.url(result.docs_index_url)
     if result.docs_url:
-        meta["data_docs"] = dg.MetadataValue.url(result.docs_url)
-    if result.docs_index_url:
-        meta["data_docs_index"] = dg.MetadataValue.url(result.docs_index_url)
+        meta["data_docs_file"] = dg.MetadataValue.path(url2pathname(urlsplit(result.docs_url).path))
     return meta
 
 
-def check_result(spec: SuiteSpec, result: SuiteResult, since: date | None) -> dg.AssetCheckResult:
+def check_result(
+    spec: SuiteSpec, result: SuiteResult, since: date | None, docs: DocsAddress | None = None
+) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=dg.AssetKey(spec.asset),
         check_name=check_name(spec),
         passed=result.passed,
         severity=dg.AssetCheckSeverity.ERROR if spec.severity == BLOCKING else dg.AssetCheckSeverity.WARN,
         description=result.summary(),
-        metadata=check_metadata(spec, result, since),
+        metadata=check_metadata(spec, result, since, docs),
     )
 
 
@@ -140,11 +157,12 @@ def build_gx_checks(name: str, specs: list[SuiteSpec], description: str) -> dg.A
             results = run_suites(
                 warehouse, [s.name for s in selected], since=since, home=home, run_name=context.run.run_id
             )
+        docs = docs_address_for_links(os.environ, context.log.warning)
         for spec, result in zip(selected, results, strict=True):
             if not result.passed:
                 log = context.log.error if spec.blocking else context.log.warning
                 log(result.summary())
-            yield check_result(spec, result, since)
+            yield check_result(spec, result, since, docs)
 
     return _gx_checks
 

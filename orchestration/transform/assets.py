@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -9,6 +10,9 @@ from ml.feature_snapshots import SNAPSHOT_DATES, SnapshotCoverage, snapshot_cove
 from orchestration.resources import PulseSettings, PulseStorage
 from orchestration.transform.project import pulse_dbt_project
 from pulse.batches import BatchReport, batch_report
+from pulse.dbt_docs import DbtDocsError, generate_dbt_docs, project_stamp
+from pulse.docs_server import DocsAddress, docs_address_for_links
+from pulse.settings import PulsePaths
 
 # Their materializations carry the batch's figures (docs/incremental.md).
 BATCH_ASSETS = (dg.AssetKey("int_batch"), dg.AssetKey("qa_late_events"))
@@ -92,8 +96,9 @@ def pulse_dbt_models(
     # The batch assets' figures can only be read once dbt has let go of the warehouse (it holds DuckDB's lock),
     # and outputs must keep dbt's order (an asset after its dependencies): the events are yielded at the end.
     events: list = []
+    build = dbt.cli(args, context=context, target_path=paths.dbt_target)
     try:
-        for event in dbt.cli(args, context=context, target_path=paths.dbt_target).stream():
+        for event in build.stream():
             events.append(event)
     except Exception:
         yield from events  # what dbt built before it failed is still materialized
@@ -110,6 +115,39 @@ def pulse_dbt_models(
         if coverage:
             metadata |= snapshot_metadata(coverage)
             (context.log.warning if coverage.dropped else context.log.info)(coverage.describe())
+    docs = docs_address_for_links(os.environ, context.log.warning)
     for event in events:
         extra = metadata.get(context.asset_key_for_output(event.output_name)) if isinstance(event, dg.Output) else None
+        extra = {**(extra or {}), **(dbt_docs_metadata(docs, event) if isinstance(event, dg.Output) else {})}
         yield event.with_metadata({**event.metadata, **extra}) if extra else event
+    # dbt has let go of the warehouse and this step still holds the `warehouse` pool: the docs' catalog cannot
+    # collide with a writer here. Only when the project changed (pulse/dbt_docs.py); never fails the step.
+    refresh_dbt_docs(storage.paths(), dbt.dbt_executable, build.target_path, context.log)
+
+
+def dbt_docs_metadata(docs: DocsAddress | None, output: dg.Output) -> dict[str, dg.MetadataValue]:
+    """A link from the model's materialization to its page in the dbt docs (served by `pulse ui`)."""
+    unique_id = output.metadata.get("unique_id")
+    value = getattr(unique_id, "value", unique_id)
+    if docs is None or not isinstance(value, str):
+        return {}
+    return {"dbt_docs": dg.MetadataValue.url(docs.dbt_url(value))}
+
+
+def refresh_dbt_docs(paths: PulsePaths, dbt_executable: str, build_target: Path, log: dg.DagsterLogManager) -> None:
+    """The dbt docs the docs server serves, generated when the project changed; a failure is a warning."""
+    try:
+        stamp = project_stamp(pulse_dbt_project.manifest_path, paths.engine)
+        docs = generate_dbt_docs(
+            paths.home,
+            dbt_executable=dbt_executable,
+            project_dir=pulse_dbt_project.project_dir,
+            profiles_dir=pulse_dbt_project.profiles_dir,
+            stamp=stamp,
+            build_target=build_target,
+        )
+    except (DbtDocsError, OSError) as exc:
+        log.warning(f"dbt docs not generated (the run goes on; the docs server keeps the previous ones): {exc}")
+        return
+    if docs.generated:
+        log.info(f"dbt docs generated in {docs.seconds:.1f} s into {docs.site}")

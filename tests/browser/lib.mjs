@@ -315,3 +315,122 @@ export function collectorAndBrowser(options = {}) {
   });
   return shared;
 }
+
+// ------------------------------------------------------------------------------------------------------------
+// Any `pulse` command as a process (`pulse run`, `pulse ui`, `pulse serve`, ...), for the tests of the UIs.
+
+const PATH_VARIABLES = ['PULSE_LANDING', 'PULSE_WAREHOUSE', 'PULSE_MLFLOW_DB', 'PULSE_EXPORTS', 'PULSE_COLLECTOR', 'DAGSTER_HOME'];
+
+/** The environment of a pulse command with every path under `home` (and `extra` on top). */
+export function pulseEnv(home, extra = {}) {
+  const env = { ...process.env, PULSE_HOME: home, ...extra };
+  for (const name of PATH_VARIABLES) delete env[name];
+  return env;
+}
+
+/** Run `pulse ...args` to its end; resolves { code, output } (output: the last 20,000 characters). */
+export function runPulse(args, { env = process.env, timeout = 600000 } = {}) {
+  return new Promise((ok, fail) => {
+    const proc = spawn(PULSE_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const keep = (chunk) => { output = (output + chunk).slice(-20000); };
+    proc.stdout.on('data', keep);
+    proc.stderr.on('data', keep);
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); fail(new Error(`pulse ${args.join(' ')} ran over ${timeout} ms:\n${output}`)); }, timeout);
+    proc.once('error', fail);
+    proc.once('exit', (code) => { clearTimeout(timer); ok({ code, output }); });
+  });
+}
+
+/**
+ * A long-running `pulse ...args` (a server). `ready(url)` waits until GET `url` answers 200 and throws with
+ * the process's output if it exits first; `stop(signal)` sends `signal` and resolves { code, signal } once it
+ * has exited (SIGKILL after `timeout` ms, reported as an error).
+ */
+export class PulseProcess {
+  constructor(args, { env = process.env } = {}) {
+    if (!existsSync(PULSE_BIN)) throw new Error(`${PULSE_BIN} is missing: run \`make install\` (or set PULSE_BIN)`);
+    this.args = args;
+    this.output = '';
+    this.proc = spawn(PULSE_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const keep = (chunk) => { this.output = (this.output + chunk).slice(-20000); };
+    this.proc.stdout.on('data', keep);
+    this.proc.stderr.on('data', keep);
+    this.exited = new Promise((ok) => this.proc.once('exit', (code, signal) => ok({ code, signal })));
+  }
+
+  get pid() {
+    return this.proc.pid;
+  }
+
+  async ready(url, { timeout = 120000 } = {}) {
+    const end = Date.now() + timeout;
+    for (;;) {
+      const state = await Promise.race([this.exited, sleep(250).then(() => null)]);
+      if (state) throw new Error(`pulse ${this.args.join(' ')} exited (${JSON.stringify(state)}):\n${this.output}`);
+      try {
+        const r = await fetch(url);
+        if (r.status === 200) return this;
+      } catch { /* not listening yet */ }
+      if (Date.now() > end) throw new Error(`${url} not ready after ${timeout} ms:\n${this.output}`);
+    }
+  }
+
+  async stop(signal = 'SIGTERM', timeout = 90000) {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
+    const below = descendants(this.proc.pid);
+    const done = await Promise.race([this.exited, deadline(timeout).then(() => null)]);
+    if (done) return done;
+    for (const pid of [this.proc.pid, ...below]) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    await this.exited;
+    throw new Error(`pulse ${this.args.join(' ')} did not exit within ${timeout} ms of ${signal}:\n${this.output}`);
+  }
+}
+
+/** The pids of every process below `pid` (Linux /proc), to check that none outlives its parent. */
+export function descendants(pid) {
+  const found = [];
+  const walk = (parent) => {
+    let children = [];
+    try {
+      children = readdirSync(`/proc/${parent}/task`).flatMap((task) => {
+        try {
+          return readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+        } catch { return []; }
+      });
+    } catch { return; }
+    for (const child of children) {
+      found.push(child);
+      walk(child);
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+/** Whether process `pid` is running (a zombie is not). */
+export function running(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch { return false; }
+}
+
+/**
+ * Let the pages of `context` reach only this machine: any request to another host is aborted and listed in
+ * the returned array (it stays empty when a page needs nothing from outside).
+ */
+export async function keepLocal(context) {
+  const outside = [];
+  await context.route(() => true, (route) => {
+    const { hostname, protocol } = new URL(route.request().url());
+    if (protocol === 'data:' || protocol === 'blob:' || ['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) {
+      return route.continue();
+    }
+    outside.push(route.request().url());
+    return route.abort('blockedbyclient');
+  });
+  return outside;
+}

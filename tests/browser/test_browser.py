@@ -1,7 +1,7 @@
-"""The tracker's browser tests (tests/browser/*.test.mjs) under pytest: one test per file, each run by node's
-test runner against the real ``pulse collect`` and headless Chromium. They need node, Chromium at
-/usr/bin/chromium and tests/browser/node_modules: ``make browser-deps``. A missing one fails the test (it is
-never skipped silently). See tests/browser/README.md."""
+"""The browser tests (tests/browser/*.test.mjs) under pytest: one test per file, each run by node's test runner
+against real pulse processes (``pulse collect``, ``pulse ui``, ``pulse serve``) and headless Chromium. They need
+node, Chromium at /usr/bin/chromium and tests/browser/node_modules: ``make browser-deps``. A missing one fails the
+test (it is never skipped silently). See tests/browser/README.md."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 TEST_FILES = sorted(path.name for path in HERE.glob("*.test.mjs"))
 CHROMIUM = Path(os.environ.get("PULSE_CHROMIUM", "/usr/bin/chromium"))
-TIMEOUT_SECONDS = 600
+TIMEOUT_SECONDS = 1200  # docs_ui.test.mjs materializes a home (`pulse run`): 4 min for the file at load 10 on 2 cores
 
 pytestmark = pytest.mark.integration
 

@@ -3,6 +3,7 @@ does not. One demo (10 days, with a volume spike on one day) is materialized onc
 
 import gzip
 import json
+import os
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from orchestration.definitions import build_definitions
 from orchestration.materialize import RANGE_END_TAG, RANGE_START_TAG, materialize_range
 from orchestration.quality.checks import gx_model_checks
 from pulse.demo import generate_demo
+from pulse.docs_server import docs_address
 from pulse.ingest import landed_days
 
 pytestmark = pytest.mark.integration
@@ -93,7 +95,8 @@ def test_the_drift_check_warns_on_the_spike_day_and_blocks_nothing(spiked) -> No
 
 
 def test_the_gates_pass_on_clean_data_with_readable_metadata_and_data_docs(spiked) -> None:
-    _, _, _, result = spiked
+    paths, _, _, result = spiked
+    docs = docs_address(os.environ).url  # http://127.0.0.1:3001 unless PULSE_DOCS_URL says otherwise
     evaluations = _evaluations(result)
     gates = {"gx_raw_events", "gx_stg_events", "gx_fct_sessions", "gx_fct_user_daily", "gx_dim_users"}
     assert gates <= set(evaluations)
@@ -102,14 +105,36 @@ def test_the_gates_pass_on_clean_data_with_readable_metadata_and_data_docs(spike
         assert e.passed, (name, e.metadata.get("failures"))
         assert e.severity == dg.AssetCheckSeverity.ERROR
         assert e.metadata["failed_expectations"].value == 0
+        # an http:// link to the docs server `pulse ui` starts (PULSE_DOCS_URL): a browser does not open a
+        # file:// link from the Dagster UI
         page = e.metadata["data_docs"].value
-        assert page.startswith("file://") and Path(page.removeprefix("file://")).is_file()
+        file = Path(e.metadata["data_docs_file"].value)
+        assert file.is_file() and file.is_relative_to(paths.home / "gx_data_docs")
+        assert page == f"{docs}/gx/{file.relative_to(paths.home / 'gx_data_docs').as_posix()}"
+        assert page.startswith(f"{docs}/gx/validations/{name.removeprefix('gx_')}/")
     assert evaluations["gx_stg_events"].metadata["duplicate_event_ids"].value == 0
     assert evaluations["gx_fct_sessions"].metadata["negative_durations"].value == 0
     assert evaluations["gx_fct_sessions"].metadata["unsessionized_events"].value == 0
-    index = evaluations["gx_fct_sessions"].metadata["data_docs_index"].value
-    assert Path(index.removeprefix("file://")).name == "index.html"
-    assert Path(index.removeprefix("file://")).is_file()
+    assert evaluations["gx_fct_sessions"].metadata["data_docs_index"].value == f"{docs}/"
+
+
+def test_the_dbt_step_generates_the_dbt_docs_and_links_each_model(spiked) -> None:
+    paths, _, _, result = spiked
+    site = paths.home / "dbt_docs" / "site"
+    assert sorted(p.name for p in site.iterdir()) == ["catalog.json", "index.html", "manifest.json", "stamp"]
+    catalog = json.loads((site / "catalog.json").read_text())
+    columns = catalog["nodes"]["model.pulse.fct_sessions"]["columns"]
+    assert {"session_key", "user_key", "duration_seconds"} <= {c.lower() for c in columns}
+    manifest = json.loads((site / "manifest.json").read_text())
+    assert manifest["nodes"]["model.pulse.fct_sessions"].get("compiled_code")  # the build's compiled manifest
+    links = {
+        m.asset_key.to_user_string(): m.metadata.get("dbt_docs")
+        for e in result.get_asset_materialization_events()
+        for m in [e.event_specific_data.materialization]
+    }
+    docs = docs_address(os.environ).url
+    assert links["fct_sessions"].value == f"{docs}/dbt/#!/model/model.pulse.fct_sessions"
+    assert links["raw_events"] is None  # not a dbt model
 
 
 @dg.asset(deps=["fct_sessions", "fct_user_daily"], group_name="test")

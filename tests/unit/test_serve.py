@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -451,6 +452,45 @@ def test_openapi_documents_every_endpoint(api: LiveServer) -> None:
     }
     with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(api.base + "/docs") as resp:
         assert resp.status == 200 and b"swagger" in resp.read().lower()
+
+
+def _fetch(api: LiveServer, path: str) -> tuple[int, str, bytes]:
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(api.base + path, timeout=10) as resp:
+        return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+
+
+def _asset_urls(page: str) -> list[str]:
+    """Every URL the page loads: src/href attributes, the spec URL and url(...) in inline styles."""
+    return re.findall(r'(?:src|href|spec-url)="([^"]*)"', page) + re.findall(r"url: '([^']*)'", page)
+
+
+@pytest.mark.parametrize(
+    ("path", "assets"),
+    [
+        ("/docs", {"/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css", "/docs-assets/favicon.png"}),
+        ("/redoc", {"/docs-assets/redoc.standalone.js", "/docs-assets/favicon.png"}),
+    ],
+)
+def test_the_docs_pages_load_only_local_assets(api: LiveServer, path: str, assets: set[str]) -> None:
+    status, content_type, body = _fetch(api, path)
+    page = body.decode()
+    assert status == 200 and content_type.startswith("text/html")
+    urls = _asset_urls(page)
+    assert set(urls) == assets | {"/openapi.json"}, urls
+    assert "//" not in "".join(urls)  # no scheme, no other host: nothing from a CDN
+    assert "cdn." not in page and "fonts.googleapis" not in page
+    assert "validator.swagger.io" not in page
+    for url in assets:
+        status, content_type, asset = _fetch(api, url)
+        assert status == 200 and len(asset) > 1000, url
+        assert content_type.split(";")[0] in {"text/javascript", "application/javascript", "text/css", "image/png"}
+
+
+def test_the_docs_assets_are_not_part_of_the_api(api: LiveServer) -> None:
+    _, _, spec = api.get("/openapi.json")
+    assert not any(p.startswith(("/docs", "/redoc")) for p in spec["paths"])
+    status, _, _ = _fetch(api, "/docs/oauth2-redirect")
+    assert status == 200
 
 
 # ------------------------------------------------------------------------------------------------ hot reload
