@@ -322,6 +322,8 @@ def _print_quarantine(paths: PulsePaths, first: date, last: date, run_started: d
         return
     if report.lines or blocked:
         print(render_quarantine(report, gate_blocked=blocked), file=sys.stderr)
+
+
 def _utc_now_text() -> str:
     """Now in UTC as the manifest writes ``published_at`` (seconds), to compare with it."""
     from datetime import UTC, datetime

@@ -44,7 +44,7 @@ LONG_WEEKLY = [date(2025, 1, 6) + timedelta(days=7 * i) for i in range(39)]  # 3
 
 
 @pytest.mark.parametrize("horizon", [7, 14, 21, 30, 91])
-def test_split_leaves_no_training_label_in_the_test_window_and_no_snapshot_unused(horizon: int) -> None:
+def test_split_fits_on_no_label_that_sees_the_test_period_and_leaves_only_that_gap_unused(horizon: int) -> None:
     rows = [d for d in reversed(LONG_WEEKLY) for _ in range(3)]  # unsorted, repeated like table rows
     split = temporal_split(rows, horizon_days=horizon)
     h = timedelta(days=horizon)
@@ -52,35 +52,34 @@ def test_split_leaves_no_training_label_in_the_test_window_and_no_snapshot_unuse
     for dates in parts:
         assert list(dates) == sorted(set(dates)) and dates
     assert max(split.train_dates) < min(split.validation_dates) <= max(split.validation_dates) < min(split.test_dates)
-    # no training label covers a day a test label (or a test feature, all before the test date) sees
+    # no label used for fitting or early stopping covers a day a test label sees
+    assert max(split.validation_dates) + h <= min(split.test_dates)
     assert max(split.train_dates) + h <= min(split.test_dates)
     assert split.test_dates == (LONG_WEEKLY[-1],)
-    # every snapshot is in a part: the weeks a long label window spans before the test date are validation
-    assert split.unused_dates == () and split.describe()["unused_snapshots"] == "0"
-    assert len(split.train_dates) + len(split.validation_dates) + len(split.test_dates) == len(LONG_WEEKLY)
-    assert len(split.validation_dates) == max(1, math.ceil(horizon / 7) - 1)
-    # train: every date whose window ends by the test date, except the one that becomes validation when no
-    # date lies in between (a horizon within the interval)
-    fits = [d for d in LONG_WEEKLY[:-1] if d + h <= LONG_WEEKLY[-1]]
-    assert split.train_dates == tuple(fits if horizon > 7 else fits[:-1])
+    # unused: exactly the dates whose window reaches into the test period
+    gap = math.ceil(horizon / 7) - 1
+    assert split.unused_dates == tuple(LONG_WEEKLY[len(LONG_WEEKLY) - 1 - gap : -1])
+    assert split.describe()["unused_snapshots"] == str(gap)
+    assert split.validation_dates == (LONG_WEEKLY[-2 - gap],)
+    assert split.train_dates == tuple(LONG_WEEKLY[: -2 - gap])
 
 
-def test_a_91_day_horizon_trains_on_26_of_39_weekly_snapshots_where_the_old_rule_trained_on_13() -> None:
+def test_a_91_day_horizon_trains_on_25_of_39_weekly_snapshots_where_the_old_rule_trained_on_13() -> None:
     split = temporal_split(LONG_WEEKLY, horizon_days=91)
-    assert (len(split.train_dates), len(split.validation_dates), len(split.test_dates)) == (26, 12, 1)
-    assert split.validation_dates == tuple(LONG_WEEKLY[26:38])
+    assert (len(split.train_dates), len(split.validation_dates), len(split.test_dates)) == (25, 1, 1)
+    assert len(split.unused_dates) == 12  # the old rule: 24 (a second gap before validation)
 
 
-def test_split_with_14_day_horizon_validates_on_the_week_between_train_and_test() -> None:
+def test_split_with_14_day_horizon_skips_the_week_whose_label_reaches_into_test() -> None:
     split = temporal_split(WEEKLY, horizon_days=14)
-    assert split.train_dates == tuple(WEEKLY[:6])
-    assert split.validation_dates == (WEEKLY[6],)
+    assert split.train_dates == tuple(WEEKLY[:5])
+    assert split.validation_dates == (WEEKLY[5],)
     assert split.test_dates == (WEEKLY[7],)
-    assert split.unused_dates == ()
+    assert split.unused_dates == (WEEKLY[6],)
     described = split.describe()
-    assert described["train_from"] == "2026-01-05" and described["train_to"] == WEEKLY[5].isoformat()
-    assert described["validation_from"] == described["validation_to"] == WEEKLY[6].isoformat()
-    assert described["test_to"] == WEEKLY[7].isoformat() and described["train_snapshots"] == "6"
+    assert described["train_from"] == "2026-01-05" and described["train_to"] == WEEKLY[4].isoformat()
+    assert described["validation_from"] == described["validation_to"] == WEEKLY[5].isoformat()
+    assert described["test_to"] == WEEKLY[7].isoformat() and described["train_snapshots"] == "5"
     assert all(isinstance(v, str) for v in described.values())
 
 
@@ -89,9 +88,10 @@ def test_split_takes_several_test_and_validation_snapshots() -> None:
     assert split.test_dates == tuple(WEEKLY[6:])
     assert split.validation_dates == tuple(WEEKLY[4:6])
     assert split.train_dates == tuple(WEEKLY[:4])
-    # with a 14-day horizon one week lies between train and test; the second validation week comes from train
+    # with a 14-day horizon the week before test stays unused; validation takes the two weeks before it
     split = temporal_split(WEEKLY, horizon_days=14, validation_snapshots=2)
-    assert split.validation_dates == tuple(WEEKLY[5:7]) and split.train_dates == tuple(WEEKLY[:5])
+    assert split.validation_dates == tuple(WEEKLY[4:6]) and split.train_dates == tuple(WEEKLY[:4])
+    assert split.unused_dates == (WEEKLY[6],)
 
 
 @pytest.mark.parametrize("horizon", [7, 14, 30, 91])
@@ -100,10 +100,9 @@ def test_test_as_of_tests_on_the_snapshot_at_or_before_it_and_ignores_later_ones
     split = temporal_split(LONG_WEEKLY, horizon_days=horizon, test_as_of=cut)
     assert split.test_dates == (LONG_WEEKLY[30],)
     assert split.after_test_dates == tuple(LONG_WEEKLY[31:])
-    assert (
-        max(split.validation_dates) < LONG_WEEKLY[30] and max(split.train_dates) + timedelta(horizon) <= LONG_WEEKLY[30]
-    )
-    assert split.unused_dates == () and split.test_as_of == cut
+    assert max(split.validation_dates) + timedelta(horizon) <= LONG_WEEKLY[30]
+    assert max(split.train_dates) < min(split.validation_dates)
+    assert len(split.unused_dates) == math.ceil(horizon / 7) - 1 and split.test_as_of == cut
     described = split.describe()
     assert described["after_test_snapshots"] == "8" and described["test_as_of"] == cut.isoformat()
     # on a snapshot date itself: that one is test
@@ -123,7 +122,7 @@ def test_test_as_of_before_any_labelled_snapshot_or_too_early_to_split_says_so()
 
 @pytest.mark.parametrize(
     ("dates", "horizon", "need"),
-    [(WEEKLY[:2], 7, 3), (WEEKLY[:2], 14, 3), (WEEKLY[:1], 7, 3), (LONG_WEEKLY[:13], 91, 14)],
+    [(WEEKLY[:2], 7, 3), (WEEKLY[:3], 14, 4), (WEEKLY[:1], 7, 3), (LONG_WEEKLY[:14], 91, 15)],
 )
 def test_split_with_too_few_snapshots_says_how_many_exist_and_are_needed(dates: list, horizon: int, need: int) -> None:
     with pytest.raises(InsufficientDataError, match=rf"{len(dates)} snapshot date\(s\).*at least {need} snapshot"):
