@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from pulse.settings import PulsePaths, export_to_environ, paths_from_env
@@ -54,9 +54,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         paths.landing, users=args.users, days=args.days, seed=args.seed, start=args.start, progress=True
     )
     bad = sum(summary.malformed_injected.values())
+    last = summary.start + timedelta(days=summary.days - 1)
     print(
         f"demo: {summary.events_written:,} events for {summary.users:,} users over {summary.days} days "
-        f"in {summary.seconds:.1f} s -> {paths.events_landing}\n"
+        f"({summary.start} .. {last}) in {summary.seconds:.1f} s -> {paths.events_landing}\n"
         f"      injected: {summary.duplicates_injected:,} duplicates, {summary.late_injected:,} late, "
         f"{bad:,} malformed lines; ground truth: {paths.landing / 'personas.csv'}"
     )
@@ -368,7 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--users", type=int, default=5000)
         p.add_argument("--days", type=int, default=60)
         p.add_argument("--seed", type=int, default=7)
-        p.add_argument("--start", type=date.fromisoformat, default=date(2026, 9, 1), help="first day (UTC)")
+        p.add_argument(
+            "--start",
+            type=date.fromisoformat,
+            default=None,
+            metavar="D",
+            help="first day (UTC); default: today - days, so that the history ends yesterday",
+        )
 
     p = sub.add_parser("demo", help="write the demo shop's daily event files into the landing zone")
     demo_args(p)
