@@ -281,9 +281,31 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
         "--backend-store-uri",
         tracking_uri(paths.mlflow_db),
     ]
-    print(f"MLflow UI on http://{args.host}:{args.port} over {paths.mlflow_db}", file=sys.stderr)
+    url = f"http://{args.host}:{args.port}"
+    if _mlflow_app_installed():
+        cmd += ["--app-name", MLFLOW_APP]  # pulse.mlflow_ui: opens in the model-training view
+    else:
+        print(
+            f"the MLflow app {MLFLOW_APP!r} is not registered (run `make install`): MLflow may open in its GenAI "
+            "view; switch to 'Model training' in its sidebar",
+            file=sys.stderr,
+        )
+    print(
+        f"MLflow UI on {url} over {paths.mlflow_db}\n"
+        f"  experiments (model training view): {url}/#/experiments?workflowType=machine_learning",
+        file=sys.stderr,
+    )
     os.execv(cmd[0], cmd)
     return 0  # not reached
+
+
+MLFLOW_APP = "pulse"  # [project.entry-points."mlflow.app"] in pyproject.toml
+
+
+def _mlflow_app_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.name == MLFLOW_APP for ep in entry_points(group="mlflow.app"))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
