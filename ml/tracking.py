@@ -10,7 +10,8 @@ Layout
     in ``<db dir>/mlartifacts/`` (:func:`artifact_location`). Against an HTTP tracking server the server's
     default artifact root is used.
   * Experiments are marked as model training (tag ``mlflow.experimentKind = custom_model_development``,
-    :func:`experiment_id_for`; also on experiments created before), not GenAI.
+    :func:`experiment_id_for`; also on experiments created before), not GenAI, and tagged with the metrics
+    their runs table shows by default in ``pulse mlflow`` (``pulse.runs_table_metrics``, pulse.mlflow_ui).
   * Experiment ``pulse-segmentation``, one run per :func:`~ml.segmentation.fit_segments`, named
     ``segments k=4 as of 2026-10-31 v3`` (:func:`segmentation_run_name`; the version is added once registered):
       params    the config (features, k range, seed, n_init, silhouette sample, tolerance, fill/cap,
