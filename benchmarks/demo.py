@@ -19,7 +19,7 @@ except ModuleNotFoundError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import pulse.demo as demo
 
-from bench_common import peak_rss_mb  # noqa: E402 - benchmarks/bench_common.py (this folder is on sys.path)
+from bench_common import BENCH_START, peak_rss_mb  # noqa: E402 - benchmarks/bench_common.py (this folder is on sys.path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="pulse-demo-bench-"))
     try:
         summary = demo.generate_demo(
-            tmp / "landing", users=users, days=args.days, seed=args.seed, progress=not args.no_progress
+            tmp / "landing",
+            users=users,
+            days=args.days,
+            seed=args.seed,
+            start=BENCH_START,
+            progress=not args.no_progress,
         )
         size = sum(f.stat().st_size for f in summary.files)
     finally:

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_common import run_stage  # noqa: E402 - benchmarks/bench_common.py
+from bench_common import BENCH_START, run_stage  # noqa: E402 - benchmarks/bench_common.py
 
 DAYS = 61  # landing days processed; the demo is generated with one more, its last landing day holding late
 # arrivals only (the demo's event days end the day before), so landing day 61 is a full day of events
@@ -76,7 +76,7 @@ def stage_generate(a: dict) -> dict:
     from pulse.demo import generate_demo, users_for_target_events
 
     users = users_for_target_events(a["events"], days=DAYS + 1, seed=a["seed"])
-    s = generate_demo(Path(a["landing"]), users=users, days=DAYS + 1, seed=a["seed"], progress=True)
+    s = generate_demo(Path(a["landing"]), users=users, days=DAYS + 1, seed=a["seed"], start=BENCH_START, progress=True)
     return {"users": users, "events": s.events_written}
 
 

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_common import add_workdir_arguments, run_stage, stage_args  # noqa: E402 - benchmarks/bench_common.py
+from bench_common import BENCH_START, add_workdir_arguments, run_stage, stage_args  # noqa: E402 - benchmarks/bench_common.py
 
 ANCHOR_SQL = """
 create or replace table anchor_sessions as
@@ -56,7 +56,7 @@ def stage_generate(a: dict) -> dict:
     from pulse.demo import generate_demo, users_for_target_events
 
     users = users_for_target_events(a["events"], days=a["days"], seed=a["seed"])
-    s = generate_demo(Path(a["landing"]), users=users, days=a["days"], seed=a["seed"], progress=True)
+    s = generate_demo(Path(a["landing"]), users=users, days=a["days"], seed=a["seed"], start=BENCH_START, progress=True)
     return {"users": users, "events": s.events_written}
 
 

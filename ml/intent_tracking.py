@@ -2,12 +2,17 @@
 
 One training (:func:`ml.purchase_intent.train_purchase_intent`) is logged as
 
-* a parent run ``purchase_intent`` in the experiment ``pulse-purchase-intent``: the config, the temporal
-  split's dates, row and label counts as params; the XGBoost test and validation metrics; the plots (ROC,
-  calibration, gain importance, SHAP summary) and the importance tables as artifacts;
-* one child run per model (``xgboost``, ``rfm_logistic``, ``recency_heuristic``) with the same metric names
-  (``test_roc_auc``, ``test_pr_auc``, ``test_log_loss``, ``test_brier``, ``test_top_decile_lift``) on the same
-  test rows, so the MLflow UI compares the three side by side;
+* a parent run ``purchase_intent v7 test 2026-10-24`` (:func:`intent_run_name`: the registered version,
+  added once known, and the test snapshot date) in the experiment ``pulse-purchase-intent`` (marked as model
+  training, :func:`ml.tracking.experiment_id_for`): the config, the temporal split's dates, row and label
+  counts as params; the XGBoost test and validation metrics (``test_roc_auc``, ``validation_roc_auc``, ...)
+  and, beside them, every baseline's test metrics under its short name (``rfm_test_roc_auc``,
+  ``recency_test_roc_auc``, ...: :func:`baseline_metric_prefix`), so the experiment's runs table shows the
+  model and its baselines in columns side by side; the plots (ROC, calibration, gain importance, SHAP
+  summary) and the importance tables as artifacts;
+* one child run per model (``xgboost test 2026-10-24``, ``rfm_logistic test 2026-10-24``, ...) with the
+  same metric names (``test_roc_auc``, ``test_pr_auc``, ``test_log_loss``, ``test_brier``,
+  ``test_top_decile_lift``) on the same test rows, so the MLflow UI compares them row by row;
 * a new version of the registered model ``purchase_intent_model`` (XGBoost flavor, with signature and input
   example), which gets the alias ``challenger``.
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import json
 import tempfile
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +45,9 @@ __all__ = [
     "IntentRegistration",
     "PromotionDecision",
     "champion_tags",
+    "baseline_metric_prefix",
     "decide_promotion",
+    "intent_run_name",
     "load_intent_champion",
     "log_intent_training",
 ]
@@ -48,6 +56,38 @@ EXPERIMENT = "pulse-purchase-intent"
 REGISTERED_MODEL = "purchase_intent_model"
 MODEL_NAME = "model"  # the logged model's name within the run
 METRIC_NAMES = ("roc_auc", "pr_auc", "log_loss", "brier", "top_decile_lift")
+MODEL = "xgboost"  # the model that is registered; the other entries of test_metrics are its baselines
+
+
+def split_test_dates(split: dict[str, str]) -> str:
+    """The test snapshot date, or ``first..last`` with several test snapshots."""
+    first, last = split.get("test_from", ""), split.get("test_to", "")
+    return first if first == last or not last else f"{first}..{last}"
+
+
+def intent_run_name(split: dict[str, str], version: str | None = None) -> str:
+    """``purchase_intent v7 test 2026-10-24``: the registered version (known only once the model is
+    registered; the run is renamed then) and the test snapshot date(s)."""
+    name = "purchase_intent" + (f" v{version}" if version else "")
+    dates = split_test_dates(split)
+    return f"{name} test {dates}" if dates else name
+
+
+def table_metrics(baseline_prefixes: Iterable[str]) -> list[str]:
+    """The runs table's default columns in `pulse mlflow` (pulse.mlflow_ui): the model's and each baseline's test
+    ROC-AUC and PR-AUC side by side, the model's top-decile lift, and the champion's ROC-AUC on the same rows."""
+    prefixes = list(baseline_prefixes)
+    columns = []
+    for metric in ("roc_auc", "pr_auc"):
+        columns += [f"test_{metric}", *(f"{p}_test_{metric}" for p in prefixes)]
+    return [*columns, "test_top_decile_lift", "champion_test_roc_auc"]
+
+
+def baseline_metric_prefix(model: str) -> str:
+    """A baseline's metrics on the parent run are ``<prefix>_test_<metric>``: the model name's first word
+    (``rfm_logistic`` -> ``rfm``, ``recency_heuristic`` -> ``recency``), as in the model version's tags and the
+    Dagster metadata (``rfm_test_roc_auc``)."""
+    return model.split("_", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -185,17 +225,22 @@ def log_intent_training(
         tolerance=tolerance,
     )
     split = result.split.describe()
+    baselines = [model for model in result.test_metrics if model != MODEL]
+    prefixes = {model: baseline_metric_prefix(model) for model in baselines}
+    if len(set(prefixes.values())) < len(prefixes):  # two baselines sharing a first word: full names
+        prefixes = {model: model for model in baselines}
     with using_store(tracking_uri) as mlflow:
         from mlflow.entities import Metric, Param
 
         client = _client(tracking_uri)
-        experiment_id = experiment_id_for(client, experiment, tracking_uri)
+        experiment_id = experiment_id_for(client, experiment, tracking_uri, table_metrics(prefixes.values()))
         tags = {
             "pulse.model": "purchase_intent",
             "pulse.decision": "promoted" if decision.promote else "not_promoted",
             "pulse.decision_reason": decision.reason,
         }
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or "purchase_intent", tags=tags) as run:
+        name = run_name or intent_run_name(split)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
             run_id = run.info.run_id
             params: dict[str, Any] = {**result.config.params(), **{f"split_{k}": v for k, v in split.items()}}
             params.update({f"rows_{part}": n for part, n in result.rows.items()})
@@ -204,11 +249,13 @@ def log_intent_training(
             params["best_iteration"] = result.best_iteration
             params["previous_champion_version"] = decision.champion_version
             now = now_ms()
-            metrics = [Metric(f"test_{k}", float(v), now, 0) for k, v in result.test_metrics["xgboost"].items()]
+            metrics = [Metric(f"test_{k}", float(v), now, 0) for k, v in result.test_metrics[MODEL].items()]
             metrics += [Metric(f"validation_{k}", float(v), now, 0) for k, v in result.validation_metrics.items()]
-            for name, values in result.test_metrics.items():
+            for model, prefix in prefixes.items():
                 metrics += [
-                    Metric(f"{name}_test_{k}", float(v), now, 0) for k, v in values.items() if k in METRIC_NAMES
+                    Metric(f"{prefix}_test_{k}", float(v), now, 0)
+                    for k, v in result.test_metrics[model].items()
+                    if k in METRIC_NAMES
                 ]
             if champion_auc is not None:
                 metrics.append(Metric("champion_test_roc_auc", champion_auc, now, 0))
@@ -216,14 +263,18 @@ def log_intent_training(
             client.log_batch(
                 run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items() if v is not None]
             )
-            for name, values in result.test_metrics.items():
+            dates = split_test_dates(split)
+            for model, values in result.test_metrics.items():
                 with mlflow.start_run(
-                    experiment_id=experiment_id, run_name=name, nested=True, tags={"pulse.model": "purchase_intent"}
+                    experiment_id=experiment_id,
+                    run_name=f"{model} test {dates}" if dates else model,
+                    nested=True,
+                    tags={"pulse.model": "purchase_intent", "pulse.compared_model": model},
                 ) as child:
                     client.log_batch(
                         child.info.run_id,
                         metrics=[Metric(f"test_{k}", float(v), now, 0) for k, v in values.items()],
-                        params=[Param("model", name), *(Param(f"split_{k}", str(v)) for k, v in split.items())],
+                        params=[Param("model", model), *(Param(f"split_{k}", str(v)) for k, v in split.items())],
                     )
             with tempfile.TemporaryDirectory(prefix="pulse-intent-") as tmp:
                 out = Path(tmp)
@@ -249,6 +300,8 @@ def log_intent_training(
                     registered_model_name=registered_model,
                 )
         version = str(info.registered_model_version)
+        if run_name is None:  # the version is part of the name: known only now
+            client.update_run(run_id, name=intent_run_name(split, version))
         version_tags = {
             "features": json.dumps(list(result.features)),
             "test_roc_auc": f"{decision.challenger_auc:.4f}",

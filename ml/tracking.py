@@ -9,7 +9,11 @@ Layout
     store is refused by MLflow 3). Experiments this module creates keep their artifacts beside the database,
     in ``<db dir>/mlartifacts/`` (:func:`artifact_location`). Against an HTTP tracking server the server's
     default artifact root is used.
-  * Experiment ``pulse-segmentation``, one run per :func:`~ml.segmentation.fit_segments`:
+  * Experiments are marked as model training (tag ``mlflow.experimentKind = custom_model_development``,
+    :func:`experiment_id_for`; also on experiments created before), not GenAI, and tagged with the metrics
+    their runs table shows by default in ``pulse mlflow`` (``pulse.runs_table_metrics``, pulse.mlflow_ui).
+  * Experiment ``pulse-segmentation``, one run per :func:`~ml.segmentation.fit_segments`, named
+    ``segments k=4 as of 2026-10-31 v3`` (:func:`segmentation_run_name`; the version is added once registered):
       params    the config (features, k range, seed, n_init, silhouette sample, tolerance, fill/cap,
                 matching thresholds, near-constant share, min features), users, as_of_date, the previous
                 champion version, ``features_used`` and ``features_dropped`` (features on which (nearly)
@@ -44,7 +48,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,12 +58,15 @@ import numpy as np
 import pandas as pd
 
 from ml.segmentation import SegmentationResult, SegmentModel
+from pulse.mlflow_ui import TABLE_METRICS_TAG
 
 __all__ = [
     "CHAMPION",
     "alias_version",
     "CHALLENGER",
     "EXPERIMENT",
+    "EXPERIMENT_KIND_TAG",
+    "MODEL_TRAINING_KIND",
     "REGISTERED_MODEL",
     "TrackedRun",
     "artifact_location",
@@ -68,12 +75,21 @@ __all__ = [
     "experiment_id_for",
     "log_segmentation_run",
     "now_ms",
+    "segmentation_run_name",
     "tracking_uri",
     "ui_run_url",
     "using_store",
 ]
 
 EXPERIMENT = "pulse-segmentation"
+# How MLflow marks an experiment's kind. MLflow 3's UI offers "GenAI apps & agents" (traces, no metric
+# columns) and "Machine learning" / "Model training" (the runs table with params and metrics): pulse's
+# experiments are model training. MLflow 3.17's UI takes the view from its sidebar switch, whose default
+# pulse's own server sets (pulse.mlflow_ui); the tag says the same for the UIs that read it.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
+# The segmentation runs table's default metric columns in `pulse mlflow` (pulse.mlflow_ui).
+TABLE_METRICS = ("chosen_k", "silhouette", "ward_silhouette", "n_users", "id_agreement_vs_previous", "ari_vs_previous")
 REGISTERED_MODEL = "pulse_segments"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -149,11 +165,30 @@ def using_store(uri: str) -> Iterator[Any]:
                 os.environ[var] = value
 
 
-def experiment_id_for(client: Any, name: str, uri: str) -> str:
+def experiment_id_for(client: Any, name: str, uri: str, table_metrics: Sequence[str] = ()) -> str:
+    """The id of the experiment ``name``, created if need be, with the tags that make the MLflow UI show it as a
+    model-training experiment (:data:`EXPERIMENT_KIND_TAG`) and, when given, ``table_metrics`` as the runs
+    table's default columns (:data:`pulse.mlflow_ui.TABLE_METRICS_TAG`). An experiment created before gets
+    them now."""
+    tags = {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+    if table_metrics:
+        tags[TABLE_METRICS_TAG] = ",".join(table_metrics)
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location(uri))
+    if experiment is None:
+        return client.create_experiment(name, artifact_location=artifact_location(uri), tags=tags)
+    for key, value in tags.items():
+        if experiment.tags.get(key) != value:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
+
+
+def segmentation_run_name(chosen_k: int, as_of_date: object, version: str | None = None) -> str:
+    """``segments k=4 as of 2026-10-31 v3``: what the run found, on which data, and the registered version
+    (known only once the model is registered; the run is renamed then)."""
+    name = f"segments k={chosen_k}"
+    if as_of_date:
+        name += f" as of {as_of_date}"
+    return f"{name} v{version}" if version else name
 
 
 def _pyfunc_class() -> type:
@@ -260,9 +295,10 @@ def _plot_sizes(result: SegmentationResult, path: Path) -> None:
 
 
 def ui_run_url(ui_url: str | None, experiment_id: str, run_id: str) -> str | None:
+    """The run's page in the MLflow UI at ``ui_url``, in the model-training view (``workflowType``)."""
     if not ui_url:
         return None
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def log_segmentation_run(
@@ -292,14 +328,16 @@ def log_segmentation_run(
         from mlflow.entities import Metric, Param
 
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        experiment_id = experiment_id_for(client, experiment, tracking_uri)
+        experiment_id = experiment_id_for(client, experiment, tracking_uri, TABLE_METRICS)
         model = result.model
-        run_tags = {"pulse.model": "segmentation", "pulse.as_of_date": str(model.info.get("as_of_date"))}
+        as_of_date = model.info.get("as_of_date")
+        run_tags = {"pulse.model": "segmentation", "pulse.as_of_date": str(as_of_date)}
         if result.features_dropped:  # the run's warning, where the MLflow UI shows it
             run_tags["pulse.features_dropped"] = "; ".join(f"{f}: {why}" for f, why in result.features_dropped.items())
             run_tags["pulse.warning"] = " | ".join(result.warnings)
         run_tags.update(tags or {})
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
+        name = run_name or segmentation_run_name(result.chosen_k, as_of_date)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=run_tags) as run:
             run_id = run.info.run_id
             params = dict(result.config.params())
             params.update(
@@ -346,6 +384,8 @@ def log_segmentation_run(
                     registered_model_name=registered_model,
                 )
         version = str(info.registered_model_version)
+        if run_name is None:  # the version is part of the name: known only now
+            client.update_run(run_id, name=segmentation_run_name(result.chosen_k, as_of_date, version))
         for key, value in {
             "chosen_k": result.chosen_k,
             "silhouette": round(result.silhouette, 4),

@@ -15,7 +15,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,9 +95,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         paths.landing, users=args.users, days=args.days, seed=args.seed, start=args.start, progress=True
     )
     bad = sum(summary.malformed_injected.values())
+    last = summary.start + timedelta(days=summary.days - 1)
     print(
         f"demo: {summary.events_written:,} events for {summary.users:,} users over {summary.days} days "
-        f"in {summary.seconds:.1f} s -> {paths.events_landing}\n"
+        f"({summary.start} .. {last}) in {summary.seconds:.1f} s -> {paths.events_landing}\n"
         f"      injected: {summary.duplicates_injected:,} duplicates, {summary.late_injected:,} late, "
         f"{bad:,} malformed lines; ground truth: {paths.landing / 'personas.csv'}"
     )
@@ -522,9 +523,31 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
         "--backend-store-uri",
         tracking_uri(paths.mlflow_db),
     ]
-    print(f"MLflow UI on http://{args.host}:{args.port} over {paths.mlflow_db}", file=sys.stderr)
+    url = f"http://{args.host}:{args.port}"
+    if _mlflow_app_installed():
+        cmd += ["--app-name", MLFLOW_APP]  # pulse.mlflow_ui: opens in the model-training view
+    else:
+        print(
+            f"the MLflow app {MLFLOW_APP!r} is not registered (run `make install`): MLflow may open in its GenAI "
+            "view; switch to 'Model training' in its sidebar",
+            file=sys.stderr,
+        )
+    print(
+        f"MLflow UI on {url} over {paths.mlflow_db}\n"
+        f"  experiments (model training view): {url}/#/experiments?workflowType=machine_learning",
+        file=sys.stderr,
+    )
     os.execve(cmd[0], cmd, env)
     return 0  # not reached
+
+
+MLFLOW_APP = "pulse"  # [project.entry-points."mlflow.app"] in pyproject.toml
+
+
+def _mlflow_app_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.name == MLFLOW_APP for ep in entry_points(group="mlflow.app"))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -664,7 +687,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--users", type=int, default=5000)
         p.add_argument("--days", type=int, default=60)
         p.add_argument("--seed", type=int, default=7)
-        p.add_argument("--start", type=date.fromisoformat, default=date(2026, 9, 1), help="first day (UTC)")
+        p.add_argument(
+            "--start",
+            type=date.fromisoformat,
+            default=None,
+            metavar="D",
+            help="first day (UTC); default: today - days, so that the history ends yesterday",
+        )
 
     p = sub.add_parser("demo", help="write the demo shop's daily event files into the landing zone")
     demo_args(p)

@@ -33,7 +33,7 @@ import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,7 @@ __all__ = [
     "MALFORMED_KINDS",
     "PERSONAS",
     "DemoSummary",
+    "default_start",
     "generate_demo",
     "users_for_target_events",
 ]
@@ -1173,16 +1174,32 @@ def _check_args(users: int, days: int, seed: int) -> None:
         raise ValueError(f"days must be >= 1, got {days}")
 
 
+def default_start(days: int, today: date | None = None) -> date:
+    """The first day of a demo history of ``days`` days that ends yesterday (UTC): ``today - days``.
+
+    A history that ends yesterday is one the live demo (``pulse live``: today's clicks in the demo shop) adds
+    to; a fixed range in the past would make today's events the only recent ones (every profile's recency,
+    engagement and audiences move to today). ``today`` defaults to the current UTC date.
+    """
+    return (today or datetime.now(UTC).date()) - timedelta(days=days)
+
+
 def generate_demo(
     landing: Path,
     users: int = 5000,
     days: int = 60,
     seed: int = 7,
-    start: date = date(2026, 9, 1),
+    start: date | None = None,
     progress: bool = True,
 ) -> DemoSummary:
-    """Write a deterministic demo shop's events into ``landing`` (see the module docstring)."""
+    """Write a deterministic demo shop's events into ``landing`` (see the module docstring).
+
+    ``start`` is the first day (UTC); by default :func:`default_start`: the history ends yesterday. The same
+    arguments, ``start`` included, give byte-identical files (tests pass a fixed ``start``).
+    """
     _check_args(users, days, seed)
+    if start is None:
+        start = default_start(days)
     t_begin = time.perf_counter()
     landing = Path(landing)
     landing.mkdir(parents=True, exist_ok=True)

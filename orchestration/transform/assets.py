@@ -1,6 +1,8 @@
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
@@ -12,7 +14,9 @@ from orchestration.transform.project import pulse_dbt_project
 from pulse.batches import BatchReport, batch_report
 from pulse.dbt_docs import DbtDocsError, generate_dbt_docs, project_stamp
 from pulse.docs_server import DocsAddress, docs_address_for_links
+from pulse.relations import RelationFigures, relation_figures
 from pulse.settings import PulsePaths
+from pulse.warehouse import Warehouse
 
 # Their materializations carry the batch's figures (docs/incremental.md).
 BATCH_ASSETS = (dg.AssetKey("int_batch"), dg.AssetKey("qa_late_events"))
@@ -75,6 +79,49 @@ def snapshot_metadata(coverage: SnapshotCoverage) -> dict[dg.AssetKey, dict[str,
     return {key: figures for key in SNAPSHOT_ASSETS}
 
 
+def relation_name(node: Mapping[str, Any]) -> str:
+    """A model's relation as pulse.warehouse names tables: without a schema."""
+    return node.get("alias") or node["name"]
+
+
+def relation_metadata(node: Mapping[str, Any], figures: RelationFigures | None) -> dict[str, Any]:
+    """Dagster's table metadata for a built model: ``dagster/row_count`` (tables; views are not counted) and
+    ``dagster/column_schema`` with every column of the built relation, its type, and its description from the
+    model's YAML (the UI shows these on the asset). Empty when the relation was not found."""
+    if figures is None:
+        return {}
+    documented = node.get("columns", {})
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=name, type=kind.lower(), description=documented.get(name, {}).get("description") or None
+            )
+            for name, kind in figures.columns
+        ]
+    )
+    metadata: dict[str, Any] = {"dagster/column_schema": dg.MetadataValue.table_schema(schema)}
+    if figures.row_count is not None:
+        metadata["dagster/row_count"] = dg.MetadataValue.int(figures.row_count)
+    return metadata
+
+
+def built_models_metadata(
+    manifest: Mapping[str, Any], unique_ids: Iterable[str], warehouse: Warehouse
+) -> dict[str, dict[str, Any]]:
+    """:func:`relation_metadata` of each built model among ``unique_ids`` (tests and other nodes left out), read
+    from ``warehouse`` after dbt has finished."""
+    nodes = manifest.get("nodes", {})
+    models = {uid: nodes[uid] for uid in unique_ids if nodes.get(uid, {}).get("resource_type") == "model"}
+    views = {relation_name(n): n.get("config", {}).get("materialized") == "view" for n in models.values()}
+    figures = relation_figures(warehouse, views)
+    return {uid: relation_metadata(node, figures.get(relation_name(node))) for uid, node in models.items()}
+
+
+def unique_id(event: dg.Output) -> str:
+    value = event.metadata.get("unique_id")  # dagster-dbt's: the dbt node
+    return str(getattr(value, "value", value) or "")
+
+
 @dbt_assets(
     manifest=pulse_dbt_project.manifest_path,
     project=pulse_dbt_project,
@@ -93,36 +140,47 @@ def pulse_dbt_models(
     # Every dbt var's effective value (settings.toml, environment, this run's overrides); dbt's artifacts and log
     # under PULSE_HOME, never in the checkout (its target/ holds only the manifest built at install time).
     args = config.dbt_args(resolved.dbt_vars(), log_path=paths.dbt_logs)
-    # The batch assets' figures can only be read once dbt has let go of the warehouse (it holds DuckDB's lock),
-    # and outputs must keep dbt's order (an asset after its dependencies): the events are yielded at the end.
+    # What dbt built (row counts, columns), the batch assets' and the snapshot dates' figures can only be read
+    # once dbt has let go of the warehouse (it holds DuckDB's lock), and outputs must keep dbt's order (an asset
+    # after its dependencies): the events are yielded at the end.
     events: list = []
-    build = dbt.cli(args, context=context, target_path=paths.dbt_target)
+    invocation = dbt.cli(args, context=context, target_path=paths.dbt_target)
     try:
-        for event in build.stream():
+        for event in invocation.stream():
             events.append(event)
     except Exception:
         yield from events  # what dbt built before it failed is still materialized
         raise
+    outputs = [e for e in events if isinstance(e, dg.Output)]
+    built = {context.asset_key_for_output(e.output_name) for e in outputs}
+    by_model: dict[str, dict[str, Any]] = {}
     metadata: dict[dg.AssetKey, dict[str, dg.MetadataValue]] = {}
-    built = {context.asset_key_for_output(e.output_name) for e in events if isinstance(e, dg.Output)}
-    if built & {*BATCH_ASSETS, *SNAPSHOT_ASSETS}:
-        with storage.open_warehouse(read_only=True) as warehouse:
-            report = batch_report(warehouse) if built & set(BATCH_ASSETS) else None
-            coverage = snapshot_coverage(warehouse) if built & set(SNAPSHOT_ASSETS) else None
-        if report:
-            metadata |= batch_metadata(report)
-            (context.log.warning if report.late_events else context.log.info)(report.describe())
-        if coverage:
-            metadata |= snapshot_metadata(coverage)
-            (context.log.warning if coverage.dropped else context.log.info)(coverage.describe())
+    with storage.open_warehouse(read_only=True) as warehouse:
+        try:
+            by_model = built_models_metadata(invocation.manifest, map(unique_id, outputs), warehouse)
+        except Exception as error:  # noqa: BLE001 - figures to look at, never a reason to fail the run
+            context.log.warning(f"row counts and column types were not read from the warehouse: {error}")
+        report = batch_report(warehouse) if built & set(BATCH_ASSETS) else None
+        coverage = snapshot_coverage(warehouse) if built & set(SNAPSHOT_ASSETS) else None
+    if report:
+        metadata |= batch_metadata(report)
+        (context.log.warning if report.late_events else context.log.info)(report.describe())
+    if coverage:
+        metadata |= snapshot_metadata(coverage)
+        (context.log.warning if coverage.dropped else context.log.info)(coverage.describe())
     docs = docs_address_for_links(os.environ, context.log.warning)
     for event in events:
-        extra = metadata.get(context.asset_key_for_output(event.output_name)) if isinstance(event, dg.Output) else None
-        extra = {**(extra or {}), **(dbt_docs_metadata(docs, event) if isinstance(event, dg.Output) else {})}
-        yield event.with_metadata({**event.metadata, **extra}) if extra else event
+        if isinstance(event, dg.Output):
+            extra = {
+                **by_model.get(unique_id(event), {}),
+                **metadata.get(context.asset_key_for_output(event.output_name), {}),
+                **dbt_docs_metadata(docs, event),
+            }
+            event = event.with_metadata({**event.metadata, **extra}) if extra else event
+        yield event
     # dbt has let go of the warehouse and this step still holds the `warehouse` pool: the docs' catalog cannot
     # collide with a writer here. Only when the project changed (pulse/dbt_docs.py); never fails the step.
-    refresh_dbt_docs(storage.paths(), dbt.dbt_executable, build.target_path, context.log)
+    refresh_dbt_docs(storage.paths(), dbt.dbt_executable, invocation.target_path, context.log)
 
 
 def dbt_docs_metadata(docs: DocsAddress | None, output: dg.Output) -> dict[str, dg.MetadataValue]:

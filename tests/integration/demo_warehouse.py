@@ -16,6 +16,9 @@ from pulse.demo import generate_demo
 from pulse.ingest import ingest_day, landed_days
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
+# The demo's first day in these tests: fixed, so that runs are reproducible (`pulse demo`'s own default ends
+# the history yesterday, whatever the date).
+DEMO_START = date(2026, 9, 1)
 
 
 def dbt_env(home: Path, warehouse: Path) -> dict[str, str]:
@@ -40,14 +43,14 @@ def ingest_demo(home: Path, users: int, days: int, seed: int, warehouse: Path | 
     """The demo shop's landing files under ``home/landing``, every landing day ingested into ``warehouse``
     (default ``home/warehouse.duckdb``). Returns (landing, warehouse)."""
     landing, warehouse = home / "landing", warehouse or home / "warehouse.duckdb"
-    generate_demo(landing, users=users, days=days, seed=seed, progress=False)
+    generate_demo(landing, users=users, days=days, seed=seed, start=DEMO_START, progress=False)
     ingest_days(warehouse, landing / "events", landed_days(landing / "events"))
     return landing, warehouse
 
 
 def demo_landing(root: Path, users: int, days: int, seed: int) -> tuple[Path, list[date]]:
     """The demo shop's landing files under ``root/landing``: (the events landing folder, its landing days)."""
-    generate_demo(root / "landing", users=users, days=days, seed=seed, progress=False)
+    generate_demo(root / "landing", users=users, days=days, seed=seed, start=DEMO_START, progress=False)
     events = root / "landing" / "events"
     return events, landed_days(events)
 

@@ -144,6 +144,10 @@ def fit_models(warehouse: Path) -> FittedModels:
     return FittedModels(segments=segments, intent=IntentChampion(model=intent, version="1", features=FEATURES))
 
 
+# relation -> is a view: the relations whose figures (pulse.relations) are compared between the engines
+FIGURED_RELATIONS = {"fct_sessions": False, "dim_users": False, "stg_events": True, "not_built": False}
+
+
 def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime) -> dict:
     """What the Dagster assets after dbt do, through ``engine``'s warehouse (pulse.warehouse): segments, intent
     scores, profiles, the published exports. Returns the frames the models would train on (as read through
@@ -154,6 +158,7 @@ def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime
     from pulse.batches import batch_report
     from pulse.profiles import build_user_profiles
     from pulse.publish import publish_from_warehouse
+    from pulse.relations import relation_figures
     from pulse.settings import paths_from_env
     from pulse.warehouse import open_warehouse
 
@@ -175,7 +180,10 @@ def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime
     with open_warehouse(paths, read_only=True) as warehouse:  # the quality gates on the models
         names = [spec.name for spec in suite_specs() if spec.asset != "raw_events"]
         suites = {r.suite: (r.passed, r.metrics) for r in run_suites(warehouse, names, home=Path(home), docs=False)}
+        # what the dbt assets show after a run (row counts, columns), as read through the engine
+        figures = relation_figures(warehouse, FIGURED_RELATIONS)
     return {
+        "figures": figures,
         **read,
         "scored": scores.rows,
         "snapshot": str(published.path),

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -60,7 +61,7 @@ def test_two_runs_launched_at_once_queue_and_both_succeed(pulse_home) -> None:
     the run queue, then the Dagster daemon (as `make ui` runs it): both succeed, one after the other. The
     queue is the instance's, so this holds for every job; ingestion is the quickest writer to run twice."""
     (pulse_home.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
-    generate_demo(pulse_home.landing, users=60, days=2, seed=5, progress=False)
+    generate_demo(pulse_home.landing, users=60, days=2, seed=5, start=date(2026, 9, 1), progress=False)
     days = [d.isoformat() for d in landed_days(pulse_home.events_landing)]
     assert len(days) >= 2
     env = {**os.environ, "DAGSTER_HOME": str(pulse_home.dagster_home)}

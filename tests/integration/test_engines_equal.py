@@ -209,6 +209,15 @@ def test_the_quality_gates_and_the_batch_report_run_on_both_engines(builds: dict
         assert steps[engine]["no_champion"] == (0, None, 0)
     report = steps["spark"]["batch"]
     assert report is not None and not report.is_full and report.batch_rows > 0 and report.users_recomputed > 0
+    # the dbt assets' row counts and columns (pulse.relations): the same through both engines (types are the
+    # engines' own names); views are not counted, a relation that was not built is left out
+    duck, spark = steps["duckdb"]["figures"], steps["spark"]["figures"]
+    assert set(duck) == set(spark) == {"fct_sessions", "dim_users", "stg_events"}
+    for name in duck:
+        assert duck[name].row_count == spark[name].row_count, name
+        assert [c for c, _ in duck[name].columns] == [c for c, _ in spark[name].columns], name
+        assert all(kind for _, kind in spark[name].columns), name
+    assert duck["stg_events"].row_count is None and duck["fct_sessions"].row_count > 0
 
 
 def test_published_exports_are_equal(builds: dict) -> None:

@@ -3,7 +3,8 @@
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -53,7 +54,7 @@ def warehouse(paths) -> Iterator[duckdb.DuckDBPyConnection]:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, isolated_pulse_home):
     with isolated_pulse_home(tmp_path_factory.mktemp("pulse") / "home") as paths:
-        demo = generate_demo(paths.landing, users=120, days=4, seed=11, progress=False)
+        demo = generate_demo(paths.landing, users=120, days=4, seed=11, start=date(2026, 9, 1), progress=False)
         days = landed_days(paths.events_landing)
         instance = dg.DagsterInstance.ephemeral()
         result = materialize_range(days[0], days[-1], instance=instance, quiet=True)
@@ -83,6 +84,85 @@ def test_every_asset_and_check_succeeds(pipeline) -> None:
     failed = [c.check_name for c in checks if not c.passed]
     assert failed == []
     assert "raw_events_reconcile" in {c.check_name for c in checks}
+
+
+def _dbt_models() -> dict[str, dict]:
+    """The dbt project's models (manifest nodes) by name."""
+    import json
+
+    from orchestration.transform.project import pulse_dbt_project
+
+    nodes = json.loads(pulse_dbt_project.manifest_path.read_text())["nodes"].values()
+    return {n["name"]: n for n in nodes if n["resource_type"] == "model"}
+
+
+def _relation_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    return con.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = 'main' "
+        "and table_name = ? order by ordinal_position",
+        [relation],
+    ).fetchall()
+
+
+def test_dbt_assets_carry_their_row_count_and_every_column(pipeline) -> None:
+    """The dbt assets' materializations show the built relation: its row count (tables; views are not counted)
+    and every column with its type and the description from the model's YAML (dagster/column_schema)."""
+    paths, _, _, _, result = pipeline
+    models = _dbt_models()
+    metadata = {
+        m.asset_key.to_user_string(): m.metadata
+        for e in result.get_asset_materialization_events()
+        for m in [e.event_specific_data.materialization]
+        if m.asset_key.to_user_string() in models
+    }
+    assert {"stg_events", "int_events_sessionized", "fct_sessions", "fct_page_views", "dim_users"} <= set(metadata)
+    with warehouse(paths) as con:
+        for name, meta in metadata.items():
+            columns = _relation_columns(con, name)
+            schema = meta["dagster/column_schema"].value
+            assert [(c.name, c.type) for c in schema.columns] == [(n, t.lower()) for n, t in columns], name
+            documented = models[name]["columns"]
+            assert [c.description for c in schema.columns] == [
+                documented.get(n, {}).get("description") or None for n, _ in columns
+            ], name
+            if models[name]["config"]["materialized"] == "view":
+                assert "dagster/row_count" not in meta, name
+            else:
+                assert meta["dagster/row_count"].value == scalar(con, f"select count(*) from {name}"), name
+        sessions = metadata["fct_sessions"]["dagster/column_schema"].value.columns
+        assert {c.name: c.type for c in sessions}["session_start"].startswith("timestamp")
+        assert metadata["fct_sessions"]["dagster/row_count"].value > 0
+
+
+def test_every_column_of_every_model_is_described_in_its_yaml(pipeline) -> None:
+    """Every column of every model, as built in the warehouse, has a description in the model's YAML (the
+    Dagster UI and dbt docs show them), and the YAML documents no column the model does not have. A new
+    column without a description fails here."""
+    import yaml
+
+    project = Path(__file__).resolve().parents[2] / "dbt_project"
+    documented: dict[str, dict[str, str]] = {}
+    model_descriptions: dict[str, str] = {}
+    for path in sorted((project / "models").rglob("*.yml")):
+        for model in (yaml.safe_load(path.read_text()) or {}).get("models", []):
+            model_descriptions[model["name"]] = (model.get("description") or "").strip()
+            documented[model["name"]] = {
+                c["name"]: (c.get("description") or "").strip() for c in model.get("columns", [])
+            }
+    models = sorted(p.stem for p in (project / "models").rglob("*.sql"))
+    paths = pipeline[0]
+    problems = []
+    with warehouse(paths) as con:
+        for name in models:
+            if not model_descriptions.get(name):
+                problems.append(f"{name}: no model description")
+            columns = [c for c, _ in _relation_columns(con, name)]
+            if not columns:
+                problems.append(f"{name}: not in the warehouse")
+            described = documented.get(name, {})
+            problems += [f"{name}.{c}: no description" for c in columns if not described.get(c)]
+            problems += [f"{name}.{c}: documented but not a column of the model" for c in described if c not in columns]
+    assert problems == [], "\n".join(problems)
 
 
 def test_lines_read_equal_accepted_plus_quarantined(pipeline) -> None:

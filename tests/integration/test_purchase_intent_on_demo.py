@@ -140,7 +140,15 @@ def test_the_champion_is_replaced_only_by_a_model_at_least_as_good(demo: Demo, t
     runs = client.search_runs(
         [first.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{first.run_id}'", max_results=10
     )
-    assert sorted(r.info.run_name for r in runs) == ["recency_heuristic", "rfm_logistic", "xgboost"]
+    test_date = trained.split.describe()["test_from"]
+    assert sorted(r.info.run_name for r in runs) == [
+        f"{model} test {test_date}" for model in ("recency_heuristic", "rfm_logistic", "xgboost")
+    ]
+    parent = client.get_run(first.run_id)
+    assert parent.info.run_name == f"purchase_intent v{first.model_version} test {test_date}"
+    # the baselines' test metrics beside the model's on the parent run: one row per training in the runs table
+    assert parent.data.metrics["rfm_test_roc_auc"] == pytest.approx(trained.test_metrics["rfm_logistic"]["roc_auc"])
+    assert {"test_roc_auc", "recency_test_roc_auc", "rfm_test_pr_auc"} <= set(parent.data.metrics)
     assert all({"test_roc_auc", "test_pr_auc", "test_log_loss", "test_brier"} <= set(r.data.metrics) for r in runs)
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"roc_curve.png", "calibration_curve.png", "feature_importance_gain.png", "shap_summary.png"} <= artifacts

@@ -7,14 +7,21 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from pulse import demo
 from pulse.contract import FIELDS, is_known_event_type
-from pulse.demo import MALFORMED_KINDS, PERSONAS, DemoSummary, generate_demo, users_for_target_events
+from pulse.demo import (
+    MALFORMED_KINDS,
+    PERSONAS,
+    DemoSummary,
+    default_start,
+    generate_demo,
+    users_for_target_events,
+)
 
 USERS, DAYS, SEED, START = 400, 14, 11, date(2026, 9, 1)
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -303,7 +310,7 @@ def test_small_chunks_unmerged_parts_and_many_gzip_members_stay_consistent(tmp_p
 
 def test_users_for_target_events_is_calibrated(tmp_path: Path) -> None:
     users = users_for_target_events(40_000, days=7, seed=5)
-    summary = generate_demo(tmp_path, users=users, days=7, seed=5, progress=False)
+    summary = generate_demo(tmp_path, users=users, days=7, seed=5, start=START, progress=False)
     assert 0.8 < summary.events_written / 40_000 < 1.2
 
 
@@ -314,3 +321,38 @@ def test_arguments_are_checked(tmp_path: Path) -> None:
         users_for_target_events(1000, days=0)
     with pytest.raises(ValueError):
         generate_demo(tmp_path, users=10, seed=-1)
+
+
+def test_default_start_ends_the_history_yesterday() -> None:
+    assert default_start(60, today=date(2026, 3, 10)) == date(2026, 1, 9)  # 2026-01-09 .. 2026-03-09
+    assert default_start(1, today=date(2024, 3, 1)) == date(2024, 2, 29)
+
+
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def test_without_a_start_the_demo_ends_yesterday(tmp_path: Path) -> None:
+    before = _utc_today()
+    summary = generate_demo(tmp_path, users=40, days=3, seed=5, progress=False)
+    after = _utc_today()
+    days = sorted(date.fromisoformat(d.name) for d in (tmp_path / "events").iterdir())
+    today = summary.start + timedelta(days=3)
+    assert today in (before, after)  # (the test may straddle midnight UTC)
+    # every day of the range has its file, the last one yesterday; only late deliveries land today
+    assert days[:3] == [today - timedelta(days=n) for n in (3, 2, 1)]
+    assert days[3:] in ([], [today])
+
+
+def test_pulse_demo_and_pulse_run_default_to_a_history_ending_yesterday(pulse_home, capsys) -> None:
+    from pulse.cli import build_parser, main
+
+    assert build_parser().parse_args(["demo"]).start is None
+    assert build_parser().parse_args(["run"]).start is None
+    assert build_parser().parse_args(["demo", "--start", "2026-09-01"]).start == date(2026, 9, 1)
+    today = _utc_today()
+    assert main(["demo", "--users", "30", "--days", "4"]) == 0
+    days = sorted(date.fromisoformat(d.name) for d in pulse_home.events_landing.iterdir())
+    if _utc_today() == today:  # not across midnight UTC
+        assert days[0] == today - timedelta(days=4) and today - timedelta(days=1) in days and days[-1] <= today
+        assert f"({days[0]} .. {today - timedelta(days=1)})" in capsys.readouterr().out
