@@ -254,7 +254,7 @@ def test_pulse_mlflow_runs_mlflow_server_with_the_app(monkeypatch, pulse_home, c
     from pulse import cli
 
     calls = []
-    monkeypatch.setattr(cli.os, "execv", lambda path, argv: calls.append(argv))
+    monkeypatch.setattr(cli.os, "execve", lambda path, argv, env: calls.append(argv))
     assert cli.main(["mlflow", "--port", "5123"]) == 0
     [argv] = calls
     assert argv[argv.index("--app-name") + 1] == "pulse" and argv[argv.index("--port") + 1] == "5123"

@@ -5,7 +5,7 @@ today."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +19,7 @@ from pulse.landing import (
     partitions_start,
     pinned_partitions_start,
     split_days,
+    today_utc,
 )
 
 TODAY = date(2026, 12, 7)
@@ -184,7 +185,7 @@ def test_after_the_demo_the_ui_shows_no_partition_before_its_first_landing_day(p
 
     assert cli.main(["demo", "--users", "20", "--days", "2"]) == 0
     first = landed_days(pulse_home.events_landing)[0]
-    assert first == date(2026, 9, 1)  # the demo's default start
+    assert first == today_utc() - timedelta(days=2)  # the demo's default: its days end yesterday
     [target] = loadable_targets_from_python_module("orchestration.definitions", working_directory=str(REPO))
     partitions = repository_def_from_target_def(target.target_definition).get_job("all_assets").partitions_def
     keys = partitions.get_partition_keys()
