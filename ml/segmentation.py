@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -334,9 +334,20 @@ class FeatureScreen:
     dropped: dict[str, str]  # feature -> why, e.g. "0 for 100.0 % of users"
     purchase_flag: bool = True  # False: every user (or none) bought, the has_purchased column is dropped
     near_constant_share: float = NEAR_CONSTANT_SHARE
+    fallback_from: dict[str, str] = field(default_factory=dict)  # the defaults dropped before falling back
 
     def warning(self) -> str | None:
         """One line for the run log naming every dropped feature and why, or None when nothing was dropped."""
+        if self.fallback_from:
+            why = "; ".join(f"{f}: {reason}" for f, reason in self.fallback_from.items())
+            dropped = "; ".join(f"{f}: {reason}" for f, reason in self.dropped.items())
+            return (
+                f"the default segmentation features (what a visit consists of) do not vary across these users: {why}"
+                f" (an order log, or one visit per order?). Segmenting on the purchase history instead: "
+                f"{', '.join(self.kept)}"
+                + (f" (also dropped: {dropped})" if dropped else "")
+                + ". Choose the features with the setting segmentation_features."
+            )
         if not self.dropped:
             return None
         why = "; ".join(f"{f}: {reason}" for f, reason in self.dropped.items())
@@ -645,6 +656,16 @@ def fit_segments(
     if n < 3:
         raise ValueError(f"need at least 3 users to segment, got {n}")
     screen = screen_features(df, config)
+    if (
+        len(screen.kept) < config.min_features
+        and config.features == DEFAULT_FEATURES
+        and set(PURCHASE_HISTORY_FEATURES) <= set(df.columns)
+    ):
+        # Features nobody chose: on an order log the visit mix is constant, the purchase history is not.
+        fallback = replace(config, features=PURCHASE_HISTORY_FEATURES)
+        fallback_screen = screen_features(df, fallback)
+        if len(fallback_screen.kept) >= config.min_features:
+            config, screen = fallback, replace(fallback_screen, fallback_from=dict(screen.dropped))
     if len(screen.kept) < config.min_features:
         details = "; ".join(f"{f}: {why}" for f, why in screen.dropped.items())
         varying = varying_columns(df, config)
@@ -652,8 +673,8 @@ def fit_segments(
             f"cannot segment {n:,} users: {len(screen.kept)} of the {len(screen.configured)} segmentation features "
             f"vary across them (at least {config.min_features} must; a feature on which >= "
             f"{100 * config.near_constant_share:g} % of users have the same value is dropped): {details}. Segment on "
-            "features that vary on this data (SegmentationConfig.features; in the pipeline "
-            f"PULSE_SEGMENTATION_FEATURES, comma-separated). Columns that vary here: {', '.join(varying) or 'none'}"
+            "features that vary on this data (SegmentationConfig.features; in the pipeline the setting "
+            f"segmentation_features, comma-separated). Columns that vary here: {', '.join(varying) or 'none'}"
             + (
                 f" (an order log, for instance: {','.join(PURCHASE_HISTORY_FEATURES)})"
                 if set(PURCHASE_HISTORY_FEATURES) <= set(varying)

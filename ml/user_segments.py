@@ -9,7 +9,6 @@ wrappers). The stability figure `ari_vs_previous` compares the new fit with the 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,28 +38,29 @@ ASSIGNED_COLUMNS = (
 )
 
 
-FEATURES_VARIABLE = "PULSE_SEGMENTATION_FEATURES"
+FEATURES_SETTING = "segmentation_features"
 
 
-def segmentation_config(environ: Mapping[str, str], seed: int = 0) -> SegmentationConfig:
-    """The production :class:`SegmentationConfig`, with the features of ``PULSE_SEGMENTATION_FEATURES`` when
-    set (comma-separated ``user_features`` or derived columns, e.g. ``purchases,revenue,avg_order_value,
-    days_since_last_purchase`` for an order log); unset or empty: the defaults."""
-    value = environ.get(FEATURES_VARIABLE, "")
+def segmentation_config(features: str | None = None, seed: int = 0) -> SegmentationConfig:
+    """The production :class:`SegmentationConfig`, with ``features`` (the setting ``segmentation_features``:
+    comma-separated ``user_features`` or derived columns, e.g. ``purchases,revenue,avg_order_value,
+    days_since_last_purchase`` for an order log) when given; None or empty: the defaults (which fall back to
+    the purchase history on an order log, see :func:`ml.segmentation.fit_segments`)."""
+    value = features or ""
     if not value.strip():
         return SegmentationConfig(seed=seed)
-    features = tuple(f.strip() for f in value.split(",") if f.strip())
+    chosen = tuple(f.strip() for f in value.split(",") if f.strip())
     known = (*FEATURE_COLUMNS, *DERIVED_FEATURES)
-    unknown = [f for f in features if f not in known]
+    unknown = [f for f in chosen if f not in known]
     if unknown:
         raise ValueError(
-            f"{FEATURES_VARIABLE}={value!r}: {', '.join(unknown)} is not a user_features or derived column; "
+            f"{FEATURES_SETTING}={value!r}: {', '.join(unknown)} is not a user_features or derived column; "
             f"choose from {', '.join(known)}"
         )
-    repeated = sorted({f for f in features if features.count(f) > 1})
+    repeated = sorted({f for f in chosen if chosen.count(f) > 1})
     if repeated:
-        raise ValueError(f"{FEATURES_VARIABLE}={value!r}: {', '.join(repeated)} listed more than once")
-    return SegmentationConfig(features=features, seed=seed)
+        raise ValueError(f"{FEATURES_SETTING}={value!r}: {', '.join(repeated)} listed more than once")
+    return SegmentationConfig(features=chosen, seed=seed)
 
 
 @dataclass(frozen=True)

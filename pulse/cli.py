@@ -165,7 +165,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     settings = _settings(overrides)  # every --var checked before anything runs
     paths = _paths(settings)
     try:
-        options = IngestOptions.from_env(os.environ)
+        options = IngestOptions.from_settings(settings)
         landed = landed_days(paths.events_landing)
         days = _partition_days(paths, landed)
     except ValueError as exc:  # a setting that does not parse: the message names it

@@ -66,10 +66,18 @@ class DocsAddress:
 
 
 def docs_address(environ: Mapping[str, str]) -> DocsAddress:
-    """``PULSE_DOCS_URL`` from ``environ`` (default ``http://127.0.0.1:3001``). Raises DocsUrlError naming the
-    variable and the value when it is not ``http://HOST:PORT``."""
-    value = environ.get(DOCS_URL_VARIABLE) or DEFAULT_DOCS_URL
-    expected = f"{DOCS_URL_VARIABLE}={value!r}: expected http://HOST:PORT, e.g. {DEFAULT_DOCS_URL}"
+    """The setting ``docs_url`` (``PULSE_DOCS_URL``, settings.toml; default ``http://127.0.0.1:3001``) through
+    the settings door. Raises DocsUrlError naming where it was set and the value when it is not
+    ``http://HOST:PORT``."""
+    from pulse.settings import SettingsError, group_settings
+
+    try:
+        settings = group_settings(["docs_url"], environ)
+    except SettingsError as exc:
+        raise DocsUrlError(str(exc)) from None
+    value, source = settings.docs_url, settings.sources["docs_url"]
+    name = source if source == DOCS_URL_VARIABLE else f"docs_url ({source})"
+    expected = f"{name}={value!r}: expected http://HOST:PORT, e.g. {DEFAULT_DOCS_URL}"
     try:
         parts = urlsplit(value.strip())
         port = parts.port

@@ -15,9 +15,10 @@ import csv
 import gzip
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -69,35 +70,32 @@ class IngestOptions:
     future_tolerance: timedelta = FUTURE_TOLERANCE
 
     @classmethod
+    def from_settings(cls, settings: Any) -> IngestOptions:
+        """Options from the settings door's ``earliest_event_time`` (ISO date or datetime, UTC unless it says
+        otherwise), ``future_tolerance_hours`` and ``max_row_bytes`` (pulse.settings)."""
+        text = settings.earliest_event_time
+        try:
+            floor = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"earliest_event_time={text!r}: not a date or a date and time") from None
+        if floor.tzinfo is not None:
+            floor = floor.astimezone(UTC).replace(tzinfo=None)
+        return cls(
+            max_row_bytes=int(settings.max_row_bytes),
+            earliest_event_time=floor,
+            future_tolerance=timedelta(hours=float(settings.future_tolerance_hours)),
+        )
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestOptions:
-        """Options from PULSE_EARLIEST_EVENT_TIME (ISO date or datetime, UTC),
-        PULSE_FUTURE_TOLERANCE_HOURS and PULSE_MAX_ROW_BYTES; unset ones keep their defaults.
-        A value that does not parse raises ValueError naming the variable."""
-        default = cls()
-        values: dict[str, object] = {}
-        raw = environ.get("PULSE_EARLIEST_EVENT_TIME", "").strip()
-        if raw:
-            try:
-                floor = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError(f"PULSE_EARLIEST_EVENT_TIME={raw!r} is not an ISO date or datetime") from None
-            if floor.tzinfo is not None:
-                floor = floor.astimezone(UTC).replace(tzinfo=None)
-            values["earliest_event_time"] = floor
-        for var, name, convert in (
-            ("PULSE_FUTURE_TOLERANCE_HOURS", "future_tolerance", lambda v: timedelta(hours=float(v))),
-            ("PULSE_MAX_ROW_BYTES", "max_row_bytes", int),
-        ):
-            raw = environ.get(var, "").strip()
-            if raw:
-                try:
-                    value = convert(raw)
-                except ValueError:
-                    raise ValueError(f"{var}={raw!r} is not a number") from None
-                if value <= convert("0"):
-                    raise ValueError(f"{var}={raw!r} must be above 0")
-                values[name] = value
-        return replace(default, **values)
+        """:meth:`from_settings` with only these three settings read through the door (settings.toml, then
+        PULSE_EARLIEST_EVENT_TIME, PULSE_FUTURE_TOLERANCE_HOURS, PULSE_MAX_ROW_BYTES of ``environ``). A value that
+        does not parse raises ValueError (SettingsError) naming where it was set and the value."""
+        from pulse.settings import group_settings
+
+        return cls.from_settings(
+            group_settings(("earliest_event_time", "future_tolerance_hours", "max_row_bytes"), environ)
+        )
 
     @property
     def fingerprint(self) -> str:

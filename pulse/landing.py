@@ -42,15 +42,12 @@ def first_landing_day(events_landing: Path) -> date | None:
 
 
 def pinned_partitions_start(environ: Mapping[str, str]) -> date | None:
-    """``PULSE_PARTITIONS_START`` (an ISO date): the first daily partition whatever the landing zone holds;
-    None when unset. A value that is not a date raises ValueError naming the variable and the value."""
-    raw = (environ.get(PARTITIONS_START_VARIABLE) or "").strip()
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"{PARTITIONS_START_VARIABLE}={raw!r} is not an ISO date (YYYY-MM-DD)") from None
+    """The setting ``partitions_start`` (``PULSE_PARTITIONS_START``, settings.toml): the first daily partition
+    whatever the landing zone holds; None when unset. A value that is not a date raises ValueError (the settings
+    door's SettingsError) naming where it was set and the value."""
+    from pulse.settings import group_settings
+
+    return group_settings(["partitions_start"], environ).partitions_start
 
 
 def partitions_start(environ: Mapping[str, str], events_landing: Path, today: date) -> date:

@@ -118,7 +118,6 @@ def _dbt(name: str, kind: str, group: str, description: str, **rules: Any) -> Se
 
 
 _INTENT = "orchestration/ml/intent.py"
-_INGEST = "pulse/ingest.py (IngestOptions.from_env)"
 
 SETTINGS: tuple[Setting, ...] = (
     # ---- the home: where things are (settings.toml or the environment; PULSE_HOME itself only the environment)
@@ -251,20 +250,41 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "spark_log_level",
-        "text",
-        "Spark's log level in pulse's own processes.",
+        "choice",
+        "Spark's log level in pulse's own processes (its WARN lines about the local metastore drown a run's log).",
         "ERROR",
         "engine",
-        reader="pulse/spark_warehouse.py",
+        choices=("all", "debug", "info", "warn", "error", "fatal", "off"),
     ),
-    # ---- ingestion (read by pulse/ingest.py from the environment)
+    Setting(
+        "partitions_start",
+        "date",
+        "Pins the first daily partition (landing days before it are not materialized). Empty: the first landing "
+        "day, or today while the landing zone is empty.",
+        None,
+        "partitions",
+        scope=HOME,
+        optional=True,
+    ),
+    Setting(
+        "docs_url",
+        "text",
+        "The docs server (`pulse ui`, `pulse docs`): where it listens and where the Data Docs / dbt docs links "
+        "written by runs point.",
+        "http://127.0.0.1:3001",
+        "UIs",
+        scope=HOME,
+    ),
+    # ---- ingestion (pulse/ingest.py IngestOptions.from_settings)
     Setting(
         "earliest_event_time",
         "text",
-        "Events before this (UTC) are quarantined.",
+        "Events before this (UTC) are quarantined; set it earlier to import an older history (`pulse import` "
+        "says so with counts).",
         "2000-01-01",
         "ingestion",
-        reader=_INGEST,
+        pattern=r"\d{4}-\d{2}-\d{2}([tT ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([zZ]|[+-]\d{2}:\d{2})?)?",
+        example="1997-01-01 or 1997-01-01T00:00:00Z",
     ),
     Setting(
         "future_tolerance_hours",
@@ -272,9 +292,9 @@ SETTINGS: tuple[Setting, ...] = (
         "How far after its landing day an event may be.",
         24,
         "ingestion",
-        reader=_INGEST,
+        minimum=0.001,
     ),
-    Setting("max_row_bytes", "int", "Longer lines are quarantined.", 65536, "ingestion", reader=_INGEST),
+    Setting("max_row_bytes", "int", "Longer lines are quarantined.", 65536, "ingestion", minimum=1),
     # ---- dbt: incremental processing (docs/incremental.md)
     _dbt(
         "incremental_lookback_days",
@@ -364,6 +384,16 @@ SETTINGS: tuple[Setting, ...] = (
         reader=_INTENT,
     ),
     Setting("segmentation_seed", "int", "K-Means seed of the segment model.", 0, "segments", minimum=0),
+    Setting(
+        "segmentation_features",
+        "text",
+        "The segment model's features, comma-separated user_features or derived columns (e.g. purchases,revenue,"
+        "avg_order_value,days_since_last_purchase). Empty: what a visit consists of, falling back to the purchase "
+        "history when those do not vary (an order log).",
+        None,
+        "segments",
+        optional=True,
+    ),
     # ---- dbt: rule-based user types (docs/features.md)
     _dbt("intent_min_cart_adds", "int", "user types", "Intent-driven: cart adds and no purchase ever.", minimum=1),
     _dbt("intent_min_searches", "int", "user types", "Intent-driven: searches...", minimum=1),
@@ -831,6 +861,12 @@ def load_settings(
     if problems:
         raise SettingsError(problems)
     return Settings(home=home, file=settings_file, values=values, sources=sources, declarations=declarations)
+
+
+def group_settings(names: Iterable[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Only these settings, through the door (settings.toml, environment): for readers that need a few of them
+    and must not stop on a problem elsewhere (a bad dbt var does not stop an import)."""
+    return load_settings(environ, declarations=tuple(BY_NAME[n] for n in names), partial=True)
 
 
 def home_settings(environ: Mapping[str, str] | None = None) -> Settings:

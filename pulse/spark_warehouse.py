@@ -180,9 +180,11 @@ class SparkWarehouse:
 
 
 def env_log_level() -> str:
-    """Spark's own log level in pulse's processes: ``PULSE_SPARK_LOG_LEVEL``, default ERROR (Spark's WARN lines
-    about its local metastore would drown the run's log)."""
-    return os.environ.get("PULSE_SPARK_LOG_LEVEL", "ERROR")
+    """Spark's own log level in pulse's processes: the setting ``spark_log_level`` (``PULSE_SPARK_LOG_LEVEL``),
+    default ERROR (Spark's WARN lines about its local metastore would drown the run's log)."""
+    from pulse.settings import group_settings
+
+    return group_settings(["spark_log_level"]).spark_log_level.upper()
 
 
 def start_session(paths: PulsePaths) -> SparkSession:

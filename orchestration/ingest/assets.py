@@ -1,10 +1,9 @@
-import os
 from datetime import date, timedelta
 
 import dagster as dg
 from pydantic import Field
 
-from orchestration.resources import PulseStorage
+from orchestration.resources import PulseSettings, PulseStorage
 from pulse.ingest import DayResult, IngestOptions, changed_days, create_raw_tables, ingest_days, reconciliation
 from pulse.spark_raw import export_raw_to_parquet, spark_raw_root
 
@@ -97,10 +96,13 @@ def days_to_ingest(window_days: list[date], changed: set[date] | None) -> tuple[
 
 
 def raw_events(  # the asset's body; build_raw_events makes it the asset `raw_events` (op name raw_events)
-    context: dg.AssetExecutionContext, config: RawEventsConfig, storage: PulseStorage
+    context: dg.AssetExecutionContext, config: RawEventsConfig, storage: PulseStorage, settings: PulseSettings
 ) -> dg.MaterializeResult:
     paths = storage.paths()
-    options = IngestOptions.from_env(os.environ)
+    try:
+        options = IngestOptions.from_settings(settings.resolve())
+    except ValueError as exc:
+        raise dg.Failure(description=f"settings: {exc}") from None
     with storage.connect() as con:
         create_raw_tables(con)  # an older warehouse gets the contract's new columns even when no day is ingested
         changed = set(changed_days(con, paths.events_landing, options)) if config.only_changed_days else None

@@ -6,8 +6,6 @@ user_segments   one row per user: the champion's segment, the distance to its ce
                 user type, the snapshot date and the model version; a table in the warehouse.
 """
 
-import os
-
 import dagster as dg
 
 from ml.user_segments import (
@@ -41,11 +39,12 @@ def segment_model(
     context: dg.AssetExecutionContext, storage: PulseStorage, settings: PulseSettings
 ) -> dg.MaterializeResult:
     paths = storage.paths()
+    resolved = settings.resolve()
     with storage.open_warehouse(read_only=True) as warehouse:
         fitted = fit_and_register_segments(
             warehouse,
             paths.mlflow_store,
-            config=segmentation_config(os.environ, seed=settings.resolve().segmentation_seed),
+            config=segmentation_config(resolved.segmentation_features, seed=resolved.segmentation_seed),
             ui_url=mlflow_ui(paths),
         )
     context.log.info(fitted.summary())

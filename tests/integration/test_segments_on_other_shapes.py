@@ -199,27 +199,44 @@ def _check_claims_by_hand(names: list[str], segments: pd.DataFrame, everyone: pd
     print(f"{compared} qualifier comparisons checked")
 
 
-def test_a_purchase_only_history_refuses_the_per_visit_defaults_and_says_what_varies(
+def test_a_purchase_only_history_falls_back_from_the_per_visit_defaults_to_its_orders_and_says_so(
     purchase_only: pd.DataFrame,
 ) -> None:
     """Every default feature is a per-visit rate; on an order log each is constant (0 pages, searches and cart
-    adds, 1 order per visit): nothing to segment on, and the refusal says so and what would do."""
+    adds, 1 order per visit). Nobody chose them, so the fit segments on the purchase history instead, and the
+    warning says why and how to choose."""
+    result = fit_segments(purchase_only, SegmentationConfig())
+    [warning] = result.warnings
+    print(warning, result.model.names, sep="\n")
+    for feature in DEFAULT_FEATURES:
+        assert f"{feature}: " in warning
+    assert "page_views_per_session: 0 for every user" in warning
+    assert "Segmenting on the purchase history instead" in warning and "segmentation_features" in warning
+    assert set(result.model.transform.features) <= set(PURCHASE_HISTORY_FEATURES)
+    _check_segments(result, purchase_only, PURCHASE_HISTORY_FEATURES, {"has_purchased"})
+    assert result.chosen_k >= 2 and all(naming.is_buyer_name(name) for name in result.model.names)
+
+
+def test_chosen_features_that_do_not_vary_are_refused_and_the_refusal_says_what_varies(
+    purchase_only: pd.DataFrame,
+) -> None:
+    """Features someone chose are never swapped: when none of them varies the fit refuses, naming each and
+    the columns that do vary."""
+    chosen = ("page_views_per_session", "searches_per_session")
     with pytest.raises(TooFewFeaturesError) as refused:
-        fit_segments(purchase_only, SegmentationConfig())
+        fit_segments(purchase_only, SegmentationConfig(features=chosen))
     message = str(refused.value)
     print(message)
-    assert "0 of the 4 segmentation features vary" in message
-    for feature in DEFAULT_FEATURES:
-        assert f"{feature}: " in message
+    assert "0 of the 2 segmentation features vary" in message
     assert "page_views_per_session: 0 for every user" in message
-    assert "PULSE_SEGMENTATION_FEATURES" in message
+    assert "segmentation_features" in message
     assert "purchases,revenue,avg_order_value,days_since_last_purchase" in message
     varying = message.split("Columns that vary here: ")[1]
     assert "purchases" in varying and "page_views" not in varying
 
 
 def test_a_purchase_only_history_segments_on_its_orders(purchase_only: pd.DataFrame) -> None:
-    config = segmentation_config({"PULSE_SEGMENTATION_FEATURES": ",".join(PURCHASE_HISTORY_FEATURES)})
+    config = segmentation_config(",".join(PURCHASE_HISTORY_FEATURES))
     assert config.features == PURCHASE_HISTORY_FEATURES
     result = fit_segments(purchase_only, config)
     print(result.warnings, result.model.names, result.profile.to_string(), sep="\n")

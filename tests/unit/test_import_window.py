@@ -89,7 +89,7 @@ def test_pulse_import_prints_the_warning(tmp_path: Path, capsys, monkeypatch) ->
         )
         == 0
     )
-    assert "PULSE_EARLIEST_EVENT_TIME='the nineties' is not an ISO date" in capsys.readouterr().err
+    assert "PULSE_EARLIEST_EVENT_TIME='the nineties': expected" in capsys.readouterr().err
 
 
 def test_contract_files_are_checked_too(tmp_path: Path) -> None:

@@ -681,11 +681,11 @@ def test_dropped_features_are_logged_to_mlflow(tmp_path, planted) -> None:
 def test_segmentation_features_setting() -> None:
     from ml.user_segments import segmentation_config
 
-    assert segmentation_config({}, seed=3) == SegmentationConfig(seed=3)
-    assert segmentation_config({"PULSE_SEGMENTATION_FEATURES": " "}).features == seg.DEFAULT_FEATURES
-    chosen = segmentation_config({"PULSE_SEGMENTATION_FEATURES": "purchases, revenue,days_since_last_purchase"})
+    assert segmentation_config(None, seed=3) == SegmentationConfig(seed=3)
+    assert segmentation_config(" ").features == seg.DEFAULT_FEATURES
+    chosen = segmentation_config("purchases, revenue,days_since_last_purchase")
     assert chosen.features == ("purchases", "revenue", "days_since_last_purchase")
-    with pytest.raises(ValueError, match=r"PULSE_SEGMENTATION_FEATURES='purchases,orders': orders is not a"):
-        segmentation_config({"PULSE_SEGMENTATION_FEATURES": "purchases,orders"})
+    with pytest.raises(ValueError, match=r"segmentation_features='purchases,orders': orders is not a"):
+        segmentation_config("purchases,orders")
     with pytest.raises(ValueError, match="revenue listed more than once"):
-        segmentation_config({"PULSE_SEGMENTATION_FEATURES": "revenue,purchases,revenue"})
+        segmentation_config("revenue,purchases,revenue")
