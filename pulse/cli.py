@@ -152,8 +152,9 @@ def _materialize(
     only_changed_days: bool,
     dbt_config: dict | None = None,
 ) -> int:
-    """One Dagster run of MATERIALIZE_JOB over [first, last]; prints its outcome and the failed steps' errors."""
-    from orchestration.materialize import materialize_range
+    """One Dagster run of MATERIALIZE_JOB over [first, last]; prints its outcome ("done", "done with warnings"
+    when a model refused to train, "FAILED") and the failed steps' errors."""
+    from orchestration.materialize import materialize_range, model_decisions
 
     started = time.monotonic()
     log_file = paths.home / "logs" / "materialize.log" if quiet else None
@@ -172,10 +173,22 @@ def _materialize(
     # still calls the run a success: here it is a failure, named.
     skipped = [event.step_key for event in result.all_events if event.event_type_value == "STEP_SKIPPED"]
     succeeded = result.success and not skipped
-    status = "done" if succeeded else "FAILED"
+    decisions = model_decisions(result)
+    refused = [d for d in decisions if d.status == "refused"]
+    status = ("done with warnings" if refused else "done") if succeeded else "FAILED"
     print(
         f"materialize: {status} in {time.monotonic() - started:.0f} s" + (f"; dbt log: {log_file}" if log_file else "")
     )
+    for decision in decisions:
+        if decision.status == "refused":
+            kept = (
+                f"champion version {decision.champion_version} stays in use"
+                if decision.champion_version
+                else "no champion: its fields are empty in the profiles and exports, which say why"
+            )
+            print(f"materialize: warning: {decision.asset} refused to train: {decision.reason}; {kept}")
+        elif decision.status == "unchanged":
+            print(f"materialize: {decision.asset}: {decision.reason}")
     if skipped:
         print(f"materialize: steps skipped, an upstream output missing: {', '.join(skipped)}", file=sys.stderr)
     if not result.success:
