@@ -132,7 +132,8 @@ def load_intent_champion(tracking_uri: str, registered_model: str = REGISTERED_M
     features = tuple(json.loads(tags["features"])) if "features" in tags else tuple(model.feature_names or FEATURES)
     booster = model.get_booster() if hasattr(model, "get_booster") else model
     created = details.creation_timestamp
-    trained_at = datetime.fromtimestamp(created / 1000, UTC).replace(tzinfo=None) if created else None
+    # to the second: the reasons print it, and both engines print whole seconds alike
+    trained_at = datetime.fromtimestamp(created // 1000, UTC).replace(tzinfo=None) if created else None
     return IntentChampion(model=booster, version=version, features=features, trained_at=trained_at)
 
 

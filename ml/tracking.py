@@ -95,7 +95,7 @@ class TrackedRun:
 
 @dataclass(frozen=True)
 class VersionInfo:
-    """A registered model version: its number, its tags and when it was registered (UTC, naive)."""
+    """A registered model version: its number, its tags and when it was registered (UTC, naive, to the second)."""
 
     version: str
     tags: dict[str, str]
@@ -409,7 +409,7 @@ def _version_info(version: Any) -> VersionInfo:
     return VersionInfo(
         version=str(version.version),
         tags=dict(version.tags or {}),
-        created_at=None if not created else datetime.fromtimestamp(created / 1000, UTC).replace(tzinfo=None),
+        created_at=None if not created else datetime.fromtimestamp(created // 1000, UTC).replace(tzinfo=None),
     )
 
 

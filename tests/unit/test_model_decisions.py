@@ -224,14 +224,17 @@ def test_the_intent_model_is_retrained_only_when_its_inputs_change(store: Path) 
         "update purchase_intent_training_set set sessions_30d = sessions_30d + 1 "
         "where user_key = (select min(user_key) from purchase_intent_training_set)"
     )
-    changed = plan_intent_training(con, store, config)  # trains as before (train_planned_intent, above)
+    changed = plan_intent_training(con, store, config)
     assert changed.decision is None and changed.frame is not None and changed.latest_version == "1"
+    decision, _ = train_planned_intent(changed, store, config)
+    assert decision.status == "trained" and decision.model_version == "2"
+    assert "inputs changed since version 1" in decision.reason
 
     # the default gate (100 positives per part) on the same data: refused, the champion stays
     refused = plan_intent_training(con, store, IntentConfig(min_positives=100_000))
     assert refused.decision is not None and refused.decision.status == "refused" and not refused.gate.passed
     assert "positives (needs >= 100000)" in refused.decision.reason
-    assert refused.decision.champion_version == "1"
+    assert refused.decision.champion_version == decision.champion_version  # whichever is champion stays
 
 
 def test_scores_from_a_champion_say_which_version_and_when_it_was_trained(tmp_path: Path) -> None:
