@@ -109,6 +109,7 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
     )
     with storage.open_warehouse() as warehouse:
         record_decision(warehouse, decision, run_id=context.run_id)
+    log_decision(context, decision)
     context.log.info(trained.summary())
     result, registration = trained.result, trained.registration
     promotion = registration.decision
