@@ -17,4 +17,8 @@ Purchase intent (docs/purchase-intent.md):
   ml.intent_synthetic  training frames with a planted non-linear signal, for tests and the benchmark
   ml.intent_tracking   MLflow runs side by side, the registered model, challenger / champion promotion
   ml.user_intent       train and register from the warehouse, score the latest snapshot (user_intent_scores)
+
+Both model steps (ml.decisions): refit only when the inputs' fingerprint changed (``unchanged``: kept), refuse
+with a reason when the data cannot support the model (``refused``), and record each decision in the warehouse
+(`model_decisions`).
 """

@@ -29,6 +29,7 @@ import tempfile
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,7 @@ class IntentChampion:
     model: Any  # xgboost.Booster
     version: str
     features: tuple[str, ...]
+    trained_at: datetime | None = None  # when the version was registered (UTC, naive)
 
 
 def decide_promotion(
@@ -165,10 +167,14 @@ def load_intent_champion(tracking_uri: str, registered_model: str = REGISTERED_M
         if version is None:
             return None
         model = mlflow.xgboost.load_model(f"models:/{registered_model}/{version}")
-        tags = client.get_model_version(registered_model, version).tags
+        details = client.get_model_version(registered_model, version)
+        tags = details.tags
     features = tuple(json.loads(tags["features"])) if "features" in tags else tuple(model.feature_names or FEATURES)
     booster = model.get_booster() if hasattr(model, "get_booster") else model
-    return IntentChampion(model=booster, version=version, features=features)
+    created = details.creation_timestamp
+    # to the second: the reasons print it, and both engines print whole seconds alike
+    trained_at = datetime.fromtimestamp(created // 1000, UTC).replace(tzinfo=None) if created else None
+    return IntentChampion(model=booster, version=version, features=features, trained_at=trained_at)
 
 
 def champion_tags(tracking_uri: str, registered_model: str = REGISTERED_MODEL) -> dict[str, str] | None:
@@ -205,9 +211,11 @@ def log_intent_training(
     registered_model: str = REGISTERED_MODEL,
     ui_url: str | None = None,
     run_name: str | None = None,
+    version_tags: dict[str, str] | None = None,
 ) -> IntentRegistration:
     """Log the training (parent run + one child run per model), register the XGBoost model as ``challenger``
-    and promote it to ``champion`` when :func:`decide_promotion` says so."""
+    and promote it to ``champion`` when :func:`decide_promotion` says so. ``version_tags`` are added to the
+    new version's tags (e.g. ``input_fingerprint``, which the next training compares its inputs with)."""
     from sklearn.metrics import roc_auc_score
 
     if tracking_uri.startswith("sqlite:///"):
@@ -313,6 +321,7 @@ def log_intent_training(
             "decision": "promoted" if decision.promote else "not_promoted",
             "decision_reason": decision.reason,
             "run_id": run_id,
+            **(version_tags or {}),
         }
         for key, value in version_tags.items():
             client.set_model_version_tag(registered_model, version, key, value)

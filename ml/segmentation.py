@@ -93,6 +93,7 @@ __all__ = [
     "FeatureTransform",
     "SegmentModel",
     "SegmentationConfig",
+    "SegmentationRefused",
     "SegmentationResult",
     "TooFewFeaturesError",
     "fit_segments",
@@ -165,6 +166,11 @@ NEAR_CONSTANT_SHARE = 0.99  # share of users at a feature's most common value fr
 SIGNIFICANT_DIGITS = 6  # values are compared to this many significant digits when finding the most common one
 
 
+class SegmentationRefused(ValueError):
+    """The data cannot support a segmentation (too few users, or nothing that varies between them): nothing
+    is fitted. The message says why; the pipeline records it and keeps the previous champion, if any."""
+
+
 @dataclass(frozen=True)
 class SegmentationConfig:
     """Everything :func:`fit_segments` needs besides the data. Defaults are the production settings."""
@@ -175,6 +181,7 @@ class SegmentationConfig:
     seed: int = 0
     n_init: int = 3  # K-Means restarts per k (k-means++ seeding); the best inertia wins
     max_iter: int = 300
+    min_users: int = 20  # fewer users than this: segmentation refuses (SegmentationRefused)
     silhouette_sample: int = 5000  # users in the silhouette / Ward sample (cost O(sample^2) per k)
     k_tolerance: float = 0.005  # the smallest k within this of the best silhouette is chosen
     never_purchased_days: float = NEVER_PURCHASED_DAYS  # fill (and cap) for days_since_last_purchase
@@ -201,6 +208,8 @@ class SegmentationConfig:
             raise ValueError(f"need 2 <= k_min <= k_max, got {self.k_min}..{self.k_max}")
         if self.silhouette_sample < 3:
             raise ValueError("silhouette_sample must be at least 3")
+        if self.min_users < 3:
+            raise ValueError("min_users must be at least 3")
 
     def params(self) -> dict[str, Any]:
         """Flat parameters, e.g. for experiment tracking."""
@@ -211,6 +220,7 @@ class SegmentationConfig:
             "seed": self.seed,
             "n_init": self.n_init,
             "max_iter": self.max_iter,
+            "min_users": self.min_users,
             "silhouette_sample": self.silhouette_sample,
             "k_tolerance": self.k_tolerance,
             "never_purchased_days": self.never_purchased_days,
@@ -358,7 +368,7 @@ class FeatureScreen:
         )
 
 
-class TooFewFeaturesError(ValueError):
+class TooFewFeaturesError(SegmentationRefused):
     """Too few of the configured segmentation features vary across users to segment them (see ``screen``)."""
 
     def __init__(self, message: str, screen: FeatureScreen) -> None:
@@ -610,6 +620,25 @@ def nearest_centroid(x: np.ndarray, centroids: np.ndarray, chunk: int = 262_144)
     return idx, dist
 
 
+def refuse_unless_segmentable(x: np.ndarray, columns: tuple[str, ...], config: SegmentationConfig) -> int:
+    """Raise :class:`SegmentationRefused` when ``x`` (users x the model's columns, before scaling) cannot be
+    segmented: fewer than ``config.min_users`` users, or fewer distinct users (rows) than ``k_min`` (every user
+    alike: nothing separates them). Returns the number of distinct rows."""
+    n = x.shape[0]
+    if n < config.min_users:
+        raise SegmentationRefused(
+            f"{n:,} user{'' if n == 1 else 's'} in user_features: segmentation needs at least {config.min_users}"
+        )
+    distinct = len(pd.DataFrame(x).drop_duplicates())
+    if distinct < config.k_min:
+        alike = "every user has" if distinct == 1 else f"the users have only {distinct} distinct combinations of"
+        raise SegmentationRefused(
+            f"{alike} the same values of the features ({', '.join(columns)}): nothing to segment "
+            f"into at least {config.k_min} groups"
+        )
+    return distinct
+
+
 def choose_k(silhouettes: dict[int, float], tolerance: float) -> int:
     """The smallest k whose silhouette is within ``tolerance`` of the best (NaN silhouettes never win)."""
     valid = {k: s for k, s in silhouettes.items() if np.isfinite(s)}
@@ -653,8 +682,10 @@ def fit_segments(
     seconds: dict[str, float] = {}
 
     n = len(df)
-    if n < 3:
-        raise ValueError(f"need at least 3 users to segment, got {n}")
+    if n < config.min_users:
+        raise SegmentationRefused(
+            f"{n:,} user{'' if n == 1 else 's'} in user_features: segmentation needs at least {config.min_users}"
+        )
     screen = screen_features(df, config)
     if (
         len(screen.kept) < config.min_features
@@ -685,6 +716,7 @@ def fit_segments(
     transform = FeatureTransform.from_config(config, screen.kept, screen.purchase_flag)
     raw = transform.raw(df)
     xt = transform.matrix(df)
+    distinct = refuse_unless_segmentable(xt, transform.columns, config)
     mean = xt.mean(axis=0)
     scale = xt.std(axis=0)
     scale[~(scale > 1e-12)] = 1.0
@@ -694,9 +726,12 @@ def fit_segments(
 
     sample = sample_indices(n, config.silhouette_sample, config.seed)
     xs = x[sample]
-    k_values = range(config.k_min, min(config.k_max, n - 1, len(sample) - 1) + 1)
+    # no more clusters than distinct users: K-Means cannot place more centroids than distinct points
+    k_values = range(config.k_min, min(config.k_max, n - 1, len(sample) - 1, distinct) + 1)
     if len(k_values) == 0:
-        raise ValueError(f"too few users ({n}) for k_min={config.k_min}")
+        raise SegmentationRefused(
+            f"{n:,} users leave no k to try between k_min={config.k_min} and k_max={config.k_max}"
+        )
 
     silhouettes: dict[int, float] = {}
     inertias: dict[int, float] = {}
@@ -713,7 +748,10 @@ def fit_segments(
         silhouettes[k] = _silhouette(xs, labels[sample])
     seconds["silhouette"] = time.perf_counter() - t
 
-    chosen_k = choose_k(silhouettes, config.k_tolerance)
+    try:
+        chosen_k = choose_k(silhouettes, config.k_tolerance)
+    except ValueError as exc:
+        raise SegmentationRefused(f"{exc}: the users' features do not separate into groups") from None
     labels, centroids = _order_by_size(*fits[chosen_k])
     del fits
 

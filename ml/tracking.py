@@ -51,6 +51,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,13 @@ __all__ = [
     "MODEL_TRAINING_KIND",
     "REGISTERED_MODEL",
     "TrackedRun",
+    "VersionInfo",
     "artifact_location",
     "champion_version",
     "load_champion",
+    "champion_info",
     "experiment_id_for",
+    "latest_version",
     "log_segmentation_run",
     "now_ms",
     "segmentation_run_name",
@@ -106,6 +110,15 @@ class TrackedRun:
     model_uri: str  # models:/<name>/<version>
     alias: str  # champion, or challenger when not promoted
     url: str | None  # the run in the MLflow UI, when its address is known
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered model version: its number, its tags and when it was registered (UTC, naive, to the second)."""
+
+    version: str
+    tags: dict[str, str]
+    created_at: datetime | None
 
 
 def tracking_uri(store: Path | str) -> str:
@@ -314,12 +327,14 @@ def log_segmentation_run(
     ui_url: str | None = None,
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
+    version_tags: Mapping[str, str] | None = None,
 ) -> TrackedRun:
     """Log one fit as a run, register its model as a new version and point ``champion`` at it.
 
     ``df`` is the feature frame the result was fitted on (it provides the model signature). With
     ``promote=False`` the version gets the ``challenger`` alias and the champion is left alone. ``ui_url``
-    (e.g. ``http://127.0.0.1:5000``) only builds the returned link.
+    (e.g. ``http://127.0.0.1:5000``) only builds the returned link. ``version_tags`` are set on the new
+    version (e.g. ``input_fingerprint``, which the next run compares its inputs with).
     """
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
@@ -394,6 +409,7 @@ def log_segmentation_run(
             "segments": "; ".join(f"{i}={n}" for i, n in zip(model.segment_ids, model.names, strict=True)),
             "features_used": ",".join(model.transform.features),
             "features_dropped": ",".join(result.features_dropped) or "none",
+            **(version_tags or {}),
         }.items():
             client.set_model_version_tag(registered_model, version, key, str(value))
         alias = CHAMPION if promote else CHALLENGER
@@ -431,6 +447,42 @@ def alias_version(client: Any, registered_model: str, alias: str = CHAMPION) -> 
         if e.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(e).lower():
             return None
         raise
+
+
+def _no_store(uri: str) -> bool:
+    """A SQLite store that does not exist yet: nothing was ever logged (and looking must not create it)."""
+    return uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists()
+
+
+def _version_info(version: Any) -> VersionInfo:
+    created = version.creation_timestamp
+    return VersionInfo(
+        version=str(version.version),
+        tags=dict(version.tags or {}),
+        created_at=None if not created else datetime.fromtimestamp(created // 1000, UTC).replace(tzinfo=None),
+    )
+
+
+def latest_version(tracking_uri: str, registered_model: str) -> VersionInfo | None:
+    """The most recently registered version of ``registered_model`` (whatever its aliases), or None."""
+    if _no_store(tracking_uri):
+        return None
+    with using_store(tracking_uri) as mlflow:
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        found = client.search_model_versions(
+            f"name = '{registered_model}'", max_results=1, order_by=["version_number DESC"]
+        )
+        return _version_info(found[0]) if found else None
+
+
+def champion_info(tracking_uri: str, registered_model: str = REGISTERED_MODEL) -> VersionInfo | None:
+    """The version ``champion`` points at, with its tags and registration time; None without one."""
+    if _no_store(tracking_uri):
+        return None
+    with using_store(tracking_uri) as mlflow:
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        version = alias_version(client, registered_model)
+        return None if version is None else _version_info(client.get_model_version(registered_model, version))
 
 
 def load_champion(tracking_uri: str, registered_model: str = REGISTERED_MODEL) -> SegmentModel | None:

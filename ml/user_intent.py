@@ -3,6 +3,13 @@ the latest feature snapshot into `user_intent_scores`.
 
 Plain functions over a warehouse (pulse.warehouse: DuckDB, or Spark with PULSE_ENGINE=spark; a DuckDB
 connection is accepted as it is), callable without Dagster (orchestration/ml/intent.py wraps them).
+
+What the pipeline runs: :func:`plan_intent_training` decides before anything is fitted: ``unchanged`` when the
+inputs (the digest of the training set computed by the engine, the config, the promotion tolerance, the
+library versions; ml.decisions) equal those of the latest registered version, ``refused`` when the
+sufficiency gate says the data cannot support an honest evaluation, else it hands over the training frame;
+:func:`train_planned_intent` then trains and registers as before. Scoring uses whichever version is champion,
+so a refusal keeps the champion's scores (`user_intent_scores.model_version`, ``model_trained_at``).
 """
 
 from __future__ import annotations
@@ -14,8 +21,16 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml.intent_tracking import IntentChampion, IntentRegistration, load_intent_champion, log_intent_training
+from ml.decisions import FINGERPRINT_TAG, REFUSED, TRAINED, UNCHANGED, ModelDecision, input_fingerprint
+from ml.intent_tracking import (
+    REGISTERED_MODEL,
+    IntentChampion,
+    IntentRegistration,
+    load_intent_champion,
+    log_intent_training,
+)
 from ml.purchase_intent import (
+    InsufficientDataError,
     IntentConfig,
     IntentTrainingResult,
     SufficiencyReport,
@@ -27,7 +42,9 @@ from ml.purchase_intent import (
 from ml.tracking import tracking_uri
 from pulse.warehouse import Warehouse, as_warehouse, literal, scratch_table, user_sample
 
+INTENT_MODEL = "purchase_intent_model"  # the Dagster asset; its decisions in model_decisions go by this name
 TRAINING_SET = "purchase_intent_training_set"
+INTENT_FIT_PACKAGES = ("xgboost", "scikit-learn", "numpy")  # their versions are part of the inputs' fingerprint
 USER_INTENT_SCORES_TABLE = "user_intent_scores"
 INTENT_PROBABILITIES = "pulse_intent_probabilities"  # the batches' output, before the ranking
 PROBABILITY_COLUMNS = (("user_key", "string"), ("probability", "double"), ("as_of_date", "date"))
@@ -37,6 +54,7 @@ SCORE_COLUMNS = (
     ("percentile", "double"),
     ("decile", "int"),
     ("model_version", "string"),
+    ("model_trained_at", "timestamp"),  # when the scoring version was registered (UTC)
     ("as_of_date", "date"),
     ("scored_at", "timestamp"),
 )
@@ -62,6 +80,7 @@ class TrainedIntent:
 class WrittenScores:
     rows: int
     model_version: str | None  # None: no champion yet, nobody scored
+    model_trained_at: str  # when the champion was registered (UTC), "" when unknown
     as_of_date: str
     scored_at: str
     mean_probability: float
@@ -114,12 +133,117 @@ def train_and_register_intent(
     *,
     tolerance: float = 0.005,
     ui_url: str | None = None,
+    version_tags: dict[str, str] | None = None,
 ) -> TrainedIntent:
     """Train on the training set (:func:`read_training_set`), log and register, promote if it earns it."""
     result = train_purchase_intent(frame, with_table_horizon(frame, config or IntentConfig()))
     uri = tracking_uri(mlflow_store)
-    registration = log_intent_training(result, uri, tolerance=tolerance, ui_url=ui_url)
+    registration = log_intent_training(result, uri, tolerance=tolerance, ui_url=ui_url, version_tags=version_tags)
     return TrainedIntent(result=result, registration=registration, tracking_uri=uri)
+
+
+@dataclass(frozen=True)
+class IntentGate:
+    """The sufficiency gate's verdict, as the check `enough_labelled_data` shows it."""
+
+    passed: bool
+    message: str
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class IntentPlan:
+    """What :func:`plan_intent_training` found: ``decision`` is set when nothing is to be trained (unchanged or
+    refused); otherwise ``frame`` is the training set to train on."""
+
+    gate: IntentGate
+    fingerprint: str
+    decision: ModelDecision | None
+    frame: pd.DataFrame | None
+    latest_version: str | None  # the latest registered version before this training
+    champion_version: str | None
+
+
+def intent_inputs_fingerprint(
+    warehouse: Warehouse | duckdb.DuckDBPyConnection, config: IntentConfig, tolerance: float
+) -> str:
+    """What a training depends on: the training set (its digest, by the engine), the config (minus the thread
+    count, which does not change the model), the promotion tolerance, the training row cap and the versions of
+    XGBoost, scikit-learn and numpy."""
+    params = {k: v for k, v in config.params().items() if k != "nthread"}
+    params |= {"promotion_tolerance": tolerance, "training_max_rows": TRAINING_MAX_ROWS}
+    return input_fingerprint(as_warehouse(warehouse).table_digest(TRAINING_SET), params, INTENT_FIT_PACKAGES)
+
+
+def plan_intent_training(
+    warehouse: Warehouse | duckdb.DuckDBPyConnection,
+    mlflow_store: Path | str,
+    config: IntentConfig | None = None,
+    *,
+    tolerance: float = 0.005,
+) -> IntentPlan:
+    """Decide before fitting anything:
+
+    * ``unchanged``: the inputs equal those of the latest registered version (its ``input_fingerprint`` tag),
+      which was trained on them after passing the gate: nothing to train, the registry stays as it is;
+    * ``refused``: the sufficiency gate fails (too few positives / negatives per part, too few snapshots):
+      nothing to train; the champion, if any, keeps scoring;
+    * otherwise the training frame, read once (training needs no warehouse connection)."""
+    from ml.tracking import champion_info, latest_version
+
+    config = config or IntentConfig()
+    uri = tracking_uri(mlflow_store)
+    fingerprint = intent_inputs_fingerprint(warehouse, config, tolerance)
+    latest = latest_version(uri, REGISTERED_MODEL)
+    champion = champion_info(uri, REGISTERED_MODEL)
+    champion_version = None if champion is None else champion.version
+    latest_number = None if latest is None else latest.version
+    if latest is not None and latest.tags.get(FINGERPRINT_TAG) == fingerprint:
+        reason = f"inputs unchanged since version {latest.version}: kept"
+        gate = IntentGate(True, f"{reason} (version {latest.version} was trained on these inputs, past this gate)", {})
+        decision = ModelDecision(INTENT_MODEL, UNCHANGED, reason, latest.version, champion_version, fingerprint)
+        return IntentPlan(gate, fingerprint, decision, None, latest_number, champion_version)
+    frame = read_training_set(warehouse)
+    try:
+        report = sufficiency(frame, config)
+        gate = IntentGate(report.ok, report.message, report.counts())
+    except InsufficientDataError as exc:
+        gate = IntentGate(False, str(exc), {})
+    if not gate.passed:
+        decision = ModelDecision(INTENT_MODEL, REFUSED, gate.message, None, champion_version, fingerprint)
+        return IntentPlan(gate, fingerprint, decision, None, latest_number, champion_version)
+    return IntentPlan(gate, fingerprint, None, frame, latest_number, champion_version)
+
+
+def train_planned_intent(
+    plan: IntentPlan,
+    mlflow_store: Path | str,
+    config: IntentConfig | None = None,
+    *,
+    tolerance: float = 0.005,
+    ui_url: str | None = None,
+) -> tuple[ModelDecision, TrainedIntent]:
+    """Train, register and maybe promote on ``plan.frame`` (a plan without a decision); the decision
+    ``trained``, with the new version and the promotion's reason, and the training."""
+    if plan.frame is None or plan.decision is not None:
+        raise ValueError("this plan trains nothing: its decision is already made")
+    trained = train_and_register_intent(
+        plan.frame,
+        mlflow_store,
+        config,
+        tolerance=tolerance,
+        ui_url=ui_url,
+        version_tags={FINGERPRINT_TAG: plan.fingerprint},
+    )
+    registration = trained.registration
+    since = (
+        "the first version" if plan.latest_version is None else f"inputs changed since version {plan.latest_version}"
+    )
+    reason = f"trained version {registration.model_version} ({since}); {registration.decision.reason}"
+    decision = ModelDecision(
+        INTENT_MODEL, TRAINED, reason, registration.model_version, registration.champion_version, plan.fingerprint
+    )
+    return decision, trained
 
 
 SCORING_BATCH_ROWS = 100_000
@@ -152,7 +276,7 @@ def score_users(
         # Before the first promoted model (a new installation, or too little data so far) nobody is scored:
         # the table is emptied, and the caller reports it (rows 0, model_version None).
         warehouse.create_empty_table(USER_INTENT_SCORES_TABLE, SCORE_COLUMNS)
-        return WrittenScores(0, None, "", scored_at.isoformat(), float("nan"), float("nan"))
+        return WrittenScores(0, None, "", "", scored_at.isoformat(), float("nan"), float("nan"))
 
     def score(users: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(
@@ -182,7 +306,8 @@ def score_users(
             )
             select user_key, probability, round(percentile, 2) as percentile,
                 cast(least(10, floor((100 - percentile) / 10) + 1) as int) as decile,
-                {literal(str(champion.version))} as model_version, as_of_date,
+                {literal(str(champion.version))} as model_version,
+                cast({literal(champion.trained_at)} as timestamp) as model_trained_at, as_of_date,
                 {literal(scored_at.replace(tzinfo=None))} as scored_at
             from ranked
             order by user_key""",
@@ -194,6 +319,7 @@ def score_users(
     return WrittenScores(
         rows=int(rows),
         model_version=champion.version,
+        model_trained_at="" if champion.trained_at is None else champion.trained_at.isoformat(sep=" "),
         as_of_date=str(as_of),
         scored_at=scored_at.isoformat(),
         mean_probability=float(mean),

@@ -4,27 +4,37 @@ Plain functions over a warehouse (pulse.warehouse: DuckDB, or Spark with PULSE_E
 connection is accepted as it is), callable without Dagster (the assets in orchestration/ml are thin
 wrappers). The stability figure `ari_vs_previous` compares the new fit with the published
 `user_segments` of the previous run, on the users present in both.
+
+:func:`update_segment_model` is what the pipeline runs: it fits and registers only when the inputs changed
+since the latest registered version (ml.decisions: the digest of `user_features` plus the parameters), and
+refuses, fitting nothing, when the data cannot support a segmentation (ml.segmentation.SegmentationRefused).
+`user_segments` then assigns with whichever version is champion; with none, it is empty.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from ml.decisions import FINGERPRINT_TAG, REFUSED, TRAINED, UNCHANGED, ModelDecision, input_fingerprint
 from ml.matching import adjusted_rand_on_common, id_agreement_on_common
 from ml.segmentation import (
     DERIVED_FEATURES,
     FEATURE_COLUMNS,
     SegmentationConfig,
+    SegmentationRefused,
     SegmentModel,
     fit_segments,
 )
-from pulse.warehouse import Warehouse, as_warehouse, scratch_table, user_sample
+from pulse.warehouse import Warehouse, as_warehouse, literal, scratch_table, user_sample
 
+SEGMENT_MODEL = "segment_model"  # the Dagster asset; its decisions in model_decisions go by this name
+FEATURES_TABLE = "user_features"
 USER_SEGMENTS_TABLE = "user_segments"
 SEGMENT_PROFILES_TABLE = "segment_profiles"
 ASSIGNED_SEGMENTS = "pulse_assigned_segments"  # the batches' output, before the join with user_types
@@ -36,6 +46,18 @@ ASSIGNED_COLUMNS = (
     ("as_of_date", "date"),
     ("model_version", "string"),
 )
+USER_SEGMENTS_COLUMNS = (
+    ("user_key", "string"),
+    ("segment_id", "bigint"),
+    ("segment_name", "string"),
+    ("distance_to_centroid", "double"),
+    ("user_type", "string"),
+    ("user_type_rule", "string"),
+    ("as_of_date", "date"),
+    ("model_version", "string"),
+    ("model_trained_at", "timestamp"),
+)
+SEGMENT_FIT_PACKAGES = ("scikit-learn", "numpy")  # their versions are part of the inputs' fingerprint
 
 
 FEATURES_SETTING = "segmentation_features"
@@ -92,9 +114,18 @@ class FittedSegments:
 
 
 @dataclass(frozen=True)
+class SegmentModelUpdate:
+    """What :func:`update_segment_model` did: the decision (trained / unchanged / refused, and why) and, when
+    it trained, the fit."""
+
+    decision: ModelDecision
+    fitted: FittedSegments | None
+
+
+@dataclass(frozen=True)
 class WrittenSegments:
     rows: int
-    model_version: str
+    model_version: str | None  # None: no champion, nobody assigned (the tables are empty)
     as_of_date: str
     sizes: list[tuple[int, str, int]]
     user_types: dict[str, int]
@@ -116,7 +147,7 @@ def read_features(warehouse: Warehouse | duckdb.DuckDBPyConnection, max_users: i
     where = user_sample(warehouse, users, max_users)
     features = warehouse.frame(f"select * from user_features {where} order by user_key")
     if features.empty:
-        raise ValueError("user_features is empty: no user had activity before the snapshot date")
+        raise SegmentationRefused("user_features is empty: no user had activity before the snapshot date")
     return features
 
 
@@ -137,8 +168,10 @@ def fit_and_register_segments(
     seed: int = 0,
     config: SegmentationConfig | None = None,
     ui_url: str | None = None,
+    version_tags: dict[str, str] | None = None,
 ) -> FittedSegments:
-    """Fit on `user_features`, matched to the current champion; log the run and make it the champion."""
+    """Fit on `user_features`, matched to the current champion; log the run and make it the champion.
+    Raises :class:`ml.segmentation.SegmentationRefused` when the features cannot be segmented."""
     from ml.tracking import champion_version, load_champion, log_segmentation_run, tracking_uri
 
     warehouse = as_warehouse(warehouse)
@@ -155,7 +188,13 @@ def fit_and_register_segments(
         ari = None if math.isnan(ari_value) else ari_value
         agreement = None if math.isnan(agreement_value) else agreement_value
     run = log_segmentation_run(
-        result, features, uri, ari_vs_previous=ari, previous_version=previous_version, ui_url=ui_url
+        result,
+        features,
+        uri,
+        ari_vs_previous=ari,
+        previous_version=previous_version,
+        ui_url=ui_url,
+        version_tags=version_tags,
     )
     return FittedSegments(
         chosen_k=result.chosen_k,
@@ -177,20 +216,78 @@ def fit_and_register_segments(
     )
 
 
+def segment_inputs_fingerprint(warehouse: Warehouse, config: SegmentationConfig) -> str:
+    """What a fit depends on: `user_features` (its digest, by the engine), the config, the fit's user cap and
+    the versions of scikit-learn and numpy. The champion the fit is matched to is not part of it: matching
+    names the segments, it does not move them."""
+    params = {**config.params(), "fit_max_users": FIT_MAX_USERS}
+    return input_fingerprint(warehouse.table_digest(FEATURES_TABLE), params, SEGMENT_FIT_PACKAGES)
+
+
+def update_segment_model(
+    warehouse: Warehouse | duckdb.DuckDBPyConnection,
+    mlflow_store: Path | str,
+    seed: int = 0,
+    config: SegmentationConfig | None = None,
+    ui_url: str | None = None,
+) -> SegmentModelUpdate:
+    """Refit and register the segments unless
+
+    * the inputs equal those of the latest registered version (its ``input_fingerprint`` tag): nothing is
+      fitted or registered, status ``unchanged`` ("inputs unchanged since version N: kept");
+    * the data cannot support a segmentation (:class:`~ml.segmentation.SegmentationRefused`): nothing is
+      fitted or registered, status ``refused`` with the reason; the champion, if any, stays.
+
+    Otherwise :func:`fit_and_register_segments`, status ``trained``. The caller records the decision
+    (ml.decisions.record_decision)."""
+    from ml.tracking import REGISTERED_MODEL, champion_info, latest_version, tracking_uri
+
+    warehouse = as_warehouse(warehouse)
+    config = config or SegmentationConfig(seed=seed)
+    uri = tracking_uri(mlflow_store)
+    fingerprint = segment_inputs_fingerprint(warehouse, config)
+    latest = latest_version(uri, REGISTERED_MODEL)
+    champion = champion_info(uri, REGISTERED_MODEL)
+    champion_version = None if champion is None else champion.version
+    if latest is not None and latest.tags.get(FINGERPRINT_TAG) == fingerprint:
+        reason = f"inputs unchanged since version {latest.version}: kept"
+        decision = ModelDecision(SEGMENT_MODEL, UNCHANGED, reason, latest.version, champion_version, fingerprint)
+        return SegmentModelUpdate(decision, None)
+    try:
+        fitted = fit_and_register_segments(
+            warehouse, mlflow_store, config=config, ui_url=ui_url, version_tags={FINGERPRINT_TAG: fingerprint}
+        )
+    except SegmentationRefused as exc:
+        decision = ModelDecision(SEGMENT_MODEL, REFUSED, str(exc), None, champion_version, fingerprint)
+        return SegmentModelUpdate(decision, None)
+    since = "the first version" if latest is None else f"inputs changed since version {latest.version}"
+    reason = f"fitted version {fitted.model_version}: k={fitted.chosen_k} over {fitted.users:,} users ({since})"
+    decision = ModelDecision(SEGMENT_MODEL, TRAINED, reason, fitted.model_version, fitted.model_version, fingerprint)
+    return SegmentModelUpdate(decision, fitted)
+
+
 def write_user_segments(
     warehouse: Warehouse | duckdb.DuckDBPyConnection,
     mlflow_store: Path | str,
     batch_rows: int = ASSIGNMENT_BATCH_ROWS,
 ) -> WrittenSegments:
     """Assign every user of `user_features` with the champion, ``batch_rows`` users at a time (memory holds one
-    batch, whatever the table's size; on Spark the executors assign), and replace `user_segments`."""
-    from ml.tracking import champion_version, load_champion, tracking_uri
+    batch, whatever the table's size; on Spark the executors assign), and replace `user_segments`. Without a
+    champion (segmentation refused so far) `user_segments` and `segment_profiles` are emptied and
+    ``model_version`` is None: the profiles say why (pulse/profiles.py, model_status)."""
+    from ml import tracking
 
-    uri = tracking_uri(mlflow_store)
-    model = load_champion(uri)
+    uri = tracking.tracking_uri(mlflow_store)
+    model = tracking.load_champion(uri)
     if model is None:
-        raise RuntimeError(f"no champion segmentation model in {uri}: materialize segment_model first")
-    return assign_user_segments(warehouse, model, str(champion_version(uri)), batch_rows)
+        warehouse = as_warehouse(warehouse)
+        warehouse.create_empty_table(USER_SEGMENTS_TABLE, USER_SEGMENTS_COLUMNS)
+        write_segment_profiles(warehouse)
+        return WrittenSegments(rows=0, model_version=None, as_of_date="", sizes=[], user_types={})
+    version = str(tracking.champion_version(uri))
+    info = tracking.champion_info(uri)
+    trained_at = info.created_at if info is not None and info.version == version else None
+    return assign_user_segments(warehouse, model, version, batch_rows, trained_at=trained_at)
 
 
 def assign_user_segments(
@@ -198,8 +295,9 @@ def assign_user_segments(
     model: SegmentModel,
     version: str,
     batch_rows: int = ASSIGNMENT_BATCH_ROWS,
+    trained_at: datetime | None = None,
 ) -> WrittenSegments:
-    """:func:`write_user_segments` with a given model and its version."""
+    """:func:`write_user_segments` with a given model, its version and when it was registered (UTC)."""
     warehouse = as_warehouse(warehouse)
     names = model.name_by_id()
 
@@ -223,7 +321,8 @@ def assign_user_segments(
         warehouse.replace_table(
             USER_SEGMENTS_TABLE,
             f"""select s.user_key, s.segment_id, s.segment_name, s.distance_to_centroid,
-                t.user_type, t.user_type_rule, s.as_of_date, s.model_version
+                t.user_type, t.user_type_rule, s.as_of_date, s.model_version,
+                cast({literal(trained_at)} as timestamp) as model_trained_at
             from {assigned} as s
             left join user_types as t on s.user_key = t.user_key
             order by s.user_key""",

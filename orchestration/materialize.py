@@ -2,11 +2,14 @@
 one run costs ~10 s of overhead, so a run per day would make a 60-day demo take minutes."""
 
 import contextlib
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+
+from orchestration.ml.decisions import CHAMPION_KEY, REASON_KEY, STATUS_KEY
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -79,3 +82,32 @@ def last_run_failed(instance: dg.DagsterInstance, job_name: str) -> tuple[date, 
         day = date.fromisoformat(tags["dagster/partition"])
         return day, day
     return None
+
+
+@dataclass(frozen=True)
+class ReportedDecision:
+    """A model asset's decision in a run (orchestration/ml/decisions.py metadata)."""
+
+    asset: str
+    status: str  # trained, unchanged, refused
+    reason: str
+    champion_version: str  # "" without a champion
+
+
+def model_decisions(result: dg.ExecuteInProcessResult) -> list[ReportedDecision]:
+    """The decisions the run's model assets reported, in the order they were made."""
+    found = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        metadata = materialization.metadata
+        if STATUS_KEY not in metadata:
+            continue
+        found.append(
+            ReportedDecision(
+                asset=materialization.asset_key.to_user_string(),
+                status=str(metadata[STATUS_KEY].value),
+                reason=str(metadata[REASON_KEY].value) if REASON_KEY in metadata else "",
+                champion_version=str(metadata[CHAMPION_KEY].value) if CHAMPION_KEY in metadata else "",
+            )
+        )
+    return found

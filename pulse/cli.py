@@ -233,9 +233,10 @@ def _materialize(
     only_changed_days: bool,
     overrides: dict[str, str] | None = None,
 ) -> int:
-    """One Dagster run of MATERIALIZE_JOB over [first, last]; prints its outcome, its warnings and the failed
-    steps' errors. ``overrides``: the run's settings (``--var``)."""
-    from orchestration.materialize import materialize_range
+    """One Dagster run of MATERIALIZE_JOB over [first, last]; prints its outcome ("done", "done with warnings"
+    when a model refused to train or the run has something to say, "FAILED"), its warnings and the failed steps'
+    errors. ``overrides``: the run's settings (``--var``)."""
+    from orchestration.materialize import materialize_range, model_decisions
 
     run_started = datetime.now(UTC).replace(tzinfo=None)  # raw.events_quarantine.quarantined_at is naive UTC
     started = time.monotonic()
@@ -258,11 +259,24 @@ def _materialize(
     # still calls the run a success: here it is a failure, named.
     skipped = [event.step_key for event in result.all_events if event.event_type_value == "STEP_SKIPPED"]
     succeeded = result.success and not skipped
-    status = "done" if succeeded else "FAILED"
+    decisions = model_decisions(result)
+    refused = [d for d in decisions if d.status == "refused"]
+    run_warnings = _run_warnings(result)
+    status = ("done with warnings" if refused or run_warnings else "done") if succeeded else "FAILED"
     print(
         f"materialize: {status} in {time.monotonic() - started:.0f} s" + (f"; dbt log: {log_file}" if log_file else "")
     )
-    for warning in _run_warnings(result):
+    for decision in decisions:
+        if decision.status == "refused":
+            kept = (
+                f"champion version {decision.champion_version} stays in use"
+                if decision.champion_version
+                else "no champion: its fields are empty in the profiles and exports, which say why"
+            )
+            print(f"materialize: warning: {decision.asset} refused to train: {decision.reason}; {kept}")
+        elif decision.status == "unchanged":
+            print(f"materialize: {decision.asset}: {decision.reason}")
+    for warning in run_warnings:
         print(f"materialize: warning: {warning}", file=sys.stderr)
     _print_consent_lines(paths, started_at)
     if skipped:

@@ -17,6 +17,19 @@ recommendations, frequent_visitor -> early access, low_engagement -> simplified 
   Passive        email nudge (visited in the last 14 days), else retargeting (consent given), else simplified
                  content
 `next_action_reason` says which rule chose it.
+
+Model fields and why they may be empty: `model_status` (one row per model: ``segments``, ``purchase_intent``),
+built here in SQL from the models' decisions (`model_decisions`, written by the model steps: trained /
+unchanged / refused, and why; ml/decisions.py) and from the tables holding the models' values:
+
+  current   the values come from the champion, and the latest training did not refuse;
+  carried   the values come from an earlier champion: the latest training refused (reason: when, why, and
+            which version, trained when, the values come from);
+  refused   no values: the latest training refused and no earlier version is champion;
+  no_model  no values: no version is champion yet (never trained, or never promoted).
+
+Each profile carries its own ``intent_status`` / ``segment_status`` and reason: the model's, or ``not_scored``
+for a user the champion does not score (not active in the 30 days before the snapshot).
 """
 
 from __future__ import annotations
@@ -25,9 +38,19 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ml.decisions import MODEL_DECISIONS_TABLE, ensure_decisions_table
+from ml.user_intent import ACTIVE_WITHIN_DAYS, INTENT_MODEL, USER_INTENT_SCORES_TABLE
+from ml.user_segments import SEGMENT_MODEL, USER_SEGMENTS_TABLE
 from pulse.warehouse import Warehouse, as_warehouse, literal
 
 USER_PROFILES_TABLE = "user_profiles"
+MODEL_STATUS_TABLE = "model_status"
+# (the model's name in model_status and the manifest, its step in model_decisions, the table of its values)
+STATUS_MODELS: tuple[tuple[str, str, str], ...] = (
+    ("segments", SEGMENT_MODEL, USER_SEGMENTS_TABLE),
+    ("purchase_intent", INTENT_MODEL, USER_INTENT_SCORES_TABLE),
+)
+NOT_SCORED = "not_scored"  # a user the intent champion does not score
 ACTIVE_TRIGGER_DAYS = 7
 TRIGGER_ACTIONS: tuple[tuple[str, str], ...] = (  # trigger -> next action, in order of precedence
     ("cart_abandonment", "abandoned-cart email"),
@@ -47,6 +70,7 @@ class BuiltProfiles:
     active_triggers: dict[str, int]
     segment_model_version: str | None
     intent_model_version: str | None
+    model_status: dict[str, tuple[str, str]]  # model -> (status, reason)
 
 
 # (condition over the joined columns, next action, reason), first match wins, after the triggers
@@ -78,6 +102,73 @@ def _case(column: int, fallback: str) -> str:
     return f"case\n{whens}\n        else '{fallback}'\n    end"
 
 
+def model_status_sql() -> str:
+    """One row per model (:data:`STATUS_MODELS`): status (current / carried / refused / no_model), reason, the
+    version its values come from and when it was trained, and the latest decision of its step."""
+    used = "\n    union all\n    ".join(
+        f"""select '{name}' as model, '{step}' as step, count(*) as users, max(model_version) as model_version,
+        max(model_trained_at) as model_trained_at
+    from {table}"""
+        for name, step, table in STATUS_MODELS
+    )
+    trained = "coalesce(', trained ' || cast(model_trained_at as string) || ' UTC', '')"
+    refused_on = "'training refused on ' || cast(cast(decided_at as date) as string) || ': ' || decision_reason"
+    return f"""
+with
+latest as (
+    select model, status, reason, decided_at
+    from (
+        select
+            model,
+            status,
+            reason,
+            decided_at,
+            row_number() over (partition by model order by decided_at desc) as recency
+        from {MODEL_DECISIONS_TABLE}
+    ) as ranked
+    where recency = 1
+),
+used as (
+    {used}
+),
+joined as (
+    select
+        used.model,
+        used.users,
+        used.model_version,
+        used.model_trained_at,
+        latest.status as decision,
+        latest.reason as decision_reason,
+        latest.decided_at
+    from used
+    left join latest on used.step = latest.model
+)
+select
+    model,
+    case
+        when users > 0 and decision = 'refused' then 'carried'
+        when users > 0 then 'current'
+        when decision = 'refused' then 'refused'
+        else 'no_model'
+    end as status,
+    case
+        when users > 0 and decision = 'refused'
+            then {refused_on} || '; values carried from champion version ' || model_version || {trained}
+        when users > 0
+            then 'from champion version ' || model_version || {trained}
+                || coalesce('; latest training: ' || decision_reason, '')
+        when decision = 'refused' then {refused_on} || '; no earlier version is champion, so the values are empty'
+        else 'no version is champion yet' || coalesce('; latest training: ' || decision_reason, '')
+    end as reason,
+    model_version,
+    model_trained_at,
+    decision,
+    decision_reason,
+    decided_at
+from joined
+"""
+
+
 def profiles_sql(warehouse: Warehouse, updated_at: object) -> str:
     """The select that builds `user_profiles` in ``warehouse``'s dialect; ``updated_at`` stamps every row."""
     return f"""
@@ -106,6 +197,8 @@ categories as (
     select user_key, {warehouse.ordered_list("category", "category_rank")} as top_categories
     from user_category_affinity group by user_key
 ),
+segment_state as (select status, reason from {MODEL_STATUS_TABLE} where model = 'segments'),
+intent_state as (select status, reason from {MODEL_STATUS_TABLE} where model = 'purchase_intent'),
 joined as (
     select
         features.user_key,
@@ -127,8 +220,30 @@ joined as (
         features.days_since_last_purchase,
         segments.model_version as segment_model_version,
         intent.model_version as intent_model_version,
+        case
+            when segments.user_key is not null then segment_state.status
+            when segment_state.status in ('current', 'carried') then 'not_assigned'
+            else segment_state.status
+        end as segment_status,
+        case
+            when segments.user_key is null and segment_state.status in ('current', 'carried')
+                then 'not in user_segments: the champion assigned no segment to this user'
+            else segment_state.reason
+        end as segment_status_reason,
+        case
+            when intent.user_key is not null then intent_state.status
+            when intent_state.status in ('current', 'carried') then '{NOT_SCORED}'
+            else intent_state.status
+        end as intent_status,
+        case
+            when intent.user_key is null and intent_state.status in ('current', 'carried')
+                then 'not active in the {ACTIVE_WITHIN_DAYS} days before the snapshot: only active users are scored'
+            else intent_state.reason
+        end as intent_status_reason,
         features.as_of_date
     from features
+    cross join segment_state
+    cross join intent_state
     left join user_segments as segments on features.user_key = segments.user_key
     left join user_types as types on features.user_key = types.user_key
     left join user_intent_scores as intent on features.user_key = intent.user_key
@@ -158,6 +273,10 @@ select
     days_since_last_purchase,
     segment_model_version,
     intent_model_version,
+    segment_status,
+    segment_status_reason,
+    intent_status,
+    intent_status_reason,
     as_of_date,
     {literal(updated_at)} as updated_at
 from joined
@@ -165,9 +284,11 @@ from joined
 
 
 def build_user_profiles(warehouse: Warehouse | duckdb.DuckDBPyConnection, updated_at: object) -> BuiltProfiles:
-    """Replace `user_profiles` from the warehouse's tables; ``updated_at`` (a naive UTC datetime) is stamped
-    on every row."""
+    """Replace `model_status`, then `user_profiles` from the warehouse's tables; ``updated_at`` (a naive UTC
+    datetime) is stamped on every row."""
     warehouse = as_warehouse(warehouse)
+    ensure_decisions_table(warehouse)  # no model step has run yet: no decision
+    warehouse.replace_table(MODEL_STATUS_TABLE, model_status_sql())
     warehouse.replace_table(USER_PROFILES_TABLE, profiles_sql(warehouse, updated_at))
     [(rows, consented, as_of, segment_version, intent_version)] = warehouse.rows(
         f"""select count(*), count_if(consent_personalization), cast(max(as_of_date) as string),
@@ -183,6 +304,10 @@ def build_user_profiles(warehouse: Warehouse | duckdb.DuckDBPyConnection, update
             group by t order by 2 desc"""
         )
     )
+    status = {
+        model: (state, reason)
+        for model, state, reason in warehouse.rows(f"select model, status, reason from {MODEL_STATUS_TABLE}")
+    }
     return BuiltProfiles(
         rows=rows,
         consented=consented or 0,
@@ -191,4 +316,5 @@ def build_user_profiles(warehouse: Warehouse | duckdb.DuckDBPyConnection, update
         active_triggers=triggers,
         segment_model_version=segment_version,
         intent_model_version=intent_version,
+        model_status=status,
     )

@@ -3,7 +3,7 @@
 Layout under ``$PULSE_EXPORTS`` (default ``$PULSE_HOME/exports``)::
 
     current.json                      {"snapshot_id": ..., "path": "snapshots/<id>"}: the published snapshot
-    snapshots/<id>/manifest.json      row counts, as-of date, model versions, files, audience definitions
+    snapshots/<id>/manifest.json      row counts, as-of date, model versions and status, files, audience definitions
     snapshots/<id>/user_profiles.parquet
     snapshots/<id>/audiences/<name>.parquet, <name>.csv
     audiences/<name>.parquet, .csv    the same files at fixed paths, for tools that poll one location
@@ -22,6 +22,10 @@ Consent: only users whose latest ``consent_personalization`` is true leave the w
 audience); a user who never sent the flag has not consented. The manifest's ``consent_counts`` says how many
 profiled users were left out and why (no signal, refused) and the bases behind the published ones, from the dbt
 model ``consent_coverage`` (pulse/consent.py).
+
+Model fields: the manifest's ``model_status`` says, per model (segments, purchase_intent), whether its fields
+are current, carried from an earlier champion, or empty, and why (the warehouse's `model_status`, built with
+the profiles: pulse/profiles.py); each profile row carries its own ``intent_status`` / ``segment_status``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 import duckdb
 
 from pulse.consent import ConsentCounts, read_consent_counts
+from pulse.profiles import MODEL_STATUS_TABLE
 from pulse.warehouse import DuckDBWarehouse, Warehouse
 
 KEEP_SNAPSHOTS = 5
@@ -86,9 +91,10 @@ AUDIENCES: tuple[Audience, ...] = (
 PROFILE_COLUMNS = (
     "user_key, segment_id, segment_name, user_type, intent_probability, cast(intent_decile as integer) as "
     "intent_decile, engagement_score, active_triggers, top_categories, next_action, next_action_reason, "
-    "consent_analytics, consent_personalization, segment_model_version, intent_model_version, as_of_date, "
-    "updated_at"
+    "consent_analytics, consent_personalization, segment_model_version, intent_model_version, segment_status, "
+    "segment_status_reason, intent_status, intent_status_reason, as_of_date, updated_at"
 )
+STATUS_COLUMNS = "model, status, reason, model_version, model_trained_at, decision, decided_at"
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,18 @@ def publish_snapshot(
             f"""select count(*), count_if({CONSENTED}), cast(max(as_of_date) as varchar),
                 max(segment_model_version), max(intent_model_version) from main.user_profiles"""
         ).fetchall()[0]
+        status_rows = con.execute(f"select {STATUS_COLUMNS} from main.{MODEL_STATUS_TABLE} order by model").fetchall()
+        model_status = {
+            model: {
+                "status": status,
+                "reason": reason,
+                "model_version": version,
+                "model_trained_at": None if trained_at is None else trained_at.isoformat(sep=" "),
+                "latest_decision": decision,
+                "decided_at": None if decided_at is None else decided_at.isoformat(sep=" "),
+            }
+            for model, status, reason, version, trained_at, decision, decided_at in status_rows
+        }
         audiences: dict[str, dict] = {}
         for audience in AUDIENCES:
             # the query runs once: the CSV and the row count come from the Parquet file it wrote
@@ -182,6 +200,7 @@ def publish_snapshot(
             "published_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "as_of_date": as_of,
             "model_versions": {"segments": segment_version, "purchase_intent": intent_version},
+            "model_status": model_status,
             "consent": f"only users whose latest {CONSENTED} is true ({consented:,} of {total:,})",
             "profiles": {"file": "user_profiles.parquet", "rows": consented or 0, "users_before_consent": total},
             "consent_counts": _consent_section(consent_counts, consented or 0),
@@ -221,11 +240,11 @@ def publish_from_warehouse(warehouse: Warehouse, exports: Path, *, now: datetime
     consent_counts = read_consent_counts(warehouse)
     if isinstance(warehouse, DuckDBWarehouse):
         return publish_snapshot(warehouse.con, exports, now=now, consent_counts=consent_counts)
-    profiles = warehouse.arrow("select * from user_profiles")
     with duckdb.connect() as con:
-        con.register("user_profiles_read", profiles)
-        con.execute("create table main.user_profiles as select * from user_profiles_read")
-        con.unregister("user_profiles_read")
+        for table in ("user_profiles", MODEL_STATUS_TABLE):
+            con.register("table_read", warehouse.arrow(f"select * from {table}"))
+            con.execute(f"create table main.{table} as select * from table_read")
+            con.unregister("table_read")
         return publish_snapshot(con, exports, now=now, consent_counts=consent_counts)
 
 

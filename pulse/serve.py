@@ -75,6 +75,16 @@ class UserProfile(BaseModel):
     consent_personalization: bool | None = None
     segment_model_version: str | None = None
     intent_model_version: str | None = None
+    segment_status: str | None = Field(
+        None, description="current, carried (from an earlier champion: its training refused), refused, no_model"
+    )
+    segment_status_reason: str | None = None
+    intent_status: str | None = Field(
+        None,
+        description="current, carried (from an earlier champion: its training refused), refused, no_model, "
+        "not_scored (not active in the 30 days before the snapshot)",
+    )
+    intent_status_reason: str | None = Field(None, description="why the intent fields are what they are (or empty)")
     as_of_date: date | None = None
     updated_at: datetime | None = Field(None, description="UTC")
 

@@ -117,8 +117,6 @@ def _dbt(name: str, kind: str, group: str, description: str, **rules: Any) -> Se
     return Setting(name, kind, description, group=group, dbt_var=True, **rules)
 
 
-_INTENT = "orchestration/ml/intent.py"
-
 SETTINGS: tuple[Setting, ...] = (
     # ---- the home: where things are (settings.toml or the environment; PULSE_HOME itself only the environment)
     Setting(
@@ -358,10 +356,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "intent_min_positives",
         "int",
-        "Sufficiency gate: positives needed in train and in test.",
+        "Sufficiency gate: positives needed in train and in test (below it training refuses, with the reason).",
         100,
         "intent",
-        reader=_INTENT,
+        minimum=1,
     ),
     Setting(
         "intent_min_negatives",
@@ -369,19 +367,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Sufficiency gate: negatives needed in train and in test.",
         100,
         "intent",
-        reader=_INTENT,
+        minimum=1,
     ),
-    Setting("intent_test_snapshots", "int", "Latest labelled snapshots in the test part.", 1, "intent", reader=_INTENT),
+    Setting("intent_test_snapshots", "int", "Latest labelled snapshots in the test part.", 1, "intent", minimum=1),
     Setting(
-        "intent_validation_snapshots", "int", "Fewest snapshots in the validation part.", 1, "intent", reader=_INTENT
+        "intent_validation_snapshots",
+        "int",
+        "Snapshots in the validation part (early stopping).",
+        1,
+        "intent",
+        minimum=1,
     ),
     Setting(
         "intent_promotion_tolerance",
         "number",
-        "A challenger within this ROC-AUC of the champion is promoted.",
+        "A challenger within this ROC-AUC of the champion is promoted (negative: it must beat it by that much).",
         0.005,
         "intent",
-        reader=_INTENT,
+        minimum=-1,
+        maximum=1,
     ),
     Setting("segmentation_seed", "int", "K-Means seed of the segment model.", 0, "segments", minimum=0),
     Setting(

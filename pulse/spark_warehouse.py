@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 
-from pulse.warehouse import BatchFunction, column_ddl, quietly
+from pulse.warehouse import DIGEST_MODULUS, BatchFunction, column_ddl, digest_text, quietly
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -177,6 +177,24 @@ class SparkWarehouse:
 
     def hash_bucket(self, expr: str, buckets: int) -> str:
         return f"pmod(hash({expr}), {buckets})"
+
+    def table_digest(self, table: str) -> str:
+        """A fingerprint of ``table``'s rows in any order, computed by Spark (pulse.warehouse.DIGEST_MODULUS):
+        comparable only with digests Spark computed. ``xxhash64`` skips nulls, so each column's ``is null``
+        is hashed beside it (a null moving to another column changes the hash)."""
+        from pyspark.sql.types import DecimalType, DoubleType, FloatType
+
+        fields = self.spark.table(table).schema.fields
+        values = []
+        for field in fields:
+            name = f"`{field.name}`"
+            floating = isinstance(field.dataType, DoubleType | FloatType | DecimalType)
+            values += [f"cast({name} as float)" if floating else name, f"{name} is null"]
+        [(count, xor, total)] = self.rows(
+            f"""select count(*), coalesce(bit_xor(h), 0), coalesce(sum(h % {DIGEST_MODULUS}), 0)
+            from (select xxhash64({", ".join(values)}) as h from {table})"""
+        )
+        return digest_text([field.name for field in fields], int(count), int(xor), int(total))
 
 
 def env_log_level() -> str:

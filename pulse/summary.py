@@ -47,11 +47,12 @@ def render_summary(paths: PulsePaths) -> str:
             models = _model_figures(warehouse)
     c |= models["counts"]
     first, last = models["event_times"]
-    segments, user_types, profiles, intent = (
+    segments, user_types, profiles, intent, status = (
         models["segments"],
         models["user_types"],
         models["profiles"],
         models["intent"],
+        models["model_status"],
     )
     duplicates = c["accepted"] - c["events"]
     reconciles = "yes" if c["lines_read"] == c["accepted"] + c["quarantined"] else "NO"
@@ -78,6 +79,7 @@ def render_summary(paths: PulsePaths) -> str:
             + ", ".join(f"{name} {n:,}" for name, n, _, _ in segments)
         )
         lines.append("user types               " + ", ".join(f"{t} {n:,}" for t, n in user_types))
+    lines.extend(_status_lines(status, "segments", "segment model"))
     lines.extend(_activation_lines(paths, profiles))
     lines.extend(models["consent"].lines() if models["consent"] else [])
     if intent:
@@ -88,8 +90,9 @@ def render_summary(paths: PulsePaths) -> str:
                 f"{mean:.3f}, top decile >= {top_min:.3f}"
             )
             lines.extend(_intent_model_lines(paths))
-        else:
+        elif "purchase_intent" not in status:
             lines.append("intent scores            none yet: no purchase-intent model is champion")
+    lines.extend(_status_lines(status, "purchase_intent", "intent model"))
     lines += [
         "",
         *_warehouse_lines(paths),
@@ -98,6 +101,16 @@ def render_summary(paths: PulsePaths) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _status_lines(status: dict[str, tuple[str, str]], model: str, label: str) -> list[str]:
+    """What the profiles' `model_status` says of ``model`` when its fields are not the champion's current
+    values: carried from an earlier champion (its training refused), or empty (refused, or no champion)."""
+    if model not in status or status[model][0] == "current":
+        return []
+    state, reason = status[model]
+    shown = {"carried": "values carried", "refused": "REFUSED, fields empty", "no_model": "no model, fields empty"}
+    return [f"{label:<25}{shown.get(state, state)}: {reason}"]
 
 
 def _intent_model_lines(paths: PulsePaths) -> list[str]:
@@ -146,6 +159,7 @@ def _model_figures(warehouse: Warehouse) -> dict:
         "profiles": None,
         "intent": None,
         "consent": read_consent_counts(warehouse),  # who publishing leaves out and why (pulse/consent.py)
+        "model_status": {},
     }
     if warehouse.table_exists("user_segments"):
         figures["segments"] = warehouse.rows(
@@ -157,6 +171,11 @@ def _model_figures(warehouse: Warehouse) -> dict:
         )
     if warehouse.table_exists("user_profiles"):
         figures["profiles"] = warehouse.rows("select count(*), count_if(consent_personalization) from user_profiles")[0]
+    if warehouse.table_exists("model_status"):  # built with the profiles (pulse/profiles.py)
+        figures["model_status"] = {
+            model: (status, reason)
+            for model, status, reason in warehouse.rows("select model, status, reason from model_status")
+        }
     if warehouse.table_exists("user_intent_scores"):
         figures["intent"] = warehouse.rows(
             """select count(*), min(model_version), min(as_of_date), min(case when decile = 1 then probability end),

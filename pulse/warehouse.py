@@ -71,6 +71,20 @@ class Warehouse(Protocol):
 
     def hash_bucket(self, expr: str, buckets: int) -> str: ...
 
+    def table_digest(self, table: str) -> str: ...
+
+
+# A table's digest (Warehouse.table_digest) folds one hash per row into an order-free aggregate: the row count,
+# the XOR of the row hashes and their sum modulo this prime. Floating-point columns are hashed as 32-bit
+# floats: a rebuild of the same data may sum doubles in another order (last-bit differences), which rounding
+# to ~7 significant digits absorbs; a real change of a value moves it.
+DIGEST_MODULUS = 2_147_483_647
+
+
+def digest_text(columns: Sequence[str], count: int, xor: int, total: int) -> str:
+    """The digest as text: the columns (a schema change is a change) and the three aggregates."""
+    return f"{','.join(columns)}|{count}|{xor}|{total}"
+
 
 def column_ddl(columns: Sequence[tuple[str, str]]) -> str:
     unknown = [kind for _, kind in columns if kind not in COLUMN_TYPES]
@@ -172,6 +186,29 @@ class DuckDBWarehouse:
 
     def hash_bucket(self, expr: str, buckets: int) -> str:
         return f"hash({expr}) % {buckets}"
+
+    def table_digest(self, table: str) -> str:
+        """A fingerprint of ``table``'s rows in any order (see :data:`DIGEST_MODULUS`), computed by DuckDB:
+        equal for the same rows, different when a row, a value or a column changes. Comparable only with
+        digests DuckDB computed."""
+        columns = self.con.execute(
+            """select column_name, data_type from information_schema.columns
+            where table_schema = 'main' and table_name = ? order by ordinal_position""",
+            [table],
+        ).fetchall()
+        if not columns:
+            raise ValueError(f"no table {table} in the warehouse")
+        values = [
+            f'cast("{name}" as float)'
+            if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL")
+            else f'"{name}"'
+            for name, kind in columns
+        ]
+        [(count, xor, total)] = self.con.execute(
+            f"""select count(*), coalesce(bit_xor(h), 0), coalesce(sum(h % {DIGEST_MODULUS}), 0)
+            from (select hash({", ".join(values)}) as h from {table})"""
+        ).fetchall()
+        return digest_text([name for name, _ in columns], int(count), int(xor), int(total))
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """Activation as Dagster assets: thin wrappers around pulse.profiles and pulse.publish.
 
 user_profiles      one row per user in the warehouse: segment, user type, intent, engagement score, active
-                   triggers, top categories, next action, consent, model versions
+                   triggers, top categories, next action, consent, model versions and status (model_status:
+                   current, carried from an earlier champion, or empty and why)
 audience_exports   the consented profiles and the four audiences published as an immutable snapshot under
                    PULSE_EXPORTS (Parquet + CSV + manifest), atomically; the read API serves it
 """
@@ -33,7 +34,8 @@ from pulse.publish import publish_from_warehouse
     kinds={"python", "duckdb"},
     description="One row per user: segment and user type, intent probability and decile, engagement score, "
     "triggers active in the last 7 days, top categories, the recommended next action and why, consent, "
-    "model versions, updated_at (docs/activation.md).",
+    "model versions and each model's status and reason, updated_at (docs/activation.md). Also writes "
+    "model_status: per model, current / carried / refused / no_model and why.",
 )
 def user_profiles(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     with storage.open_warehouse() as warehouse:
@@ -47,6 +49,9 @@ def user_profiles(context: dg.AssetExecutionContext, storage: PulseStorage) -> d
             "active_triggers": dg.MetadataValue.json(built.active_triggers),
             "segment_model_version": built.segment_model_version or "",
             "intent_model_version": built.intent_model_version or "",
+            "model_status": dg.MetadataValue.json(
+                {model: {"status": status, "reason": reason} for model, (status, reason) in built.model_status.items()}
+            ),
         }
     )
 
@@ -75,5 +80,8 @@ def audience_exports(context: dg.AssetExecutionContext, storage: PulseStorage) -
             "audiences": dg.MetadataValue.json(published.audience_rows),
             "model_versions": dg.MetadataValue.json(manifest["model_versions"]),
             "consent_counts": dg.MetadataValue.json(manifest["consent_counts"] or {}),
+            "model_status": dg.MetadataValue.json(
+                {model: {"status": m["status"], "reason": m["reason"]} for model, m in manifest["model_status"].items()}
+            ),
         }
     )

@@ -1,23 +1,31 @@
-"""Segmentation as Dagster assets: thin wrappers around ml.segmentation and ml.tracking.
+"""Segmentation as Dagster assets: thin wrappers around ml.user_segments.
 
 segment_model   fits K-Means segments on `user_features` (matched to the current champion so ids and names
-                stay), logs the run to MLflow and registers a new version as `champion`.
+                stay), logs the run to MLflow and registers a new version as `champion`; fits nothing when
+                the inputs are unchanged since the latest version (kept) or when the data cannot be segmented
+                (refused: the check `enough_data_to_segment` warns, the run goes on). Each decision is a row
+                of `model_decisions`.
 user_segments   one row per user: the champion's segment, the distance to its centroid, the rule-based
-                user type, the snapshot date and the model version; a table in the warehouse.
+                user type, the snapshot date and the model version; a table in the warehouse (empty while no
+                version is champion).
 """
 
 import dagster as dg
 
+from ml.decisions import record_decision
+from ml.segmentation import SegmentationConfig
 from ml.user_segments import (
-    fit_and_register_segments,
     segment_sizes_markdown,
     segmentation_config,
+    update_segment_model,
     write_user_segments,
 )
+from orchestration.ml.decisions import decision_metadata, log_decision
 from orchestration.resources import PulseSettings, PulseStorage
 from pulse.settings import PulsePaths
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow` serves the tracking store here
+SEGMENTATION_CHECK = "enough_data_to_segment"
 
 
 def mlflow_ui(paths: PulsePaths) -> str:
@@ -32,44 +40,67 @@ def mlflow_ui(paths: PulsePaths) -> str:
     deps=["user_features"],
     pool="warehouse",
     kinds={"python", "scikit-learn", "mlflow"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            SEGMENTATION_CHECK,
+            asset="segment_model",
+            blocking=False,
+            description=f"user_features has at least {SegmentationConfig().min_users} users whose features differ, "
+            "and K-Means finds groups; otherwise segmentation refuses (a warning: the run goes on, the champion, "
+            "if any, stays).",
+        )
+    ],
     description="K-Means segments (k by silhouette) fitted on user_features, matched to the previous champion, "
-    "tracked in MLflow and registered as `pulse_segments@champion`.",
+    "tracked in MLflow and registered as `pulse_segments@champion`. Not refitted when the inputs are unchanged "
+    "since the latest version; refuses, with the reason, when the data cannot be segmented.",
 )
-def segment_model(
-    context: dg.AssetExecutionContext, storage: PulseStorage, settings: PulseSettings
-) -> dg.MaterializeResult:
+def segment_model(context: dg.AssetExecutionContext, storage: PulseStorage, settings: PulseSettings):
     paths = storage.paths()
     resolved = settings.resolve()
-    with storage.open_warehouse(read_only=True) as warehouse:
-        fitted = fit_and_register_segments(
+    try:
+        config = segmentation_config(resolved.segmentation_features, seed=resolved.segmentation_seed)
+    except ValueError as exc:  # a setting naming an unknown or repeated column
+        raise dg.Failure(description=f"settings: {exc}") from None
+    with storage.open_warehouse() as warehouse:
+        update = update_segment_model(
             warehouse,
             paths.mlflow_store,
-            config=segmentation_config(resolved.segmentation_features, seed=resolved.segmentation_seed),
+            config=config,
             ui_url=mlflow_ui(paths),
         )
-    context.log.info(fitted.summary())
-    for warning in fitted.warnings:
-        context.log.warning(warning)
-    metadata: dict[str, dg.RawMetadataValue] = {
-        "chosen_k": fitted.chosen_k,
-        "silhouette": dg.MetadataValue.float(fitted.silhouette),
-        "ward_silhouette": dg.MetadataValue.float(fitted.ward_silhouette),
-        "users": fitted.users,
-        "as_of_date": fitted.as_of_date,
-        "model_version": fitted.model_version,
-        "segments": dg.MetadataValue.md(segment_sizes_markdown(fitted.sizes)),
-        "silhouette_by_k": dg.MetadataValue.json({str(k): round(v, 4) for k, v in fitted.silhouettes.items()}),
-        "mlflow_run_id": fitted.run_id,
-        "mlflow_tracking_uri": fitted.tracking_uri,
-        "features_used": ", ".join(fitted.features_used),
-        "features_dropped": dg.MetadataValue.json(fitted.features_dropped),
-    }
-    if fitted.run_url:
-        metadata["mlflow_run"] = dg.MetadataValue.url(fitted.run_url)
-    if fitted.ari_vs_previous is not None:
-        metadata["ari_vs_previous"] = dg.MetadataValue.float(fitted.ari_vs_previous)
-        metadata["id_agreement_vs_previous"] = dg.MetadataValue.float(fitted.id_agreement_vs_previous or 0.0)
-    return dg.MaterializeResult(metadata=metadata)
+        record_decision(warehouse, update.decision, run_id=context.run_id)
+    decision, fitted = update.decision, update.fitted
+    log_decision(context, decision)
+    yield dg.AssetCheckResult(
+        check_name=SEGMENTATION_CHECK,
+        passed=not decision.refused,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=decision.reason,
+    )
+    metadata = decision_metadata(decision)
+    if fitted is not None:
+        context.log.info(fitted.summary())
+        for warning in fitted.warnings:
+            context.log.warning(warning)
+        metadata |= {
+            "chosen_k": fitted.chosen_k,
+            "silhouette": dg.MetadataValue.float(fitted.silhouette),
+            "ward_silhouette": dg.MetadataValue.float(fitted.ward_silhouette),
+            "users": fitted.users,
+            "as_of_date": fitted.as_of_date,
+            "segments": dg.MetadataValue.md(segment_sizes_markdown(fitted.sizes)),
+            "silhouette_by_k": dg.MetadataValue.json({str(k): round(v, 4) for k, v in fitted.silhouettes.items()}),
+            "mlflow_run_id": fitted.run_id,
+            "mlflow_tracking_uri": fitted.tracking_uri,
+            "features_used": ", ".join(fitted.features_used),
+            "features_dropped": dg.MetadataValue.json(fitted.features_dropped),
+        }
+        if fitted.run_url:
+            metadata["mlflow_run"] = dg.MetadataValue.url(fitted.run_url)
+        if fitted.ari_vs_previous is not None:
+            metadata["ari_vs_previous"] = dg.MetadataValue.float(fitted.ari_vs_previous)
+            metadata["id_agreement_vs_previous"] = dg.MetadataValue.float(fitted.id_agreement_vs_previous or 0.0)
+    yield dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
@@ -86,6 +117,12 @@ def user_segments(context: dg.AssetExecutionContext, storage: PulseStorage) -> d
     paths = storage.paths()
     with storage.open_warehouse() as warehouse:
         written = write_user_segments(warehouse, paths.mlflow_store)
+    if written.model_version is None:
+        context.log.warning(
+            "no pulse_segments@champion: nobody assigned (user_segments is empty); the profiles say why "
+            "(segment_status_reason)."
+        )
+        return dg.MaterializeResult(metadata={"rows": 0, "model_version": "none: no champion"})
     return dg.MaterializeResult(
         metadata={
             "rows": written.rows,

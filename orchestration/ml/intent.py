@@ -2,59 +2,41 @@
 
 purchase_intent_model   trains XGBoost and its two baselines on `purchase_intent_training_set` (temporal split),
                         logs them side by side in MLflow, registers the model as `challenger` and promotes it
-                        to `champion` only when it is at least as good (see ml/intent_tracking.py). Its blocking
-                        check `enough_labelled_data` fails, and training refuses, when the data cannot support
-                        an honest evaluation.
+                        to `champion` only when it is at least as good (see ml/intent_tracking.py). When the data
+                        cannot support an honest evaluation its check `enough_labelled_data` warns and training
+                        refuses; when the inputs are unchanged since the latest version nothing is trained. Either
+                        way the step succeeds, the decision is a row of `model_decisions`, and the champion, if
+                        any, keeps scoring.
 user_intent_scores      every active user of the latest snapshot scored with the champion.
 """
 
-import os
-from dataclasses import replace
-
 import dagster as dg
 
-from ml.purchase_intent import InsufficientDataError, IntentConfig
-from ml.user_intent import read_training_set, sufficiency, train_and_register_intent, write_user_intent_scores
+from ml.decisions import record_decision
+from ml.purchase_intent import IntentConfig
+from ml.user_intent import plan_intent_training, train_planned_intent, write_user_intent_scores
 from orchestration.ml.assets import mlflow_ui
+from orchestration.ml.decisions import decision_metadata, log_decision
 from orchestration.resources import PulseSettings, PulseStorage
+from pulse.settings import Settings
 
 SUFFICIENCY_CHECK = "enough_labelled_data"
 
 
-def intent_config() -> IntentConfig:
-    """The training config, with the sufficiency thresholds and the test / validation windows (in snapshots)
-    from the environment. The label horizon comes from the training table itself."""
-    config = IntentConfig()
-    settings = {
-        "min_positives": "PULSE_INTENT_MIN_POSITIVES",
-        "min_negatives": "PULSE_INTENT_MIN_NEGATIVES",
-        "test_snapshots": "PULSE_INTENT_TEST_SNAPSHOTS",
-        "validation_snapshots": "PULSE_INTENT_VALIDATION_SNAPSHOTS",
-    }
-    values = {}
-    for field, var in settings.items():
-        text = os.environ.get(var)
-        if text is None:
-            continue
-        try:
-            values[field] = int(text)
-        except ValueError:
-            raise dg.Failure(description=f"{var}={text!r} is not a whole number") from None
+def intent_config(settings: Settings) -> tuple[IntentConfig, float]:
+    """The training config from the settings door (gate, test / validation snapshots, evaluation date) and the
+    promotion tolerance. The label horizon comes from the training table itself."""
     try:
-        return replace(config, **values)
-    except ValueError as exc:  # e.g. a threshold of 0
-        names = ", ".join(f"{settings[f]}={v}" for f, v in values.items())
-        raise dg.Failure(description=f"{names}: {exc}") from None
-
-
-def promotion_tolerance() -> float:
-    """PULSE_INTENT_PROMOTION_TOLERANCE (default 0.005): how far below the champion's test ROC-AUC a
-    challenger may be and still be promoted (negative: it must beat the champion by that much)."""
-    text = os.environ.get("PULSE_INTENT_PROMOTION_TOLERANCE", "0.005")
-    try:
-        return float(text)
-    except ValueError:
-        raise dg.Failure(description=f"PULSE_INTENT_PROMOTION_TOLERANCE={text!r} is not a number") from None
+        config = IntentConfig(
+            min_positives=settings.intent_min_positives,
+            min_negatives=settings.intent_min_negatives,
+            test_snapshots=settings.intent_test_snapshots,
+            validation_snapshots=settings.intent_validation_snapshots,
+            test_as_of=settings.intent_test_as_of,
+        )
+    except ValueError as exc:  # the door checks each value; this is the config's own rule
+        raise dg.Failure(description=f"settings: {exc}") from None
+    return config, settings.intent_promotion_tolerance
 
 
 @dg.asset(
@@ -67,49 +49,55 @@ def promotion_tolerance() -> float:
         dg.AssetCheckSpec(
             SUFFICIENCY_CHECK,
             asset="purchase_intent_model",
-            blocking=True,
+            blocking=False,
             description="Train and test each have at least the minimum positives and negatives, and some snapshot "
-            "has a complete label window; otherwise training refuses.",
+            "has a complete label window; otherwise training refuses (a warning: the run goes on, the champion, "
+            "if any, keeps scoring).",
         )
     ],
     description="XGBoost purchase-intent model (purchase within the horizon) trained on point-in-time snapshots "
     "with a temporal split, beside an RFM logistic regression and a recency heuristic on the same test rows; "
     "registered in MLflow as `purchase_intent_model@challenger`, promoted to `@champion` only if at least as "
-    "good as the champion and better than the RFM baseline.",
+    "good as the champion and better than the RFM baseline. Not retrained when the inputs are unchanged since "
+    "the latest version; refuses, with the reason, when the data cannot support an honest evaluation.",
 )
 def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStorage, settings: PulseSettings):
     paths = storage.paths()
-    # The evaluation date (`pulse materialize --test-as-of D`, setting intent_test_as_of): which snapshot is
+    # The evaluation date (`pulse materialize --test-as-of D`, setting intent_test_as_of) picks which snapshot is
     # test; the scored snapshot and the profiles' as-of stay the latest.
-    config = replace(intent_config(), test_as_of=settings.resolve().intent_test_as_of)
-    tolerance = promotion_tolerance()
-    with storage.open_warehouse(read_only=True) as warehouse:
-        frame = read_training_set(warehouse)  # read once; training needs no warehouse connection
-    try:
-        report = sufficiency(frame, config)
-        passed, message, counts = report.ok, report.message, report.counts()
-    except InsufficientDataError as exc:
-        passed, message, counts = False, str(exc), {}
+    config, tolerance = intent_config(settings.resolve())
+    with storage.open_warehouse() as warehouse:
+        plan = plan_intent_training(warehouse, paths.mlflow_store, config, tolerance=tolerance)
+        if plan.decision is not None:  # unchanged or refused: nothing to train
+            record_decision(warehouse, plan.decision, run_id=context.run_id)
+    gate = plan.gate
     yield dg.AssetCheckResult(
         check_name=SUFFICIENCY_CHECK,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=message,
-        metadata={"counts": dg.MetadataValue.json(counts), "message": message},
+        passed=gate.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=gate.message,
+        metadata={"counts": dg.MetadataValue.json(gate.counts), "message": gate.message},
     )
-    if not passed:
-        raise dg.Failure(description=f"training refused: {message}")
-    trained = train_and_register_intent(frame, paths.mlflow_store, config, tolerance=tolerance, ui_url=mlflow_ui(paths))
+    if plan.decision is not None:
+        log_decision(context, plan.decision)
+        yield dg.MaterializeResult(metadata=decision_metadata(plan.decision))
+        return
+    # training needs no warehouse connection (the frame was read once); the decision is recorded after it
+    decision, trained = train_planned_intent(
+        plan, paths.mlflow_store, config, tolerance=tolerance, ui_url=mlflow_ui(paths)
+    )
+    with storage.open_warehouse() as warehouse:
+        record_decision(warehouse, decision, run_id=context.run_id)
+    log_decision(context, decision)
     context.log.info(trained.summary())
     result, registration = trained.result, trained.registration
-    decision = registration.decision
+    promotion = registration.decision
     metadata: dict[str, dg.RawMetadataValue] = {
-        "model_version": registration.model_version,
-        "promoted": decision.promote,
-        "decision": decision.reason,
-        "champion_version": registration.champion_version or "",
-        "test_roc_auc": dg.MetadataValue.float(decision.challenger_auc),
-        "rfm_test_roc_auc": dg.MetadataValue.float(decision.rfm_auc),
+        **decision_metadata(decision),
+        "promoted": promotion.promote,
+        "decision": promotion.reason,
+        "test_roc_auc": dg.MetadataValue.float(promotion.challenger_auc),
+        "rfm_test_roc_auc": dg.MetadataValue.float(promotion.rfm_auc),
         "recency_test_roc_auc": dg.MetadataValue.float(result.test_metrics["recency_heuristic"]["roc_auc"]),
         "metrics": dg.MetadataValue.json(
             {name: {k: round(float(v), 4) for k, v in m.items()} for name, m in result.test_metrics.items()}
@@ -120,8 +108,8 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
         "mlflow_run_id": registration.run_id,
         "mlflow_tracking_uri": trained.tracking_uri,
     }
-    if decision.champion_auc is not None:
-        metadata["previous_champion_test_roc_auc"] = dg.MetadataValue.float(decision.champion_auc)
+    if promotion.champion_auc is not None:
+        metadata["previous_champion_test_roc_auc"] = dg.MetadataValue.float(promotion.champion_auc)
     if registration.url:
         metadata["mlflow_run"] = dg.MetadataValue.url(registration.url)
     yield dg.MaterializeResult(metadata=metadata)
@@ -135,8 +123,8 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
     kinds={"python", "duckdb"},
     description="Every active user (a session in the 30 days before the latest snapshot) scored with "
     "`purchase_intent_model@champion`: probability of a purchase within the horizon, percentile, decile "
-    "(1 = top 10 %), model version, snapshot date and scored_at. Empty, with a warning, while no model is "
-    "champion.",
+    "(1 = top 10 %), model version and when it was trained, snapshot date and scored_at. Empty, with a warning, "
+    "while no model is champion.",
 )
 def user_intent_scores(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()
@@ -152,6 +140,7 @@ def user_intent_scores(context: dg.AssetExecutionContext, storage: PulseStorage)
         metadata={
             "rows": written.rows,
             "model_version": written.model_version,
+            "model_trained_at": written.model_trained_at,
             "as_of_date": written.as_of_date,
             "scored_at": written.scored_at,
             "mean_probability": dg.MetadataValue.float(written.mean_probability),

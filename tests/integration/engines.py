@@ -124,6 +124,10 @@ class FittedModels:
     intent: object  # ml.intent_tracking.IntentChampion
 
 
+SEGMENTS_TRAINED_AT = datetime(2026, 9, 24, 1, 0, 5)  # the models' registration times, as MLflow would give them
+INTENT_TRAINED_AT = datetime(2026, 9, 22, 2, 0, 3)
+
+
 def fit_models(warehouse: Path) -> FittedModels:
     """K-Means segments and an XGBoost intent model from the DuckDB warehouse's feature tables. The demo is too
     small for the production gate (100 positives per part), so the intent model trains with a gate of 1."""
@@ -141,7 +145,8 @@ def fit_models(warehouse: Path) -> FittedModels:
     segments = fit_segments(features, SegmentationConfig(seed=0)).model
     config = with_table_horizon(training, IntentConfig(min_positives=1, min_negatives=1, n_estimators=50, nthread=1))
     intent = train_purchase_intent(training, config).model
-    return FittedModels(segments=segments, intent=IntentChampion(model=intent, version="1", features=FEATURES))
+    champion = IntentChampion(model=intent, version="1", features=FEATURES, trained_at=INTENT_TRAINED_AT)
+    return FittedModels(segments=segments, intent=champion)
 
 
 # relation -> is a view: the relations whose figures (pulse.relations) are compared between the engines
@@ -153,6 +158,7 @@ def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime
     scores, profiles, the published exports. Returns the frames the models would train on (as read through
     the engine) and the published snapshot's folder. Run it in a fresh process for Spark (the JVM goes with it)."""
     from expectations.runner import run_suites, suite_specs
+    from ml.decisions import ModelDecision, record_decision
     from ml.user_intent import read_training_set, score_users
     from ml.user_segments import assign_user_segments, read_features
     from pulse.batches import batch_report
@@ -173,8 +179,16 @@ def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime
         read = {"features": read_features(warehouse), "training": read_training_set(warehouse)}
         # past the cap, a sample of whole users (each engine hashes user keys its own way)
         read["sampled"] = read_training_set(warehouse, max_rows=len(read["training"]) // 2)
-        assign_user_segments(warehouse, models.segments, "1", batch_rows=64)  # several batches
+        read["digest"] = warehouse.table_digest("user_features")  # by the engine itself
+        assign_user_segments(warehouse, models.segments, "1", batch_rows=64, trained_at=SEGMENTS_TRAINED_AT)
         scores = score_users(warehouse, models.intent, now=now, batch_rows=64)
+        # the latest training refused: the champion's scores are carried, and the profiles say so (the reason's
+        # dates and times are formatted by each engine's SQL)
+        for model, status, reason in (
+            ("segment_model", "unchanged", "inputs unchanged since version 1: kept"),
+            ("purchase_intent_model", "refused", "not enough labelled data: train has 3 positives (needs >= 100)"),
+        ):
+            record_decision(warehouse, ModelDecision(model, status, reason, None, "1", "fingerprint", now))
         build_user_profiles(warehouse, now.replace(tzinfo=None))
         published = publish_from_warehouse(warehouse, paths.exports, now=now)
     with open_warehouse(paths, read_only=True) as warehouse:  # the quality gates on the models

@@ -221,11 +221,38 @@ def test_the_quality_gates_and_the_batch_report_run_on_both_engines(builds: dict
 
 
 def test_published_exports_are_equal(builds: dict) -> None:
-    """The profiles and audience files published from each engine's warehouse, row by row."""
+    """The profiles and audience files published from each engine's warehouse, row by row, the model status
+    included (a refused training carrying the champion's scores, with reasons each engine's SQL formats)."""
+    import json
+
     steps = builds["python_steps"]
     duck, spark = Path(steps["duckdb"]["snapshot"]), Path(steps["spark"]["snapshot"])
     assert not compare_published(duck, spark)
-    assert len(pd.read_parquet(duck / "user_profiles.parquet")) > 0
+    profiles = pd.read_parquet(duck / "user_profiles.parquet")
+    # consented users only, here all of them active (scored): carried; an inactive one would be not_scored
+    statuses = set(profiles["intent_status"])
+    assert len(profiles) > 0 and "carried" in statuses and statuses <= {"carried", "not_scored"}
+    assert set(profiles["segment_status"]) == {"current"}
+    status = json.loads((duck / "manifest.json").read_text())["model_status"]
+    assert status == json.loads((spark / "manifest.json").read_text())["model_status"]
+    assert status["purchase_intent"]["reason"] == (
+        "training refused on 2026-09-25: not enough labelled data: train has 3 positives (needs >= 100); values "
+        "carried from champion version 1, trained 2026-09-22 02:00:03 UTC"
+    )
+    assert status["segments"]["reason"] == (
+        "from champion version 1, trained 2026-09-24 01:00:05 UTC; latest training: inputs unchanged since "
+        "version 1: kept"
+    )
+
+
+def test_each_engine_digests_the_feature_table(builds: dict) -> None:
+    """Warehouse.table_digest (the models' input fingerprint) runs on each engine: the columns, the row count,
+    and aggregates of the engine's own row hashes (comparable within an engine only)."""
+    steps = builds["python_steps"]
+    for engine in ("duckdb", "spark"):
+        columns, count, xor, total = steps[engine]["digest"].split("|")
+        assert columns.split(",") == list(steps[engine]["features"].columns), engine
+        assert int(count) == len(steps[engine]["features"]) > 100 and int(xor) != 0 and int(total) != 0, engine
 
 
 def test_incremental_batches_are_equal(builds: dict) -> None:

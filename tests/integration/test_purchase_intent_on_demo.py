@@ -287,9 +287,11 @@ def test_the_intent_assets_train_register_and_score_every_active_user(demo: Demo
         ({"empty": "yes"}, "no snapshot has a complete label window"),
     ],
 )
-def test_training_refuses_with_a_failed_check_when_the_data_cannot_support_it(
+def test_training_refuses_with_a_warning_when_the_data_cannot_support_it(
     demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: dict, message: str
 ) -> None:
+    """A refusal is local: the check warns (the UI shows it), the step succeeds and records the decision, nothing
+    is trained or registered, and scoring still runs (nobody scored: no champion)."""
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(demo.warehouse, home / "warehouse.duckdb")
@@ -301,14 +303,17 @@ def test_training_refuses_with_a_failed_check_when_the_data_cannot_support_it(
         if var.startswith("PULSE_"):
             monkeypatch.setenv(var, value)
     result = _materialize_intent(home)
-    assert not result.success
+    assert result.success
     [check] = _check_evaluations(result)
     assert check.check_name == "enough_labelled_data" and not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN
     assert message in check.description
-    assert result.asset_materializations_for_node("purchase_intent_model") == []
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "training refused" in failure.step_failure_data.error.message
+    [model] = result.asset_materializations_for_node("purchase_intent_model")
+    assert model.metadata["model_status"].value == "refused" and message in model.metadata["model_status_reason"].value
+    assert model.metadata["champion_version"].value == ""
     assert not (home / "mlflow.db").exists()  # nothing was trained or registered
-    assert result.asset_materializations_for_node("user_intent_scores") == []  # nothing scored downstream
-    tables = _query(home / "warehouse.duckdb", "select table_name from information_schema.tables")["table_name"]
-    assert "user_intent_scores" not in set(tables)
+    assert len(result.asset_materializations_for_node("user_intent_scores")) == 1  # scoring ran: nobody scored
+    assert _query(home / "warehouse.duckdb", "select count(*) as n from user_intent_scores")["n"][0] == 0
+    decisions = _query(home / "warehouse.duckdb", "select model, status, reason from model_decisions")
+    assert decisions[["model", "status"]].values.tolist() == [["purchase_intent_model", "refused"]]
+    assert message in decisions["reason"][0]

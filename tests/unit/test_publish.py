@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -43,17 +44,19 @@ create table user_category_affinity as select * from (values
 ) t(user_key, category, product_views, category_rank);
 create table user_types as select user_key, 'Passive' as user_type, 'fallback' as user_type_rule from user_features;
 create table user_segments as select * from (values
-    ('u_cart', 1, 'Cart abandoners', 'Intent-driven', 'r', '3'),
-    ('u_cart_bought', 1, 'Cart abandoners', 'Intent-driven', 'r', '3'),
-    ('u_active', 2, 'Buyers', 'Active', 'r', '3'),
-    ('u_intent', 3, 'Intent shoppers', 'Intent-driven', 'r', '3'),
-    ('u_passive', 4, 'Passive visitors', 'Passive', 'r', '3'),
-    ('u_winback', 2, 'Buyers', 'Passive', 'r', '3'),
-    ('u_noconsent', 4, 'Passive visitors', 'Passive', 'r', '3')
-) t(user_key, segment_id, segment_name, user_type, user_type_rule, model_version);
+    ('u_cart', 1, 'Cart abandoners', 'Intent-driven', 'r', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_cart_bought', 1, 'Cart abandoners', 'Intent-driven', 'r', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_active', 2, 'Buyers', 'Active', 'r', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_intent', 3, 'Intent shoppers', 'Intent-driven', 'r', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_passive', 4, 'Passive visitors', 'Passive', 'r', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_winback', 2, 'Buyers', 'Passive', 'r', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_noconsent', 4, 'Passive visitors', 'Passive', 'r', '3', timestamp '2026-10-30 08:00:00')
+) t(user_key, segment_id, segment_name, user_type, user_type_rule, model_version, model_trained_at);
 create table user_intent_scores as select * from (values
-    ('u_cart', 0.2, 80.0, 3, '7'), ('u_intent', 0.6, 100.0, 1, '7'), ('u_active', 0.3, 90.0, 2, '7')
-) t(user_key, probability, percentile, decile, model_version);
+    ('u_cart', 0.2, 80.0, 3, '7', timestamp '2026-10-26 02:00:00'),
+    ('u_intent', 0.6, 100.0, 1, '7', timestamp '2026-10-26 02:00:00'),
+    ('u_active', 0.3, 90.0, 2, '7', timestamp '2026-10-26 02:00:00')
+) t(user_key, probability, percentile, decile, model_version, model_trained_at);
 create table user_engagement_scores as select user_key, 50.0 as engagement_score from user_features;
 create table dim_user_consent as select * from (values
     ('u_cart', true, true), ('u_cart_bought', true, true), ('u_active', true, true), ('u_intent', true, true),
@@ -210,3 +213,99 @@ def test_a_reader_never_sees_a_half_published_snapshot(con, tmp_path: Path) -> N
     stop.set()
     thread.join()
     assert problems == [] and reads[0] > 10
+
+
+# ------------------------------------------------------------------------------------------ model status
+
+
+def _decide(con: duckdb.DuckDBPyConnection, model: str, status: str, reason: str, when: datetime) -> None:
+    from ml.decisions import ModelDecision, record_decision
+
+    record_decision(con, ModelDecision(model, status, reason, decided_at=when.replace(tzinfo=UTC)))
+
+
+def _status(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
+    return {m: (s, r) for m, s, r in con.execute("select model, status, reason from model_status").fetchall()}
+
+
+def test_without_decisions_the_fields_are_the_champions_current_values(con) -> None:
+    status = _status(con)
+    assert status["segments"] == ("current", "from champion version 3, trained 2026-10-30 08:00:00 UTC")
+    assert status["purchase_intent"] == ("current", "from champion version 7, trained 2026-10-26 02:00:00 UTC")
+    p = profile(con, "u_cart")
+    assert (p["intent_status"], p["segment_status"]) == ("current", "current")
+    # a user the champion does not score: not active in the 30 days before the snapshot
+    p = profile(con, "u_passive")
+    assert p["intent_status"] == "not_scored" and p["intent_status_reason"].startswith("not active in the 30 days")
+
+
+def test_a_refused_training_with_a_champion_carries_its_scores_marked_as_such(con, tmp_path: Path) -> None:
+    _decide(con, "purchase_intent_model", "trained", "trained version 7", datetime(2026, 10, 26, 2, 0))
+    _decide(con, "purchase_intent_model", "refused", "not enough labelled data: 12 positives", datetime(2026, 11, 2, 2))
+    build_user_profiles(con, NOW)
+    state, reason = _status(con)["purchase_intent"]
+    assert state == "carried"
+    assert reason == (
+        "training refused on 2026-11-02: not enough labelled data: 12 positives; values carried from champion "
+        "version 7, trained 2026-10-26 02:00:00 UTC"
+    )
+    p = profile(con, "u_intent")
+    assert (p["intent_probability"], p["intent_model_version"], p["intent_status"]) == (0.6, "7", "carried")
+    assert p["intent_status_reason"] == reason
+    assert profile(con, "u_passive")["intent_status"] == "not_scored"
+    manifest = publish_snapshot(con, tmp_path).manifest
+    assert manifest["model_status"]["purchase_intent"] == {
+        "status": "carried",
+        "reason": reason,
+        "model_version": "7",
+        "model_trained_at": "2026-10-26 02:00:00",
+        "latest_decision": "refused",
+        "decided_at": "2026-11-02 02:00:00",
+    }
+    assert manifest["model_status"]["segments"]["status"] == "current"
+    published = pq.read_table(tmp_path / "audiences" / "high_intent.parquet").column("user_key").to_pylist()
+    assert "u_intent" in published  # the carried scores still select the audience
+    rows = pq.read_table(current_snapshot(tmp_path) / "user_profiles.parquet").to_pylist()
+    assert {r["intent_status"] for r in rows} == {"carried", "not_scored"}
+
+
+def test_a_refusal_without_a_champion_leaves_the_fields_empty_and_says_why(con, tmp_path: Path) -> None:
+    con.execute("delete from user_intent_scores")  # what scoring writes while no version is champion
+    con.execute("delete from user_segments")
+    _decide(con, "purchase_intent_model", "refused", "train has 3 positives (needs >= 100)", datetime(2026, 11, 2))
+    _decide(con, "segment_model", "refused", "12 users in user_features: segmentation needs at least 20", NOW)
+    build_user_profiles(con, NOW)
+    status = _status(con)
+    assert status["purchase_intent"] == (
+        "refused",
+        "training refused on 2026-11-02: train has 3 positives (needs >= 100); no earlier version is champion, so "
+        "the values are empty",
+    )
+    assert status["segments"][0] == "refused" and "segmentation needs at least 20" in status["segments"][1]
+    p = profile(con, "u_intent")
+    assert pd.isna(p["intent_probability"]) and pd.isna(p["intent_decile"]) and pd.isna(p["segment_id"])
+    assert (p["intent_status"], p["segment_status"]) == ("refused", "refused")
+    assert p["intent_status_reason"] == status["purchase_intent"][1]
+    assert p["user_type"] == "Passive" and p["next_action"]  # from user_types: the profile is still whole
+    manifest = publish_snapshot(con, tmp_path).manifest
+    assert manifest["model_status"]["purchase_intent"]["status"] == "refused"
+    assert "train has 3 positives" in manifest["model_status"]["purchase_intent"]["reason"]
+    assert manifest["profiles"]["rows"] == 6 and manifest["model_versions"]["purchase_intent"] is None
+
+
+def test_the_latest_decision_is_the_one_that_counts(con) -> None:
+    _decide(con, "purchase_intent_model", "refused", "too few positives", datetime(2026, 10, 19))
+    _decide(con, "purchase_intent_model", "unchanged", "inputs unchanged since version 7: kept", datetime(2026, 10, 30))
+    build_user_profiles(con, NOW)
+    assert _status(con)["purchase_intent"] == (
+        "current",
+        "from champion version 7, trained 2026-10-26 02:00:00 UTC; latest training: inputs unchanged since "
+        "version 7: kept",
+    )
+    con.execute("delete from user_intent_scores")
+    build_user_profiles(con, NOW)  # a version that was never promoted: no champion, nobody scored
+    assert _status(con)["purchase_intent"] == (
+        "no_model",
+        "no version is champion yet; latest training: inputs unchanged since version 7: kept",
+    )
+    assert profile(con, "u_cart")["intent_status"] == "no_model"

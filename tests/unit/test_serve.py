@@ -41,6 +41,10 @@ PROFILE_SCHEMA = pa.schema(
         ("consent_personalization", pa.bool_()),
         ("segment_model_version", pa.string()),
         ("intent_model_version", pa.string()),
+        ("segment_status", pa.string()),
+        ("segment_status_reason", pa.string()),
+        ("intent_status", pa.string()),
+        ("intent_status_reason", pa.string()),
         ("as_of_date", pa.date32()),
         ("updated_at", pa.timestamp("us", tz="UTC")),
     ]
@@ -69,6 +73,10 @@ def profile(key: str, snapshot_id: str, i: int, **overrides) -> dict:
         "consent_personalization": True,
         "segment_model_version": "5",
         "intent_model_version": "1",
+        "segment_status": "current",
+        "segment_status_reason": "from champion version 5",
+        "intent_status": "carried",
+        "intent_status_reason": "training refused on 2026-11-23: too few positives; values carried from version 1",
         "as_of_date": AS_OF,
         "updated_at": datetime(2026, 11, 26, 19, 45, 0),
     }
