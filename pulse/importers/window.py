@@ -100,8 +100,9 @@ def window_warnings(report: WindowReport, future_tolerance: timedelta) -> list[s
         lines.append(
             f"{before.events:,} of {report.events:,} events are before the quarantine floor "
             f"PULSE_EARLIEST_EVENT_TIME={_ts(report.floor)} ({before.span}): `pulse materialize` will quarantine them\n"
-            f"to admit them, set PULSE_EARLIEST_EVENT_TIME={min(before.days)} (or earlier) where `pulse materialize` "
-            "runs; the days ingested under the old floor are then ingested again"
+            f'to admit them, set earliest_event_time = "{min(before.days)}" (or earlier) in $PULSE_HOME/settings.toml, '
+            f"or PULSE_EARLIEST_EVENT_TIME={min(before.days)} where `pulse materialize` runs; the days ingested under "
+            "the old floor are then ingested again"
         )
     after = report.after_ceiling
     if after.events:

@@ -54,8 +54,9 @@ def test_the_warning_states_counts_days_and_the_setting(tmp_path: Path) -> None:
     assert before.splitlines() == [
         "3 of 7 events are before the quarantine floor PULSE_EARLIEST_EVENT_TIME=2000-01-01 (3 landing days, "
         "1997-01-01..1999-12-31): `pulse materialize` will quarantine them",
-        "to admit them, set PULSE_EARLIEST_EVENT_TIME=1997-01-01 (or earlier) where `pulse materialize` runs; the "
-        "days ingested under the old floor are then ingested again",
+        'to admit them, set earliest_event_time = "1997-01-01" (or earlier) in $PULSE_HOME/settings.toml, or '
+        "PULSE_EARLIEST_EVENT_TIME=1997-01-01 where `pulse materialize` runs; the days ingested under the old floor "
+        "are then ingested again",
     ]
     assert after.startswith("1 of 7 events are more than 24 h in the future, after 2026-12-08 03:00:00 UTC")
     assert "PULSE_FUTURE_TOLERANCE_HOURS sets the tolerance" in after.splitlines()[1]

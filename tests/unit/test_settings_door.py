@@ -17,6 +17,7 @@ from pulse.settings import (
     BY_NAME,
     DBT_PROJECT_YML,
     SETTINGS,
+    Setting,
     SettingsError,
     dbt_project_vars,
     load_settings,
@@ -124,14 +125,29 @@ def test_where_a_setting_may_be_set(tmp_path: Path) -> None:
     file = Path(env["PULSE_HOME"]) / "settings.toml"
     assert _problems(raised) == [
         f"{file}: reprocess_from: set per run only (--var reprocess_from=...)",
-        f"{file}: intent_min_positives: read from the environment only for now (PULSE_INTENT_MIN_POSITIVES, by "
-        "orchestration/ml/intent.py)",
         f"--var warehouse: describes the home, not a run: set it in {file} or PULSE_WAREHOUSE",
-        "--var intent_min_negatives: read from the environment only for now (PULSE_INTENT_MIN_NEGATIVES, by "
-        "orchestration/ml/intent.py)",
     ]
     s = load_settings(_home(tmp_path, ""), {"reprocess_from": "2026-01-01"})
     assert s.reprocess_from == date(2026, 1, 1) and s.dbt_vars()["reprocess_from"] == "2026-01-01"
+    s = load_settings(_home(tmp_path, "intent_min_positives = 5\n"), {"intent_min_negatives": "7"})
+    assert (s.intent_min_positives, s.intent_min_negatives) == (5, 7)
+    assert (s.sources["intent_min_positives"], s.sources["intent_min_negatives"]) == ("settings.toml", "--var")
+
+
+def test_a_setting_its_code_still_reads_from_the_environment_is_refused_elsewhere(tmp_path: Path) -> None:
+    """The door's migration path: a setting declared with ``reader=`` is listed, taken from its variable as is,
+    and refused in settings.toml and --var until its code reads it through the door."""
+    legacy = Setting("legacy_knob", "int", "Read by some code itself.", 1, "general", reader="some/module.py")
+    env = _home(tmp_path, "legacy_knob = 5\n")
+    file = Path(env["PULSE_HOME"]) / "settings.toml"
+    with pytest.raises(SettingsError) as raised:
+        load_settings(env, {"legacy_knob": "6"}, declarations=(legacy,))
+    assert _problems(raised) == [
+        f"{file}: legacy_knob: read from the environment only for now (PULSE_LEGACY_KNOB, by some/module.py)",
+        "--var legacy_knob: read from the environment only for now (PULSE_LEGACY_KNOB, by some/module.py)",
+    ]
+    s = load_settings(_home(tmp_path, "") | {"PULSE_LEGACY_KNOB": "x"}, declarations=(legacy,))
+    assert s.legacy_knob == "x" and s.sources["legacy_knob"] == "PULSE_LEGACY_KNOB"
 
 
 @pytest.mark.parametrize(
