@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from pulse.demo import generate_demo
 from pulse.ingest import ingest_day, landed_days
@@ -82,3 +83,12 @@ def table_differences(full: Path, incremental: Path, table: str) -> tuple[int, i
     rows = con.execute(f"select count(*) from f.{table}").fetchall()[0][0]
     con.close()
     return rows, only_full, only_incremental
+
+
+def read_frame(warehouse: Path, sql: str) -> pd.DataFrame:
+    """``sql`` on ``warehouse`` (read-only) as a pandas frame."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()

@@ -18,7 +18,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from demo_warehouse import ingest_days, ingest_demo, run_dbt
+from demo_warehouse import ingest_days, ingest_demo, read_frame, run_dbt
 
 from ml.intent_tracking import REGISTERED_MODEL, log_intent_training
 from ml.purchase_intent import IntentConfig, IntentTrainingResult, train_purchase_intent
@@ -29,14 +29,6 @@ pytestmark = pytest.mark.integration
 
 USERS, DAYS, SEED = 3000, 45, 7
 PRE_PLANTED_USERS = 60  # users given a page view 10 minutes before the leakage snapshot (in both warehouses)
-
-
-def _query(warehouse: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
 
 
 def _iso(t: datetime) -> str:
@@ -83,7 +75,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     midnight = datetime(t.year, t.month, t.day)
     # Users seen before t get a page view 10 minutes before it: their session is still open at t, the case
     # where a later event could join it.
-    who = _query(
+    who = read_frame(
         warehouse,
         # logged-in users (their user_key is their user_id, stitched or not)
         f"""select user_id as user_key, user_id, anonymous_id, session_id as client_session_id
@@ -104,16 +96,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
 
 @pytest.fixture(scope="module")
 def trained(demo: Demo) -> IntentTrainingResult:
-    frame = _query(demo.warehouse, "select * from purchase_intent_training_set order by as_of_date, user_key")
+    frame = read_frame(demo.warehouse, "select * from purchase_intent_training_set order by as_of_date, user_key")
     return train_purchase_intent(frame, IntentConfig())
 
 
 def test_snapshots_are_weekly_and_only_complete_windows_are_labelled(demo: Demo) -> None:
-    snapshots = _query(demo.warehouse, "select distinct as_of_date from user_feature_snapshots order by 1")
+    snapshots = read_frame(demo.warehouse, "select distinct as_of_date from user_feature_snapshots order by 1")
     dates = [pd.Timestamp(d).date() for d in snapshots["as_of_date"]]
     assert len(dates) >= 5
     assert {(b - a).days for a, b in zip(dates, dates[1:], strict=False)} == {7}
-    labelled = _query(demo.warehouse, "select distinct as_of_date from purchase_intent_training_set order by 1")
+    labelled = read_frame(demo.warehouse, "select distinct as_of_date from purchase_intent_training_set order by 1")
     assert [pd.Timestamp(d).date() for d in labelled["as_of_date"]] == dates[:-1]  # the latest has no label yet
 
 
@@ -155,7 +147,7 @@ def test_the_champion_is_replaced_only_by_a_model_at_least_as_good(demo: Demo, t
 
     # A second training on unchanged data: the same model, as good as the champion, which it was scored
     # against on the same test rows.
-    frame = _query(demo.warehouse, "select * from purchase_intent_training_set order by as_of_date, user_key")
+    frame = read_frame(demo.warehouse, "select * from purchase_intent_training_set order by as_of_date, user_key")
     again = log_intent_training(train_purchase_intent(frame, IntentConfig()), uri)
     assert again.decision.champion_auc == pytest.approx(again.decision.challenger_auc, abs=1e-9)
     assert again.decision.promote and again.champion_version == again.model_version
@@ -185,7 +177,7 @@ def test_events_after_a_snapshot_change_none_of_its_features(demo: Demo, tmp_pat
     midnight = datetime(t.year, t.month, t.day)
     copy = tmp_path / "planted.duckdb"
     shutil.copy(demo.warehouse, copy)
-    users = _query(
+    users = read_frame(
         demo.warehouse,
         f"""select user_key, user_id, anonymous_id, client_session_id from stg_events
         where event_time < timestamp '{midnight}'
@@ -210,7 +202,9 @@ def test_events_after_a_snapshot_change_none_of_its_features(demo: Demo, tmp_pat
     run_dbt(tmp_path, copy, "run", "--select", "+purchase_intent_training_set")
 
     def snapshot(warehouse: Path, where: str) -> pd.DataFrame:
-        return _query(warehouse, f"select * from user_feature_snapshots where {where} order by as_of_date, user_key")
+        return read_frame(
+            warehouse, f"select * from user_feature_snapshots where {where} order by as_of_date, user_key"
+        )
 
     before, after = snapshot(demo.warehouse, f"as_of_date <= date '{t}'"), snapshot(copy, f"as_of_date <= date '{t}'")
     assert len(before) > 1000 and (pd.to_datetime(before["as_of_date"]).dt.date == t).sum() > 1000
@@ -219,10 +213,10 @@ def test_events_after_a_snapshot_change_none_of_its_features(demo: Demo, tmp_pat
     # The planted events did land where a leak would show: sessions open at t now run past it, a rule like
     # "sessions that ended before t" would count different sessions, and the labels of snapshot t changed.
     crossing = f"session_start < timestamp '{midnight}' and session_end >= timestamp '{midnight}'"
-    open_at_t = _query(copy, f"select user_key from fct_sessions where {crossing}")["user_key"]
+    open_at_t = read_frame(copy, f"select user_key from fct_sessions where {crossing}")["user_key"]
     assert set(demo.pre_planted) <= set(open_at_t)
     naive = f"select user_key, count(*) as n from fct_sessions where session_end < timestamp '{midnight}' group by 1"
-    naive_before, naive_after = _query(demo.warehouse, naive), _query(copy, naive)
+    naive_before, naive_after = read_frame(demo.warehouse, naive), read_frame(copy, naive)
     assert (
         not naive_before.sort_values("user_key")
         .reset_index(drop=True)
@@ -231,7 +225,7 @@ def test_events_after_a_snapshot_change_none_of_its_features(demo: Demo, tmp_pat
     labels = (
         f"select count_if(purchased_within_horizon) as n from purchase_intent_training_set where as_of_date = '{t}'"
     )
-    assert _query(copy, labels)["n"][0] > _query(demo.warehouse, labels)["n"][0]
+    assert read_frame(copy, labels)["n"][0] > read_frame(demo.warehouse, labels)["n"][0]
     later = snapshot(copy, f"as_of_date > date '{t}'")
     assert not later.equals(snapshot(demo.warehouse, f"as_of_date > date '{t}'"))  # later snapshots do see them
 
@@ -269,8 +263,8 @@ def test_the_intent_assets_train_register_and_score_every_active_user(demo: Demo
     assert metadata["decision"].value.startswith("promoted: no champion yet")
     assert metadata["test_roc_auc"].value > metadata["rfm_test_roc_auc"].value
 
-    scores = _query(home / "warehouse.duckdb", "select * from user_intent_scores")
-    active = _query(home / "warehouse.duckdb", "select user_key from user_features where sessions_30d >= 1")
+    scores = read_frame(home / "warehouse.duckdb", "select * from user_intent_scores")
+    active = read_frame(home / "warehouse.duckdb", "select user_key from user_features where sessions_30d >= 1")
     assert sorted(scores["user_key"]) == sorted(active["user_key"])
     assert set(scores["model_version"]) == {"1"} and scores["probability"].between(0, 1).all()
     assert sorted(scores["decile"].unique()) == list(range(1, 11))
@@ -313,7 +307,7 @@ def test_training_refuses_with_a_warning_when_the_data_cannot_support_it(
     assert model.metadata["champion_version"].value == ""
     assert not (home / "mlflow.db").exists()  # nothing was trained or registered
     assert len(result.asset_materializations_for_node("user_intent_scores")) == 1  # scoring ran: nobody scored
-    assert _query(home / "warehouse.duckdb", "select count(*) as n from user_intent_scores")["n"][0] == 0
-    decisions = _query(home / "warehouse.duckdb", "select model, status, reason from model_decisions")
+    assert read_frame(home / "warehouse.duckdb", "select count(*) as n from user_intent_scores")["n"][0] == 0
+    decisions = read_frame(home / "warehouse.duckdb", "select model, status, reason from model_decisions")
     assert decisions[["model", "status"]].values.tolist() == [["purchase_intent_model", "refused"]]
     assert message in decisions["reason"][0]

@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from demo_warehouse import ingest_demo, run_dbt
+from demo_warehouse import ingest_demo, read_frame, run_dbt
 from sklearn.metrics import adjusted_rand_score
 
 from ml import matching, naming
@@ -40,20 +38,12 @@ class DemoFeatures:
     as_of: date
 
 
-def _read_features(warehouse: Path) -> pd.DataFrame:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute("select * from user_features order by user_key").df()
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoFeatures:
     home = tmp_path_factory.mktemp("segments_on_demo")
     landing, warehouse = ingest_demo(home, USERS, DAYS, SEED)
     run_dbt(home, warehouse, "run", "--select", "+user_features")
-    now = _read_features(warehouse)
+    now = read_frame(warehouse, "select * from user_features order by user_key")
     as_of = pd.Timestamp(now["as_of_date"].iloc[0]).date()
     earlier_as_of = (as_of - timedelta(days=SHIFT_DAYS)).isoformat()
     run_dbt(
@@ -66,7 +56,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoFeatures:
         "--vars",
         json.dumps({"features_as_of": earlier_as_of}),
     )
-    earlier = _read_features(warehouse)
+    earlier = read_frame(warehouse, "select * from user_features order by user_key")
     personas = pd.read_csv(landing / PERSONAS_FILE_NAME).set_index("user_key")["persona"]
     return DemoFeatures(now=now, earlier=earlier, personas=personas, as_of=as_of)
 

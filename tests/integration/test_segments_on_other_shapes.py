@@ -15,11 +15,10 @@ import gzip
 import json
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from demo_warehouse import ingest_days, run_dbt
+from demo_warehouse import ingest_days, read_frame, run_dbt
 
 from ml import naming
 from ml.segmentation import (
@@ -66,11 +65,7 @@ def _features(home: Path, events: Path) -> pd.DataFrame:
     warehouse = home / "warehouse.duckdb"
     ingest_days(warehouse, events, landed_days(events))
     run_dbt(home, warehouse, "run", "--select", "+user_features")
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute("select * from user_features order by user_key").df()
-    finally:
-        con.close()
+    return read_frame(warehouse, "select * from user_features order by user_key")
 
 
 @pytest.fixture(scope="module")

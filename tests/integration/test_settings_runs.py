@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
+from demo_warehouse import read_frame
 
 from pulse.demo import generate_demo
 
@@ -58,14 +58,6 @@ def _environment(home: Path, **extra: str) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def _query(warehouse: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
 
 
 @dataclass(frozen=True)
@@ -141,23 +133,23 @@ def test_a_var_and_the_settings_file_reach_dbt(runs: Runs) -> None:
     windows = (
         "select distinct datediff('day', as_of_date, label_window_end_date) as days from purchase_intent_training_set"
     )
-    assert list(_query(runs.a / "warehouse.duckdb", windows)["days"]) == [14]  # --var
-    assert list(_query(runs.b / "warehouse.duckdb", windows)["days"]) == [10]  # settings.toml
+    assert list(read_frame(runs.a / "warehouse.duckdb", windows)["days"]) == [14]  # --var
+    assert list(read_frame(runs.b / "warehouse.duckdb", windows)["days"]) == [10]  # settings.toml
     assert "materialize: this run's settings: purchase_horizon_days=14, intent_test_as_of=" in runs.a_out
 
 
 def test_snapshot_dates_over_the_cap_are_reported_not_dropped_silently(runs: Runs) -> None:
-    dates = _query(runs.a / "warehouse.duckdb", "select * from feature_snapshot_dates order by as_of_date")
+    dates = read_frame(runs.a / "warehouse.duckdb", "select * from feature_snapshot_dates order by as_of_date")
     kept = dates[dates["is_kept"]]
     assert len(dates) == 7 and len(kept) == 6  # 49 days of history: 7 weekly dates; the cap keeps 6
     dropped = pd.Timestamp(dates["as_of_date"].iloc[0]).date()
     assert dropped == LATEST - timedelta(days=42)
-    snapshots = _query(runs.a / "warehouse.duckdb", "select distinct as_of_date from user_feature_snapshots")
+    snapshots = read_frame(runs.a / "warehouse.duckdb", "select distinct as_of_date from user_feature_snapshots")
     assert sorted(pd.to_datetime(snapshots["as_of_date"]).dt.date) == sorted(pd.to_datetime(kept["as_of_date"]).dt.date)
     assert f"materialize: warning: 1 older feature snapshot dates dropped ({dropped}..{dropped})" in runs.a_out
     assert "feature_snapshots_max=7 keeps them all" in runs.a_out
     # home B keeps the default cap (52): every date, no warning in its metadata
-    b_dates = _query(
+    b_dates = read_frame(
         runs.b / "warehouse.duckdb", "select count(*) as n, count_if(is_kept) as kept from feature_snapshot_dates"
     )
     assert (b_dates["n"][0], b_dates["kept"][0]) == (7, 7)
@@ -175,7 +167,7 @@ def test_test_as_of_picks_the_test_snapshot_and_leaves_the_profiles_on_the_lates
     warehouse = runs.a / "warehouse.duckdb"
     labelled = sorted(
         pd.to_datetime(
-            _query(warehouse, "select distinct as_of_date from purchase_intent_training_set")["as_of_date"]
+            read_frame(warehouse, "select distinct as_of_date from purchase_intent_training_set")["as_of_date"]
         ).dt.date
     )
     expected_test = max(d for d in labelled if d <= TEST_AS_OF)
@@ -201,5 +193,5 @@ def test_test_as_of_picks_the_test_snapshot_and_leaves_the_profiles_on_the_lates
     assert metadata["split"].value["test_to"] == expected_test.isoformat()
     # features_as_of did not move: the latest snapshot is scored and profiled
     for table in ("user_features", "user_intent_scores", "user_profiles"):
-        as_of = _query(warehouse, f"select distinct cast(as_of_date as date) as d from {table}")["d"]
+        as_of = read_frame(warehouse, f"select distinct cast(as_of_date as date) as d from {table}")["d"]
         assert [pd.Timestamp(d).date() for d in as_of] == [LATEST], table
