@@ -36,8 +36,8 @@ def test_days_outside_the_partitions_are_named_not_materialized(pulse_home, caps
         land(pulse_home.events_landing, day)
 
     monkeypatch.setenv("PULSE_PARTITIONS_START", "2026-09-31")
-    assert cli.main(["materialize", "--quiet"]) == 1
-    assert "materialize: PULSE_PARTITIONS_START='2026-09-31' is not an ISO date (YYYY-MM-DD)" in capsys.readouterr().err
+    assert cli.main(["materialize", "--quiet"]) == 2  # a settings error, named before anything runs
+    assert "PULSE_PARTITIONS_START='2026-09-31': no such day" in capsys.readouterr().err
 
     monkeypatch.setenv("PULSE_PARTITIONS_START", pinned.isoformat())
     assert cli.main(["materialize", "--quiet"]) == 0

@@ -51,6 +51,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoFeatures:
         warehouse,
         "run",
         "--select",
+        "feature_snapshot_dates",
         "user_feature_snapshots",
         "user_features",
         "--vars",

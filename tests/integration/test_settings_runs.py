@@ -1,10 +1,10 @@
 """Settings per home and per run, end to end: two PULSE_HOMEs materialize the same landing files from one install.
 
-Home A: settings.toml keeps 6 feature snapshots (the history allows 7); `pulse materialize --var
+Home A: settings.toml keeps 8 feature snapshots (the history allows 9); `pulse materialize --var
 purchase_horizon_days=14 --test-as-of D` (the CLI, in this process, job all_assets with the intent model).
 Home B: settings.toml sets purchase_horizon_days = 10; one Dagster run of ingestion and the dbt step, no overrides.
 
-Each home's dbt vars reach dbt (14- and 10-day label windows, 6 kept snapshots and a warning naming the dropped
+Each home's dbt vars reach dbt (14- and 10-day label windows, 8 kept snapshots and a warning naming the dropped
 date), dbt's artifacts and log land under each home, and the checkout's dbt_project/ is left byte for byte and
 mtime for mtime as it was. --test-as-of picks the intent model's test snapshot (the latest labelled one on or
 before D, logged in MLflow and Dagster) without moving features_as_of: the profiles and scores stay on the latest
@@ -30,10 +30,15 @@ from pulse.demo import generate_demo
 pytestmark = pytest.mark.integration
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
-USERS, DAYS, SEED = 600, 50, 5
+USERS, DAYS, SEED = 600, 64, 5
 START = date(2026, 9, 1)
-LATEST = START + timedelta(days=DAYS)  # the latest snapshot: the day after the last landing day
+# the latest snapshot is the day after the last landing day: with this seed the last day's late sessions run past
+# midnight into one more landing day (START + DAYS; the fixture checks it)
+LATEST = START + timedelta(days=DAYS + 1)
 TEST_AS_OF = LATEST - timedelta(days=15)  # between two snapshots: the test snapshot is LATEST - 21
+# 9 weekly snapshot dates (LATEST - 56 .. LATEST), the cap keeps 8; with a 14-day horizon 6 kept ones are labelled
+# (.. LATEST - 14): test LATEST - 21, LATEST - 28 unused (its label window reaches the test date), validation
+# LATEST - 35, train the two before; LATEST - 14 comes after test_as_of and is not used
 
 
 def _tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -84,14 +89,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("settings_runs")
     landing = root / "shared_landing"
     generate_demo(landing, users=USERS, days=DAYS, seed=SEED, start=START, progress=False)
+    assert max(p.name for p in (landing / "events").iterdir()) == str(LATEST - timedelta(days=1))
     a, b = root / "a", root / "b"
-    for home, extra in ((a, "feature_snapshots_max = 6\n"), (b, "purchase_horizon_days = 10\n")):
+    for home, extra in ((a, "feature_snapshots_max = 8\n"), (b, "purchase_horizon_days = 10\n")):
         home.mkdir()
         (home / "settings.toml").write_text(f'landing = "{landing}"\n{extra}')
     before = _tree(DBT_PROJECT)
 
     out, err = io.StringIO(), io.StringIO()
-    # intent.py reads its gate from the environment: a 600-user shop has fewer than 100 buyers a snapshot
+    # the intent gate is a setting (PULSE_INTENT_MIN_*): a 600-user shop has fewer than 100 buyers a snapshot
     args = ["materialize", "--quiet", "--var", "purchase_horizon_days=14", "--test-as-of", str(TEST_AS_OF)]
     with (
         _environment(a, PULSE_INTENT_MIN_POSITIVES="5", PULSE_INTENT_MIN_NEGATIVES="5"),
@@ -141,24 +147,24 @@ def test_a_var_and_the_settings_file_reach_dbt(runs: Runs) -> None:
 def test_snapshot_dates_over_the_cap_are_reported_not_dropped_silently(runs: Runs) -> None:
     dates = read_frame(runs.a / "warehouse.duckdb", "select * from feature_snapshot_dates order by as_of_date")
     kept = dates[dates["is_kept"]]
-    assert len(dates) == 7 and len(kept) == 6  # 49 days of history: 7 weekly dates; the cap keeps 6
+    assert len(dates) == 9 and len(kept) == 8  # 63 days of history: 9 weekly dates; the cap keeps 8
     dropped = pd.Timestamp(dates["as_of_date"].iloc[0]).date()
-    assert dropped == LATEST - timedelta(days=42)
+    assert dropped == LATEST - timedelta(days=56)
     snapshots = read_frame(runs.a / "warehouse.duckdb", "select distinct as_of_date from user_feature_snapshots")
     assert sorted(pd.to_datetime(snapshots["as_of_date"]).dt.date) == sorted(pd.to_datetime(kept["as_of_date"]).dt.date)
     assert f"materialize: warning: 1 older feature snapshot dates dropped ({dropped}..{dropped})" in runs.a_out
-    assert "feature_snapshots_max=7 keeps them all" in runs.a_out
+    assert "feature_snapshots_max=9 keeps them all" in runs.a_out
     # home B keeps the default cap (52): every date, no warning in its metadata
     b_dates = read_frame(
         runs.b / "warehouse.duckdb", "select count(*) as n, count_if(is_kept) as kept from feature_snapshot_dates"
     )
-    assert (b_dates["n"][0], b_dates["kept"][0]) == (7, 7)
+    assert (b_dates["n"][0], b_dates["kept"][0]) == (9, 9)
     [metadata] = [
         m.metadata
         for m in (e.event_specific_data.materialization for e in runs.b_result.get_asset_materialization_events())
         if m.asset_key.to_user_string() == "user_feature_snapshots"
     ]
-    assert metadata["snapshots_dropped"].value == 0 and metadata["snapshots_kept"].value == 7
+    assert metadata["snapshots_dropped"].value == 0 and metadata["snapshots_kept"].value == 9
 
 
 def test_test_as_of_picks_the_test_snapshot_and_leaves_the_profiles_on_the_latest(runs: Runs) -> None:
@@ -174,15 +180,22 @@ def test_test_as_of_picks_the_test_snapshot_and_leaves_the_profiles_on_the_lates
     assert expected_test == LATEST - timedelta(days=21) and max(labelled) > TEST_AS_OF  # a later one exists
     uri = f"sqlite:///{runs.a / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
-    [run] = client.search_runs(
+    found = client.search_runs(
         [e.experiment_id for e in client.search_experiments()], filter_string="params.test_as_of != ''"
     )
+    assert len(found) == 1, runs.a_out[-5000:]
+    [run] = found
     params = run.data.params
     assert params["test_as_of"] == TEST_AS_OF.isoformat()
     assert params["split_test_from"] == params["split_test_to"] == expected_test.isoformat()
-    assert params["split_after_test_snapshots"] == "1" and params["split_unused_snapshots"] == "0"
+    assert params["split_after_test_snapshots"] == "1" and params["split_unused_snapshots"] == "1"
     assert params["horizon_days"] == "14"
     assert date.fromisoformat(params["split_train_to"]) + timedelta(days=14) <= expected_test
+    assert params["split_validation_from"] == params["split_validation_to"] == (LATEST - timedelta(days=35)).isoformat()
+    assert (params["split_train_from"], params["split_train_snapshots"]) == (
+        (LATEST - timedelta(days=49)).isoformat(),
+        "2",
+    )
     # and in Dagster's metadata of the intent model (home A's own instance)
     import dagster as dg
 

@@ -147,7 +147,7 @@ def test_a_refused_training_keeps_the_champions_scores_marked_as_carried(shop, c
     from ml.purchase_intent import IntentConfig, train_purchase_intent
     from ml.tracking import tracking_uri
     from ml.user_intent import read_training_set, with_table_horizon
-    from orchestration.definitions import defs
+    from orchestration.definitions import build_definitions
 
     paths = shop
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
@@ -159,8 +159,10 @@ def test_a_refused_training_keeps_the_champions_scores_marked_as_carried(shop, c
         REGISTERED_MODEL, "champion", registered.model_version
     )
 
-    result = defs.resolve_job_def("intent_training").execute_in_process(
-        instance=dg.DagsterInstance.get(), raise_on_error=False
+    result = (
+        build_definitions()
+        .resolve_job_def("intent_training")
+        .execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False)
     )
     assert result.success
     [model] = result.asset_materializations_for_node("purchase_intent_model")

@@ -375,9 +375,14 @@ create or replace table user_profiles as select
     1 as intent_decile, 50.0 as engagement_score, ['cart_abandonment'] as active_triggers,
     ['shoes'] as top_categories, 'email nudge' as next_action, 'r' as next_action_reason,
     consent_personalization as consent_analytics, consent_personalization, '3' as segment_model_version,
-    '7' as intent_model_version, date '2019-11-01' as as_of_date, timestamp '2026-01-01' as updated_at,
+    '7' as intent_model_version, 'current' as segment_status, '' as segment_status_reason,
+    'current' as intent_status, '' as intent_status_reason, date '2019-11-01' as as_of_date,
+    timestamp '2026-01-01' as updated_at,
     purchases, days_since_last_visit, 5 as days_since_last_purchase
 from user_profiles;
+create table model_status as select * from (values
+    ('segments', 'current', '', '3', timestamp '2026-01-01', 'trained', timestamp '2026-01-01')
+) t(model, status, reason, model_version, model_trained_at, decision, decided_at);
 create table consent_coverage as select * from (values
     ('granted', 'contract', 1), ('granted', null, 1), ('refused', null, 1), ('no_signal', null, 1)
 ) t(personalization_consent, consent_basis, user_count);

@@ -103,7 +103,7 @@ def test_users_who_all_look_alike_are_refused_not_a_crash() -> None:
     row = df.iloc[[0]]
     same = pd.concat([row] * 200, ignore_index=True)
     same["user_key"] = [f"u{i}" for i in range(200)]
-    with pytest.raises(SegmentationRefused, match="every user has the same values of the features"):
+    with pytest.raises(SegmentationRefused, match="0 of the 4 segmentation features vary across them"):
         fit_segments(same)
     # two kinds of users only: k is capped at 2, no warning about duplicate centroids, both found
     two = same.copy()

@@ -17,7 +17,7 @@ from orchestration.automation.schedules import daily_pipeline_schedule, nightly_
 from orchestration.definitions import build_definitions
 from orchestration.ingest.assets import build_raw_events
 from orchestration.partitions import landing_days_partitions
-from orchestration.resources import PulseStorage
+from orchestration.resources import PulseSettings, PulseStorage
 
 DAY = date(2026, 9, 2)
 TICK = datetime(2026, 9, 3, 1, 0, tzinfo=UTC)  # 01:00 UTC the day after
@@ -99,7 +99,9 @@ def materialize_day(instance: dg.DagsterInstance, job_name: str) -> dg.ExecuteIn
     status and start, and raw_events' materialization of the day)."""
     raw_events = build_raw_events(landing_days_partitions(FIRST))
     job = dg.define_asset_job(job_name, selection=[raw_events])
-    definitions = dg.Definitions(assets=[raw_events], jobs=[job], resources={"storage": PulseStorage()})
+    definitions = dg.Definitions(
+        assets=[raw_events], jobs=[job], resources={"storage": PulseStorage(), "settings": PulseSettings()}
+    )
     return definitions.resolve_job_def(job_name).execute_in_process(instance=instance, partition_key=DAY.isoformat())
 
 
