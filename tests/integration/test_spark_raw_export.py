@@ -10,7 +10,7 @@ import pytest
 
 from orchestration.ingest.assets import build_raw_events
 from orchestration.partitions import landing_days_partitions
-from orchestration.resources import PulseStorage
+from orchestration.resources import PulseSettings, PulseStorage
 from pulse.settings import export_to_environ, paths_from_env
 from pulse.spark_raw import EXPORTED_TABLES, spark_raw_root
 
@@ -30,7 +30,9 @@ def test_ingestion_exports_the_raw_tables_for_spark(pulse_home, monkeypatch) -> 
     (folder / "events.jsonl").write_text("\n".join([*lines, "not json"]) + "\n")
 
     raw_events = build_raw_events(landing_days_partitions(DAY))
-    result = dg.materialize([raw_events], partition_key=DAY.isoformat(), resources={"storage": PulseStorage()})
+    result = dg.materialize(
+        [raw_events], partition_key=DAY.isoformat(), resources={"storage": PulseStorage(), "settings": PulseSettings()}
+    )
     assert result.success
     metadata = result.asset_materializations_for_node("raw_events")[0].metadata
     assert metadata["spark_raw_events_rows"].value == 3
