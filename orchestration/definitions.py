@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from orchestration.activation.assets import audience_exports, user_profiles
+from orchestration.automation.dead_runs_sensor import dead_runs_sensor
 from orchestration.automation.schedules import (
     all_assets,
     daily_pipeline,
@@ -45,7 +46,7 @@ def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definition
         asset_checks=[raw_events_reconcile, *quality_checks],
         jobs=[daily_pipeline, ingest_landing_day, intent_scoring, intent_training, all_assets],
         schedules=[daily_pipeline_schedule, weekly_intent_training_schedule],
-        sensors=[landing_files_sensor],
+        sensors=[landing_files_sensor, dead_runs_sensor],
         resources={"storage": PulseStorage(), "settings": PulseSettings(), "dbt": dbt_resource()},
     )
 

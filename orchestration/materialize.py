@@ -2,6 +2,7 @@
 one run costs ~10 s of overhead, so a run per day would make a 60-day demo take minutes."""
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 
+from orchestration.dead_runs import process_tags
 from orchestration.ml.decisions import CHAMPION_KEY, REASON_KEY, STATUS_KEY
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -25,23 +27,29 @@ def materialize_range(
     only_changed_days: bool = False,
     dbt_config: dict | None = None,
     overrides: dict[str, Any] | None = None,
+    before_run: Callable[[], None] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run a partitioned job (`daily_pipeline`; `all_assets` adds the intent model and scores) over
     [first, last]. quiet: only warnings from Dagster; log_file: where dbt's own output goes (it is printed
     to stdout otherwise); only_changed_days: `raw_events` skips the days whose landing files it already
     ingested (otherwise it re-ingests every day of the range); dbt_config: the dbt step's config
     (orchestration.transform.assets.DbtBuildConfig, e.g. full_refresh); overrides: the run's settings
-    (name -> value text, as `pulse materialize --var`: dbt vars, reprocess_from, intent_test_as_of...)."""
+    (name -> value text, as `pulse materialize --var`: dbt vars, reprocess_from, intent_test_as_of...);
+    before_run: called once the definitions are loaded, right before the run starts (`pulse materialize` waits
+    there for a run another process started meanwhile). The run's tags name this process (dead_runs.py): if it
+    dies, the next `pulse materialize` marks the run failed and frees its pool slots."""
     from orchestration.definitions import build_definitions
 
     job = build_definitions().resolve_job_def(job_name)
+    if before_run is not None:
+        before_run()
     with contextlib.ExitStack() as stack:
         if log_file is not None:
             log_file.parent.mkdir(parents=True, exist_ok=True)
             stack.enter_context(contextlib.redirect_stdout(stack.enter_context(log_file.open("w"))))
         return job.execute_in_process(
             instance=instance or dg.DagsterInstance.get(),
-            tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+            tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat(), **process_tags()},
             raise_on_error=False,
             run_config=run_config(
                 quiet=quiet, only_changed_days=only_changed_days, dbt_config=dbt_config, overrides=overrides

@@ -17,6 +17,7 @@ from dagster_dbt import DbtCliResource
 from pydantic import Field
 
 from orchestration.transform.project import pulse_dbt_project
+from pulse.file_access import apply_umask
 from pulse.settings import PulsePaths, Settings, SettingsError, export_to_environ, home_settings, load_settings
 from pulse.warehouse import Warehouse, connect_duckdb, open_warehouse
 
@@ -63,6 +64,8 @@ class PulseStorage(dg.ConfigurableResource):
             raise dg.Failure(description=f"settings: {exc}") from None
         # dagster-dbt starts dbt with this process's environment: hand it the resolved, absolute values.
         export_to_environ(settings)
+        # owner-only files also in a run a Dagster started by hand launched (pulse's own commands set it already)
+        apply_umask(settings.file_access)
         return settings.paths.ensure()
 
     @contextmanager
@@ -81,9 +84,14 @@ class PulseStorage(dg.ConfigurableResource):
             yield warehouse
 
 
+# dbt, killed by the kernel when the process that started it dies (pulse/processes.py): a run killed while dbt
+# builds leaves no dbt writing the warehouse after it. A console script of this package (pyproject.toml).
+DBT_EXECUTABLE = "pulse-dbt"
+
+
 def dbt_resource() -> DbtCliResource:
     # dbt is called from the interpreter's own environment; it need not be on PATH.
     return DbtCliResource(
         project_dir=pulse_dbt_project,
-        dbt_executable=str(Path(sys.executable).parent / "dbt"),
+        dbt_executable=str(Path(sys.executable).parent / DBT_EXECUTABLE),
     )

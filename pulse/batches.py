@@ -33,11 +33,19 @@ class BatchReport:
         what = "full build" if self.is_full else f"incremental, {self.users_recomputed:,} users recomputed"
         text = f"batch: {self.batch_rows:,} raw rows ({days}), {what}"
         if self.late_events:
-            text += (
-                f"; {self.late_events:,} events arrived later than the lookback and are not in the sessions yet "
-                f"(qa_late_events): `pulse reprocess --from {self.late_events_from}` folds them in"
-            )
+            text += "; " + late_events_text(self.late_events, self.late_events_from)
         return text
+
+
+def late_events_text(late_events: int, late_from: date | str | None) -> str:
+    """What a run says of the events kept aside (qa_late_events): a warning, never a failure. The blocking gate
+    on fct_sessions counts them as kept aside, so everything downstream is still built and published."""
+    events = "1 event" if late_events == 1 else f"{late_events:,} events"
+    return (
+        f"{events} arrived later than the lookback (incremental_lookback_days) and are kept aside, not in the "
+        f"sessions yet (qa_late_events, the earliest on {late_from}); everything else is built and published: "
+        f"`pulse reprocess --from {late_from}` folds them in"
+    )
 
 
 def batch_report(warehouse: Warehouse | duckdb.DuckDBPyConnection) -> BatchReport | None:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +23,7 @@ from pulse.settings import (
     PulsePaths,
     Settings,
     SettingsError,
+    group_settings,
     home_settings,
     load_settings,
     parse_overrides,
@@ -125,18 +126,24 @@ def _days_text(days: list[date]) -> str:
     return ", ".join(shown)
 
 
-def _changed_landing_days(paths: PulsePaths, options: IngestOptions) -> tuple[list[date], list[date]]:
+def _days_to_run(paths: PulsePaths, options: IngestOptions) -> tuple[list[date], list[date], list[date]]:
     """(the landing days not ingested yet, whose files changed since, or ingested under other validation settings
-    than ``options``; those of the last kind): every landed day without a warehouse."""
+    than ``options``; those of the last kind; the ingested days the published snapshot does not cover yet): every
+    landed day without a warehouse (pulse/watermark.py)."""
     import duckdb
 
     from pulse.ingest import changed_days, days_ingested_under_other_options, landed_days
+    from pulse.watermark import unpublished_days
 
     if not paths.warehouse.exists():
-        return landed_days(paths.events_landing), []
+        return landed_days(paths.events_landing), [], []
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
-        return changed_days(con, paths.events_landing, options), days_ingested_under_other_options(con, options)
+        return (
+            changed_days(con, paths.events_landing, options),
+            days_ingested_under_other_options(con, options),
+            unpublished_days(con),
+        )
     finally:
         con.close()
 
@@ -153,17 +160,38 @@ def _partition_days(paths: PulsePaths, days: list[date]) -> list[date]:
     return split.inside
 
 
-def cmd_materialize(args: argparse.Namespace) -> int:
-    """Without a range: only the new or changed landing days, in one run (none: no run). With --start/--end
-    or --all: every landing day of the range is re-ingested."""
-    import duckdb
+# Landing entries listed by name when a run starts; beyond, a count.
+UNSUPPORTED_SHOWN = 10
 
-    from orchestration.materialize import last_run_failed
+
+def _warn_unsupported(paths: PulsePaths) -> None:
+    """Name on stderr the entries of the landing zone that no run reads (pulse.ingest.unsupported_entries:
+    an unsupported name such as notes.txt or x.jsonl.bz2, a folder that is not a day), with why."""
+    from pulse.ingest import unsupported_entries
+
+    entries = unsupported_entries(paths.events_landing)
+    if not entries:
+        return
+    print(
+        f"materialize: warning: {len(entries)} landing entr{'y' if len(entries) == 1 else 'ies'} not read:",
+        file=sys.stderr,
+    )
+    for entry in entries[:UNSUPPORTED_SHOWN]:
+        print(f"  {paths.events_landing / entry.name}: {entry.why}", file=sys.stderr)
+    if len(entries) > UNSUPPORTED_SHOWN:
+        print(f"  ... {len(entries) - UNSUPPORTED_SHOWN} more", file=sys.stderr)
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    """Without a range: the landing days that are new, changed, or not covered by the published snapshot yet,
+    in one run (none: no run). With --start/--end or --all: every landing day of the range is re-ingested. Runs
+    that died are marked failed first; while another run executes, it waits (and says so)."""
     from pulse.ingest import IngestOptions, landed_days
 
     overrides = _overrides(args)
     settings = _settings(overrides)  # every --var checked before anything runs
     paths = _paths(settings)
+    _warn_unsupported(paths)
     try:
         options = IngestOptions.from_settings(settings)
         landed = landed_days(paths.events_landing)
@@ -181,24 +209,49 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print(f"nothing to materialize: no landing files {where}", file=sys.stderr)
         return 1
     instance = _instance(paths)
+    return _exclusively(
+        paths,
+        instance,
+        "materialize",
+        lambda before_run: _materialize_days(paths, instance, days, options, args, overrides, reprocess, before_run),
+    )
+
+
+def _materialize_days(
+    paths: PulsePaths,
+    instance: object,
+    days: list[date],
+    options: IngestOptions,
+    args: argparse.Namespace,
+    overrides: dict[str, str],
+    reprocess: bool,
+    before_run: Callable[[], None],
+) -> int:
+    """`pulse materialize` once no other run executes: what to run (reading the warehouse), then the run."""
+    import duckdb
+
+    from orchestration.materialize import last_run_failed
+
     if reprocess:
         first, last = days[0], days[-1]
         print(f"materialize: re-ingesting every landing day of {first}..{last} ({len(days)})")
     else:
         try:
-            changed, other_options = _changed_landing_days(paths, options)
+            changed, other_options, unpublished = _days_to_run(paths, options)
         except duckdb.Error as exc:
             print(f"materialize: cannot read the warehouse {paths.warehouse}: {exc}", file=sys.stderr)
             return 1
         covered = set(days)
         changed = [d for d in changed if d in covered]
         other_options = [d for d in other_options if d in covered]
+        # Ingested, but the published snapshot does not cover them: a run died or failed after ingesting them.
+        unpublished = [d for d in unpublished if d in covered and d not in changed]
         # A failed run may have ingested days whose models were never built: its range runs again (the days
         # it ingested are skipped, what failed after them is not).
         failed = last_run_failed(instance, MATERIALIZE_JOB)
-        if not changed and failed is None:
+        if not changed and not unpublished and failed is None:
             print(
-                f"materialize: nothing new: {len(days)} landing days already ingested and unchanged "
+                f"materialize: nothing new: {len(days)} landing days already ingested, unchanged and published "
                 "(use --start/--end to reprocess a range)"
             )
             return 0
@@ -211,16 +264,134 @@ def cmd_materialize(args: argparse.Namespace) -> int:
                 f"materialize: {len(other_options)} of them ingested under other validation settings "
                 "(PULSE_EARLIEST_EVENT_TIME, PULSE_FUTURE_TOLERANCE_HOURS, PULSE_MAX_ROW_BYTES): ingesting them again"
             )
+        if unpublished:
+            print(
+                f"materialize: {len(unpublished)} ingested landing day(s) ({_days_text(unpublished)}) not in the "
+                "published snapshot yet (a run stopped after ingesting them): building everything downstream again"
+            )
         if failed is not None:
             print(f"materialize: the last run ({failed[0]}..{failed[1]}) did not succeed: running its days again")
-        span = [*changed, *(failed or ())]
+        span = [*changed, *unpublished, *(failed or ())]
         # within the partitions (a failed run's range may reach days a pinned start now leaves out)
         first, last = max(min(span), days[0]), min(max(span), days[-1])
         if first > last:  # the failed run's days are all outside them now: its models run over the covered days
             first, last = days[0], days[-1]
     return _materialize(
-        paths, first, last, instance, quiet=args.quiet, only_changed_days=not reprocess, overrides=overrides
+        paths,
+        first,
+        last,
+        instance,
+        quiet=args.quiet,
+        only_changed_days=not reprocess,
+        overrides=overrides,
+        before_run=before_run,
     )
+
+
+# While it waits for another run, `pulse materialize` says so this often (seconds).
+WAIT_REPORT_SECONDS = 5.0
+# The exit code after Ctrl-C or SIGTERM (as a shell reports a command stopped by SIGINT).
+INTERRUPTED = 130
+
+
+class _WaitReport:
+    """What a command prints while it waits for another run: each run found dead, once; who it waits for, every
+    WAIT_REPORT_SECONDS."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.since = time.monotonic()
+        self.last = -WAIT_REPORT_SECONDS
+        self.dead_seen: set[str] = set()
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < WAIT_REPORT_SECONDS:
+            return False
+        self.last = now
+        return True
+
+    def _waited(self) -> str:
+        return f"{time.monotonic() - self.since:.0f} s"
+
+    def runs(self, dead: list, live: list) -> None:
+        for run in dead:
+            if run.run_id not in self.dead_seen:
+                self.dead_seen.add(run.run_id)
+                print(
+                    f"{self.command}: {run.describe()}: its process is gone (killed, or the machine restarted): "
+                    "marked failed, its pool slots freed",
+                    flush=True,
+                )
+        if live and self._due():
+            names = "; ".join(run.describe() for run in live)
+            unknown = [run for run in live if run.alive is None and run.process is not None]
+            hint = " (its process runs on another host: this one cannot tell whether it is alive)" if unknown else ""
+            print(
+                f"{self.command}: waiting ({self._waited()}) for {names}, to finish{hint}: one run writes the "
+                "warehouse at a time (Ctrl-C stops waiting)",
+                flush=True,
+            )
+
+    def lock(self, holder: object, runs: list) -> None:
+        """Another pulse process (``holder``, None if unknown) holds the lock; ``runs``: the runs it executes."""
+        if self._due():
+            if runs:
+                who = "; ".join(run.describe() for run in runs)
+            else:
+                who = f"`pulse` ({holder.describe()})" if holder is not None else "another `pulse` process"  # type: ignore[attr-defined]
+            print(
+                f"{self.command}: waiting ({self._waited()}) for {who}, to finish (one run writes the warehouse at a "
+                "time; Ctrl-C stops waiting)",
+                flush=True,
+            )
+
+
+def _exclusively(paths: PulsePaths, instance: object, command: str, body: Callable[[Callable[[], None]], int]) -> int:
+    """Run ``body`` once no other run executes: runs whose process died are marked failed and their slots freed;
+    another `pulse materialize` / `reprocess` of this home (a lock file beside the instance) and any run of the
+    instance still executing are waited for, saying so every few seconds. ``body`` gets the wait to repeat right
+    before its run starts (a run another process started meanwhile). Ctrl-C or SIGTERM stops the wait, or the
+    run (marked canceled or failed, its slots freed): exit code 130."""
+    from orchestration.dead_runs import run_process, runs_of_process, wait_for_live_runs
+    from pulse.processes import ProcessIdentity, exclusive_lock
+
+    report = _WaitReport(command)
+
+    def wait_for_runs() -> None:
+        wait_for_live_runs(instance, report.runs)  # type: ignore[arg-type]
+
+    def wait_for_lock(holder: ProcessIdentity | None) -> None:
+        records = runs_of_process(instance, holder) if holder is not None else []  # type: ignore[arg-type]
+        report.lock(holder, [run_process(instance, record) for record in records])  # type: ignore[arg-type]
+
+    with _stop_signals_interrupt():
+        try:
+            with exclusive_lock(paths.dagster_home / "materialize.lock", wait_for_lock):
+                wait_for_runs()
+                return body(wait_for_runs)
+        except KeyboardInterrupt:
+            print(f"{command}: interrupted (Ctrl-C or SIGTERM)", file=sys.stderr, flush=True)
+            return INTERRUPTED
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGINT raise KeyboardInterrupt for the block (main thread only), SIGINT also when this process
+    was started with it ignored (Python then leaves it ignored: a child of a process that ignores it, such as a
+    pytest-xdist worker or a shell's background job, would sit out Ctrl-C and `kill -INT`)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {stop: signal.signal(stop, signal.default_int_handler) for stop in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
 def _materialize(
@@ -232,11 +403,15 @@ def _materialize(
     quiet: bool,
     only_changed_days: bool,
     overrides: dict[str, str] | None = None,
+    before_run: Callable[[], None] | None = None,
 ) -> int:
     """One Dagster run of MATERIALIZE_JOB over [first, last]; prints its outcome ("done", "done with warnings"
-    when a model refused to train or the run has something to say, "FAILED"), its warnings and the failed steps'
-    errors. ``overrides``: the run's settings (``--var``)."""
+    when a model refused to train or the run has something to say, "FAILED", "interrupted"), its warnings and
+    the failed steps' errors. ``overrides``: the run's settings (``--var``); ``before_run``: called right before
+    the run starts."""
+    from orchestration.dead_runs import cancel_runs_of_process
     from orchestration.materialize import materialize_range, model_decisions
+    from orchestration.run_watch import RunWatch
 
     run_started = datetime.now(UTC).replace(tzinfo=None)  # raw.events_quarantine.quarantined_at is naive UTC
     started = time.monotonic()
@@ -245,16 +420,31 @@ def _materialize(
     print(f"materialize: {first}..{last} in one Dagster run ...", flush=True)
     if overrides:
         print(f"materialize: this run's settings: {', '.join(f'{k}={v}' for k, v in overrides.items())}")
-    result = materialize_range(
-        first,
-        last,
-        instance=instance,
-        quiet=quiet,
-        log_file=log_file,
-        job_name=MATERIALIZE_JOB,
-        only_changed_days=only_changed_days,
-        overrides=overrides,
-    )
+    try:
+        with RunWatch(instance, lambda line: print(f"materialize: {line}", flush=True)):  # type: ignore[arg-type]
+            result = materialize_range(
+                first,
+                last,
+                instance=instance,  # type: ignore[arg-type]
+                quiet=quiet,
+                log_file=log_file,
+                job_name=MATERIALIZE_JOB,
+                only_changed_days=only_changed_days,
+                overrides=overrides,
+                before_run=before_run,
+            )
+    except KeyboardInterrupt:  # outside a step (Dagster ends a run interrupted in a step itself)
+        for run_id in cancel_runs_of_process(instance, "interrupted (Ctrl-C or SIGTERM)"):  # type: ignore[arg-type]
+            print(f"materialize: run {run_id[:8]} canceled, its pool slots freed", file=sys.stderr)
+        raise
+    if _interrupted(result):
+        print(
+            f"materialize: interrupted (Ctrl-C or SIGTERM) after {time.monotonic() - started:.0f} s: run "
+            f"{result.run_id[:8]} stopped ({result.dagster_run.status.value.lower()}), its pool slots freed; the next "
+            "`pulse materialize` runs its days again",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     # A step whose inputs never came (an asset a step should have yielded and did not) is skipped, and Dagster
     # still calls the run a success: here it is a failure, named.
     skipped = [event.step_key for event in result.all_events if event.event_type_value == "STEP_SKIPPED"]
@@ -292,9 +482,27 @@ def _materialize(
     return 0 if succeeded else 1
 
 
+def _interrupted(result: object) -> bool:
+    """Whether the run stopped on Ctrl-C / SIGTERM: canceled, or a step interrupted (Dagster's
+    DagsterExecutionInterruptedError; a step failure names the error's class)."""
+    import dagster as dg
+
+    if result.dagster_run.status == dg.DagsterRunStatus.CANCELED:  # type: ignore[attr-defined]
+        return True
+    for event in result.all_events:  # type: ignore[attr-defined]
+        error = event.step_failure_data.error if event.is_step_failure else None
+        while error is not None:
+            if error.cls_name == "DagsterExecutionInterruptedError":
+                return True
+            error = error.cause
+    return False
+
+
 def _run_warnings(result: object) -> list[str]:
-    """What a run's materializations say the user should know: feature snapshot dates dropped by the cap."""
+    """What a run's materializations say the user should know: feature snapshot dates dropped by the cap, events
+    kept aside because they arrived later than the lookback (qa_late_events)."""
     from ml.feature_snapshots import SNAPSHOT_DATES
+    from pulse.batches import late_events_text
 
     warnings = []
     for event in result.all_events:  # type: ignore[attr-defined]
@@ -309,6 +517,9 @@ def _run_warnings(result: object) -> list[str]:
                 f"{metadata['dropped_to'].value}): feature_snapshots_max={kept} keeps {kept} "
                 f"(from {metadata['kept_from'].value}); --var feature_snapshots_max={kept + dropped} keeps them all"
             )
+        late = metadata.get("late_events")
+        if materialization.asset_key.to_user_string() == "qa_late_events" and late is not None and late.value:
+            warnings.append(late_events_text(late.value, metadata["late_events_from"].value))
     return warnings
 
 
@@ -361,9 +572,7 @@ def _print_consent_lines(paths: PulsePaths, started_at: str) -> None:
 def cmd_reprocess(args: argparse.Namespace) -> int:
     """Recompute every user with an event from --from on (default: the earliest event qa_late_events lists),
     which folds in the events that arrived later than the lookback; then everything downstream, in one run."""
-    from pulse.batches import batch_report
     from pulse.ingest import landed_days
-    from pulse.warehouse import open_warehouse
 
     overrides = _overrides(args)
     paths = _paths(_settings(overrides))
@@ -375,6 +584,24 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     if not paths.warehouse.exists() or not days:
         print(f"reprocess: nothing built yet in {paths.warehouse}: run `pulse materialize` first", file=sys.stderr)
         return 1
+    instance = _instance(paths)
+    return _exclusively(
+        paths, instance, "reprocess", lambda before_run: _reprocess(paths, instance, days, args, overrides, before_run)
+    )
+
+
+def _reprocess(
+    paths: PulsePaths,
+    instance: object,
+    days: list[date],
+    args: argparse.Namespace,
+    overrides: dict[str, str],
+    before_run: Callable[[], None],
+) -> int:
+    """`pulse reprocess` once no other run executes."""
+    from pulse.batches import batch_report
+    from pulse.warehouse import open_warehouse
+
     start = args.start
     if start is None:
         with open_warehouse(paths, read_only=True) as warehouse:
@@ -388,7 +615,14 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     overrides["reprocess_from"] = start.isoformat()
     _settings(overrides)
     return _materialize(
-        paths, days[-1], days[-1], _instance(paths), quiet=args.quiet, only_changed_days=True, overrides=overrides
+        paths,
+        days[-1],
+        days[-1],
+        instance,
+        quiet=args.quiet,
+        only_changed_days=True,
+        overrides=overrides,
+        before_run=before_run,
     )
 
 
@@ -593,6 +827,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"{summary.rejected:,} rejected, {len(summary.files)} file(s) in {summary.seconds:.1f} s -> "
         f"{landing / 'events'} {span}"
     )
+    if summary.identical_rows:
+        print(
+            f"        {summary.identical_rows:,} rows repeat an identical earlier row of their file: kept as separate "
+            "events (their generated ids numbered -2, -3, ...)"
+        )
     for result in summary.files:
         if result.rejected_file is not None:
             print(f"        rejects of {result.source}: {result.rejected_file}")
@@ -646,6 +885,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         secure_cookie=args.secure_cookie,
         roll_seconds=args.roll_seconds,
         min_free_bytes=int(args.min_free_mb * (1 << 20)),
+        max_header_bytes=int(args.max_header_kb * (1 << 10)),
     )
     return collect(settings, host=args.host, port=args.port)
 
@@ -801,6 +1041,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exports", default=None, help="published snapshots root (default: PULSE_EXPORTS)")
     p.set_defaults(func=cmd_serve)
 
+    from pulse.collector.app import DEFAULT_MIN_FREE_MB, CollectorSettings
+
     p = sub.add_parser("collect", help="the HTTP event collector and tracker (first-party collection)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8090)
@@ -808,7 +1050,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ip", choices=("truncate", "drop", "full"), default="truncate", help="client IP in events")
     p.add_argument("--secure-cookie", action="store_true", help="mark the id cookie Secure (behind TLS)")
     p.add_argument("--roll-seconds", type=float, default=60.0, help="publish the log segment this often")
-    p.add_argument("--min-free-mb", type=float, default=256.0, help="answer 503 below this much free disk")
+    p.add_argument(
+        "--min-free-mb",
+        type=float,
+        default=float(DEFAULT_MIN_FREE_MB),
+        help=f"answer 503 below this much free disk (default {DEFAULT_MIN_FREE_MB})",
+    )
+    p.add_argument(
+        "--max-header-kb",
+        type=float,
+        default=CollectorSettings.max_header_bytes / 1024,
+        help="answer 431 to a request whose line and headers are over this many KB (default %(default)g)",
+    )
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("live", help="collector + demo shop + Dagster UI: click around, watch events arrive")
@@ -819,11 +1072,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _protect_files() -> None:
+    """Before anything is written: this process's umask from ``file_access`` (owner-only by default; every child
+    process inherits it), and an existing PULSE_HOME no wider than it allows (pulse/file_access.py)."""
+    from pulse.file_access import apply_umask, tighten_home
+
+    settings = group_settings(["file_access"], os.environ)
+    apply_umask(settings.file_access)
+    notice = tighten_home(settings.home, settings.file_access)
+    if notice:
+        print(f"pulse: {notice}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     # Dagster marks BackfillPolicy as beta on every definitions load; say it once in the docs instead.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     args = build_parser().parse_args(argv)
     try:
+        _protect_files()
         return int(args.func(args))
     except SettingsError as exc:
         print(f"pulse {args.command}: settings:", *exc.problems, sep="\n  ", file=sys.stderr)

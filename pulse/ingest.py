@@ -12,22 +12,37 @@ Every line read ends in exactly one of the two tables, so per partition
 from __future__ import annotations
 
 import csv
+import gc
 import gzip
+import os
+import stat
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
+from operator import methodcaller
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pulse.contract import EARLIEST_EVENT_TIME, EVENT_TYPES, FIELDS, FUTURE_TOLERANCE, RFC3339_PATTERN, Field
+from pulse.contract import (
+    EARLIEST_EVENT_TIME,
+    EVENT_TYPES,
+    FIELDS,
+    FUTURE_TOLERANCE,
+    Field,
+    cast_sql,
+    typed_sql,
+    value_violation_sql,
+)
+from pulse.kill_points import INGEST_AFTER_COMMIT, INGEST_BEFORE_COMMIT, kill_point
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -61,6 +76,15 @@ class IngestError(RuntimeError):
     """A landing file that cannot be read at all. The message names the file."""
 
 
+# What one landing file may hold, read whole into memory (decompressed): a larger file, or one with more lines,
+# fails the run naming it before it is read any further (a gzip bomb stops at the cap, not at the memory's end).
+# Ingesting a file peaks at about 5x its decompressed size (DuckDB's validation included: 1.4 GB for a 255 MB
+# JSON Lines file): the defaults keep that under the default memory setting (duckdb_memory, 2GB), and the
+# collector's segments and the importers' files (written in parts: pulse.importers.common) under them.
+MAX_FILE_BYTES = 256 << 20
+MAX_FILE_LINES = 5_000_000
+
+
 @dataclass(frozen=True)
 class IngestOptions:
     max_row_bytes: int = 64 * 1024
@@ -68,11 +92,16 @@ class IngestOptions:
     earliest_event_time: datetime = EARLIEST_EVENT_TIME
     # An event may be at most this far after the end of the day its file landed.
     future_tolerance: timedelta = FUTURE_TOLERANCE
+    # Caps per landing file (decompressed bytes, lines / rows): not part of the fingerprint, as they decide no
+    # line's fate (a file over them is not ingested at all, and the run fails naming it).
+    max_file_bytes: int = MAX_FILE_BYTES
+    max_file_lines: int = MAX_FILE_LINES
 
     @classmethod
     def from_settings(cls, settings: Any) -> IngestOptions:
         """Options from the settings door's ``earliest_event_time`` (ISO date or datetime, UTC unless it says
-        otherwise), ``future_tolerance_hours`` and ``max_row_bytes`` (pulse.settings)."""
+        otherwise), ``future_tolerance_hours``, ``max_row_bytes``, ``max_file_bytes`` and ``max_file_lines``
+        (pulse.settings)."""
         text = settings.earliest_event_time
         try:
             floor = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -84,18 +113,20 @@ class IngestOptions:
             max_row_bytes=int(settings.max_row_bytes),
             earliest_event_time=floor,
             future_tolerance=timedelta(hours=float(settings.future_tolerance_hours)),
+            max_file_bytes=int(settings.max_file_bytes),
+            max_file_lines=int(settings.max_file_lines),
         )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestOptions:
-        """:meth:`from_settings` with only these three settings read through the door (settings.toml, then
-        PULSE_EARLIEST_EVENT_TIME, PULSE_FUTURE_TOLERANCE_HOURS, PULSE_MAX_ROW_BYTES of ``environ``). A value that
-        does not parse raises ValueError (SettingsError) naming where it was set and the value."""
+        """:meth:`from_settings` with only the ingestion settings read through the door (settings.toml, then
+        PULSE_EARLIEST_EVENT_TIME, PULSE_FUTURE_TOLERANCE_HOURS, PULSE_MAX_ROW_BYTES, PULSE_MAX_FILE_BYTES,
+        PULSE_MAX_FILE_LINES of ``environ``). A value that does not parse raises ValueError (SettingsError) naming
+        where it was set and the value."""
         from pulse.settings import group_settings
 
-        return cls.from_settings(
-            group_settings(("earliest_event_time", "future_tolerance_hours", "max_row_bytes"), environ)
-        )
+        names = ("earliest_event_time", "future_tolerance_hours", "max_row_bytes", "max_file_bytes", "max_file_lines")
+        return cls.from_settings(group_settings(names, environ))
 
     @property
     def fingerprint(self) -> str:
@@ -117,6 +148,8 @@ class DayResult:
     reasons: dict[str, int] = field(default_factory=dict)
     # Files with no lines at all: nothing to accept or quarantine, but worth a look (a broken export?).
     empty_files: list[str] = field(default_factory=list)
+    # Entries of the day's folder that are not read, and why (an unsupported name: notes.txt, x.jsonl.bz2).
+    unsupported: list[LandingEntry] = field(default_factory=list)
 
     @property
     def reconciles(self) -> bool:
@@ -126,35 +159,114 @@ class DayResult:
 # ---------------------------------------------------------------------------------------------- reading
 
 
+@dataclass(frozen=True)
+class LandingEntry:
+    """An entry of the landing zone that ingestion does not read, and why."""
+
+    name: str  # relative to the events landing zone (``2026-09-01/notes.txt``)
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.why}"
+
+
+# Compressions a name may carry that pulse does not read (gzip is read): said, never skipped silently.
+OTHER_COMPRESSIONS = (".bz2", ".xz", ".zst", ".zstd", ".lz4", ".lzma", ".zip", ".7z", ".z", ".br", ".snappy", ".tgz")
+SUPPORTED_TEXT = ".jsonl, .ndjson, .json, .csv (each optionally .gz) and .parquet, in any letter case"
+
+
+def is_landing_file_name(name: str) -> bool:
+    """A name ingestion reads: one of :data:`SUPPORTED_SUFFIXES`, in any letter case (``EXPORT.JSONL`` too)."""
+    return name.lower().endswith(SUPPORTED_SUFFIXES)
+
+
+def _unsupported_why(path: Path) -> str:
+    """Why an entry with an unsupported name is not read."""
+    name = path.name.lower()
+    try:
+        is_dir = path.is_dir() and not path.is_symlink()
+    except OSError:
+        is_dir = False
+    if is_dir:
+        return "a folder inside a landing day: not read (a day's files sit directly in its folder)"
+    for suffix in OTHER_COMPRESSIONS:
+        if name.endswith(suffix) and is_landing_file_name(name.removesuffix(suffix) + ".gz"):
+            return f"{suffix} compression is not read: recompress it with gzip (.gz) or decompress it"
+    return f"not a landing file name: not read (read: {SUPPORTED_TEXT})"
+
+
 def day_folder(events_landing: Path, day: date) -> Path:
     return events_landing / day.isoformat()
 
 
-def files_for_day(events_landing: Path, day: date) -> list[Path]:
-    folder = day_folder(events_landing, day)
-    if not folder.is_dir():
+def _day_entries(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError:
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(SUPPORTED_SUFFIXES))
+
+
+def files_for_day(events_landing: Path, day: date) -> list[Path]:
+    """The entries of a landing day named like landing files (:func:`is_landing_file_name`), whatever they are:
+    a directory, FIFO or symbolic link with such a name is not a file ingestion reads, and reading it fails the
+    run naming it (:func:`open_landing_file`) rather than leaving it out silently."""
+    return [p for p in _day_entries(day_folder(events_landing, day)) if is_landing_file_name(p.name)]
+
+
+def unsupported_in_day(events_landing: Path, day: date) -> list[LandingEntry]:
+    """The entries of a landing day that ingestion does not read (an unsupported name), and why. Hidden entries
+    (a name starting with ``.``) are writes in progress by convention (the collector's ``.<name>.tmp``) and are
+    not listed."""
+    return [
+        LandingEntry(str(p.relative_to(events_landing)), _unsupported_why(p))
+        for p in _day_entries(day_folder(events_landing, day))
+        if not is_landing_file_name(p.name) and not p.name.startswith(".")
+    ]
+
+
+def unsupported_entries(events_landing: Path) -> list[LandingEntry]:
+    """Every entry of the events landing zone that no run reads, and why: entries beside the day folders
+    (``events/notes.txt``, ``events/2026-9-1/``: not ``<YYYY-MM-DD>``) and each day's unsupported names
+    (:func:`unsupported_in_day`). Hidden entries aside. Reads only the file system."""
+    found: list[LandingEntry] = []
+    for entry in _day_entries(events_landing):
+        if entry.name.startswith("."):
+            continue
+        day = day_of_folder(entry.name)
+        if day is None:
+            found.append(LandingEntry(entry.name, "not a day folder (events/<YYYY-MM-DD>/): not read"))
+        elif not entry.is_dir():
+            found.append(LandingEntry(entry.name, "not a folder: a landing day is a folder of files; not read"))
+        else:
+            found += unsupported_in_day(events_landing, day)
+    return found
+
+
+def day_of_folder(name: str) -> date | None:
+    """The day a folder of the landing zone is named after (``2026-09-01``); None for any other name (``20260901``
+    too, which Python's date.fromisoformat would take)."""
+    try:
+        day = date.fromisoformat(name)
+    except ValueError:
+        return None
+    return day if day.isoformat() == name else None
 
 
 def landed_days(events_landing: Path) -> list[date]:
-    """The days that have a landing folder with at least one supported file."""
+    """The days that have a landing folder with at least one entry named like a landing file."""
     days = []
-    if events_landing.is_dir():
-        for folder in sorted(events_landing.iterdir()):
-            try:
-                day = date.fromisoformat(folder.name)
-            except ValueError:
-                continue
-            if files_for_day(events_landing, day):
-                days.append(day)
+    for folder in _day_entries(events_landing):
+        day = day_of_folder(folder.name)
+        if day is not None and files_for_day(events_landing, day):
+            days.append(day)
     return days
 
 
 def file_fingerprint(events_landing: Path, path: Path) -> tuple[str, int, int]:
     """(name relative to the landing zone, size in bytes, modification time in ns): what raw.ingested_files
-    records of a file when it is read, and what :func:`changed_days` compares with."""
-    stat = path.stat()
+    records of a file when it is read, and what :func:`changed_days` compares with. The entry itself is
+    looked at (lstat): a symbolic link is not followed."""
+    stat = path.lstat()
     return str(path.relative_to(events_landing)), stat.st_size, stat.st_mtime_ns
 
 
@@ -219,7 +331,7 @@ def _recorded_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[date, set[tup
     return recorded
 
 
-def split_lines(data: bytes) -> tuple[np.ndarray, pa.Array]:
+def split_lines(data: bytes | bytearray) -> tuple[np.ndarray, pa.Array]:
     """Split a buffer on '\\n' without a Python loop: (1-based line numbers, binary array of lines).
 
     A final line without a newline counts; the empty string after a final newline does not. A trailing
@@ -240,27 +352,120 @@ def split_lines(data: bytes) -> tuple[np.ndarray, pa.Array]:
     keep[newlines] = False
     keep[ends[has_cr]] = False
     compact = buf[keep]
+    del keep
     lengths = ends - starts
     offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-    arr = pa.Array.from_buffers(
-        pa.large_binary(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(compact.tobytes())]
-    )
+    # py_buffer shares the numpy array's memory (no copy of the file's bytes)
+    arr = pa.Array.from_buffers(pa.large_binary(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(compact)])
     return np.arange(1, len(lengths) + 1, dtype=np.int64), arr
 
 
-def _read_bytes(path: Path) -> bytes:
+# Bytes read at a time from a landing file (decompressed): the cap is checked after each.
+READ_CHUNK = 1 << 20
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def _cannot_read(path: Path, why: str) -> IngestError:
+    return IngestError(f"cannot read landing file {path}: {why}")
+
+
+def open_landing_file(path: Path, events_landing: Path) -> tuple[BinaryIO, os.stat_result]:
+    """``path`` opened for reading, with its status, when it is a regular file inside the landing zone; otherwise
+    :class:`IngestError` naming it and why: a symbolic link (never followed, whatever it points to: a link out of
+    the landing zone would copy that file into raw.events_quarantine), a directory, a FIFO (opened without
+    blocking and never read: a FIFO would block the run until something writes to it), a socket or a device, or a
+    day folder that leads out of the landing zone (itself a link)."""
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        return path.read_bytes()
+        inside = path.parent.resolve().is_relative_to(events_landing.resolve())
+    except OSError as exc:
+        raise _cannot_read(path, exc.strerror or str(exc)) from exc
+    if not inside:
+        raise _cannot_read(
+            path, f"its folder leads out of the landing zone {events_landing} (a symbolic link): not read"
+        )
+    try:
+        entry = os.lstat(path)
+    except OSError as exc:
+        raise _cannot_read(path, exc.strerror or str(exc)) from exc
+    if stat.S_ISLNK(entry.st_mode):
+        raise _cannot_read(
+            path,
+            "a symbolic link: only regular files inside the landing zone are read (move or copy the file there "
+            "instead of linking it)",
+        )
+    if not stat.S_ISREG(entry.st_mode):
+        raise _cannot_read(path, f"{_kind(entry.st_mode)}, not a regular file")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)  # replaced by a link or a FIFO since lstat: O_NOFOLLOW / O_NONBLOCK still hold
+    except OSError as exc:
+        raise _cannot_read(path, exc.strerror or str(exc)) from exc
+    opened = os.fstat(fd)
+    if not stat.S_ISREG(opened.st_mode):
+        os.close(fd)
+        raise _cannot_read(path, f"{_kind(opened.st_mode)}, not a regular file")
+    return os.fdopen(fd, "rb"), opened
+
+
+def _too_large(path: Path, limit: int, compressed: bool) -> IngestError:
+    return _cannot_read(
+        path,
+        f"more than {limit:,} bytes{' once decompressed' if compressed else ''}, the limit per landing file "
+        "(setting max_file_bytes, PULSE_MAX_FILE_BYTES): split it into smaller files, or raise the limit if the "
+        "memory allows (ingesting a file takes about 5 times its size); nothing of it is ingested",
+    )
+
+
+def _too_many_lines(path: Path, limit: int, what: str = "lines") -> IngestError:
+    return _cannot_read(
+        path,
+        f"more than {limit:,} {what}, the limit per landing file (setting max_file_lines, PULSE_MAX_FILE_LINES): "
+        "split it into smaller files, or raise the limit; nothing of it is ingested",
+    )
+
+
+def read_capped(fh: BinaryIO, path: Path, size: int, options: IngestOptions) -> bytes | bytearray:
+    """The bytes of a landing file (gzip, by its name, decompressed as a stream), at most
+    ``options.max_file_bytes`` of them and ``options.max_file_lines`` lines: more fails naming the file, the limit
+    and the setting, without reading further (a gzip bomb stops at the cap). ``size``: the file's size on disk."""
+    cap = options.max_file_bytes
+    compressed = path.name.lower().endswith(".gz")
+    try:
+        if not compressed:
+            if size > cap:
+                raise _too_large(path, cap, compressed=False)
+            data: bytes | bytearray = fh.read(cap + 1)
+        else:
+            data = bytearray()
+            with gzip.GzipFile(fileobj=fh, mode="rb") as stream:
+                while chunk := stream.read(min(READ_CHUNK, cap + 1 - len(data))):
+                    data += chunk
+                    if len(data) > cap:
+                        break
     except (OSError, EOFError, zlib.error) as exc:
-        raise IngestError(f"cannot read landing file {path}: {exc}") from exc
+        raise _cannot_read(path, str(exc)) from exc
+    if len(data) > cap:
+        raise _too_large(path, cap, compressed)
+    lines = data.count(b"\n") + (1 if data and data[-1] != 10 else 0)
+    if lines > options.max_file_lines:
+        raise _too_many_lines(path, options.max_file_lines)
+    return data
 
 
-def read_json_lines(path: Path) -> pa.Table:
-    """A JSONL file as (line_number, raw) rows; parsing happens later, in SQL."""
-    numbers, raw = split_lines(_read_bytes(path))
+def json_lines_table(data: bytes | bytearray) -> pa.Table:
+    """A JSON Lines file's bytes as (line_number, raw) rows; parsing happens later, in SQL."""
+    numbers, raw = split_lines(data)
     return pa.table({"line_number": pa.array(numbers), "raw": raw})
 
 
@@ -276,69 +481,226 @@ def _timestamps_as_rfc3339(table: pa.Table) -> pa.Table:
     return table
 
 
-def _rows_as_json(table: pa.Table, first_line: int) -> pa.Table:
-    """Tabular rows (CSV, Parquet) as JSON objects, so they pass the same validation as JSONL."""
+def _rows_as_json(table: pa.Table, numbers: np.ndarray) -> pa.Table:
+    """Tabular rows (CSV, Parquet) as JSON objects, so they pass the same validation as JSONL; ``numbers``: each
+    row's line (CSV) or row number (Parquet)."""
     table = _timestamps_as_rfc3339(table)
     con = duckdb.connect()
-    con.register("t", table)
-    rel = con.sql("select to_json(t)::varchar as raw from t")
-    raw = rel.to_arrow_table().column("raw").cast(pa.large_binary())
-    numbers = np.arange(first_line, first_line + len(raw), dtype=np.int64)
-    con.close()
-    return pa.table({"line_number": pa.array(numbers), "raw": raw})
-
-
-def read_csv_rows(path: Path) -> tuple[pa.Table, list[tuple[int, str, str]]]:
-    """CSV rows as JSON objects with all values as strings, plus rows that do not parse (line, text, why)."""
-    bad: list[tuple[int, str, str]] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        why = f"CSV row has {row.actual_columns} columns, header has {row.expected_columns}"
-        bad.append((int(row.number or 0), row.text, why))
-        return "skip"
-
     try:
-        data = _read_bytes(path)
-        first_line = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
-        header = next(csv.reader([first_line]), [])
-        table = pacsv.read_csv(
-            pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header}, strings_can_be_null=True
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        if not data:
-            return pa.table({"line_number": pa.array([], pa.int64()), "raw": pa.array([], pa.large_binary())}), []
-        raise IngestError(f"cannot read landing file {path}: {exc}") from exc
-    if bad:
-        # Rows are numbered from the header (line 1); skipped rows shift the later ones.
-        return _number_csv_rows(table, bad), bad
-    return _rows_as_json(table, first_line=2), bad
+        con.register("t", table)
+        raw = con.sql("select to_json(t)::varchar as raw from t").to_arrow_table().column("raw")
+    finally:
+        con.close()
+    return pa.table({"line_number": pa.array(numbers, pa.int64()), "raw": raw.cast(pa.large_binary())})
 
 
-def _number_csv_rows(table: pa.Table, bad: list[tuple[int, str, str]]) -> pa.Table:
-    rows = _rows_as_json(table, first_line=0)
-    bad_lines = sorted(n for n, _, _ in bad)
-    numbers = []
-    line, b = 2, 0
-    for _ in range(len(rows)):
-        while b < len(bad_lines) and bad_lines[b] == line:
-            line += 1
-            b += 1
-        numbers.append(line)
-        line += 1
-    return pa.table({"line_number": pa.array(numbers, pa.int64()), "raw": rows.column("raw")})
+BadRow = tuple[int, str, str]  # (line, raw text, reason): a CSV record quarantined before validation
 
 
-def read_parquet_rows(path: Path) -> pa.Table:
+# CSV records turned into Arrow columns at a time (the Python objects of a batch are freed after it).
+CSV_BATCH_ROWS = 65536
+# Bytes split into lines at a time (cut after a '\n', so a CRLF is never cut in two).
+CSV_CHUNK_BYTES = 16 << 20
+_DECODE = methodcaller("decode", "utf-8", "surrogateescape")
+_SPLIT = methodcaller("splitlines", True)  # bytes: at LF, CRLF or CR only, each line keeping its end
+
+
+def _chunks(data: bytes | bytearray, size: int) -> Iterator[bytes | bytearray]:
+    """``data`` in pieces of about ``size`` bytes, each ending at a line end (LF, CRLF, CR): never a line, nor a
+    CRLF, cut in two (a line longer than ``size`` is one piece)."""
+    start, n = 0, len(data)
+    while start < n:
+        if start + size >= n:
+            yield data[start:]
+            return
+        cut = max(data.rfind(b"\n", start, start + size), data.rfind(b"\r", start, start + size))
+        if cut < start:  # no line end in the window: up to the end of this long line
+            ends = [i for i in (data.find(b"\n", start + size), data.find(b"\r", start + size)) if i >= 0]
+            cut = min(ends) if ends else n - 1
+        end = cut + 1
+        if data[cut : cut + 1] == b"\r" and data[end : end + 1] == b"\n":
+            end += 1  # a CRLF stays whole
+        yield data[start:end]
+        start = end
+
+
+def _csv_lines(data: bytes | bytearray) -> Iterator[str]:
+    """The lines of a CSV file's bytes, each with its end (LF, CRLF or CR; none for a last line without one),
+    decoded (invalid bytes as surrogates): what csv.reader is fed, so reader.line_num counts the file's lines
+    whatever its line endings. Split and decoded in C."""
+    return map(_DECODE, chain.from_iterable(map(_SPLIT, _chunks(data, CSV_CHUNK_BYTES))))
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while millions of lists (CSV records) are created and kept: it would
+    otherwise scan them all again and again (half the time of reading a CSV)."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise IngestError(f"cannot read landing file {path}: {exc}") from exc
-    return _rows_as_json(table, first_line=1)
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def csv_table(data: bytes | bytearray, path: Path, options: IngestOptions) -> tuple[pa.Table, list[BadRow]]:
+    """:func:`_csv_table` with the garbage collector paused (:func:`_gc_paused`) and no field size limit below the
+    file's."""
+    limit = csv.field_size_limit()
+    try:
+        # a field as large as the file is a long row (quarantined as such), not an error
+        csv.field_size_limit(max(limit, min(options.max_file_bytes, 2**31 - 1)))
+        with _gc_paused():
+            return _csv_table(data, path, options)
+    finally:
+        csv.field_size_limit(limit)  # the process's limit as it was (the importers set their own)
+
+
+def _csv_table(data: bytes | bytearray, path: Path, options: IngestOptions) -> tuple[pa.Table, list[BadRow]]:
+    """A CSV file's records after its header as JSON objects of strings (an empty cell is absent), each numbered
+    with the line it starts on (header = line 1; a quoted field may span lines), plus the records quarantined as
+    they are (line, raw text, reason): invalid UTF-8 (that record only, as in JSON Lines) or another number of
+    fields than the header. Line endings LF, CRLF or CR alike; blank lines hold no record; a file with no header
+    (empty, or only blank lines) has no rows. The lines are split, decoded and parsed in C (bytes.splitlines,
+    csv): Python only sorts the records."""
+    valid = data.isascii() or not _has_invalid_utf8(data)  # else each record with a non-ASCII cell is checked
+    reader = csv.reader(_csv_lines(data))
+    header: list[str] | None = None
+    width = 0
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    batches: list[pa.RecordBatch] = []
+    line_numbers: list[np.ndarray] = []
+    bad: list[tuple[int, int, str]] = []  # (first line, last line, reason)
+    records = 0
+    last = 0  # the last line read so far
+    try:
+        for record in reader:
+            first, last = last + 1, reader.line_num
+            if not record:
+                continue  # a blank line holds no record
+            if header is None:
+                header = _csv_header(record, path)
+                width = len(header)
+                continue
+            records += 1
+            if records > options.max_file_lines:
+                raise _too_many_lines(path, options.max_file_lines, "records")
+            if not valid and any(not cell.isascii() and _has_surrogates(cell) for cell in record):
+                bad.append((first, last, "invalid UTF-8"))
+            elif len(record) != width:
+                bad.append((first, last, f"CSV row has {len(record)} columns, header has {width}"))
+            else:
+                rows.append(record)
+                numbers.append(first)
+                if len(rows) >= CSV_BATCH_ROWS:
+                    batches.append(_csv_batch(rows, header))
+                    line_numbers.append(np.array(numbers, dtype=np.int64))
+                    rows, numbers = [], []
+    except csv.Error as exc:
+        raise _cannot_read(path, f"line {last + 1}: {exc}") from exc
+    bad_rows = _csv_raw_texts(data, bad)
+    if header is None:
+        return pa.table({"line_number": pa.array([], pa.int64()), "raw": pa.array([], pa.large_binary())}), bad_rows
+    batches.append(_csv_batch(rows, header))
+    line_numbers.append(np.array(numbers, dtype=np.int64))
+    return _rows_as_json(pa.Table.from_batches(batches), np.concatenate(line_numbers)), bad_rows
+
+
+def _csv_raw_texts(data: bytes | bytearray, bad: list[tuple[int, int, str]]) -> list[BadRow]:
+    """(line, raw text, reason) of quarantined CSV records from (first line, last line, reason): the lines'
+    bytes, cut where :func:`_csv_lines` cuts them, without the last line's end; invalid bytes as ``\\xNN``."""
+    if not bad:
+        return []
+    buf = np.frombuffer(data, dtype=np.uint8)
+    lf, cr = buf == 10, buf == 13
+    lone_cr = cr & ~np.append(lf[1:], False)
+    starts = np.concatenate(([0], np.flatnonzero(lf | lone_cr) + 1, [len(buf)]))
+    out = []
+    for first, last, why in bad:
+        text = bytes(data[starts[first - 1] : starts[min(last, len(starts) - 1)]]).rstrip(b"\r\n")
+        out.append((first, text.decode("utf-8", "backslashreplace"), why))
+    return out
+
+
+def _csv_batch(rows: list[list[str]], header: list[str]) -> pa.RecordBatch:
+    """Records as Arrow string columns (an empty cell null)."""
+    arrays = []
+    for values in zip(*rows, strict=True) if rows else [()] * len(header):
+        array = pa.array(values, pa.string())
+        arrays.append(pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array))
+    return pa.RecordBatch.from_arrays(arrays, names=header)
+
+
+def _has_invalid_utf8(data: bytes | bytearray) -> bool:
+    try:
+        str(data, "utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _csv_header(record: list[str], path: Path) -> list[str]:
+    """A CSV header's column names; an unnamed column is ``column_<n>``; a name twice fails naming it."""
+    record = [record[0].removeprefix("\ufeff"), *record[1:]]
+    names = [name if name != "" else f"column_{i + 1}" for i, name in enumerate(record)]
+    if any(_has_surrogates(name) for name in names):
+        raise _cannot_read(path, "line 1: the header is not valid UTF-8")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise _cannot_read(path, f"line 1: the header names column {name[:40]!r} twice")
+        seen.add(name)
+    return names
+
+
+def parquet_table(fh: BinaryIO, path: Path, options: IngestOptions) -> pa.Table:
+    """A Parquet file's rows as JSON objects, numbered from 1; its size once decompressed (the row groups'
+    uncompressed sizes) and its rows are checked against the caps before it is read."""
+    try:
+        parquet = pq.ParquetFile(fh)
+        metadata = parquet.metadata
+        uncompressed = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+        if uncompressed > options.max_file_bytes:
+            raise _too_large(path, options.max_file_bytes, compressed=True)
+        if metadata.num_rows > options.max_file_lines:
+            raise _too_many_lines(path, options.max_file_lines, "rows")
+        table = parquet.read()
+        return _rows_as_json(table, np.arange(1, table.num_rows + 1, dtype=np.int64))
+    except (OSError, pa.ArrowException, duckdb.Error) as exc:
+        raise _cannot_read(path, str(exc)) from exc
+
+
+def read_landing_file(
+    path: Path, events_landing: Path, options: IngestOptions | None = None
+) -> tuple[pa.Table, list[BadRow], os.stat_result]:
+    """A landing file's (line_number, raw) rows, its CSV records quarantined as they are, and its status when it
+    was opened (size and mtime before it was read: a file rewritten while it is read is recorded as it was, so
+    :func:`changed_days` sees it changed afterwards). :class:`IngestError` names the file when it cannot be read:
+    not a regular file inside the landing zone (:func:`open_landing_file`), over a cap (:func:`read_capped`),
+    a broken gzip stream, not Parquet."""
+    options = options or IngestOptions()
+    name = path.name.lower()
+    fh, status = open_landing_file(path, events_landing)
+    with fh:
+        if name.endswith(PARQUET_SUFFIXES):
+            return parquet_table(fh, path, options), [], status
+        data = read_capped(fh, path, status.st_size, options)
+    if name.endswith(CSV_SUFFIXES):
+        table, bad = csv_table(data, path, options)
+        return table, bad, status
+    if name.endswith(JSON_SUFFIXES):
+        return json_lines_table(data), [], status
+    raise _cannot_read(path, f"unsupported file type (read: {SUPPORTED_TEXT})")
 
 
 # ---------------------------------------------------------------------------------------------- schema
@@ -416,66 +778,54 @@ def _sql_str(value: str) -> str:
 
 
 def _cast(f: Field, v: str) -> str | None:
-    """The one cast of a field's extracted text (computed once, used by checks and output)."""
-    if f.type == "timestamp":
-        return f"try_cast({v} as timestamptz)"
-    if f.type in ("double", "bigint"):
-        return f"try_cast({v} as double)"
-    if f.type == "boolean":
-        return f"try_cast({v} as boolean)"
-    return None
+    """The one cast of a field's text (computed once, used by checks and output): :func:`pulse.contract.cast_sql`."""
+    return cast_sql(f, v)
 
 
-def _field_checks(f: Field, v: str, t: str) -> list[str]:
-    """SQL expressions that are a reason string when ``f`` breaks the contract. ``v`` is the extracted
-    text, ``t`` the column holding its cast (see :func:`_cast`)."""
+def _field_checks(f: Field, v: str, t: str, typed: str, j: str | None = None) -> list[str]:
+    """SQL expressions that are a reason string when ``f`` breaks the contract. ``v`` is the extracted text (null
+    when absent, JSON null or ""), ``t`` the column holding its cast (see :func:`_cast`), ``typed`` its value in
+    the warehouse type, ``j`` a string field's JSON type. The value rules are :mod:`pulse.contract`'s, the same the
+    collector and the importers apply."""
     checks: list[str] = []
     if f.required:
-        checks.append(f"case when coalesce({v}, '') = '' then 'missing required field {f.name}' end")
-    if f.type == "timestamp":
-        checks.append(
-            f"case when {v} is not null and ({t} is null or not regexp_matches({v}, {_sql_str(RFC3339_PATTERN)}))"
-            f" then '{f.name} is not an RFC 3339 timestamp: ' || left({v}, 40) end"
-        )
-    elif f.type in ("double", "bigint"):
-        kind = "a number" if f.type == "double" else "an integer"
-        broken = f"{t} is null" if f.type == "double" else f"try_cast({t} as bigint) is null or {t} <> floor({t})"
-        checks.append(f"case when {v} is not null and ({broken}) then '{f.name} is not {kind}' end")
-        if f.min_value is not None:
-            checks.append(f"case when {t} < {f.min_value} then '{f.name} is below {f.min_value:g}' end")
-        if f.max_value is not None:
-            checks.append(f"case when {t} > {f.max_value} then '{f.name} is above {f.max_value:g}' end")
-    elif f.type == "boolean":
-        checks.append(f"case when {v} is not null and {t} is null then '{f.name} is not a boolean' end")
-    elif f.type == "json":
-        checks.append(
-            f"case when {v} is not null and coalesce(try(json_type({v})), '') <> 'OBJECT'"
-            f" then '{f.name} is not a JSON object' end"
-        )
+        checks.append(f"case when {v} is null then 'missing required field {f.name}' end")
+    checks.append(value_violation_sql(f, v, t, typed, j))
     return checks
 
 
-def _typed(f: Field, v: str, t: str) -> str:
-    if f.type == "timestamp":
-        return f"({t} at time zone 'UTC')"
-    if f.type == "bigint":
-        return f"try_cast({t} as bigint)"
-    if f.type in ("double", "boolean"):
-        return t
-    return f"nullif({v}, '')" if f.type == "string" else v
+# A string field's text does not tell a string from a number, a boolean, an object or an array: their JSON types
+# are read too (a second pass over the parsed line, on every line: a pre-filter on the line's text, or on the
+# fields' texts, costs as much as the pass it would save, measured on 300k lines).
+_STRING_FIELDS = [f for f in FIELDS if f.type == "string"]
 
 
 def validation_sql(lines_view: str, options: IngestOptions) -> str:
     """One SELECT over ``lines_view(load_date date, source_file, line_number, raw blob)`` adding ``reason``
     (null = valid) and one typed column per contract field. Each line is parsed once (one json_extract_string
-    with every field's path) and each field cast once. The future limit is per row (its landing day's), so one
-    statement validates the files of many landing days: DuckDB spends ~0.1 s planning this statement, which a
-    history of small days (a shop's orders over years) would otherwise pay once per file."""
+    with every field's path, one json_type with the string fields' paths) and each field cast once. The future
+    limit is per row (its landing day's), so one statement validates the files of many landing days: DuckDB
+    spends ~0.1 s planning this statement, which a history of small days (a shop's orders over years) would
+    otherwise pay once per file."""
     paths = ", ".join(_sql_str(f"$.{f.name}") for f in FIELDS)
-    values = {f.name: f"v[{i + 1}]" for i, f in enumerate(FIELDS)}
+    string_paths = ", ".join(_sql_str(f"$.{f.name}") for f in _STRING_FIELDS)
+    # Per field, columns computed once (the checks refer to them several times): its text (null when absent,
+    # JSON null or "": an empty value is a missing one, as in the collector), its cast and its value in the
+    # warehouse type; a string field's JSON type.
+    values = {f.name: f"text_{f.name}" for f in FIELDS}
+    json_types = {f.name: f"j[{i + 1}]" for i, f in enumerate(_STRING_FIELDS)}
     casts = {f.name: f"cast_{f.name}" for f in FIELDS if _cast(f, values[f.name])}
+    typed = {f.name: f"value_{f.name}" for f in FIELDS}
+    field_cols = "".join(f",\n        nullif(v[{i + 1}], '') as {values[f.name]}" for i, f in enumerate(FIELDS))
     cast_cols = "".join(f",\n        {_cast(f, values[f.name])} as {casts[f.name]}" for f in FIELDS if f.name in casts)
-    field_checks = [c for f in FIELDS for c in _field_checks(f, values[f.name], casts.get(f.name, ""))]
+    typed_cols = "".join(
+        f",\n        {typed_sql(f, values[f.name], casts.get(f.name, ''))} as {typed[f.name]}" for f in FIELDS
+    )
+    field_checks = [
+        check
+        for f in FIELDS
+        for check in _field_checks(f, values[f.name], casts.get(f.name, ""), typed[f.name], json_types.get(f.name))
+    ]
     known = ", ".join(_sql_str(t) for t in EVENT_TYPES)
     et = values["event_type"]
     field_checks.append(
@@ -484,19 +834,19 @@ def validation_sql(lines_view: str, options: IngestOptions) -> str:
         f" then 'unknown event_type: ' || left({et}, 40) end"
     )
     field_checks.append(
-        f"case when coalesce({values['user_id']}, '') = '' and coalesce({values['anonymous_id']}, '') = ''"
+        f"case when {values['user_id']} is null and {values['anonymous_id']} is null"
         " then 'missing identity: neither user_id nor anonymous_id' end"
     )
     floor = options.earliest_event_time.isoformat(sep=" ")
     tolerance_us = int(options.future_tolerance / timedelta(microseconds=1))
     ceiling = f"(cast(load_date as timestamp) + interval 1 day + to_microseconds({tolerance_us}))"
-    event_time = _typed(FIELDS[2], values["event_time"], casts["event_time"])
+    event_time = typed["event_time"]
     field_checks.append(f"case when {event_time} < timestamp '{floor}' then 'event_time before {floor}' end")
     field_checks.append(
         f"case when {event_time} > {ceiling}"
         f" then 'event_time in the future: after ' || strftime({ceiling}, '%Y-%m-%d %H:%M:%S') end"
     )
-    typed_cols = ",\n      ".join(f"{_typed(f, values[f.name], casts.get(f.name, ''))} as {f.name}" for f in FIELDS)
+    output_cols = ",\n      ".join(f"{typed[f.name]} as {f.name}" for f in FIELDS)
     return f"""
     with decoded as (
       select load_date, source_file, line_number, raw, try(decode(raw)) as txt, octet_length(raw) as nbytes
@@ -505,12 +855,22 @@ def validation_sql(lines_view: str, options: IngestOptions) -> str:
     extracted as (
       select *,
         case when txt is not null and nbytes <= {options.max_row_bytes}
-          then try(json_extract_string(txt, [{paths}])) end as v
+          then try(json_extract_string(txt, [{paths}])) end as v,
+        case when txt is not null and nbytes <= {options.max_row_bytes}
+          then try(json_type(txt, [{string_paths}])) end as j
       from decoded
     ),
-    typed as (
-      select *{cast_cols}
+    fields as (
+      select *{field_cols}
       from extracted
+    ),
+    casted as (
+      select *{cast_cols}
+      from fields
+    ),
+    typed as (
+      select *{typed_cols}
+      from casted
     ),
     checked as (
       select *,
@@ -525,7 +885,7 @@ def validation_sql(lines_view: str, options: IngestOptions) -> str:
       from typed
     )
     select load_date, source_file, line_number, coalesce(txt, raw::varchar) as raw_line, reason,
-      {typed_cols}
+      {output_cols}
     from checked
     """
 
@@ -538,50 +898,35 @@ def validation_sql(lines_view: str, options: IngestOptions) -> str:
 BATCH_BYTES = 64 << 20
 
 
-def _read_file(path: Path) -> tuple[pa.Table, list[tuple[int, str, str]]]:
-    name = path.name
-    if name.endswith(JSON_SUFFIXES):
-        return read_json_lines(path), []
-    if name.endswith(CSV_SUFFIXES):
-        return read_csv_rows(path)
-    if name.endswith(PARQUET_SUFFIXES):
-        return read_parquet_rows(path), []
-    raise IngestError(f"cannot read landing file {path}: unsupported file type")
-
-
 @dataclass
 class _LandedFile:
     day: date
     rel_name: str
     stat: tuple[int, int]  # size and mtime (ns) before it was read
     lines: pa.Table  # (load_date, source_file, line_number, raw)
-    bad_csv: list[tuple[int, str, str]]
+    bad_csv: list[BadRow]
 
     @property
     def lines_read(self) -> int:
         return len(self.lines) + len(self.bad_csv)
 
 
-def _read_day(events_landing: Path, day: date, result: DayResult) -> list[_LandedFile]:
+def _read_day(events_landing: Path, day: date, result: DayResult, options: IngestOptions) -> list[_LandedFile]:
     files = []
+    result.unsupported += unsupported_in_day(events_landing, day)
     for path in files_for_day(events_landing, day):
-        # Size and mtime before reading: a file rewritten while it is read is recorded as it was before, so
-        # changed_days sees it as changed afterwards.
-        try:
-            rel_name, size, mtime_ns = file_fingerprint(events_landing, path)
-        except OSError as exc:
-            raise IngestError(f"cannot read landing file {path}: {exc}") from exc
-        table, bad_csv = _read_file(path)
+        table, bad_csv, status = read_landing_file(path, events_landing, options)
+        rel_name = str(path.relative_to(events_landing))
         n = len(table)
         lines = pa.table(
             {
-                "load_date": pa.array([day] * n, pa.date32()),
-                "source_file": pa.array([rel_name] * n, pa.string()),
+                "load_date": pa.repeat(pa.scalar(day, pa.date32()), n),
+                "source_file": pa.repeat(pa.scalar(rel_name, pa.string()), n),
                 "line_number": table.column("line_number"),
                 "raw": table.column("raw"),
             }
         )
-        landed = _LandedFile(day, rel_name, (size, mtime_ns), lines, bad_csv)
+        landed = _LandedFile(day, rel_name, (status.st_size, status.st_mtime_ns), lines, bad_csv)
         files.append(landed)
         result.files.append(rel_name)
         result.lines_read += landed.lines_read
@@ -624,7 +969,7 @@ def ingest_days(
     size = 0
     for day in days:
         result = DayResult(day=day)
-        files = _read_day(events_landing, day, result)
+        files = _read_day(events_landing, day, result, options)
         batch.append((result, files))
         size += sum(f.lines.nbytes for f in files)
         if size >= batch_bytes:
@@ -709,10 +1054,12 @@ def _write_batch(
                 )
             finally:
                 con.unregister("ingested_files_rows")
+        kill_point(INGEST_BEFORE_COMMIT)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
+    kill_point(INGEST_AFTER_COMMIT)
     results = [result for result, _ in batch]
     _summarize(con, results)
     return results

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pulse.ingest import files_for_day
+from pulse.ingest import day_of_folder, files_for_day
 
 PARTITIONS_START_VARIABLE = "PULSE_PARTITIONS_START"
 
@@ -29,12 +29,7 @@ def first_landing_day(events_landing: Path) -> date | None:
     there is none. Lists the day folders once and opens only those up to the first with a file."""
     if not events_landing.is_dir():
         return None
-    days = []
-    for folder in events_landing.iterdir():
-        try:
-            days.append(date.fromisoformat(folder.name))
-        except ValueError:
-            continue
+    days = [day for folder in events_landing.iterdir() if (day := day_of_folder(folder.name)) is not None]
     for day in sorted(days):
         if files_for_day(events_landing, day):
             return day

@@ -30,6 +30,8 @@ the profiles: pulse/profiles.py); each profile row carries its own ``intent_stat
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import secrets
@@ -41,6 +43,7 @@ from pathlib import Path
 import duckdb
 
 from pulse.consent import ConsentCounts, read_consent_counts
+from pulse.kill_points import PUBLISH_SWITCHED, kill_point
 from pulse.profiles import MODEL_STATUS_TABLE
 from pulse.warehouse import DuckDBWarehouse, Warehouse
 
@@ -125,6 +128,53 @@ def _copy_atomically(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+# A text cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (OWASP "CSV
+# Injection"): `=HYPERLINK(...)`, `+cmd|...`, `@SUM(...)`. Anyone can send such a user id to the collector.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe_sql(column: str) -> str:
+    """SQL for a text column's CSV cell: prefixed with a single quote when it starts with a formula trigger, so
+    a spreadsheet shows it as text (the quote is what it shows first). NULL stays NULL (an empty cell)."""
+    triggers = ", ".join(f"chr({ord(c)})" for c in FORMULA_TRIGGERS)
+    return f"case when left({column}, 1) in ({triggers}) then chr(39) || {column} else {column} end"
+
+
+def escape_formula(text: str | None) -> str | None:
+    """:func:`csv_safe_sql` in Python, for a cell written from Python."""
+    return "'" + text if text and text.startswith(FORMULA_TRIGGERS) else text
+
+
+def write_csv(con: duckdb.DuckDBPyConnection, relation: str, path: Path) -> None:
+    """``relation`` as a CSV file for spreadsheets: every text cell escaped (:func:`csv_safe_sql`) and quoted,
+    whatever it holds, so that it stays one cell with any separator a spreadsheet guesses (`,` `;` tab); numbers,
+    dates and lists are written as they are, the header plain. The Parquet files keep every value raw."""
+    described = con.execute(f"select column_name, column_type from (describe select * from {relation})").fetchall()
+    columns, text = [], []
+    for name, kind in described:
+        quoted = '"' + name.replace('"', '""') + '"'
+        if kind == "VARCHAR":
+            columns.append(f"{csv_safe_sql(quoted)} as {quoted}")
+            text.append(quoted)
+        else:
+            columns.append(quoted)
+    force_quote = f", force_quote ({', '.join(text)})" if text else ""
+    body = path.with_name(f".{path.name}.body")
+    try:
+        # DuckDB's force_quote quotes the header too: the rows are written alone, after a plain header
+        con.execute(
+            f"copy (select {', '.join(columns)} from {relation}) to {_sql_path(body)} "
+            f"(format csv, header false{force_quote})"
+        )
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\n").writerow([name for name, _ in described])
+        with path.open("w", encoding="utf-8", newline="") as out, body.open(encoding="utf-8", newline="") as rows:
+            out.write(header.getvalue())
+            shutil.copyfileobj(rows, out)
+    finally:
+        body.unlink(missing_ok=True)
+
+
 def audience_sql(audience: Audience) -> str:
     return f"""select user_key, {audience.reason} as reason, {audience.score} as score, next_action,
         segment_name, user_type, intent_probability, as_of_date
@@ -185,8 +235,7 @@ def publish_snapshot(
             parquet = tmp / "audiences" / f"{audience.name}.parquet"
             con.execute(f"copy ({audience_sql(audience)}) to {_sql_path(parquet)} (format parquet)")
             written = f"read_parquet({_sql_path(parquet)})"
-            csv = tmp / "audiences" / f"{audience.name}.csv"
-            con.execute(f"copy (select * from {written}) to {_sql_path(csv)} (format csv, header)")
+            write_csv(con, written, tmp / "audiences" / f"{audience.name}.csv")
             rows = con.execute(f"select count(*) from {written}").fetchall()[0][0]
             audiences[audience.name] = {
                 "rows": rows,
@@ -212,6 +261,7 @@ def publish_snapshot(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _write_json_atomically(exports / "current.json", {"snapshot_id": snapshot_id, "path": f"snapshots/{snapshot_id}"})
+    kill_point(PUBLISH_SWITCHED)
     for name in audiences:
         for fmt in ("parquet", "csv"):
             _copy_atomically(final / "audiences" / f"{name}.{fmt}", exports / "audiences" / f"{name}.{fmt}")

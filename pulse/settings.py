@@ -34,6 +34,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pulse.file_access import UMASKS
+
 DEFAULT_HOME = ".data"
 SETTINGS_FILE = "settings.toml"
 DBT_PROJECT_YML = Path(__file__).resolve().parents[1] / "dbt_project" / "dbt_project.yml"
@@ -171,6 +173,17 @@ SETTINGS: tuple[Setting, ...] = (
         "paths",
         scope=HOME,
     ),
+    # ---- who may read the files pulse writes (pulse/file_access.py, docs/deployment.md)
+    Setting(
+        "file_access",
+        "choice",
+        "Who may read what pulse writes: owner (files 0600, folders 0700), or the group too (group-read: "
+        "0640/0750, group-write: 0660/0770). pulse's processes run with that umask; a wider PULSE_HOME is tightened.",
+        "owner",
+        "paths",
+        scope=HOME,
+        choices=tuple(UMASKS),
+    ),
     Setting(
         "engine",
         "choice",
@@ -293,6 +306,23 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0.001,
     ),
     Setting("max_row_bytes", "int", "Longer lines are quarantined.", 65536, "ingestion", minimum=1),
+    Setting(
+        "max_file_bytes",
+        "int",
+        "A landing file larger than this once decompressed fails the run naming it, read no further (a gzip bomb "
+        "stops here). Ingesting a file of this size peaks at about 5 times it in memory, DuckDB's included.",
+        256 << 20,
+        "ingestion",
+        minimum=1,
+    ),
+    Setting(
+        "max_file_lines",
+        "int",
+        "A landing file with more lines (CSV records, Parquet rows) fails the run naming it.",
+        5_000_000,
+        "ingestion",
+        minimum=1,
+    ),
     # ---- dbt: incremental processing (docs/incremental.md)
     _dbt(
         "incremental_lookback_days",

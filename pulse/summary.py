@@ -68,6 +68,7 @@ def render_summary(paths: PulsePaths) -> str:
         f"users                    {c['users']:>12,}   ({c['identified_users']:,} identified)",
         f"sessions                 {c['sessions']:>12,}   ({c['engaged_sessions']:,} engaged, "
         f"{c['sessions_cut']:,} overlong visits cut)",
+        *_late_lines(models["late_events"]),
         f"page views               {c['page_views']:>12,}",
         f"user-days                {c['user_days']:>12,}",
     ]
@@ -101,6 +102,17 @@ def render_summary(paths: PulsePaths) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _late_lines(late: tuple[int, object]) -> list[str]:
+    """The events kept aside because they arrived later than the lookback (qa_late_events), when there are any."""
+    count, since = late
+    if not count:
+        return []
+    return [
+        f"late events kept aside   {count:>12,}   (qa_late_events, the earliest on {since}: not in the sessions yet; "
+        f"`pulse reprocess --from {since}` folds them in)"
+    ]
 
 
 def _status_lines(status: dict[str, tuple[str, str]], model: str, label: str) -> list[str]:
@@ -160,7 +172,10 @@ def _model_figures(warehouse: Warehouse) -> dict:
         "intent": None,
         "consent": read_consent_counts(warehouse),  # who publishing leaves out and why (pulse/consent.py)
         "model_status": {},
+        "late_events": (0, None),
     }
+    if warehouse.table_exists("qa_late_events"):
+        figures["late_events"] = warehouse.rows("select count(*), min(cast(event_time as date)) from qa_late_events")[0]
     if warehouse.table_exists("user_segments"):
         figures["segments"] = warehouse.rows(
             """select segment_name, count(*), min(model_version), min(as_of_date)

@@ -51,3 +51,15 @@ def _environment_restored() -> Iterator[None]:
     if os.environ != saved:
         os.environ.clear()
         os.environ.update(saved)
+
+
+_SESSION_UMASK = os.umask(0o022)
+os.umask(_SESSION_UMASK)
+
+
+@pytest.fixture(autouse=True)
+def _umask_restored() -> Iterator[None]:
+    """`pulse`'s `main` (and a run's storage resource) set the process umask (file_access, pulse/file_access.py),
+    also inside module fixtures: every test ends with the umask the session started with."""
+    yield
+    os.umask(_SESSION_UMASK)

@@ -15,5 +15,12 @@ select
     cast(coalesce(count_if(
         cart_abandonment_rate not between 0 and 1 or bounce_rate not between 0 and 1
         or engaged_session_rate not between 0 and 1
-    ), 0) as bigint) as users_with_rates_outside_0_1
+    ), 0) as bigint) as users_with_rates_outside_0_1,
+    -- A NaN passes `< 0` and a sum with one NaN is NaN: revenue and the averages must be finite (the rates are,
+    -- when they are within 0..1).
+    cast(coalesce(count_if(
+        isnan(revenue) or isnan(avg_session_seconds) or isnan(avg_engaged_seconds)
+        or abs(revenue) = cast('Infinity' as double) or abs(avg_session_seconds) = cast('Infinity' as double)
+        or abs(avg_engaged_seconds) = cast('Infinity' as double)
+    ), 0) as bigint) as users_with_non_finite_values
 from user_features

@@ -14,6 +14,7 @@ import dagster as dg
 from orchestration.resources import PulseStorage
 from pulse.profiles import build_user_profiles
 from pulse.publish import publish_from_warehouse
+from pulse.watermark import record_published
 
 
 @dg.asset(
@@ -70,6 +71,8 @@ def audience_exports(context: dg.AssetExecutionContext, storage: PulseStorage) -
     paths = storage.paths()
     with storage.open_warehouse(read_only=True) as warehouse:
         published = publish_from_warehouse(warehouse, paths.exports)
+    with storage.connect() as con:
+        record_published(con)  # written last: what the snapshot covers (pulse/watermark.py)
     manifest = published.manifest
     return dg.MaterializeResult(
         metadata={

@@ -54,7 +54,7 @@ def nightly_request(
         )
     if pending_run_id is not None:
         return dg.SkipReason(f"{day}: run {pending_run_id} of daily_pipeline for this day is queued or running")
-    newest = max(path.stat().st_mtime for path in files)
+    newest = max(path.lstat().st_mtime for path in files)  # lstat: a broken link is a file to name, not a crash
     if ingestion is not None and ingestion.ran_the_pipeline and newest < ingestion.started:
         when = datetime.fromtimestamp(ingestion.started, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         return dg.SkipReason(

@@ -27,7 +27,7 @@ MAX_DAYS_LOGGED = 31
 
 
 def _notable(r: DayResult) -> bool:
-    return bool(r.quarantined or r.empty_files or not r.reconciles)
+    return bool(r.quarantined or r.empty_files or r.unsupported or not r.reconciles)
 
 
 def days_shown(results: list[DayResult], limit: int = MAX_DAYS_SHOWN) -> list[DayResult]:
@@ -75,6 +75,9 @@ def ingestion_metadata(results: list[DayResult]) -> dict[str, dg.MetadataValue]:
         "quarantine_reasons": dg.MetadataValue.json(dict(sorted(reasons.items(), key=lambda kv: -kv[1]))),
         "days_without_files": dg.MetadataValue.int(sum(1 for r in results if not r.files)),
         "empty_files": dg.MetadataValue.json([f for r in results for f in r.empty_files][:50]),
+        # Entries of the landing days not read (an unsupported name: notes.txt, x.jsonl.bz2), with why.
+        "unsupported_entries": dg.MetadataValue.int(sum(len(r.unsupported) for r in results)),
+        "unsupported": dg.MetadataValue.json(dict([(e.name, e.why) for r in results for e in r.unsupported][:50])),
         "per_day": dg.MetadataValue.md(table),
     }
 
@@ -119,6 +122,8 @@ def raw_events(  # the asset's body; build_raw_events makes it the asset `raw_ev
         )
         for name in result.empty_files:
             context.log.warning(f"{day}: landing file {name} is empty (no lines)")
+        for entry in result.unsupported:
+            context.log.warning(f"{day}: landing entry {entry}")
     if len(logged) < len(results):
         context.log.info(
             f"{len(results) - len(logged)} more landing days ingested (raw.ingested_files; quarantined lines: "

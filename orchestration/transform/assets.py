@@ -14,9 +14,11 @@ from orchestration.transform.project import pulse_dbt_project
 from pulse.batches import BatchReport, batch_report
 from pulse.dbt_docs import DbtDocsError, generate_dbt_docs, project_stamp
 from pulse.docs_server import DocsAddress, docs_address_for_links
+from pulse.kill_points import DBT_RUNNING, kill_point
 from pulse.relations import RelationFigures, relation_figures
 from pulse.settings import PulsePaths
 from pulse.warehouse import Warehouse
+from pulse.watermark import batch_committed, record_modelled
 
 # Their materializations carry the batch's figures (docs/incremental.md).
 BATCH_ASSETS = (dg.AssetKey("int_batch"), dg.AssetKey("qa_late_events"))
@@ -148,9 +150,15 @@ def pulse_dbt_models(
     try:
         for event in invocation.stream():
             events.append(event)
+            if isinstance(event, dg.Output):
+                kill_point(DBT_RUNNING)
     except Exception:
         yield from events  # what dbt built before it failed is still materialized
         raise
+    # dbt committed its batch: the models hold every ingested landing file (pulse/watermark.py)
+    if batch_committed(invocation.manifest, invocation.get_artifact("run_results.json").get("results", [])):
+        with storage.connect() as con:
+            record_modelled(con)
     outputs = [e for e in events if isinstance(e, dg.Output)]
     built = {context.asset_key_for_output(e.output_name) for e in outputs}
     by_model: dict[str, dict[str, Any]] = {}

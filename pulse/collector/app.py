@@ -7,9 +7,12 @@ valid ones, and answers only after they are fsynced (:mod:`pulse.collector.log`)
     200 {"accepted": n, "rejected": m, "errors": [{"index": i, "event_id": "...", "reason": "..."}]}
     400 the body is not JSON or not a batch (dead-lettered whole)
     413 the body is over ``max_body_bytes`` or holds more than ``max_events`` events
+    431 the request's headers are over ``max_header_bytes`` (answered by the protocol, :mod:`.server`)
     503 + Retry-After: overload, low disk space, a failed write, shutting down (nothing was kept)
 
-Rejected events go to the dead-letter file with their reason and payload. See docs/collection.md.
+Rejected events go to the dead-letter file: one record per request (its time and user agent once) listing each
+rejected event with its index, reason and payload. An event nested deeper than ``max_nesting_depth`` is
+rejected alone, like any other contract violation. See docs/collection.md.
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ from typing import Any
 
 import orjson
 
-from pulse.collector.events import RequestContext, anonymize_ip, contract_violation, enrich, has_analytics_consent
+from pulse.collector.events import (
+    RequestContext,
+    anonymize_ip,
+    contract_violation,
+    enrich,
+    has_analytics_consent,
+    nesting_violation,
+)
 from pulse.collector.events import is_bot as looks_like_bot
 from pulse.collector.log import DurableLog, Unavailable
 from pulse.collector.metrics import Metrics
@@ -39,6 +49,9 @@ COOKIE_MAX_AGE = 2 * 365 * 24 * 3600
 _COOKIE_VALUE = re.compile(r"^[0-9a-f]{32}$")
 _JSON = [(b"content-type", b"application/json")]
 _NO_STORE = (b"cache-control", b"no-store")
+# The free disk space below which the collector answers 503 (``pulse collect --min-free-mb``, docs/collection.md).
+DEFAULT_MIN_FREE_MB = 256
+TRUNCATED_MARK = "...[truncated]"
 
 
 @dataclass(frozen=True)
@@ -54,10 +67,13 @@ class CollectorSettings:
     max_body_bytes: int = 1 << 20
     max_events: int = 500
     max_event_bytes: int = 64 << 10
+    max_header_bytes: int = 32 << 10  # request line and headers together; over it: 431, connection closed
+    max_user_agent_bytes: int = 1024  # a longer User-Agent is kept as its first 1024 bytes + TRUNCATED_MARK
+    max_nesting_depth: int = 32  # an event (level 1) nesting objects or arrays deeper is rejected alone
     roll_seconds: float = 60.0
     roll_bytes: int = 64 << 20
     max_pending_bytes: int = 32 << 20
-    min_free_bytes: int = 256 << 20
+    min_free_bytes: int = DEFAULT_MIN_FREE_MB << 20
 
 
 def default_site() -> Path:
@@ -74,6 +90,54 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def truncate_user_agent(user_agent: str | None, limit: int) -> str | None:
+    """A User-Agent over ``limit`` characters (bytes: headers are latin-1) cut to ``limit`` + :data:`TRUNCATED_MARK`."""
+    if user_agent is None or len(user_agent) <= limit:
+        return user_agent
+    return user_agent[:limit] + TRUNCATED_MARK
+
+
+def dumps_deep(value: Any) -> bytes:
+    """JSON of any value ``orjson.loads`` returns, however deeply nested (orjson's own ``dumps`` stops at 255
+    levels; Python's ``json`` at the recursion limit): iterative, for the dead-letter copy of a too-deep event."""
+    out: list[bytes] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bytes):  # a token pushed below (parsed JSON holds no bytes)
+            out.append(item)
+        elif isinstance(item, dict):
+            tokens: list[Any] = [b"{"]
+            for n, (key, child) in enumerate(item.items()):
+                tokens += [(b"," if n else b"") + orjson.dumps(str(key)) + b":", child]
+            tokens.append(b"}")
+            stack.extend(reversed(tokens))
+        elif isinstance(item, list):
+            tokens = [b"["]
+            for n, child in enumerate(item):
+                tokens += [b","] if n else []
+                tokens.append(child)
+            tokens.append(b"]")
+            stack.extend(reversed(tokens))
+        else:
+            out.append(orjson.dumps(item, default=str))
+    return b"".join(out)
+
+
+def _payload_json(payload: Any) -> orjson.Fragment:
+    """``payload`` serialized once for a dead-letter record, whatever its depth."""
+    try:
+        return orjson.Fragment(orjson.dumps(payload, default=str))
+    except TypeError:  # orjson.JSONEncodeError: nested over 255 levels
+        return orjson.Fragment(dumps_deep(payload))
+
+
+def _echoed_id(event: Any) -> str | int | float | None:
+    """The ``event_id`` to name in a response's ``errors``: a scalar as sent, else None (never a structure)."""
+    event_id = event.get("event_id") if isinstance(event, dict) else None
+    return event_id if isinstance(event_id, str | int | float) and not isinstance(event_id, bool) else None
 
 
 def _cookie(header: str | None, name: str) -> str | None:
@@ -193,7 +257,10 @@ class Collector:
     def _context(self, scope: dict[str, Any], now: datetime) -> RequestContext:
         """The request's enrichment. A request without a valid id cookie gets a new id (used, and set as a
         cookie, only if the batch carries analytics consent)."""
-        user_agent = _header(scope, b"user-agent")
+        sent_agent = _header(scope, b"user-agent")
+        user_agent = truncate_user_agent(sent_agent, self.settings.max_user_agent_bytes)
+        if user_agent is not sent_agent:
+            self.metrics.user_agents_truncated += 1
         cookie = _cookie(_header(scope, b"cookie"), COOKIE_NAME)
         network_id = cookie if cookie and _COOKIE_VALUE.match(cookie) else None
         client = scope.get("client")
@@ -231,52 +298,59 @@ class Collector:
             return await self._refuse_body(send, body, context, reason, 413)
 
         lines: list[bytes] = []
-        dead: list[bytes] = []
+        rejected: list[tuple[int | None, str, Any]] = []
         errors: list[dict[str, Any]] = []
         consented = False
         max_bytes = self.settings.max_event_bytes
         for index, event in enumerate(events):
-            reason = contract_violation(event, now)
+            reason = nesting_violation(event, self.settings.max_nesting_depth) or contract_violation(event, now)
             line = b""
             if reason is None:
-                line = orjson.dumps(enrich(event, context))
-                if len(line) > max_bytes:
-                    reason = f"event is {len(line)} bytes, over the limit of {max_bytes}"
+                try:
+                    line = orjson.dumps(enrich(event, context))
+                except TypeError as error:  # orjson.JSONEncodeError: cannot happen within the depth limit
+                    reason = f"event cannot be serialized: {error}"
+                else:
+                    if len(line) > max_bytes:
+                        reason = f"event is {len(line)} bytes, over the limit of {max_bytes}"
             if reason is not None:
-                event_id = event.get("event_id") if isinstance(event, dict) else None
-                errors.append({"index": index, "event_id": event_id, "reason": reason})
-                dead.append(self._dead_letter(context, reason, event, index))
+                errors.append({"index": index, "event_id": _echoed_id(event), "reason": reason})
+                rejected.append((index, reason, event))
                 continue
             consented = consented or has_analytics_consent(event)
             lines.append(line)
+        dead = self._dead_letter(context, rejected) if rejected else b""
         try:
-            await self.log.append(b"\n".join(lines) + b"\n" if lines else b"", b"".join(dead))
+            await self.log.append(b"\n".join(lines) + b"\n" if lines else b"", dead)
         except Unavailable as refused:
             return await self._unavailable(send, refused)
         self.metrics.events_accepted += len(lines)
-        self.metrics.events_rejected += len(dead)
+        self.metrics.events_rejected += len(rejected)
         headers = []
         if consented and context.network_user_id:
             headers.append(self._set_cookie(context.network_user_id, COOKIE_MAX_AGE))
-        response = orjson.dumps({"accepted": len(lines), "rejected": len(dead), "errors": errors})
+        response = orjson.dumps({"accepted": len(lines), "rejected": len(rejected), "errors": errors})
         await self._respond(send, 200, response, headers)
         return 200
 
-    def _dead_letter(self, context: RequestContext, reason: str, payload: Any, index: int | None) -> bytes:
+    def _dead_letter(self, context: RequestContext, rejected: list[tuple[int | None, str, Any]]) -> bytes:
+        """One dead-letter record for a request: its metadata once, then each rejected event (index, reason,
+        payload as sent). Its size is about the rejected part of the request, whatever the user agent."""
         record = {
             "received_at": context.received_at,
-            "reason": reason,
-            "index": index,
             "user_agent": context.user_agent,
-            "payload": payload,
+            "rejected": [
+                {"index": index, "reason": reason, "payload": _payload_json(payload)}
+                for index, reason, payload in rejected
+            ],
         }
-        return orjson.dumps(record, default=str) + b"\n"
+        return orjson.dumps(record) + b"\n"
 
     async def _refuse_body(self, send: Any, body: bytes, context: RequestContext, reason: str, status: int) -> int:
         """A body that is not a batch: dead-letter it whole (as text), answer ``status``."""
         text = body.decode("utf-8", errors="replace")
         try:
-            await self.log.append(b"", self._dead_letter(context, reason, text, None))
+            await self.log.append(b"", self._dead_letter(context, [(None, reason, text)]))
         except Unavailable as refused:
             return await self._unavailable(send, refused)
         self.metrics.bodies_rejected += 1

@@ -1,14 +1,14 @@
 """One event of a collected batch: checked against the event contract, then enriched by the server.
 
 The checks are the ones ingestion applies (:mod:`pulse.ingest` turns :mod:`pulse.contract` into SQL), done
-per event in Python so that a client learns at once which event was refused and why. An event the collector
-accepts is one ingestion accepts (bar its landing-day window, which ingestion checks against the day).
+per event in Python so that a client learns at once which event was refused and why: the value rules are
+:func:`pulse.contract.value_violation`, the twin of the SQL ingestion runs. An event the collector accepts is
+one ingestion accepts (bar its landing-day window, which ingestion checks against the day).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,12 +18,11 @@ from pulse.contract import (
     EVENT_TYPES,
     FIELDS,
     FUTURE_TOLERANCE,
-    RFC3339_PATTERN,
-    Field,
     is_known_event_type,
+    parse_rfc3339,
+    value_violation,
 )
 
-_RFC3339 = re.compile(RFC3339_PATTERN)
 _EARLIEST = EARLIEST_EVENT_TIME.replace(tzinfo=UTC)
 # Fields only the server sets: whatever a client sends in them is overwritten (or removed).
 SERVER_FIELDS = ("received_at", "user_agent", "ip_address", "is_bot", "network_user_id")
@@ -63,53 +62,6 @@ def anonymize_ip(address: str | None, mode: str) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
-
-
-def _timestamp(value: str) -> datetime | None:
-    if not _RFC3339.match(value):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00").replace("t", "T"))
-    except ValueError:
-        return None
-
-
-def _field_violation(f: Field, value: object) -> str | None:
-    """Why a present, non-empty ``value`` of field ``f`` breaks the contract, or None."""
-    if f.type == "string":
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            return f"{f.name} is not a string"
-    elif f.type == "timestamp":
-        if not isinstance(value, str) or _timestamp(value) is None:
-            return f"{f.name} is not an RFC 3339 timestamp: {str(value)[:40]}"
-    elif f.type in ("double", "bigint"):
-        number = _number(value)
-        if number is None or (f.type == "bigint" and number != math.floor(number)):
-            return f"{f.name} is not {'a number' if f.type == 'double' else 'an integer'}"
-        if f.min_value is not None and number < f.min_value:
-            return f"{f.name} is below {f.min_value:g}"
-        if f.max_value is not None and number > f.max_value:
-            return f"{f.name} is above {f.max_value:g}"
-    elif f.type == "boolean":
-        if not isinstance(value, bool) and value not in ("true", "false"):
-            return f"{f.name} is not a boolean"
-    elif f.type == "json" and not isinstance(value, dict):
-        return f"{f.name} is not a JSON object"
-    return None
-
-
 def contract_violation(event: object, now: datetime) -> str | None:
     """Why ``event`` breaks the contract (the first reason found: required fields first, then the fields in the
     order the event has them), or None. ``now`` is timezone-aware. Fields outside the contract are kept as they
@@ -123,7 +75,7 @@ def contract_violation(event: object, now: datetime) -> str | None:
     for name, value in event.items():
         f = _CHECKED.get(name)
         if f is not None and value is not None and value != "":
-            reason = _field_violation(f, value)
+            reason = value_violation(f, value)
             if reason is not None:
                 return reason
     event_type = str(event["event_type"])
@@ -131,12 +83,31 @@ def contract_violation(event: object, now: datetime) -> str | None:
         return f"unknown event_type: {event_type[:40]}"
     if event.get("user_id") in (None, "") and event.get("anonymous_id") in (None, ""):
         return "missing identity: neither user_id nor anonymous_id"
-    event_time = _timestamp(event["event_time"])
-    assert event_time is not None
+    event_time = parse_rfc3339(event["event_time"])  # valid: checked above
     if event_time < _EARLIEST:
         return f"event_time before {_EARLIEST.date().isoformat()}"
     if event_time > now + FUTURE_TOLERANCE:
         return f"event_time in the future: more than {FUTURE_TOLERANCE} after the collector's clock"
+    return None
+
+
+_CONTAINERS = (dict, list)
+
+
+def nesting_violation(event: object, max_depth: int) -> str | None:
+    """Why ``event`` nests objects or arrays too deeply (the event itself is level 1, its ``properties`` level 2),
+    or None. Iterative, so no depth can exhaust Python's recursion; a flat event costs one pass over its values."""
+    if not isinstance(event, _CONTAINERS):
+        return None
+    top = event.values() if isinstance(event, dict) else event
+    stack = [(child, 2) for child in top if isinstance(child, _CONTAINERS)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            return f"nested deeper than {max_depth} levels of objects and arrays"
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, _CONTAINERS):
+                stack.append((child, depth + 1))
     return None
 
 

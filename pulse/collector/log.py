@@ -17,13 +17,22 @@ are locked (``flock``) and left alone.
 
 Back-pressure instead of unbounded buffering: :class:`Unavailable` (answered 503 with Retry-After) when the
 bytes waiting for the disk exceed ``max_pending_bytes``, when free disk space falls below
-``min_free_bytes``, or when a write fails (the segment is cut back to its last committed byte).
+``min_free_bytes``, or when a write fails.
+
+A full disk: every write is checked for completeness (:func:`write_all`: a short write is continued, and a
+write that makes no progress or raises fails the whole group commit). A failed commit answers 503 to every
+request it covered and cuts each file it touched back to its last committed size (:func:`cut_back`): only
+ever shorter, never longer (a truncate to a size beyond the end would fill the gap with zero bytes), verified
+by ``fstat``. The free-space check (at most once a second) only refuses early; it is the checked write that
+makes "acknowledged" mean "on disk". Dead-letter files may be shared by several collector processes: each
+append holds an ``flock`` on the file, so a cut-back never removes another process's records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -35,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +89,41 @@ def _segment_day(path: Path) -> date:
     return date.fromisoformat(path.name[:10])
 
 
+class ShortWrite(OSError):
+    """A write that stored fewer bytes than asked and could not be continued (a full disk, a file size limit)."""
+
+
+def write_all(file: Any, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered binary ``file`` (``os.write`` semantics: a write may store fewer
+    bytes than asked). Continues a short write; raises :class:`ShortWrite` when a write stores nothing, and
+    whatever ``OSError`` the write raises (``ENOSPC``, ``EFBIG``, ``EIO``). What was written before a failure
+    stays in the file: the caller cuts it back (:func:`cut_back`)."""
+    view = memoryview(data)
+    written = 0
+    while written < len(view):
+        count = file.write(view[written:])
+        if not count:  # 0 or None: no progress, so no retry (a full disk answers 0 or ENOSPC)
+            raise ShortWrite(errno.ENOSPC, f"short write: {written} of {len(view)} bytes stored")
+        written += count
+
+
+def cut_back(fd: int, size: int) -> None:
+    """Cut the file open as ``fd`` back to ``size`` bytes (its last committed size), fsync, and verify.
+
+    Never extends: a file already at ``size`` is left alone, and one shorter than ``size`` (its committed bytes
+    gone: nothing this process did) raises instead of being padded with zero bytes. Raises ``OSError`` when the
+    file is not ``size`` bytes long afterwards."""
+    actual = os.fstat(fd).st_size
+    if actual < size:
+        raise OSError(errno.EIO, f"file is {actual} bytes, shorter than its committed {size}: not extended")
+    if actual > size:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+        actual = os.fstat(fd).st_size
+        if actual != size:
+            raise OSError(errno.EIO, f"cut back to {size} bytes left {actual}")
+
+
 def cut_torn_tail(path: Path) -> int:
     """Truncate ``path`` after its last newline (a torn line was never acknowledged); its new size."""
     with open(path, "r+b") as f:
@@ -112,14 +157,9 @@ def publish_segment(segment: Path, events_landing: Path, instance: str) -> Path 
     try:
         os.rename(segment, target)
     except OSError as error:
-        if error.errno != 18:  # EXDEV: landing on another file system
+        if error.errno != errno.EXDEV:  # landing on another file system: copy
             raise
-        temporary = day_dir / f".{target.name}.tmp"
-        with open(segment, "rb") as source, open(temporary, "wb") as sink:
-            shutil.copyfileobj(source, sink, 1 << 20)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.rename(temporary, target)
+        _copy_durably(segment, day_dir / f".{target.name}.tmp", target)
         _fsync_dir(day_dir)
         segment.unlink()
         _fsync_dir(segment.parent)
@@ -129,8 +169,23 @@ def publish_segment(segment: Path, events_landing: Path, instance: str) -> Path 
     return target
 
 
+def _copy_durably(source: Path, temporary: Path, target: Path) -> None:
+    """Copy ``source`` to ``temporary`` (every write checked, fsynced), then rename it to ``target``. A failed copy
+    (a full landing disk) removes the temporary file and raises: the source stays where it is."""
+    try:
+        with open(source, "rb", buffering=0) as reader, open(temporary, "wb", buffering=0) as sink:
+            while chunk := reader.read(1 << 20):
+                write_all(sink, chunk)
+            os.fsync(sink.fileno())
+        os.rename(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
 class _Segment:
-    """The open segment: its file, its lock, its committed size."""
+    """The open segment: its file, its lock, its committed size (every byte of it acknowledged or about to be)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -139,11 +194,47 @@ class _Segment:
         self.file = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the segment
         fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.size = 0
+        self.damaged = False  # a failed write could not be cut back: roll it (cut again first), write no more
+
+    def cut_back(self) -> None:
+        """Back to the committed size after a failed write; marks the segment damaged when that fails."""
+        try:
+            cut_back(self.file.fileno(), self.size)
+        except OSError as error:
+            self.damaged = True
+            log.error("collector: could not cut segment %s back to %d bytes: %s", self.path.name, self.size, error)
 
     def close(self) -> None:
+        if self.damaged:  # one more try; a torn tail left anyway is cut when it is published
+            with contextlib.suppress(OSError):
+                cut_back(self.file.fileno(), self.size)
         with contextlib.suppress(OSError):
             os.fsync(self.file.fileno())
         self.file.close()
+        if self.damaged:
+            with contextlib.suppress(OSError):
+                cut_torn_tail(self.path)
+
+
+def append_dead_letters(path: Path, records: bytes) -> None:
+    """Append JSONL ``records`` to the dead-letter file ``path`` and fsync, all or nothing.
+
+    Several collector processes may append to the same day's file: the append holds an exclusive ``flock`` on
+    it, so the size read before writing is this append's own start. A torn tail found there (a process killed
+    mid-append) is cut first; a failed append is cut back to where it started (never extended)."""
+    with open(path, "a+b", buffering=0) as f:
+        fd = f.fileno()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        start = os.fstat(fd).st_size
+        if start and os.pread(fd, 1, start - 1) != b"\n":
+            start = cut_torn_tail(path)
+        try:
+            write_all(f, records)
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                cut_back(fd, start)
+            raise
 
 
 class DurableLog:
@@ -178,6 +269,7 @@ class DurableLog:
         self._roller: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulse-log")
         self._segment: _Segment | None = None
+        self._unpublished: list[Path] = []  # closed segments of this process a roll could not publish yet
         self._sequence = 0
         self._closing = False
         self._free_bytes = shutil.disk_usage(spool).free if spool.exists() else 0
@@ -216,6 +308,10 @@ class DurableLog:
     @property
     def free_bytes(self) -> int:
         return self._free_bytes
+
+    @property
+    def unpublished_segments(self) -> int:
+        return len(self._unpublished)
 
     def availability(self) -> Unavailable | None:
         """Why the log would refuse an append now (None: it would take it)."""
@@ -267,12 +363,18 @@ class DurableLog:
                 await loop.run_in_executor(
                     self._executor, self._commit, b"".join(e for e, _, _ in batch), b"".join(d for _, d, _ in batch)
                 )
-            except OSError as error:
+            except Exception as error:  # noqa: BLE001 - every waiting request gets its 503, none hangs
                 self.stats.write_errors += 1
-                log.error("collector log write failed: %s", error)
+                self._free_checked = 0.0  # look at the free space again before the next request
+                if isinstance(error, OSError):
+                    log.error("collector log write failed: %s", error)
+                    reason = f"log write failed: {error.strerror or error}"
+                else:
+                    log.exception("collector log write failed")
+                    reason = f"log write failed: {type(error).__name__}"
                 for _, _, future in batch:
                     if not future.done():
-                        future.set_exception(Unavailable(f"log write failed: {error.strerror or error}", 5))
+                        future.set_exception(Unavailable(reason, 5))
             else:
                 for _, _, future in batch:
                     if not future.done():
@@ -283,33 +385,36 @@ class DurableLog:
                 self._wake.set()
 
     def _commit(self, events: bytes, dead_letters: bytes) -> None:
-        """In the writer thread: append, fsync, roll when due. On failure the segment is cut back."""
+        """In the writer thread: append, fsync, roll when due. All or nothing: when any write is short or fails,
+        every file is cut back to its last committed size and the error is raised (the requests get 503)."""
         started = time.perf_counter()
         now = self.clock()
+        segment = None
         if events:
             segment = self._segment
-            if segment is not None and self._roll_due(segment, now.date()):
+            if segment is not None and (segment.damaged or self._roll_due(segment, now.date())):
                 self._roll()
                 segment = None
             if segment is None:
                 segment = self._segment = self._open_segment(now)
             try:
-                segment.file.write(events)
+                write_all(segment.file, events)
                 os.fsync(segment.file.fileno())
             except OSError:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(segment.file.fileno(), segment.size)
+                segment.cut_back()
                 raise
+        if dead_letters:
+            try:
+                append_dead_letters(self.dead_letter / f"{now.date().isoformat()}.jsonl", dead_letters)
+            except OSError:
+                if segment is not None:  # the events of this commit are fsynced, but not acknowledged: remove
+                    segment.cut_back()
+                raise
+            self.stats.dead_letters += dead_letters.count(b"\n")
+        if segment is not None:
             segment.size += len(events)
             self.stats.lines_written += events.count(b"\n")
             self.stats.bytes_written += len(events)
-        if dead_letters:
-            path = self.dead_letter / f"{now.date().isoformat()}.jsonl"
-            with open(path, "ab") as f:
-                f.write(dead_letters)
-                f.flush()
-                os.fsync(f.fileno())
-            self.stats.dead_letters += dead_letters.count(b"\n")
         elapsed = time.perf_counter() - started
         self.stats.commits += 1
         self.stats.commit_seconds.append(elapsed)
@@ -331,30 +436,48 @@ class DurableLog:
         return segment
 
     def _roll(self) -> None:
-        """In the writer thread: close the open segment and publish it into the landing zone."""
+        """In the writer thread: close the open segment and publish it into the landing zone. A segment that
+        cannot be published now (the landing disk is full) stays in the spool, closed and complete, and is
+        published by a later roll (or by the next start's recovery)."""
         segment, self._segment = self._segment, None
-        if segment is None:
-            return
-        segment.close()
-        if publish_segment(segment.path, self.events_landing, self.instance) is not None:
-            self.stats.segments_rolled += 1
+        if segment is not None:
+            segment.close()
+            self._unpublished.append(segment.path)
+        while self._unpublished:
+            path = self._unpublished[0]
+            try:
+                cut_torn_tail(path)  # a no-op for a segment closed here; a recovered one may still be torn
+                published = publish_segment(path, self.events_landing, self.instance)
+            except FileNotFoundError:
+                published = None  # another collector's recovery published it
+            except OSError as error:
+                log.error("collector: segment %s not published yet (kept in the spool): %s", path.name, error)
+                return
+            self._unpublished.pop(0)
+            if published is not None:
+                self.stats.segments_rolled += 1
 
     async def _roll_loop(self) -> None:
-        """Roll an idle segment on time (an append rolls a busy one itself)."""
+        """Roll an idle segment on time (an append rolls a busy one itself); retry unpublished segments."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(min(1.0, max(0.05, self.roll_seconds / 4)))
             segment = self._segment
-            if segment is not None and self._roll_due(segment, self.clock().date()) and not self._pending:
-                await loop.run_in_executor(self._executor, self._roll_if_due)
+            due = segment is not None and self._roll_due(segment, self.clock().date())
+            if (due or self._unpublished) and not self._pending:
+                try:
+                    await loop.run_in_executor(self._executor, self._roll_if_due)
+                except Exception:  # noqa: BLE001 - the roller keeps running; the next tick tries again
+                    log.exception("collector: rolling the log segment failed")
 
     def _roll_if_due(self) -> None:
         segment = self._segment
-        if segment is not None and self._roll_due(segment, self.clock().date()):
+        if self._unpublished or (segment is not None and self._roll_due(segment, self.clock().date())):
             self._roll()
 
     def _recover(self) -> list[Path]:
-        """Publish the segments of dead processes (unlocked), cutting torn tails first."""
+        """Publish the segments of dead processes (unlocked), cutting torn tails first. One that cannot be
+        published now (a full disk) is left to the roller, which retries; the collector starts anyway."""
         published = []
         for path in sorted(self.spool.glob(f"*{SEGMENT_SUFFIX}")):
             try:
@@ -366,6 +489,10 @@ class DurableLog:
                     cut_torn_tail(path)
                     target = publish_segment(path, self.events_landing, self.instance)
             except FileNotFoundError:
+                continue
+            except OSError as error:
+                log.error("collector: segment %s not recovered yet (kept in the spool): %s", path.name, error)
+                self._unpublished.append(path)
                 continue
             if target is not None:
                 published.append(target)

@@ -21,6 +21,8 @@ class Metrics:
     events_accepted: int = 0
     events_rejected: int = 0
     bodies_rejected: int = 0
+    headers_refused: int = 0  # requests answered 431 (headers over the limit), any path
+    user_agents_truncated: int = 0
 
     def observe_request(self, status: int, seconds: float) -> None:
         self.requests[status] += 1
@@ -54,6 +56,24 @@ class Metrics:
                 "counter",
                 "Bodies that were not a batch (dead-lettered whole).",
                 self.bodies_rejected,
+            ),
+            (
+                "headers_refused_total",
+                "counter",
+                "Requests answered 431: headers over the limit.",
+                self.headers_refused,
+            ),
+            (
+                "user_agents_truncated_total",
+                "counter",
+                "Requests whose User-Agent was cut to the limit.",
+                self.user_agents_truncated,
+            ),
+            (
+                "log_unpublished_segments",
+                "gauge",
+                "Closed segments waiting to be published (the landing disk refused them).",
+                durable_log.unpublished_segments,
             ),
             ("log_commits_total", "counter", "Group commits (one write and fsync each).", stats.commits),
             ("log_commit_seconds_max", "gauge", "Slowest of the recent group commits.", max(commit, default=0.0)),

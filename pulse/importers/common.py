@@ -12,6 +12,7 @@ importing the same file twice leaves the same files.
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import hashlib
 import io
@@ -24,14 +25,25 @@ import sys
 import time
 import uuid
 import zlib
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
+from pulse.contract import (
+    FIELDS,
+    MAX_UTC_OFFSET,
+    OFFSET_TOO_WIDE,
+    ValueRuleError,
+    parse_integer,
+    parse_number,
+    value_violation,
+)
 from pulse.importers.consent import ConsentDeclaration, ConsentTally, apply_declaration
 
 GZIP_LEVEL = 6
@@ -58,11 +70,14 @@ class MappingError(ValueError):
 
 @dataclass(frozen=True)
 class Event:
-    """One contract event, serialized, with the UTC day of its ``event_time`` (its landing folder)."""
+    """One contract event, serialized, with the UTC day of its ``event_time`` (its landing folder).
+    ``content_id``: its event_id when made from the row's content (a source without ids, whose identical rows
+    share it): the import numbers the later copies within the file (:class:`RepeatedContentIds`)."""
 
     day: date
     event_type: str
     line: str
+    content_id: str | None = None
 
 
 @dataclass
@@ -82,6 +97,29 @@ class RowError(ValueError):
     """Raised inside a converter for a row it cannot map; the message is the reject reason."""
 
 
+# What converting one row may raise besides RowError on a value nobody foresaw (a type the mapping did not
+# expect, a number or date beyond range, nesting deeper than Python's recursion limit): that row is rejected with
+# the error as its reason and the rest of the file is imported. Anything else (a bug, the disk) stops the import.
+CONVERSION_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    ArithmeticError,
+    AttributeError,
+    LookupError,
+    RecursionError,
+)
+
+
+def conversion_reason(exc: BaseException) -> str:
+    """The reject reason for an error raised while converting a row: a RowError's own message, else what was
+    raised (its type and message, cut at 160 characters)."""
+    if isinstance(exc, RowError):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return f"cannot convert: {type(exc).__name__}: {str(exc)[:160]}"
+
+
 @dataclass
 class FileResult:
     source: Path
@@ -96,10 +134,11 @@ class FileResult:
     consent: ConsentTally = field(default_factory=ConsentTally)
     sha256: str = ""
     record_file: Path | None = None  # <landing>/imports/<stem>.json: what this import did
+    identical_rows: int = 0  # events that repeat an identical earlier row of the file: kept, their ids numbered
 
     @property
     def days(self) -> list[date]:
-        return sorted(date.fromisoformat(p.parent.name) for p in self.outputs)
+        return sorted({date.fromisoformat(p.parent.name) for p in self.outputs})  # a day may be in parts
 
 
 @dataclass
@@ -130,6 +169,10 @@ class ImportSummary:
         return sum(f.rejected for f in self.files)
 
     @property
+    def identical_rows(self) -> int:
+        return sum(f.identical_rows for f in self.files)
+
+    @property
     def outputs(self) -> list[Path]:
         return [p for f in self.files for p in f.outputs]
 
@@ -148,10 +191,16 @@ class ImportSummary:
 # ---------------------------------------------------------------------------------------------- values
 
 
+# ASCII digits only ([0-9], not \d: Python's \d also matches full-width and other scripts' digits).
 _TS = re.compile(
-    r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
-    r"\s*(Z|z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?\s*$"
+    r"^\s*([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[Tt ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]+))?)?)?"
+    r"\s*(Z|z|UTC|GMT|[+-][0-9]{2}(?::?[0-9]{2})?)?\s*$"
 )
+
+
+def _offset(zone: str) -> timedelta:
+    digits = zone[1:].replace(":", "")
+    return timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
 
 
 def parse_timestamp(text: str, tz: ZoneInfo | None = None) -> datetime | None:
@@ -159,6 +208,8 @@ def parse_timestamp(text: str, tz: ZoneInfo | None = None) -> datetime | None:
 
     Accepts ``T`` or a space, any number of fraction digits (truncated to microseconds), and a zone
     written ``Z``, ``UTC``, ``+hh:mm`` or ``+hhmm``. A timestamp without a zone is in ``tz`` (default UTC).
+    An offset's minutes must be 00-59 and the offset within the contract's ±18:00 (see
+    :func:`timestamp_reason`).
     """
     m = _TS.match(text)
     if not m:
@@ -173,21 +224,37 @@ def parse_timestamp(text: str, tz: ZoneInfo | None = None) -> datetime | None:
         if zone is None and tz is not None:
             return naive.replace(tzinfo=tz).astimezone(UTC)
         return naive.replace(tzinfo=UTC)
+    offset = _offset(zone)
+    if int(zone[1:].replace(":", "")[2:4] or 0) > 59 or offset > MAX_UTC_OFFSET:
+        return None
     sign = 1 if zone[0] == "+" else -1
-    digits = zone[1:].replace(":", "")
-    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-    return (naive - sign * offset).replace(tzinfo=UTC)
+    try:
+        return (naive - sign * offset).replace(tzinfo=UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00
+        return None
+
+
+def timestamp_reason(what: str, text: str) -> str:
+    """Why :func:`parse_timestamp` refused ``text``, naming ``what`` (the source's field)."""
+    m = _TS.match(text)
+    if m and m.group(8) and m.group(8)[0] in "+-" and _offset(m.group(8)) > MAX_UTC_OFFSET:
+        return f"{what} {OFFSET_TOO_WIDE}: {text[:40]}"
+    return f"{what} is not a timestamp: {text[:40]}"
 
 
 def from_epoch(value: float | int, unit: str = "ms") -> datetime:
-    """Epoch seconds / milliseconds / microseconds as an aware UTC datetime (integer arithmetic for ints)."""
-    if unit == "s":
-        return EPOCH + timedelta(seconds=value)
-    if unit == "ms":
-        return EPOCH + timedelta(milliseconds=value)
-    if unit == "us":
+    """Epoch seconds / milliseconds / microseconds as an aware UTC datetime (integer arithmetic for ints).
+    A value outside the years 1-9999 (or not finite) raises :class:`RowError` (a ValueError) saying so."""
+    if unit not in ("s", "ms", "us"):
+        raise ValueError(f"unknown epoch unit {unit!r}")
+    try:
+        if unit == "s":
+            return EPOCH + timedelta(seconds=value)
+        if unit == "ms":
+            return EPOCH + timedelta(milliseconds=value)
         return EPOCH + timedelta(microseconds=value)
-    raise ValueError(f"unknown epoch unit {unit!r}")
+    except (OverflowError, ValueError) as exc:  # timedelta / datetime beyond their range, NaN, infinity
+        raise RowError(f"epoch timestamp out of range: {str(value)[:40]} ({unit})") from exc
 
 
 def format_timestamp(ts: datetime) -> str:
@@ -200,26 +267,22 @@ def format_timestamp(ts: datetime) -> str:
 
 
 def to_number(value: Any) -> float | int | None:
-    """A JSON number from a number or numeric text; None if absent; raises ValueError if not numeric."""
+    """A JSON number from a number or numeric text; None if absent; raises :class:`ValueRuleError` (a ValueError)
+    if not a finite number by the contract's rule (ASCII digits, no NaN or infinity: :func:`parse_number`)."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a number")
-    if isinstance(value, int):
-        return value
-    number = float(value)
-    if math.isnan(number) or math.isinf(number):
-        raise ValueError(f"{value!r} is not a finite number")
+    number = parse_number(value)
+    if isinstance(number, int):
+        return number
     return int(number) if number.is_integer() and abs(number) < 2**53 else number
 
 
 def to_integer(value: Any) -> int | None:
-    number = to_number(value)
-    if number is None:
+    """An integer within the warehouse's 64-bit range from a number or numeric text; None if absent; raises
+    :class:`ValueRuleError` otherwise: :func:`pulse.contract.parse_integer`."""
+    if value is None or value == "":
         return None
-    if isinstance(number, float):
-        raise ValueError(f"{value!r} is not an integer")
-    return number
+    return parse_integer(value)
 
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -239,12 +302,21 @@ def to_boolean(value: Any) -> bool | None:
     raise ValueError(f"{value!r} is not a boolean")
 
 
-def text_or_none(value: Any) -> str | None:
-    """A string field: None for absent / empty; numbers (ids) become their text."""
+def text_or_none(value: Any) -> Any:
+    """A string field: None for absent / empty; finite numbers (ids) become their text. Anything else (an
+    object, an array, a boolean, NaN) is returned as it is, for :func:`make_event` to refuse by the contract's
+    rule (a string field holds text or a number, never an object)."""
     if value is None:
         return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(value)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return value
+        if value.is_integer():
+            value = int(value)
     text = value if isinstance(value, str) else str(value)
     return text if text != "" else None
 
@@ -262,11 +334,40 @@ def custom_type(name: str | None, fallback: str = "unknown") -> str:
     return "custom." + (snake_case(name or "") or fallback)
 
 
-def make_event(fields: dict[str, Any], when: datetime) -> Event:
-    """Serialize a contract event (absent and None values left out) routed by ``when`` (its event_time)."""
+_CONTRACT_FIELDS = {f.name: f for f in FIELDS}
+_JSON_TYPES = (str, int, float, bool, dict, list)
+
+
+def contract_value_problem(fields: dict[str, Any]) -> str | None:
+    """The first contract field of ``fields`` whose value breaks the contract's value rules (the collector's and
+    ingestion's: :func:`pulse.contract.value_violation`), as the reason naming it; None when all pass."""
+    for name, value in fields.items():
+        f = _CONTRACT_FIELDS.get(name)
+        if f is None or value is None or isinstance(value, str) and value == "":
+            continue
+        reason = value_violation(f, value if isinstance(value, _JSON_TYPES) else _json_default(value))
+        if reason is not None:
+            return reason
+    return None
+
+
+def make_event(fields: dict[str, Any], when: datetime, content_id: bool = False) -> Event:
+    """Serialize a contract event (absent and None values left out) routed by ``when`` (its event_time). A value
+    that breaks the contract's value rules raises :class:`RowError` naming the field. ``content_id``: its
+    event_id was made from its content (see :class:`Event`)."""
     fields = {k: v for k, v in fields.items() if v is not None and v != "" and v != {}}
+    reason = contract_value_problem(fields)
+    if reason is not None:
+        raise RowError(reason)
     line = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default)
-    return Event(day=when.astimezone(UTC).date(), event_type=str(fields.get("event_type", "")), line=line)
+    if not line.isascii() and has_surrogates(line):  # JSON's "\ud800" escape parses into a lone surrogate
+        raise RowError("a string holds a lone UTF-16 surrogate (an escape \\ud800-\\udfff): not valid Unicode")
+    return Event(
+        day=when.astimezone(UTC).date(),
+        event_type=str(fields.get("event_type", "")),
+        line=line,
+        content_id=fields.get("event_id") if content_id else None,
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -294,6 +395,8 @@ def parse_json(text: str | None, what: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise RowError(f"malformed JSON in {what}") from exc
+    except RecursionError as exc:
+        raise RowError(f"malformed JSON in {what}: nested too deeply") from exc
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -431,6 +534,8 @@ def parse_json_object(raw: bytes) -> tuple[str, dict]:
         obj = json.loads(text)
     except ValueError as exc:
         raise RowError("malformed JSON") from exc
+    except RecursionError as exc:
+        raise RowError("malformed JSON: nested too deeply") from exc
     if not isinstance(obj, dict):
         raise RowError(f"not a JSON object: {type(obj).__name__}")
     return text, obj
@@ -442,8 +547,8 @@ def raw_text(raw: bytes) -> str:
 
 def json_rows(source: Source, to_result: Callable[[int, str, dict], RowResult]) -> Iterator[RowResult]:
     """One RowResult per line of a JSON Lines source: ``to_result(line number, text, object)`` maps a parsed
-    object. A line over the size limit, one that is not a JSON object, and a RowError from ``to_result`` are
-    rejected with the line number and the raw text."""
+    object. A line over the size limit, one that is not a JSON object, and a RowError (or another
+    :data:`CONVERSION_ERRORS`) from ``to_result`` are rejected with the line number and the raw text."""
     for number, raw in source.lines():
         if raw is None:
             yield reject(number, "", "row exceeds the line size limit")
@@ -451,16 +556,18 @@ def json_rows(source: Source, to_result: Callable[[int, str, dict], RowResult]) 
         try:
             text, obj = parse_json_object(raw)
             result = to_result(number, text, obj)
-        except RowError as exc:
-            yield reject(number, raw_text(raw), str(exc))
+        except CONVERSION_ERRORS as exc:
+            yield reject(number, raw_text(raw), conversion_reason(exc))
             continue
         yield result
 
 
 def csv_records(
     stream: io.TextIOBase, reader_factory: Callable[[Iterator[str]], Any]
-) -> Iterator[tuple[int, list[str], str]]:
-    """(first line number, fields, raw text) per CSV record; a record may span lines (quoted newlines)."""
+) -> Iterator[tuple[int, list[str] | csv.Error, str]]:
+    """(first line number, fields, raw text) per CSV record; a record may span lines (quoted newlines). A record
+    the csv module cannot parse (a field over its size limit) comes as (line, the csv.Error, raw text): that
+    record is rejected, the next line starts the next one."""
     consumed: list[str] = []
 
     def lines() -> Iterator[str]:
@@ -470,7 +577,16 @@ def csv_records(
 
     reader = reader_factory(lines())
     start = 1
-    for row in reader:
+    while True:
+        row: list[str] | csv.Error
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if start == 1:
+                raise  # the header: the file cannot be read
+            row = exc
         raw = "".join(consumed).rstrip("\r\n")
         consumed.clear()
         yield start, row, raw
@@ -482,12 +598,20 @@ PARQUET_BATCH_ROWS = 8192
 
 
 def csv_rows(
-    records: Iterator[tuple[int, list[str], str]], header: list[str], mapper: RowMapper, kind: str = "CSV"
+    records: Iterator[tuple[int, list[str] | csv.Error, str]],
+    header: list[str],
+    mapper: RowMapper,
+    kind: str = "CSV",
+    content_ids: bool = False,
 ) -> Iterator[RowResult]:
     """One RowResult per CSV record after the header: ``mapper(values by column, line number)`` gives the
     contract fields and event time. Blank lines hold no row; invalid UTF-8, a record that does not fit the
-    header and a RowError from the mapper are rejected with the line number and the raw text."""
+    header and a RowError (or another :data:`CONVERSION_ERRORS`) from the mapper are rejected with the line
+    number and the raw text. ``content_ids``: the mapper makes event ids from the rows' content (:class:`Event`)."""
     for number, row, raw in records:
+        if isinstance(row, csv.Error):
+            yield reject(number, clip_raw(raw), f"{kind} record cannot be parsed: {row}")
+            continue
         if not row:
             continue  # a blank line holds no row
         if has_surrogates(raw):
@@ -499,10 +623,11 @@ def csv_rows(
             continue
         try:
             fields, when = mapper(dict(zip(header, row, strict=True)), number)
-        except RowError as exc:
-            yield reject(number, clip_raw(raw), str(exc))
+            event = make_event(fields, when, content_ids)
+        except CONVERSION_ERRORS as exc:
+            yield reject(number, clip_raw(raw), conversion_reason(exc))
             continue
-        yield RowResult(line=number, events=[make_event(fields, when)])
+        yield RowResult(line=number, events=[event])
 
 
 def open_parquet(source: Source) -> Any:
@@ -517,10 +642,12 @@ def open_parquet(source: Source) -> Any:
 
 
 def parquet_rows(
-    source: Source, parquet: Any, mapper: RowMapper, columns: list[str] | None = None
+    source: Source, parquet: Any, mapper: RowMapper, columns: list[str] | None = None, content_ids: bool = False
 ) -> Iterator[RowResult]:
-    """One RowResult per Parquet row (numbered from 1, as ingestion does), read in batches; a RowError from
-    ``mapper(values by column, row number)`` rejects the row, kept as JSON."""
+    """One RowResult per Parquet row (numbered from 1, as ingestion does), read in batches; a RowError (or another
+    :data:`CONVERSION_ERRORS`) from ``mapper(values by column, row number)`` rejects the row, kept as JSON, and so
+    does a row whose values Python cannot hold (a timestamp beyond the year 9999). ``content_ids``: as for
+    :func:`csv_rows`."""
     import pyarrow as pa
 
     number = 0
@@ -528,38 +655,62 @@ def parquet_rows(
     try:
         for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
             source.report_position(source.size * (number + batch.num_rows) // total_rows)
-            for values in batch.to_pylist():
+            try:
+                rows: list[Any] = batch.to_pylist()
+            except CONVERSION_ERRORS:
+                rows = [None] * batch.num_rows  # some value cannot be converted: row by row, to find which
+            for i, values in enumerate(rows):
                 number += 1
                 try:
-                    fields, when = mapper(values, number)
-                except RowError as exc:
-                    yield reject(number, clip_raw(json.dumps(values, default=str)), str(exc))
+                    if values is None:
+                        values = batch.slice(i, 1).to_pylist()[0]
+                except CONVERSION_ERRORS as exc:
+                    yield reject(number, clip_raw(_row_text(batch, i)), f"cannot read the row: {str(exc)[:160]}")
                     continue
-                yield RowResult(line=number, events=[make_event(fields, when)])
+                try:
+                    fields, when = mapper(values, number)
+                    event = make_event(fields, when, content_ids)
+                except CONVERSION_ERRORS as exc:
+                    yield reject(number, clip_raw(json.dumps(values, default=str)), conversion_reason(exc))
+                    continue
+                yield RowResult(line=number, events=[event])
     except (OSError, pa.ArrowInvalid) as exc:
         raise SourceError(f"cannot import {source.path}: {exc}") from exc
 
 
+def _row_text(batch: Any, i: int) -> str:
+    """A Parquet row Python cannot convert as a whole, as JSON: each value that converts, the others as Arrow
+    prints them."""
+    values: dict[str, Any] = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            values[name] = column[i].as_py()
+        except CONVERSION_ERRORS:
+            try:  # a timestamp beyond Python's datetime: its number in the column's unit
+                values[name] = f"{column.type}: {column.slice(i, 1).cast('int64').to_pylist()[0]}"
+            except Exception:  # noqa: BLE001 - only for the reject's text
+                values[name] = f"{column.type}: (cannot be shown)"
+    return json.dumps(values, default=str)
+
+
 def number_field(value: Any, what: str) -> float | int | None:
-    """:func:`to_number`, with a RowError naming the field."""
+    """:func:`to_number`, with a RowError naming the field (``price is not a finite number: NaN``)."""
     try:
         return to_number(value)
-    except (ValueError, TypeError) as exc:
-        raise RowError(f"{what} is not a number: {str(value)[:40]}") from exc
+    except ValueRuleError as exc:
+        raise RowError(exc.reason(what)) from exc
 
 
 def integer_field(value: Any, what: str) -> int | None:
-    """:func:`to_integer`, with a RowError naming the field."""
+    """:func:`to_integer`, with a RowError naming the field (``quantity is outside the 64-bit integer range``)."""
     try:
         return to_integer(value)
-    except (ValueError, TypeError) as exc:
-        raise RowError(f"{what} is not an integer: {str(value)[:40]}") from exc
+    except ValueRuleError as exc:
+        raise RowError(exc.reason(what)) from exc
 
 
 def raise_csv_limit() -> None:
     """Snowplow JSON columns can exceed the csv module's default 128 KiB field limit."""
-    import csv
-
     if csv.field_size_limit() < MAX_LINE_BYTES:
         csv.field_size_limit(MAX_LINE_BYTES)
 
@@ -573,35 +724,161 @@ def _gzip_member(data: bytes) -> bytes:
     return comp.compress(data) + comp.flush()
 
 
+# A day's events go into parts of at most this many events and bytes (uncompressed): no file an import writes
+# is over ingestion's per-file limits (max_file_lines, max_file_bytes; 5,000,000 and 256 MiB by default), so a
+# month of 40 million events imports and ingests without a setting changed.
+PART_EVENTS = 1_000_000
+PART_BYTES = 128 << 20
+
+
+def part_name(stem: str, part: int) -> str:
+    """The landing file name of part ``part`` (from 1) of a day: ``<stem>.jsonl.gz``, then ``<stem>.part2.jsonl.gz``."""
+    return f"{stem}.jsonl.gz" if part == 1 else f"{stem}.part{part}.jsonl.gz"
+
+
 class _DayWriter:
     """Buffers lines per day; past :data:`BUFFER_BYTES` in all, each day's buffer is appended to its staged
-    file as one more gzip member (readers see one stream). Memory stays bounded whatever the input size."""
+    file as one more gzip member (readers see one stream). Memory stays bounded whatever the input size. A day
+    past ``part_events`` events or ``part_bytes`` bytes (uncompressed) in its current file goes on in a new part."""
 
-    def __init__(self, staging: Path, limit: int = BUFFER_BYTES) -> None:
+    def __init__(
+        self, staging: Path, limit: int = BUFFER_BYTES, part_events: int = PART_EVENTS, part_bytes: int = PART_BYTES
+    ) -> None:
         self.staging = staging
         self.limit = limit
+        self.part_events, self.part_bytes = part_events, part_bytes
         self.buffers: dict[date, list[bytes]] = {}
         self.buffered = 0
         self.counts: Counter[date] = Counter()
+        self.parts: dict[date, int] = {}  # the day's current part
+        self.in_part: dict[date, tuple[int, int]] = {}  # (events, bytes) of the day's current part
+
+    def _path(self, day: date, part: int) -> Path:
+        return self.staging / f"{day.isoformat()}.{part}.jsonl.gz"
 
     def add(self, day: date, line: str) -> None:
         data = line.encode("utf-8") + b"\n"
+        events, size = self.in_part.get(day, (0, 0))
+        if events and (events >= self.part_events or size + len(data) > self.part_bytes):
+            self._flush_day(day)
+            self.parts[day] = self.parts.get(day, 1) + 1
+            events, size = 0, 0
+        self.in_part[day] = (events + 1, size + len(data))
         self.buffers.setdefault(day, []).append(data)
         self.buffered += len(data)
         self.counts[day] += 1
         if self.buffered >= self.limit:
             self.flush()
 
+    def _flush_day(self, day: date) -> None:
+        lines = self.buffers.pop(day, None)
+        if lines:
+            with open(self._path(day, self.parts.get(day, 1)), "ab") as fh:
+                fh.write(_gzip_member(b"".join(lines)))
+            self.buffered -= sum(len(line) for line in lines)
+
     def flush(self) -> None:
         for day in sorted(self.buffers):
-            with open(self.staging / f"{day.isoformat()}.jsonl.gz", "ab") as fh:
-                fh.write(_gzip_member(b"".join(self.buffers[day])))
-        self.buffers.clear()
+            self._flush_day(day)
         self.buffered = 0
 
-    def staged(self) -> dict[date, Path]:
+    def staged(self) -> dict[tuple[date, int], Path]:
+        """The staged files by (day, part)."""
         self.flush()
-        return {day: self.staging / f"{day.isoformat()}.jsonl.gz" for day in sorted(self.counts)}
+        return {
+            (day, part): self._path(day, part)
+            for day in sorted(self.counts)
+            for part in range(1, self.parts.get(day, 1) + 1)
+        }
+
+
+class RepeatedContentIds:
+    """Numbers the later copies of identical rows in one file, for ids made from a row's content (a mapped source
+    without ids: pulse.importers.mapped.content_id). Identical rows share that id; the first keeps it, the second
+    becomes ``<id>-2``, the third ``<id>-3`` (in file order), so two genuinely identical events (two cart adds of
+    the same product in the same second) stay two, and a re-export of the file, in any order and with rows added,
+    gives every row the id it had. Across files the same row counts once: a row that is n times in one file and m
+    times in another is in the warehouse max(n, m) times (docs/importers.md).
+
+    Memory stays bounded by the rows, not their size: 8 bytes per event (a 64-bit hash of its id, per day; ~0.3
+    GB for REES46's 42 M-row month). Copies of one row share its event_time, hence its day: after the file, only
+    the staged days that hold a repeated hash are read again and rewritten."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[date, array] = {}
+
+    def add(self, day: date, content_id: str) -> None:
+        hashes = self.hashes.get(day)
+        if hashes is None:
+            hashes = self.hashes[day] = array("q")
+        hashes.append(hash(content_id))
+
+    def repeated(self) -> dict[date, set[int]]:
+        """The hashes seen more than once, per day."""
+        import numpy as np
+
+        out: dict[date, set[int]] = {}
+        for day, hashes in self.hashes.items():
+            if len(hashes) < 2:
+                continue
+            ordered = np.sort(np.frombuffer(hashes, dtype=np.int64))
+            twice = ordered[1:][ordered[1:] == ordered[:-1]]
+            if twice.size:
+                out[day] = set(twice.tolist())
+        return out
+
+    def number(self, staged: dict[tuple[date, int], Path], buffer_bytes: int = BUFFER_BYTES) -> int:
+        """Rename the later copies in the staged day files (every part of a day, in order, counting copies across
+        its parts); returns how many events were renamed."""
+        renamed = 0
+        for day, hashes in self.repeated().items():
+            copies: Counter[str] = Counter()
+            for key in sorted(k for k in staged if k[0] == day):
+                renamed += _number_copies(staged[key], hashes, buffer_bytes, copies)
+        return renamed
+
+
+_ID_KEY = '{"event_id":'
+
+
+def _number_copies(path: Path, hashes: set[int], buffer_bytes: int, copies: Counter[str]) -> int:
+    """Rewrite one staged day file (gzip JSON Lines), giving the n-th copy (n >= 2) of an id whose hash is in
+    ``hashes`` the id ``<id>-n`` (``copies`` counts them, across the parts of a day); other lines are copied as
+    they are."""
+    decoder = json.JSONDecoder()
+    renamed = 0
+    rewritten = path.with_name(path.name + ".numbered")
+    with gzip.open(path, "rb") as src, open(rewritten, "wb") as out:
+        chunk: list[bytes] = []
+        size = 0
+        for raw in src:
+            line = raw.decode("utf-8").rstrip("\n")
+            if line.startswith(_ID_KEY):  # make_event writes event_id first
+                event_id, end = decoder.raw_decode(line, len(_ID_KEY))
+                rest = line[end:]
+            else:  # not as make_event wrote it: parse it whole
+                event = json.loads(line)
+                event_id, rest = event.get("event_id"), None
+            if isinstance(event_id, str) and hash(event_id) in hashes:
+                copies[event_id] += 1
+                if copies[event_id] > 1:
+                    renamed += 1
+                    new_id = f"{event_id}-{copies[event_id]}"
+                    if rest is None:
+                        event["event_id"] = new_id
+                        line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+                    else:
+                        line = _ID_KEY + json.dumps(new_id, ensure_ascii=False) + rest
+                    raw = line.encode("utf-8") + b"\n"
+            chunk.append(raw)
+            size += len(raw)
+            if size >= buffer_bytes:
+                out.write(_gzip_member(b"".join(chunk)))
+                chunk, size = [], 0
+        if chunk:
+            out.write(_gzip_member(b"".join(chunk)))
+    os.replace(rewritten, path)
+    return renamed
 
 
 class Progress:
@@ -648,6 +925,7 @@ def import_file(
     first_rejects: list[str] | None = None,
     buffer_bytes: int = BUFFER_BYTES,
     declaration: ConsentDeclaration | None = None,
+    part_events: int = PART_EVENTS,
 ) -> FileResult:
     """Convert one source file and put its daily files and rejects in place (see the module docstring).
     ``declaration``: the consent the import declares, applied to every event (pulse/importers/consent.py)."""
@@ -659,7 +937,8 @@ def import_file(
     staging.mkdir(parents=True)
     bar = Progress(f"pulse import {source.path.name}", source.size, progress)
     try:
-        writer = _DayWriter(staging, buffer_bytes)
+        writer = _DayWriter(staging, buffer_bytes, part_events=part_events)
+        repeats = RepeatedContentIds()
         result = FileResult(source=source.path, stem="")
         types: Counter[str] = Counter()
         rejects_path = staging / "rejected.jsonl"
@@ -670,9 +949,12 @@ def import_file(
                 for event in row.events:
                     writer.add(event.day, apply_declaration(event.line, declaration, result.consent))
                     types[event.event_type] += 1
+                    if event.content_id is not None:
+                        repeats.add(event.day, event.content_id)
                 for raw, reason in row.rejects:
                     if rejects_fh is None:
-                        rejects_fh = open(rejects_path, "w", encoding="utf-8")  # noqa: SIM115
+                        # a raw text holding a lone surrogate is written with it escaped, never a crash
+                        rejects_fh = open(rejects_path, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
                     record = {"source_file": str(source.path), "line": row.line, "reason": reason, "raw": raw}
                     rejects_fh.write(json.dumps(record, ensure_ascii=False) + "\n")
                     result.rejected += 1
@@ -685,18 +967,22 @@ def import_file(
                 rejects_fh.close()
         bar.update(source.size, result.rows_read, result.events_written, force=True)
         staged = writer.staged()
+        result.identical_rows = repeats.number(staged, buffer_bytes)
         result.day_counts = dict(sorted(writer.counts.items()))
         result.sha256 = source.digest()
         result.stem = output_stem(fmt, result.sha256)
         result.event_types = dict(sorted(types.items()))
-        name = f"{result.stem}.jsonl.gz"
-        for day, path in staged.items():
-            target = events_dir / day.isoformat() / name
+        for (day, part), path in staged.items():
+            target = events_dir / day.isoformat() / part_name(result.stem, part)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)  # readers never see a half-written file
             result.outputs.append(target)
-        # What an earlier import of the same bytes wrote on days this one did not: not ours any more.
-        for old in events_dir.glob(f"*/{name}"):
+        # What an earlier import of the same bytes wrote on days (or in parts) this one did not: not ours any more.
+        earlier = [
+            *events_dir.glob(f"*/{part_name(result.stem, 1)}"),
+            *events_dir.glob(f"*/{result.stem}.part*.jsonl.gz"),
+        ]
+        for old in earlier:
             if old not in result.outputs:
                 old.unlink()
         rejected_target = rejected_dir / f"{result.stem}.jsonl"

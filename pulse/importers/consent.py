@@ -188,7 +188,13 @@ def apply_declaration(line: str, declaration: ConsentDeclaration, tally: Consent
     if event.get(BASIS_FIELD) in (None, ""):
         event[BASIS_FIELD] = declaration.basis
     tally.declared += 1
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a "\ud800" escape in the line parsed into a lone surrogate: kept escaped
+            text = json.dumps(event, separators=(",", ":"))
+    return text
 
 
 def consent_lines(declaration: ConsentDeclaration, tally: ConsentTally, events_written: int) -> list[str]:

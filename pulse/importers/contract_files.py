@@ -3,8 +3,11 @@
 The rows already use the contract's field names. JSON Lines are copied as they are (only routed by the UTC
 day of their ``event_time``); CSV and Parquet rows become contract JSON objects: numbers stay numbers,
 booleans booleans, typed timestamps RFC 3339 UTC, empty cells are absent, and columns that are not contract
-fields go into ``properties``. Contract validation still happens at ingestion; the importer rejects only
-what it cannot route or type (no parseable ``event_time``, a price that is not a number, ...).
+fields go into ``properties``. Every format rejects what it cannot route (no parseable ``event_time``) and
+every value that breaks the contract's value rules (:func:`pulse.contract.value_violation`: a price that is not
+a finite number, an integer beyond 64 bits, an offset beyond ±18:00, an object as an id, ...), with the reason
+the collector and ingestion give; the rest of the contract (required fields, event types, the time window) is
+ingestion's.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pulse.contract import FIELDS
+from pulse.contract import FIELDS, ValueRuleError
 from pulse.importers.common import (
     Event,
     RowError,
     RowResult,
     Source,
     SourceError,
+    contract_value_problem,
     csv_records,
     csv_rows,
     format_timestamp,
@@ -31,6 +35,8 @@ from pulse.importers.common import (
     parquet_rows,
     parse_timestamp,
     raise_csv_limit,
+    text_or_none,
+    timestamp_reason,
     to_boolean,
     to_integer,
     to_number,
@@ -48,7 +54,7 @@ def event_time_of(value: Any) -> datetime:
         raise RowError("missing required field event_time")
     parsed = parse_timestamp(value)
     if parsed is None:
-        raise RowError(f"event_time is not a timestamp: {value[:40]}")
+        raise RowError(timestamp_reason("event_time", value))
     return parsed
 
 
@@ -56,6 +62,9 @@ def event_time_of(value: Any) -> datetime:
 
 
 def _jsonl_result(number: int, text: str, obj: dict) -> RowResult:
+    reason = contract_value_problem(obj)
+    if reason is not None:
+        raise RowError(reason)
     when = event_time_of(obj.get("event_time"))
     event = Event(day=when.astimezone(UTC).date(), event_type=str(obj.get("event_type") or ""), line=text.strip())
     return RowResult(line=number, events=[event])
@@ -73,9 +82,7 @@ def typed_value(name: str, value: Any) -> Any:
     kind = FIELD_TYPES[name]
     try:
         if kind in ("string",):
-            if isinstance(value, float) and value.is_integer():
-                return str(int(value))
-            return value if isinstance(value, str) else str(value)
+            return text_or_none(value)  # an object, a list or a boolean stays one: make_event refuses it
         if kind == "timestamp":
             if isinstance(value, datetime):
                 return format_timestamp(value if value.tzinfo else value.replace(tzinfo=UTC))
@@ -93,6 +100,8 @@ def typed_value(name: str, value: Any) -> Any:
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
             return obj
+    except ValueRuleError as exc:
+        raise RowError(exc.reason(name)) from exc
     except (ValueError, TypeError) as exc:
         noun = {"double": "a number", "bigint": "an integer", "boolean": "a boolean", "json": "a JSON object"}
         raise RowError(f"{name} is not {noun.get(kind, kind)}: {str(value)[:40]}") from exc
@@ -110,6 +119,9 @@ def contract_row(values: dict[str, Any]) -> tuple[dict[str, Any], datetime]:
             event[name] = typed_value(name, value)
         else:
             extra[name] = value
+    reason = contract_value_problem(event)  # before routing: the contract's reason, not the router's
+    if reason is not None:
+        raise RowError(reason)
     when = event_time_of(values.get("event_time"))
     if extra:
         properties = dict(event.get("properties") or {})

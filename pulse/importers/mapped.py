@@ -3,7 +3,7 @@
 A mapping names, for each contract field, where its value comes from::
 
     fields:
-      event_id: {generate: hash, prefix: "rees46-"}   # no id column: hash of the mapped values + line
+      event_id: {generate: hash, prefix: "rees46-"}   # no id column: hash of the mapped values (docs/importers.md)
       event_time: {column: event_time, format: "%Y-%m-%d %H:%M:%S UTC", timezone: UTC}
       event_type: {column: event_type, values: {view: product_view, cart: add_to_cart}}
       user_id: user_id                                 # short form: a column name
@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from pulse.contract import FIELDS, is_known_event_type
+from pulse.contract import FIELDS, ValueRuleError, check_string, is_known_event_type
 from pulse.importers.common import (
     MappingError,
     RowError,
@@ -47,6 +47,7 @@ from pulse.importers.common import (
     parquet_rows,
     parse_timestamp,
     raise_csv_limit,
+    text_or_none,
     to_boolean,
     to_integer,
     to_number,
@@ -272,9 +273,10 @@ def _typed(spec: FieldSpec, value: Any) -> Any:
     kind = FIELD_TYPES[spec.name]
     try:
         if kind == "string":
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            return spec.prefix + (value if isinstance(value, str) else str(value))
+            text = text_or_none(value)
+            if not isinstance(text, str):  # an object, a list, a boolean, NaN: refused by the contract's rule
+                check_string(text)
+            return spec.prefix + text
         if kind == "timestamp":
             return _timestamp(spec, value)
         if kind == "double":
@@ -287,6 +289,8 @@ def _typed(spec: FieldSpec, value: Any) -> Any:
         if not isinstance(obj, dict):
             raise ValueError("not a JSON object")
         return obj
+    except ValueRuleError as exc:
+        raise RowError(exc.reason(spec.name)) from exc
     except (ValueError, TypeError) as exc:
         noun = {
             "double": "a number",
@@ -312,8 +316,9 @@ def _event_type(spec: FieldSpec, row: dict[str, Any]) -> str:
     raise RowError(f"unmapped event_type value: {text[:40]}")
 
 
-def map_row(mapping: Mapping, row: dict[str, Any], line: int) -> tuple[dict[str, Any], datetime]:
-    """One source row -> (contract event, event_time)."""
+def map_row(mapping: Mapping, row: dict[str, Any], line: int = 0) -> tuple[dict[str, Any], datetime]:
+    """One source row -> (contract event, event_time). A generated event_id depends on the row's content only,
+    not on ``line`` (a re-export with rows added or reordered keeps every id: :func:`content_id`)."""
     event_type = _event_type(mapping.fields["event_type"], row)
     event: dict[str, Any] = {"event_id": None, "event_type": event_type}
     when: datetime | None = None
@@ -333,22 +338,39 @@ def map_row(mapping: Mapping, row: dict[str, Any], line: int) -> tuple[dict[str,
         raise RowError("missing event_time")
     if event.get("user_id") is None and event.get("anonymous_id") is None:
         raise RowError("missing identity: neither user_id nor anonymous_id")
-    id_spec = mapping.fields["event_id"]
-    if id_spec.generate == "hash":
-        digest = hashlib.sha256(json.dumps([line, event], sort_keys=True, default=str).encode()).hexdigest()
-        event["event_id"] = id_spec.prefix + digest[:32]
-    else:
-        raw = id_spec.value if id_spec.value is not None else _first(id_spec, row)
-        if raw is None:
-            raise RowError("missing event_id")
-        event["event_id"] = _typed(id_spec, raw)
     properties = dict(event.get("properties") or {})
     for key, column in mapping.properties.items():
         value = row.get(column)
         if value is not None and value != "":
             properties[key] = value
     event["properties"] = properties
+    id_spec = mapping.fields["event_id"]
+    if id_spec.generate == "hash":
+        event["event_id"] = content_id(id_spec.prefix, event)
+    else:
+        raw = id_spec.value if id_spec.value is not None else _first(id_spec, row)
+        if raw is None:
+            raise RowError("missing event_id")
+        event["event_id"] = _typed(id_spec, raw)
     return event, when
+
+
+def content_id(prefix: str, event: dict[str, Any]) -> str:
+    """``<prefix><first 32 hex of the sha256 of the mapped event>`` (every field and property but the id, keys
+    sorted): the same row gives the same id in any file, at any line. Identical rows of one file share it; the
+    import numbers their later copies (``-2``, ``-3``: pulse.importers.common.RepeatedContentIds)."""
+    content = {k: v for k, v in event.items() if k != "event_id"}
+    if isinstance(content.get("properties"), dict):  # kept as the source typed them: as text, for the hash
+        content["properties"] = {k: _as_text(v) for k, v in content["properties"].items()}
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return prefix + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _as_text(value: Any) -> str:
+    """A property's value as a CSV cell would hold it (a Parquet export's 42 and a CSV's "42" hash alike)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value if isinstance(value, str) else str(value)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -391,7 +413,9 @@ def _convert_csv(mapping: Mapping, source: Source) -> Iterator[RowResult]:
                 return
             header = [h.strip().lstrip("\ufeff") for h in first[1]]
             _check_columns(mapping, source, header)
-            yield from csv_rows(records, header, lambda values, number: map_row(mapping, values, number))
+            yield from csv_rows(
+                records, header, lambda values, number: map_row(mapping, values, number), content_ids=_hashed(mapping)
+            )
         except (OSError, EOFError, csv.Error) as exc:
             raise SourceError(f"cannot import {source.path}: {exc}") from exc
         source.finish()
@@ -401,5 +425,14 @@ def _convert_parquet(mapping: Mapping, source: Source) -> Iterator[RowResult]:
     parquet = open_parquet(source)
     _check_columns(mapping, source, parquet.schema_arrow.names)
     yield from parquet_rows(
-        source, parquet, lambda values, number: map_row(mapping, values, number), columns=mapping.columns
+        source,
+        parquet,
+        lambda values, number: map_row(mapping, values, number),
+        columns=mapping.columns,
+        content_ids=_hashed(mapping),
     )
+
+
+def _hashed(mapping: Mapping) -> bool:
+    """Whether the mapping generates event ids from the rows' content (the source has none)."""
+    return mapping.fields["event_id"].generate == "hash"

@@ -64,10 +64,11 @@ def _session_result(number: int, _text: str, obj: dict) -> RowResult:
     for index, item in enumerate(events):
         try:
             fields, when = _event(session, index, item)
+            event = make_event(fields, when)
         except RowError as exc:
             result.rejects.append((json.dumps(item, ensure_ascii=False)[:65536], f"events[{index}]: {exc}"))
             continue
-        result.events.append(make_event(fields, when))
+        result.events.append(event)
     return result
 
 

@@ -25,6 +25,7 @@ from pulse.importers.common import (
     parse_timestamp,
     snake_case,
     text_or_none,
+    timestamp_reason,
 )
 from pulse.importers.consent import flags_from_categories
 
@@ -62,7 +63,7 @@ def _timestamp(message: dict[str, Any], key: str) -> Any:
         return None
     parsed = parse_timestamp(value) if isinstance(value, str) else None
     if parsed is None:
-        raise RowError(f"{key} is not a timestamp: {str(value)[:40]}")
+        raise RowError(timestamp_reason(key, value if isinstance(value, str) else str(value)))
     return parsed
 
 

@@ -41,6 +41,7 @@ from pulse.importers.common import (
     raise_csv_limit,
     snake_case,
     text_or_none,
+    timestamp_reason,
 )
 from pulse.importers.consent import flags_from_scopes
 
@@ -215,7 +216,7 @@ def _timestamp(row: _Row, column: str) -> datetime | None:
         return None
     parsed = parse_timestamp(text)
     if parsed is None:
-        raise RowError(f"{column} is not a timestamp: {text[:40]}")
+        raise RowError(timestamp_reason(column, text))
     return parsed
 
 

@@ -72,18 +72,20 @@ def outside_window(files: Iterable[FileResult], floor: datetime, ceiling: dateti
     floor, ceiling = _naive_utc(floor), _naive_utc(ceiling)
     report = WindowReport(floor=floor, ceiling=ceiling)
     for result in files:
-        outputs = {date.fromisoformat(p.parent.name): p for p in result.outputs}
+        outputs: dict[date, list[Path]] = {}
+        for p in result.outputs:  # a day may be written in parts
+            outputs.setdefault(date.fromisoformat(p.parent.name), []).append(p)
         for day, n in result.day_counts.items():
             report.events += n
             start, end = datetime.combine(day, time()), datetime.combine(day + timedelta(days=1), time())
             if end <= floor:
                 report.before_floor.add(day, n)
             elif start < floor:  # the floor's own day
-                report.before_floor.add(day, _count_in_file(outputs[day], lambda t: t < floor))
+                report.before_floor.add(day, sum(_count_in_file(f, lambda t: t < floor) for f in outputs[day]))
             if start > ceiling:
                 report.after_ceiling.add(day, n)
             elif end > ceiling:  # the ceiling's own day
-                report.after_ceiling.add(day, _count_in_file(outputs[day], lambda t: t > ceiling))
+                report.after_ceiling.add(day, sum(_count_in_file(f, lambda t: t > ceiling) for f in outputs[day]))
     return report
 
 

@@ -2,14 +2,19 @@
 
 The demo shop (150 users x 8 days) is built from its first 5 landing days, then one landing day at a time with
 the default lookback (incremental_lookback_days: 1). Planted in the last landing day: the only visit of a new
-visitor, dated three days before that landing day. The run that ingests it must not recompute that visitor
-(the event is beyond the lookback) and must list exactly the planted events in qa_late_events, with the
-figures the Dagster asset shows. Running again with reprocess_from (what `pulse reprocess` does) must fold
-them in: qa_late_events empty and the tables equal to one full build of all the landing files.
+visitor, dated three days before that landing day, one of its events delivered twice, and a second copy of an
+event of the first day (a tracker retrying days later: already in the sessions). The run that ingests it must
+not recompute that visitor (the event is beyond the lookback) and must list exactly the planted visit's events
+in qa_late_events, once each and without the repeated delivery, with the figures the Dagster asset shows; the
+blocking gate on fct_sessions passes, counting them as kept aside. Ingesting that landing day again (as the
+sensor does when the collector adds a file to today's folder) changes none of it. Running again with
+reprocess_from (what `pulse reprocess` does) must fold them in: qa_late_events empty and the tables equal to one
+full build of all the landing files.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import datetime, time, timedelta
 
@@ -17,8 +22,10 @@ import duckdb
 import pytest
 from demo_warehouse import demo_landing, ingest_days, run_dbt, table_differences
 
+from expectations.runner import run_suite
 from orchestration.transform.assets import batch_metadata
 from pulse.batches import batch_report
+from pulse.demo import DEMO_FILE_NAME
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +69,7 @@ def _state(warehouse) -> dict:
             "late_sessions": con.execute(
                 "select count(*) from fct_sessions where user_key = ?", [LATE_USER]
             ).fetchall(),
+            "sessions_gate": run_suite(con, "fct_sessions", docs=False),
         }
     finally:
         con.close()
@@ -72,7 +80,10 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("late_events")
     events, days = demo_landing(root, USERS, DAYS, SEED)
     late_at = datetime.combine(days[-1] - timedelta(days=3), time(12))
-    (events / days[-1].isoformat() / "late.jsonl").write_text(_late_visit(late_at))
+    with gzip.open(events / days[0].isoformat() / DEMO_FILE_NAME, "rt") as first_day:
+        redelivered = next(line.rstrip("\n") for line in first_day if line.startswith('{"event_id"'))
+    visit = _late_visit(late_at)
+    (events / days[-1].isoformat() / "late.jsonl").write_text(visit + visit.splitlines()[0] + "\n" + redelivered + "\n")
 
     inc_home, inc_wh = root / "incremental", root / "incremental" / "warehouse.duckdb"
     inc_home.mkdir()
@@ -82,6 +93,9 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ingest_days(inc_wh, events, [day])
         run_dbt(inc_home, inc_wh, "build")  # the data test on qa_late_events warns; the run succeeds
     before = _state(inc_wh)
+    ingest_days(inc_wh, events, days[-1:])  # the same landing day again: its rows retracted and re-inserted
+    run_dbt(inc_home, inc_wh, "build")
+    again = _state(inc_wh)
     run_dbt(inc_home, inc_wh, "run", "--vars", json.dumps({"reprocess_from": str(late_at.date())}))
     after = _state(inc_wh)
 
@@ -89,14 +103,21 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict:
     full_home.mkdir()
     ingest_days(full_wh, events, days)
     run_dbt(full_home, full_wh, "run")
-    return {"before": before, "after": after, "late_date": late_at.date(), "full": full_wh, "incremental": inc_wh}
+    return {
+        "before": before,
+        "again": again,
+        "after": after,
+        "late_date": late_at.date(),
+        "full": full_wh,
+        "incremental": inc_wh,
+    }
 
 
 def test_events_beyond_the_lookback_are_counted_and_reported(builds: dict) -> None:
     before = builds["before"]
     # kept in raw.events, not in the sessions, and listed: exactly the planted events (the demo's own late
     # arrivals land the next day, inside the lookback)
-    assert before["late_in_raw"] == [(3,)]
+    assert before["late_in_raw"] == [(4,)]  # 3 events, one delivered twice
     assert before["late_sessions"] == [(0,)]
     assert before["reported_ids"] == LATE_IDS
     report = before["report"]
@@ -107,6 +128,16 @@ def test_events_beyond_the_lookback_are_counted_and_reported(builds: dict) -> No
     late = shown[next(k for k in shown if k.path == ["qa_late_events"])]
     assert late["late_events"].value == 3
     assert late["reprocess_command"].value == f"pulse reprocess --from {builds['late_date']}"
+
+
+@pytest.mark.parametrize("state", ["before", "again"])
+def test_events_kept_aside_pass_the_blocking_gate(builds: dict, state: str) -> None:
+    shown = builds[state]
+    assert shown["reported_ids"] == LATE_IDS and shown["report"].late_events == 3
+    gate = shown["sessions_gate"]
+    assert gate.passed and gate.blocking, gate.summary()
+    [metrics] = gate.metrics
+    assert (metrics["late_events_kept_aside"], metrics["unsessionized_events"]) == (3, 0)
 
 
 def test_reprocessing_folds_them_in(builds: dict) -> None:

@@ -104,7 +104,7 @@ def test_only_a_new_landing_day_is_ingested(pulse_home, tmp_path: Path, capsys, 
 
     # Nothing new: no run.
     out = _materialize(capsys)
-    assert "materialize: nothing new: 5 landing days already ingested and unchanged" in out
+    assert "materialize: nothing new: 5 landing days already ingested, unchanged and published" in out
     assert len(instance.get_runs()) == 2
 
     # Two days' files touched: the run covers the span between them and skips the unchanged day inside it.

@@ -187,8 +187,14 @@ def landed(tmp_path: Path) -> list[dict]:
 
 
 def dead_letters(tmp_path: Path) -> list[dict]:
+    """Each rejected event with its request's metadata (a dead-letter record holds a request's rejections)."""
     files = sorted((tmp_path / "collector" / "dead-letter").glob("*.jsonl"))
-    return [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    return [
+        {"received_at": r["received_at"], "user_agent": r["user_agent"], **item}
+        for r in records
+        for item in r["rejected"]
+    ]
 
 
 def batch(*events: Any) -> bytes:
@@ -220,7 +226,7 @@ def test_a_mixed_batch_is_acknowledged_and_its_invalid_events_dead_lettered(tmp_
     assert rows[0]["user_agent"] == CHROME and rows[0]["is_bot"] is False and rows[0]["ip_address"] == "192.0.2.0"
     [dead] = dead_letters(tmp_path)
     assert dead["reason"] == "unknown event_type: nope" and dead["payload"]["event_id"] == "e2"
-    assert dead["index"] == 1
+    assert dead["index"] == 1 and dead["user_agent"] == CHROME
 
 
 def test_the_landed_file_is_accepted_whole_by_ingestion(tmp_path: Path) -> None:

@@ -29,17 +29,19 @@ create table raw.events_quarantine as
     select date '2026-01-03' as load_date, 'f2' as source_file, 7::bigint as line_number, 'x' as reason;
 create table stg_events as
     select * from (values
-        ('e1', 'u1', timestamp '2026-01-01 10:00:00', 'page_view'),
-        ('e2', 'u1', timestamp '2026-01-01 10:05:00', 'click'),
-        ('e3', 'u1', timestamp '2026-01-02 09:00:00', 'purchase'),
-        ('e4', 'u2', timestamp '2026-01-02 11:00:00', 'page_view')
-    ) t(event_id, user_key, event_time, event_type);
+        ('e1', 'u1', timestamp '2026-01-01 10:00:00', 'page_view', null::double, null::double, null::double,
+         null::double, 40.0::double),
+        ('e2', 'u1', timestamp '2026-01-01 10:05:00', 'click', null, null, null, null, null),
+        ('e3', 'u1', timestamp '2026-01-02 09:00:00', 'purchase', 20.0, 20.0, null, null, null),
+        ('e4', 'u2', timestamp '2026-01-02 11:00:00', 'page_view', null, null, null, null, 100.0)
+    ) t(event_id, user_key, event_time, event_type, price, revenue, value, cart_value, scroll_depth_pct);
 create table fct_sessions as
     select * from (values
         ('s1', 'u1', timestamp '2026-01-01 10:00:00', timestamp '2026-01-01 10:05:00', 300, 2),
         ('s2', 'u1', timestamp '2026-01-02 09:00:00', timestamp '2026-01-02 09:00:00', 0, 1),
         ('s3', 'u2', timestamp '2026-01-02 11:00:00', timestamp '2026-01-02 11:00:00', 0, 1)
     ) t(session_key, user_key, session_start, session_end, duration_seconds, events);
+create table qa_late_events (event_id varchar, user_key varchar);
 create table fct_user_daily as
     select * from (values
         ('u1', date '2026-01-01', 2, 0),
@@ -53,7 +55,7 @@ create table dim_users as
     ) t(user_key, sessions, first_seen_at, last_seen_at);
 create table user_features as
     select * from (values
-        ('u1', date '2026-01-03', 2, 2, 2, 1, 3, 0, 0, 1, 20.0, 150.0, 30.0, 1, 0.0, 0.5, 1.0),
+        ('u1', date '2026-01-03', 2, 2, 2, 1, 3, 0, 0, 1, 20.0::double, 150.0::double, 30.0::double, 1, 0.0, 0.5, 1.0),
         ('u2', date '2026-01-03', 1, 1, 1, 1, 1, 0, 0, 0, 0.0, 0.0, 0.0, 1, 0.0, 1.0, 0.0)
     ) t(user_key, as_of_date, sessions_total, sessions_7d, sessions_30d, page_views, product_views, searches,
         cart_adds, purchases, revenue, avg_session_seconds, avg_engaged_seconds, days_since_last_visit,
@@ -164,6 +166,13 @@ def test_the_gates_pass_on_clean_data(con, suite) -> None:
     assert result.blocking and result.evaluated > 0
 
 
+# A late event of the returning user u2, in stg_events, kept aside (listed in qa_late_events), in no session.
+LATE_U2 = (
+    "insert into stg_events (event_id, user_key, event_time, event_type) "
+    "values ('late1', 'u2', timestamp '2025-12-28 08:00:00', 'page_view'); "
+    "insert into qa_late_events values ('late1', 'u2')"
+)
+
 VIOLATIONS = [
     # (suite, what breaks, the metrics that must fail)
     (
@@ -176,6 +185,23 @@ VIOLATIONS = [
     ("stg_events", "update stg_events set user_key = null where event_id = 'e2'", {"null_user_keys"}),
     ("stg_events", "update stg_events set event_time = null where event_id = 'e2'", {"null_event_times"}),
     ("stg_events", "update stg_events set event_type = null where event_id = 'e2'", {"null_event_types"}),
+    # NaN passes every range rule and turns every sum into NaN (issue 20); so does infinity into infinity
+    ("stg_events", "update stg_events set revenue = 'NaN' where event_id = 'e3'", {"events_with_non_finite_numbers"}),
+    (
+        "stg_events",
+        "update stg_events set price = '-Infinity' where event_id = 'e3'",
+        {"events_with_non_finite_numbers"},
+    ),
+    (
+        "stg_events",
+        "update stg_events set value = 'Infinity' where event_id = 'e2'",
+        {"events_with_non_finite_numbers"},
+    ),
+    (
+        "stg_events",
+        "update stg_events set scroll_depth_pct = 'NaN' where event_id = 'e4'",
+        {"events_with_non_finite_numbers"},
+    ),
     ("fct_sessions", "update fct_sessions set session_key = null where session_key = 's3'", {"null_session_keys"}),
     ("fct_sessions", "update fct_sessions set session_key = 's2' where session_key = 's3'", {"duplicate_session_keys"}),
     ("fct_sessions", "update fct_sessions set user_key = null where session_key = 's3'", {"null_user_keys"}),
@@ -194,6 +220,19 @@ VIOLATIONS = [
     ),
     ("fct_sessions", "delete from fct_sessions where session_key = 's3'", {"unsessionized_events"}),
     ("fct_sessions", "update fct_sessions set events = 3 where session_key = 's1'", {"unsessionized_events"}),
+    # an event kept aside as late (qa_late_events) excuses only itself: a session lost beside it, a loss of
+    # another user's event, or an event counted twice still fail
+    ("fct_sessions", f"{LATE_U2}; delete from fct_sessions where session_key = 's3'", {"unsessionized_events"}),
+    (
+        "fct_sessions",
+        f"{LATE_U2}; update fct_sessions set events = 1 where session_key = 's1'",
+        {"unsessionized_events"},
+    ),
+    (
+        "fct_sessions",
+        f"{LATE_U2}; update fct_sessions set events = 3 where session_key = 's3'",
+        {"unsessionized_events"},
+    ),
     ("fct_user_daily", "update fct_user_daily set user_key = null where user_key = 'u2'", {"null_user_keys"}),
     ("fct_user_daily", "update fct_user_daily set activity_date = null where user_key = 'u2'", {"null_activity_dates"}),
     (
@@ -220,6 +259,16 @@ VIOLATIONS = [
         {"snapshot_dates"},
     ),
     ("user_features", "update user_features set revenue = -1 where user_key = 'u1'", {"users_with_negative_values"}),
+    (
+        "user_features",
+        "update user_features set revenue = 'NaN' where user_key = 'u1'",
+        {"users_with_non_finite_values"},
+    ),
+    (
+        "user_features",
+        "update user_features set avg_session_seconds = 'Infinity' where user_key = 'u2'",
+        {"users_with_non_finite_values"},
+    ),
     (
         "user_features",
         "update user_features set bounce_rate = 1.5 where user_key = 'u1'",
@@ -270,6 +319,31 @@ def test_each_blocking_rule_catches_its_violation(con, suite, corruption, expect
         assert f.observed is not None, f  # the observed value is reported
         assert f.observed != 0 or f.expected.startswith(">="), f  # 0 is a violation only of a minimum
         assert f.column in result.summary()
+
+
+@pytest.mark.parametrize(
+    ("late", "kept_aside"),
+    [
+        (LATE_U2, 1),  # a returning user's late event
+        (  # a new visitor whose only events are late: no session, not in dim_users
+            "insert into stg_events (event_id, user_key, event_time, event_type) "
+            "values ('late1', 'u3', timestamp '2025-12-28 08:00:00', 'page_view'), "
+            "('late2', 'u3', timestamp '2025-12-28 08:00:10', 'page_ping'); "
+            "insert into qa_late_events values ('late1', 'u3'), ('late2', 'u3')",
+            2,
+        ),
+        # listed, yet its session counts it (a repeated delivery): nothing is missing, nothing is excused
+        ("insert into qa_late_events values ('e3', 'u1')", 0),
+    ],
+    ids=["returning-user", "new-visitor", "listed-but-in-its-session"],
+)
+def test_events_kept_aside_as_late_do_not_block(con, late: str, kept_aside: int) -> None:
+    con.execute(late)
+    for suite in ("fct_sessions", "dim_users", "fct_user_daily"):
+        result = run_suite(con, suite, docs=False, since=D0)
+        assert result.passed, result.summary()
+    [metrics] = compute_metrics(con, suite_spec("fct_sessions")).to_dict("records")
+    assert (metrics["late_events_kept_aside"], metrics["unsessionized_events"]) == (kept_aside, 0)
 
 
 def test_a_failing_day_is_named_in_the_result(con) -> None:

