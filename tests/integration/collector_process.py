@@ -1,13 +1,18 @@
-"""Start `pulse collect` as a separate process on a free port (the crash and end-to-end tests)."""
+"""Start `pulse collect` as a separate process on a free port (the crash and end-to-end tests), and clients that
+send it batches as the tracker does."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +57,55 @@ def start_collector(
         except OSError:
             time.sleep(0.05)
     raise AssertionError("the collector did not become ready")
+
+
+class RetryingClient(threading.Thread):
+    """Sends batches of five page views with ids of its own until ``stop`` is set; a batch that fails (connection
+    refused or reset, a non-200 answer) is retried with the SAME ids, as the tracker does, until acknowledged."""
+
+    def __init__(self, name: str, port: int, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.name, self.port, self.stop = name, port, stop
+        self.sent: set[str] = set()
+        self.acknowledged: set[str] = set()
+        self.uncertain: set[str] = set()  # ids of batches an attempt of which lost its connection
+        self.failures = 0  # attempts that lost their connection or were refused
+        self.refusals: list[tuple[int, dict]] = []  # (status, answer) of every non-200 answer
+
+    def run(self) -> None:
+        n = 0
+        connection: http.client.HTTPConnection | None = None
+        while not self.stop.is_set():
+            now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            ids = [f"{self.name}-{n + i}" for i in range(5)]
+            n += 5
+            events = [
+                {"event_id": i, "event_type": "page_view", "event_time": now, "anonymous_id": self.name, "n": k}
+                for k, i in enumerate(ids)
+            ]
+            body = json.dumps({"events": events})
+            self.sent.update(ids)
+            while not self.stop.is_set():
+                try:
+                    if connection is None:
+                        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                    connection.request("POST", "/collect", body, {"Content-Type": "text/plain;charset=UTF-8"})
+                    response = connection.getresponse()
+                    answer = response.read()
+                except (OSError, http.client.HTTPException):  # refused, reset, or cut mid-response
+                    self.failures += 1
+                    self.uncertain.update(ids)
+                    connection = None
+                    time.sleep(0.02)
+                    continue
+                try:
+                    payload = json.loads(answer)
+                except ValueError:  # not the collector's JSON answer: kept as text for the assertion that reads it
+                    payload = {"error": answer.decode(errors="replace")}
+                if response.status == 200:
+                    assert payload["accepted"] == 5, payload
+                    self.acknowledged.update(ids)
+                    break
+                self.failures += 1
+                self.refusals.append((response.status, payload))
+                time.sleep(0.02)

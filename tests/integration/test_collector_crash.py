@@ -9,66 +9,21 @@ end it stops it with SIGTERM while the clients are still sending (a graceful shu
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
 import signal
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
-from collector_process import free_port, start_collector
+from collector_process import RetryingClient, free_port, start_collector
 
 from pulse.ingest import ingest_day
 
 pytestmark = pytest.mark.integration
-
-
-class Client(threading.Thread):
-    def __init__(self, name: str, port: int, stop: threading.Event) -> None:
-        super().__init__(daemon=True)
-        self.name, self.port, self.stop = name, port, stop
-        self.sent: set[str] = set()
-        self.acknowledged: set[str] = set()
-        self.failures = 0
-
-    def run(self) -> None:
-        n = 0
-        connection: http.client.HTTPConnection | None = None
-        while not self.stop.is_set():
-            now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            ids = [f"{self.name}-{n + i}" for i in range(5)]
-            n += 5
-            body = json.dumps(
-                {
-                    "events": [
-                        {"event_id": i, "event_type": "page_view", "event_time": now, "anonymous_id": self.name}
-                        for i in ids
-                    ]
-                }
-            )
-            self.sent.update(ids)
-            while not self.stop.is_set():  # retry the same ids until acknowledged
-                try:
-                    if connection is None:
-                        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                    connection.request("POST", "/collect", body, {"Content-Type": "text/plain;charset=UTF-8"})
-                    response = connection.getresponse()
-                    payload = response.read()
-                except (OSError, http.client.HTTPException):  # refused, reset, or cut mid-response
-                    self.failures += 1
-                    connection = None
-                    time.sleep(0.02)
-                    continue
-                if response.status == 200:
-                    assert json.loads(payload)["accepted"] == 5
-                    self.acknowledged.update(ids)
-                    break
-                self.failures += 1
-                time.sleep(0.02)
 
 
 def test_every_acknowledged_event_survives_sigkill(tmp_path: Path) -> None:
@@ -76,7 +31,7 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path: Path) -> None:
     port = free_port()
     stop = threading.Event()
     collector = start_collector(tmp_path, port)
-    clients = [Client(f"c{i}", port, stop) for i in range(4)]
+    clients = [RetryingClient(f"c{i}", port, stop) for i in range(4)]
     for client in clients:
         client.start()
     kills = 0

@@ -12,65 +12,19 @@ restarted, then stopped with SIGTERM.
 
 from __future__ import annotations
 
-import http.client
 import json
 import signal
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from collector_process import free_port, start_collector
+from collector_process import RetryingClient, free_port, start_collector
 
 pytestmark = pytest.mark.integration
 
 FILE_SIZE_LIMIT = 12 << 10  # about 10 batches of five events per segment
-
-
-class Client(threading.Thread):
-    def __init__(self, name: str, port: int, stop: threading.Event) -> None:
-        super().__init__(daemon=True)
-        self.name, self.port, self.stop = name, port, stop
-        self.acknowledged: set[str] = set()
-        self.uncertain: set[str] = set()  # ids of batches an attempt of which lost its connection
-        self.refused_full = 0  # 503s of a failed write (the limit hit)
-        self.sent_batches = 0
-
-    def run(self) -> None:
-        n = 0
-        connection: http.client.HTTPConnection | None = None
-        while not self.stop.is_set():
-            now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            ids = [f"{self.name}-{n + i}" for i in range(5)]
-            n += 5
-            events = [
-                {"event_id": i, "event_type": "page_view", "event_time": now, "anonymous_id": self.name, "n": k}
-                for k, i in enumerate(ids)
-            ]
-            body = json.dumps({"events": events})
-            self.sent_batches += 1
-            while not self.stop.is_set():
-                try:
-                    if connection is None:
-                        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                    connection.request("POST", "/collect", body, {"Content-Type": "text/plain;charset=UTF-8"})
-                    response = connection.getresponse()
-                    payload = json.loads(response.read())
-                except (OSError, http.client.HTTPException):  # killed, restarting
-                    self.uncertain.update(ids)
-                    connection = None
-                    time.sleep(0.02)
-                    continue
-                if response.status == 200:
-                    assert payload["accepted"] == 5, payload
-                    self.acknowledged.update(ids)
-                    break
-                assert response.status == 503, (response.status, payload)
-                if payload["error"].startswith("log write failed"):
-                    self.refused_full += 1
-                time.sleep(0.01)
 
 
 def test_acknowledged_events_survive_a_full_disk_and_a_kill(tmp_path: Path) -> None:
@@ -78,7 +32,7 @@ def test_acknowledged_events_survive_a_full_disk_and_a_kill(tmp_path: Path) -> N
     stop = threading.Event()
     with open(tmp_path / "collector.log", "wb") as errors:
         collector = start_collector(tmp_path, port, file_size_limit=FILE_SIZE_LIMIT, stderr=errors)
-        clients = [Client(f"c{i}", port, stop) for i in range(3)]
+        clients = [RetryingClient(f"c{i}", port, stop) for i in range(3)]
         for client in clients:
             client.start()
         try:
@@ -99,7 +53,9 @@ def test_acknowledged_events_survive_a_full_disk_and_a_kill(tmp_path: Path) -> N
 
     acknowledged = set().union(*(c.acknowledged for c in clients))
     uncertain = set().union(*(c.uncertain for c in clients))
-    refused_full = sum(c.refused_full for c in clients)
+    refusals = [refusal for c in clients for refusal in c.refusals]
+    assert {status for status, _ in refusals} <= {503}, refusals[:5]
+    refused_full = sum(answer["error"].startswith("log write failed") for _, answer in refusals)  # the limit hit
     assert len(acknowledged) > 200 and refused_full > 0, (len(acknowledged), refused_full)
 
     collector_dir, landing = tmp_path / "collector", tmp_path / "landing" / "events"

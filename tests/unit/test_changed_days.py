@@ -2,7 +2,6 @@
 with what raw.ingested_files recorded when the day was ingested; the raw_events asset and `pulse materialize`
 skip the others."""
 
-import json
 import os
 import shutil
 from datetime import date, timedelta
@@ -11,27 +10,13 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from landing_files import land_page_views as land
 
 from orchestration.ingest.assets import days_to_ingest
 from orchestration.materialize import RANGE_END_TAG, RANGE_START_TAG, last_run_failed, run_config
 from pulse.ingest import changed_days, create_raw_tables, ingest_day
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(3)]
-
-
-def land(events: Path, day: date, name: str = "part.jsonl", n: int = 1) -> Path:
-    folder = events / day.isoformat()
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [
-        json.dumps(
-            {"event_id": f"{day}-{name}-{i}", "event_type": "page_view", "event_time": f"{day}T10:00:00Z"}
-            | {"anonymous_id": "a1"}
-        )
-        for i in range(n)
-    ]
-    path = folder / name
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture

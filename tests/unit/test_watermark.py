@@ -1,24 +1,17 @@
 """The pipeline watermark (pulse/watermark.py): a landing day ingested but not yet covered by the published
 snapshot is unpublished, so `pulse materialize` runs again for it instead of saying "nothing new"."""
 
-import json
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
+from landing_files import land_page_views as land
 
 from pulse.ingest import ingest_day
 from pulse.watermark import batch_committed, record_modelled, record_published, unpublished_days
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(3)]
-
-
-def land(events: Path, day: date, name: str = "part.jsonl") -> None:
-    folder = events / day.isoformat()
-    folder.mkdir(parents=True, exist_ok=True)
-    line = {"event_id": f"{day}-{name}", "event_type": "page_view", "event_time": f"{day}T10:00:00Z"}
-    (folder / name).write_text(json.dumps(line | {"anonymous_id": "a1"}) + "\n")
 
 
 @pytest.fixture
