@@ -57,14 +57,14 @@ class RunProcess:
     process: ProcessIdentity | None  # None: no process recorded yet (STARTING), or not judged here
     alive: bool | None  # None: cannot tell from this host
 
-    def describe(self, now: float | None = None) -> str:
+    def describe(self) -> str:
         """'run 1a2b3c4d (all_assets, 2026-09-01..2026-09-03), pid 123 on host, started 12:00:01 UTC, 3 min ago'"""
         parts = [f"run {self.run_id[:8]} ({self.job_name})"]
         if self.process is not None:
             parts.append(self.process.describe())
         if self.started_at is not None:
             started = datetime.fromtimestamp(self.started_at, UTC)
-            parts.append(f"started {started:%Y-%m-%d %H:%M:%S} UTC, {_ago((now or time.time()) - self.started_at)}")
+            parts.append(f"started {started:%Y-%m-%d %H:%M:%S} UTC, {_ago(time.time() - self.started_at)}")
         return ", ".join(parts)
 
 
@@ -122,8 +122,10 @@ def running_runs(instance: dg.DagsterInstance) -> list[RunProcess]:
 def fail_dead_runs(instance: dg.DagsterInstance, exclude: Sequence[str] = ()) -> list[RunProcess]:
     """Mark every run whose process is gone failed (canceled, when it was being canceled) and free its slots;
     free the slots finished runs still hold. Returns the runs marked."""
-    dead = [r for r in running_runs(instance) if r.alive is False and r.run_id not in exclude]
-    for run in dead:
+    marked = []
+    for run in running_runs(instance):
+        if run.alive is not False or run.run_id in exclude:
+            continue
         dagster_run = instance.get_run_by_id(run.run_id)
         if dagster_run is None or dagster_run.status not in RUNNING_STATUSES:
             continue  # it ended meanwhile
@@ -142,8 +144,9 @@ def fail_dead_runs(instance: dg.DagsterInstance, exclude: Sequence[str] = ()) ->
         else:
             instance.report_run_failed(dagster_run, message)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        marked.append(run)
     free_slots_of_finished_runs(instance)
-    return dead
+    return marked
 
 
 def free_slots_of_finished_runs(instance: dg.DagsterInstance) -> list[str]:

@@ -32,10 +32,6 @@ MAX_ERRORS = 30
 INTERRUPT_SIGNAL = signal.SIGUSR1
 
 
-def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 class RunWatch:
     """``with RunWatch(instance, say): execute the run``. ``say(line)`` prints a line for the user."""
 
@@ -51,8 +47,10 @@ class RunWatch:
         self.say = say
         self.report_seconds = report_seconds
         self.poll_seconds = poll_seconds
-        self.stopped_waiting_run: str | None = None  # the run id the watch canceled while it waited
         self._done = threading.Event()
+        # held while the watch decides to interrupt the main thread and sends the signal, and while __exit__
+        # marks the watch done: once done, no interrupt is sent, and one sent before is ignored there
+        self._interrupt_lock = threading.Lock()
         self._thread = threading.Thread(target=self._watch, name="pulse-run-watch", daemon=True)
         self._pipe: tuple[int, int] | None = None
         self._previous_wakeup_fd: int | None = None
@@ -63,7 +61,7 @@ class RunWatch:
             read, write = os.pipe()
             os.set_blocking(read, False)
             os.set_blocking(write, False)
-            self._previous_handler = signal.signal(INTERRUPT_SIGNAL, _raise_interrupt)
+            self._previous_handler = signal.signal(INTERRUPT_SIGNAL, self._raise_interrupt)
             self._previous_wakeup_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
             self._pipe = (read, write)
         self._thread.start()
@@ -72,13 +70,20 @@ class RunWatch:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._done.set()
-        self._thread.join(timeout=10)
-        if self._pipe is not None:
-            signal.set_wakeup_fd(self._previous_wakeup_fd if self._previous_wakeup_fd is not None else -1)
-            signal.signal(INTERRUPT_SIGNAL, self._previous_handler)  # type: ignore[arg-type]
-            for fd in self._pipe:
-                os.close(fd)
+        try:
+            with self._interrupt_lock:
+                self._done.set()
+            self._thread.join(timeout=10)
+        finally:
+            if self._pipe is not None:
+                signal.set_wakeup_fd(self._previous_wakeup_fd if self._previous_wakeup_fd is not None else -1)
+                signal.signal(INTERRUPT_SIGNAL, self._previous_handler)  # type: ignore[arg-type]
+                for fd in self._pipe:
+                    os.close(fd)
+
+    def _raise_interrupt(self, _signum: int, _frame: FrameType | None) -> None:
+        if not self._done.is_set():  # the run has ended: too late to stop it
+            raise KeyboardInterrupt
 
     def _signals(self) -> set[int]:
         if self._pipe is None:
@@ -101,9 +106,11 @@ class RunWatch:
                     continue  # a signal while a step runs is Dagster's to handle (the step is interrupted)
                 fail_dead_runs(self.instance, exclude=[runs[0].run_id])
                 if stop and pool_waits(self.instance, runs[0].run_id):
-                    self.instance.report_run_canceling(runs[0], "interrupted (Ctrl-C or SIGTERM) while it waited")
-                    self.stopped_waiting_run = runs[0].run_id
-                    signal.pthread_kill(threading.main_thread().ident or 0, INTERRUPT_SIGNAL)
+                    with self._interrupt_lock:
+                        if self._done.is_set():
+                            return  # the run ended meanwhile
+                        self.instance.report_run_canceling(runs[0], "interrupted (Ctrl-C or SIGTERM) while it waited")
+                        signal.pthread_kill(threading.main_thread().ident or 0, INTERRUPT_SIGNAL)
                     return
                 if time.monotonic() - last_report >= self.report_seconds:
                     last_report = time.monotonic()

@@ -48,6 +48,12 @@ def late_events_text(late_events: int, late_from: date | str | None) -> str:
     )
 
 
+def late_events(warehouse: Warehouse) -> tuple[int, date | None]:
+    """How many events are kept aside (qa_late_events) and the day of the earliest."""
+    [(count, earliest)] = warehouse.rows("select count(*), min(cast(event_time as date)) from qa_late_events")
+    return count, earliest
+
+
 def batch_report(warehouse: Warehouse | duckdb.DuckDBPyConnection) -> BatchReport | None:
     """The batch the last dbt run processed, or None before the first run built the batch tables."""
     warehouse = as_warehouse(warehouse)
@@ -57,7 +63,7 @@ def batch_report(warehouse: Warehouse | duckdb.DuckDBPyConnection) -> BatchRepor
         "select is_full, first_load_date, last_load_date, batch_rows from int_batch"
     )
     [[users]] = warehouse.rows("select count(*) from int_batch_users")
-    [(late, late_from)] = warehouse.rows("select count(*), min(cast(event_time as date)) from qa_late_events")
+    late, late_from = late_events(warehouse)
     return BatchReport(
         is_full=bool(is_full),
         first_load_date=first_day,

@@ -800,8 +800,9 @@ def _mlflow_app_installed() -> bool:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Convert source files (Snowplow, Segment, OTTO, mapped CSV/Parquet, ...) into daily contract files."""
-    from pulse.importers import ConsentDeclaration, ConsentError, MappingError, SourceError, import_files
+    from pulse.importers import ConsentDeclaration, ConsentError, MappingError, SourceError, import_files, part_limits
     from pulse.importers.consent import consent_lines
+    from pulse.ingest import IngestOptions
 
     try:
         declaration = ConsentDeclaration.parse(args.consent, args.consent_basis)
@@ -809,9 +810,20 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"pulse import: {exc}", file=sys.stderr)
         return 2
     landing = Path(args.landing).expanduser().resolve() if args.landing else paths_from_env().landing
+    try:  # no file written bigger than ingestion accepts (a bad setting is reported after the import)
+        options = IngestOptions.from_env(os.environ)
+        limits = part_limits(options.max_file_lines, options.max_file_bytes)
+    except ValueError:
+        limits = part_limits(IngestOptions.max_file_lines, IngestOptions.max_file_bytes)
     try:
         summary = import_files(
-            args.format, args.paths, landing, mapping=args.mapping, progress=not args.quiet, declaration=declaration
+            args.format,
+            args.paths,
+            landing,
+            mapping=args.mapping,
+            progress=not args.quiet,
+            declaration=declaration,
+            part_limits=limits,
         )
     except (SourceError, MappingError) as exc:
         print(f"pulse import: {exc}", file=sys.stderr)

@@ -306,16 +306,17 @@ def value_violation(f: Field, value: object) -> str | None:
     return None
 
 
-def _sql_str(value: str) -> str:
+def sql_string(value: str) -> str:
+    """``value`` as an SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
 
 def _matches(text: str, pattern: str) -> str:
-    return f"regexp_matches({text}, {_sql_str(pattern)})"
+    return f"regexp_matches({text}, {sql_string(pattern)})"
 
 
 def _reason_sql(f: Field, rule: str, text: str) -> str:
-    return f"{_sql_str(f'{f.name} {rule}: ')} || left({text}, {SHOWN_CHARS})"
+    return f"{sql_string(f'{f.name} {rule}: ')} || left({text}, {SHOWN_CHARS})"
 
 
 def cast_sql(f: Field, text: str) -> str | None:
@@ -408,7 +409,7 @@ def value_violation_sql(f: Field, text: str, cast: str, typed: str, json_type: s
         )
     if f.type == "boolean":
         return (
-            f"case when {text} is null or lower({text}) in ({', '.join(map(_sql_str, BOOLEAN_TEXTS))}) then null"
+            f"case when {text} is null or lower({text}) in ({', '.join(map(sql_string, BOOLEAN_TEXTS))}) then null"
             f" else {reason(NOT_A_BOOLEAN)} end"
         )
     return (  # json

@@ -39,6 +39,7 @@ from pulse.contract import (
     FUTURE_TOLERANCE,
     Field,
     cast_sql,
+    sql_string,
     typed_sql,
     value_violation_sql,
 )
@@ -773,20 +774,11 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
 # ---------------------------------------------------------------------------------------------- validation
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _cast(f: Field, v: str) -> str | None:
-    """The one cast of a field's text (computed once, used by checks and output): :func:`pulse.contract.cast_sql`."""
-    return cast_sql(f, v)
-
-
 def _field_checks(f: Field, v: str, t: str, typed: str, j: str | None = None) -> list[str]:
     """SQL expressions that are a reason string when ``f`` breaks the contract. ``v`` is the extracted text (null
-    when absent, JSON null or ""), ``t`` the column holding its cast (see :func:`_cast`), ``typed`` its value in
-    the warehouse type, ``j`` a string field's JSON type. The value rules are :mod:`pulse.contract`'s, the same the
-    collector and the importers apply."""
+    when absent, JSON null or ""), ``t`` the column holding its cast (:func:`pulse.contract.cast_sql`), ``typed``
+    its value in the warehouse type, ``j`` a string field's JSON type. The value rules are :mod:`pulse.contract`'s,
+    the same the collector and the importers apply."""
     checks: list[str] = []
     if f.required:
         checks.append(f"case when {v} is null then 'missing required field {f.name}' end")
@@ -807,17 +799,19 @@ def validation_sql(lines_view: str, options: IngestOptions) -> str:
     limit is per row (its landing day's), so one statement validates the files of many landing days: DuckDB
     spends ~0.1 s planning this statement, which a history of small days (a shop's orders over years) would
     otherwise pay once per file."""
-    paths = ", ".join(_sql_str(f"$.{f.name}") for f in FIELDS)
-    string_paths = ", ".join(_sql_str(f"$.{f.name}") for f in _STRING_FIELDS)
+    paths = ", ".join(sql_string(f"$.{f.name}") for f in FIELDS)
+    string_paths = ", ".join(sql_string(f"$.{f.name}") for f in _STRING_FIELDS)
     # Per field, columns computed once (the checks refer to them several times): its text (null when absent,
     # JSON null or "": an empty value is a missing one, as in the collector), its cast and its value in the
     # warehouse type; a string field's JSON type.
     values = {f.name: f"text_{f.name}" for f in FIELDS}
     json_types = {f.name: f"j[{i + 1}]" for i, f in enumerate(_STRING_FIELDS)}
-    casts = {f.name: f"cast_{f.name}" for f in FIELDS if _cast(f, values[f.name])}
+    casts = {f.name: f"cast_{f.name}" for f in FIELDS if cast_sql(f, values[f.name])}
     typed = {f.name: f"value_{f.name}" for f in FIELDS}
     field_cols = "".join(f",\n        nullif(v[{i + 1}], '') as {values[f.name]}" for i, f in enumerate(FIELDS))
-    cast_cols = "".join(f",\n        {_cast(f, values[f.name])} as {casts[f.name]}" for f in FIELDS if f.name in casts)
+    cast_cols = "".join(
+        f",\n        {cast_sql(f, values[f.name])} as {casts[f.name]}" for f in FIELDS if f.name in casts
+    )
     typed_cols = "".join(
         f",\n        {typed_sql(f, values[f.name], casts.get(f.name, ''))} as {typed[f.name]}" for f in FIELDS
     )
@@ -826,7 +820,7 @@ def validation_sql(lines_view: str, options: IngestOptions) -> str:
         for f in FIELDS
         for check in _field_checks(f, values[f.name], casts.get(f.name, ""), typed[f.name], json_types.get(f.name))
     ]
-    known = ", ".join(_sql_str(t) for t in EVENT_TYPES)
+    known = ", ".join(sql_string(t) for t in EVENT_TYPES)
     et = values["event_type"]
     field_checks.append(
         f"case when {et} is not null and {et} not in ({known})"

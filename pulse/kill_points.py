@@ -19,7 +19,6 @@ INGEST_BEFORE_COMMIT = "ingest:before-commit"  # raw tables written, the transac
 INGEST_AFTER_COMMIT = "ingest:after-commit"  # a batch of landing days committed, the run still ingesting
 DBT_RUNNING = "dbt:running"  # dbt has built its first model and goes on building
 PUBLISH_SWITCHED = "publish:switched"  # current.json points at the new snapshot, the fixed-path files not copied
-POINTS = (INGEST_BEFORE_COMMIT, INGEST_AFTER_COMMIT, DBT_RUNNING, PUBLISH_SWITCHED)
 
 
 def kill_point(point: str) -> None:

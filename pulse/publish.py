@@ -140,11 +140,6 @@ def csv_safe_sql(column: str) -> str:
     return f"case when left({column}, 1) in ({triggers}) then chr(39) || {column} else {column} end"
 
 
-def escape_formula(text: str | None) -> str | None:
-    """:func:`csv_safe_sql` in Python, for a cell written from Python."""
-    return "'" + text if text and text.startswith(FORMULA_TRIGGERS) else text
-
-
 def write_csv(con: duckdb.DuckDBPyConnection, relation: str, path: Path) -> None:
     """``relation`` as a CSV file for spreadsheets: every text cell escaped (:func:`csv_safe_sql`) and quoted,
     whatever it holds, so that it stays one cell with any separator a spreadsheet guesses (`,` `;` tab); numbers,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from pulse.batches import late_events
 from pulse.consent import read_consent_counts
 from pulse.settings import PulsePaths
 from pulse.warehouse import DuckDBWarehouse, Warehouse, open_warehouse
@@ -175,7 +176,7 @@ def _model_figures(warehouse: Warehouse) -> dict:
         "late_events": (0, None),
     }
     if warehouse.table_exists("qa_late_events"):
-        figures["late_events"] = warehouse.rows("select count(*), min(cast(event_time as date)) from qa_late_events")[0]
+        figures["late_events"] = late_events(warehouse)
     if warehouse.table_exists("user_segments"):
         figures["segments"] = warehouse.rows(
             """select segment_name, count(*), min(model_version), min(as_of_date)

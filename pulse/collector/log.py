@@ -443,6 +443,10 @@ class DurableLog:
         if segment is not None:
             segment.close()
             self._unpublished.append(segment.path)
+        self._publish_unpublished()
+
+    def _publish_unpublished(self) -> None:
+        """Publish the closed segments still in the spool, oldest first, until one cannot be published."""
         while self._unpublished:
             path = self._unpublished[0]
             try:
@@ -471,9 +475,13 @@ class DurableLog:
                     log.exception("collector: rolling the log segment failed")
 
     def _roll_if_due(self) -> None:
+        """Roll the open segment when it is due; otherwise only retry the unpublished ones (while the landing
+        disk stays full, the open segment is not closed every tick into a spool of tiny segments)."""
         segment = self._segment
-        if self._unpublished or (segment is not None and self._roll_due(segment, self.clock().date())):
+        if segment is not None and self._roll_due(segment, self.clock().date()):
             self._roll()
+        elif self._unpublished:
+            self._publish_unpublished()
 
     def _recover(self) -> list[Path]:
         """Publish the segments of dead processes (unlocked), cutting torn tails first. One that cannot be

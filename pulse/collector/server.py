@@ -6,8 +6,9 @@ the lifespan shutdown commits what is pending and rolls the open segment into th
 Request headers are bounded (:func:`bounded_headers_protocol`): httptools has no limit of its own and builds a
 header value by concatenating every piece as it arrives, so a header of tens of megabytes costs the event loop
 seconds of copying while every other request waits. The protocol counts the bytes of a request's head as they
-arrive and answers 431 as soon as they pass ``max_header_bytes``; the rest of the head is never parsed. It then
-closes the connection the way that lets the client read the 431 (a lingering close): it stops writing (FIN),
+arrive and answers 431 as soon as they pass ``max_header_bytes``; the rest of the head is never parsed. (A head
+that arrives whole in one read, up to a few hundred kilobytes, is measured once parsed and refused the same way.)
+It then closes the connection the way that lets the client read the 431 (a lingering close): it stops writing (FIN),
 drops what the client still sends for up to ``LINGER_SECONDS`` or ``LINGER_BYTES``, then closes. (Closing at
 once with unread bytes in the socket sends a reset, and the client loses the answer.)
 """
@@ -30,6 +31,11 @@ LINGER_SECONDS = 2.0
 LINGER_BYTES = 8 << 20
 
 
+class _HeadTooLarge(Exception):
+    """Raised from the parser's callback: httptools turns it into a parser error, which uvicorn answers 400;
+    :meth:`BoundedHeadersProtocol.send_400_response` answers 431 instead."""
+
+
 class BoundedHeadersProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a bound on the request line and headers together."""
 
@@ -41,6 +47,7 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
         self._in_head = True  # between requests and until the parser has every header of the current one
         self._head_bytes = 0
         self._lingering = False  # refused: what arrives now is dropped unparsed
+        self._head_too_large = False  # a head parsed whole in one read was over the limit
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:
@@ -61,7 +68,18 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
+        # the request line's target and every header line (name, ": ", value, CRLF) as parsed
+        head_bytes = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if head_bytes > self.max_header_bytes:
+            self._head_too_large = True
+            raise _HeadTooLarge
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_too_large:
+            self._refuse_head()
+        else:
+            super().send_400_response(msg)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

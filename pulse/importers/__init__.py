@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pulse.importers.common import (
+    PART_BYTES,
+    PART_EVENTS,
     FileResult,
     ImportSummary,
     MappingError,
@@ -45,6 +47,7 @@ __all__ = [
     "MappingError",
     "SourceError",
     "import_files",
+    "part_limits",
 ]
 
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "snowplow", "segment", "otto", "mapped")
@@ -87,6 +90,12 @@ def converter_for(fmt: str, mapping: Mapping | None = None) -> Converter:
     raise ValueError(f"unknown import format {fmt!r} (formats: {', '.join(FORMATS)})")
 
 
+def part_limits(max_file_lines: int, max_file_bytes: int) -> tuple[int, int]:
+    """The most events and bytes of one landing file an import writes: the import's own part sizes, or
+    ingestion's per-file limits (settings max_file_lines, max_file_bytes) where those are lower."""
+    return min(PART_EVENTS, max_file_lines), min(PART_BYTES, max_file_bytes)
+
+
 def import_files(
     fmt: str,
     paths: Sequence[Path | str],
@@ -94,12 +103,14 @@ def import_files(
     mapping: str | Path | Mapping | None = None,
     progress: bool = False,
     declaration: ConsentDeclaration | None = None,
+    part_limits: tuple[int, int] = (PART_EVENTS, PART_BYTES),
 ) -> ImportSummary:
     """Import each of ``paths`` (see the module docstring). Raises :class:`SourceError` for a file that
     cannot be read at all (the files imported before it stay imported; nothing of the failing one is
     written) and :class:`MappingError` for an invalid mapping.
 
     ``declaration``: the consent declared for these events (default: none; see pulse/importers/consent.py).
+    ``part_limits``: the most events and uncompressed bytes of one landing file (:func:`part_limits`).
     Each file's record of what was imported, with the declaration, goes to ``<landing>/imports/<name>.json``."""
     started = time.perf_counter()
     declaration = declaration or ConsentDeclaration()
@@ -125,6 +136,8 @@ def import_files(
             progress=progress,
             first_rejects=summary.first_rejects,
             declaration=declaration,
+            part_events=part_limits[0],
+            part_bytes=part_limits[1],
         )
         result.record_file = write_import_record(Path(landing), fmt, result, declaration, mapping=mapping_path)
         summary.files.append(result)

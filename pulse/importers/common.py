@@ -726,7 +726,8 @@ def _gzip_member(data: bytes) -> bytes:
 
 # A day's events go into parts of at most this many events and bytes (uncompressed): no file an import writes
 # is over ingestion's per-file limits (max_file_lines, max_file_bytes; 5,000,000 and 256 MiB by default), so a
-# month of 40 million events imports and ingests without a setting changed.
+# month of 40 million events imports and ingests without a setting changed. Limits set lower make the parts
+# smaller (`pulse import`: pulse.importers.part_limits).
 PART_EVENTS = 1_000_000
 PART_BYTES = 128 << 20
 
@@ -926,6 +927,7 @@ def import_file(
     buffer_bytes: int = BUFFER_BYTES,
     declaration: ConsentDeclaration | None = None,
     part_events: int = PART_EVENTS,
+    part_bytes: int = PART_BYTES,
 ) -> FileResult:
     """Convert one source file and put its daily files and rejects in place (see the module docstring).
     ``declaration``: the consent the import declares, applied to every event (pulse/importers/consent.py)."""
@@ -937,7 +939,7 @@ def import_file(
     staging.mkdir(parents=True)
     bar = Progress(f"pulse import {source.path.name}", source.size, progress)
     try:
-        writer = _DayWriter(staging, buffer_bytes, part_events=part_events)
+        writer = _DayWriter(staging, buffer_bytes, part_events=part_events, part_bytes=part_bytes)
         repeats = RepeatedContentIds()
         result = FileResult(source=source.path, stem="")
         types: Counter[str] = Counter()

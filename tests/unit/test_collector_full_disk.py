@@ -227,3 +227,47 @@ def test_a_segment_the_landing_zone_refuses_is_kept_and_published_later(tmp_path
         json.loads(line)["n"] for f in (tmp_path / "landing").rglob("*.jsonl") for line in f.read_bytes().splitlines()
     ) == [1, 2, 3]
     assert list((tmp_path / "spool").iterdir()) == []
+
+
+def test_retrying_an_unpublished_segment_does_not_roll_the_open_one(tmp_path: Path, monkeypatch) -> None:
+    """While the landing zone refuses, the roller retries the closed segment every tick without closing the open
+    one (not due): the spool keeps two segments, not one more per tick. Once the landing zone takes files again,
+    the retry publishes the closed one and the open one stays open."""
+    real_publish = durable.publish_segment
+    landing_full = {"on": True}
+
+    def publish(segment: Path, events_landing: Path, instance: str) -> Path | None:
+        if landing_full["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_publish(segment, events_landing, instance)
+
+    monkeypatch.setattr(durable, "publish_segment", publish)
+    spool = tmp_path / "spool"
+
+    async def main() -> tuple[list[int], list[int], int]:
+        log = durable.DurableLog(spool, tmp_path / "landing", tmp_path / "dead", min_free_bytes=0)
+        log.roll_seconds = 0.0
+        await log.start()
+        log._roller.cancel()  # the test ticks the roller itself
+        await log.append(b'{"n":1}\n')
+        await log.append(b'{"n":2}\n')  # rolls segment 1: refused by the landing zone
+        log.roll_seconds = 3600.0  # the open segment (n=2) is not due again
+        loop = asyncio.get_running_loop()
+        spooled = []
+        for _ in range(5):  # five roller ticks while the landing zone is full
+            await loop.run_in_executor(log._executor, log._roll_if_due)
+            spooled.append(len(list(spool.glob(f"*{durable.SEGMENT_SUFFIX}"))))
+        landing_full["on"] = False
+        await loop.run_in_executor(log._executor, log._roll_if_due)
+        after = [len(list(spool.glob(f"*{durable.SEGMENT_SUFFIX}"))), log.unpublished_segments]
+        rolled_before_close = log.stats.segments_rolled
+        await log.close()
+        return spooled, after, rolled_before_close
+
+    spooled, after, rolled = asyncio.run(main())
+    assert spooled == [2] * 5
+    assert after == [1, 0] and rolled == 1  # segment 1 published; the open one still open
+    landed = [
+        json.loads(line)["n"] for f in (tmp_path / "landing").rglob("*.jsonl") for line in f.read_bytes().splitlines()
+    ]
+    assert sorted(landed) == [1, 2]

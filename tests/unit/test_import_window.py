@@ -4,6 +4,7 @@ future tolerance) and says which setting to change."""
 from __future__ import annotations
 
 import csv
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -102,3 +103,23 @@ def test_contract_files_are_checked_too(tmp_path: Path) -> None:
     summary = import_files("jsonl", [source], tmp_path / "landing")
     report = outside_window(summary.files, datetime(2000, 1, 1), datetime(2026, 12, 8))
     assert (report.events, report.before_floor.events, report.before_floor.span) == (2, 1, "landing day 1970-01-01")
+
+
+def test_pulse_import_writes_no_file_over_ingestions_per_file_limits(tmp_path: Path, monkeypatch) -> None:
+    """With max_file_lines set below the import's own part size, `pulse import` writes a day in parts that
+    ingestion accepts under the same settings (before, it wrote one file of 5 lines that failed the run)."""
+    import duckdb
+
+    from pulse.ingest import IngestOptions, ingest_day
+
+    monkeypatch.setenv("PULSE_EARLIEST_EVENT_TIME", "1990-01-01")
+    monkeypatch.setenv("PULSE_MAX_FILE_LINES", "2")
+    source = orders(tmp_path / "o.csv", [f"2026-09-01 1{h}:00:00" for h in range(5)])
+    landing = tmp_path / "landing"
+    args = ["import", "--quiet", "--format", "mapped", "--mapping", "purchase_log", "--landing", str(landing)]
+    assert cli.main([*args, str(source)]) == 0
+    parts = sorted(p.name for p in (landing / "events" / "2026-09-01").iterdir())
+    assert len(parts) == 3, parts
+    with duckdb.connect() as con:
+        day = ingest_day(con, landing / "events", datetime(2026, 9, 1).date(), IngestOptions.from_env(dict(os.environ)))
+    assert (day.lines_read, day.accepted) == (5, 5)
