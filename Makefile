@@ -45,10 +45,11 @@ $(BROWSER)/node_modules/.installed: $(BROWSER)/package.json $(BROWSER)/package-l
 
 # Two workers (pytest-xdist), a test file per worker at a time (module fixtures stay in one process): most
 # integration tests wait on process start-ups (Dagster, dbt, the JVM), so two run in about 2/3 of the time.
+# Files go out in the order tests/conftest.py sorts them (the slowest first), not xdist's (most tests first).
 TEST_WORKERS ?= 2
 
 test: lint browser-deps
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ui: install
 	$(BIN)/pulse ui

@@ -11,6 +11,42 @@ from pulse.settings import PulsePaths, export_to_environ, paths_from_env
 
 PATH_VARIABLES = ("PULSE_LANDING", "PULSE_WAREHOUSE", "PULSE_MLFLOW_DB", "DAGSTER_HOME", "PULSE_EXPORTS")
 
+# The test files that take longest, slowest first (seconds of one file on 2 busy cores, `pytest --durations=0`,
+# Dec 2026): `make test` hands them to the two workers first, then the other integration files, the browser
+# tests, and the unit tests last, which fill the gaps (longest first; xdist's own order, by number of tests per
+# file, put these few-test files last and left one worker idle for minutes). Update it when a file grows.
+SLOWEST_FIRST = (
+    "tests/integration/test_engines_equal.py",  # ~560 s: Spark and DuckDB, full and incremental
+    "tests/integration/test_killed_runs.py",  # ~380 s: a chain of seven `pulse materialize` processes
+    "tests/browser/test_browser.py",  # ~270 s: Chromium, the docs and MLflow servers
+    "tests/integration/test_late_events.py",
+    "tests/integration/test_late_event_publishes.py",
+    "tests/integration/test_incremental.py",
+    "tests/integration/test_history_from_the_1990s.py",
+    "tests/integration/test_automation.py",
+    "tests/integration/test_settings_runs.py",
+    "tests/integration/test_purchase_intent_on_demo.py",
+    "tests/integration/test_small_shop.py",
+    "tests/integration/test_pipeline.py",
+    "tests/integration/test_collection_end_to_end.py",
+    "tests/integration/test_new_landing_day.py",
+    "tests/integration/test_no_leaks.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slowest files first (SLOWEST_FIRST), then integration, browser and unit tests; a file's tests stay
+    together and in their order (the sort is stable)."""
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        path = item.nodeid.split("::")[0]
+        if path in SLOWEST_FIRST:
+            return (0, SLOWEST_FIRST.index(path))
+        folder = Path(path).parts[1] if len(Path(path).parts) > 2 else ""
+        return ({"integration": 1, "browser": 2}.get(folder, 3), 0)
+
+    items.sort(key=rank)
+
 
 @contextmanager
 def _isolated_pulse_home(home: Path) -> Iterator[PulsePaths]:
