@@ -1,6 +1,6 @@
 """Events later than the lookback are counted and reported, not dropped, and `reprocess_from` folds them in.
 
-The demo shop (150 users x 8 days) is built from its first 5 landing days, then one landing day at a time with
+The demo shop (150 users x 8 days) is built from its first 7 landing days, then one landing day at a time with
 the default lookback (incremental_lookback_days: 1). Planted in the last landing day: the only visit of a new
 visitor, dated three days before that landing day, one of its events delivered twice, and a second copy of an
 event of the first day (a tracker retrying days later: already in the sessions). The run that ingests it must
@@ -30,7 +30,7 @@ from pulse.demo import DEMO_FILE_NAME
 pytestmark = pytest.mark.integration
 
 USERS, DAYS, SEED = 150, 8, 5
-FIRST_BUILD_DAYS = 5
+FIRST_BUILD_DAYS = 7
 LATE_USER = "planted-late-visitor"
 LATE_IDS = {"late-view", "late-ping", "late-product"}
 COMPARED = ("int_visits", "fct_sessions", "fct_page_views", "fct_user_daily", "dim_users", "user_features")
