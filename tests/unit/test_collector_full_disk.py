@@ -196,18 +196,24 @@ def test_dead_letter_appends_cut_a_torn_tail_left_by_a_killed_process(tmp_path: 
     assert path.read_bytes() == b'{"rejected": []}\n{"rejected": [1]}\n'
 
 
-def test_a_segment_the_landing_zone_refuses_is_kept_and_published_later(tmp_path: Path, monkeypatch) -> None:
-    """A roll whose publication fails (a full landing file system) fails no request: the closed segment stays in
-    the spool, complete, and a later roll publishes it."""
+@pytest.fixture
+def landing_full(monkeypatch) -> dict:
+    """The landing zone refuses every segment (ENOSPC) while ``landing_full["on"]``; set it False to free it."""
     real_publish = durable.publish_segment
-    landing_full = {"on": True}
+    state = {"on": True}
 
     def publish(segment: Path, events_landing: Path, instance: str) -> Path | None:
-        if landing_full["on"]:
+        if state["on"]:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_publish(segment, events_landing, instance)
 
     monkeypatch.setattr(durable, "publish_segment", publish)
+    return state
+
+
+def test_a_segment_the_landing_zone_refuses_is_kept_and_published_later(tmp_path: Path, landing_full: dict) -> None:
+    """A roll whose publication fails (a full landing file system) fails no request: the closed segment stays in
+    the spool, complete, and a later roll publishes it."""
 
     async def main() -> tuple[int, int]:
         log = durable.DurableLog(tmp_path / "spool", tmp_path / "landing", tmp_path / "dead", min_free_bytes=0)
@@ -229,19 +235,10 @@ def test_a_segment_the_landing_zone_refuses_is_kept_and_published_later(tmp_path
     assert list((tmp_path / "spool").iterdir()) == []
 
 
-def test_retrying_an_unpublished_segment_does_not_roll_the_open_one(tmp_path: Path, monkeypatch) -> None:
+def test_retrying_an_unpublished_segment_does_not_roll_the_open_one(tmp_path: Path, landing_full: dict) -> None:
     """While the landing zone refuses, the roller retries the closed segment every tick without closing the open
     one (not due): the spool keeps two segments, not one more per tick. Once the landing zone takes files again,
     the retry publishes the closed one and the open one stays open."""
-    real_publish = durable.publish_segment
-    landing_full = {"on": True}
-
-    def publish(segment: Path, events_landing: Path, instance: str) -> Path | None:
-        if landing_full["on"]:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_publish(segment, events_landing, instance)
-
-    monkeypatch.setattr(durable, "publish_segment", publish)
     spool = tmp_path / "spool"
 
     async def main() -> tuple[list[int], list[int], int]:
