@@ -886,8 +886,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
     """The HTTP collector: events acknowledged once on disk, rolled into the landing zone (docs/collection.md)."""
     from pulse.collector.app import CollectorSettings
     from pulse.collector.server import collect
+    from pulse.ingest import IngestOptions
 
     paths = _paths()
+    try:  # the contract's limits ingestion will apply to what the collector acknowledges
+        limits = IngestOptions.from_env(os.environ).limits
+    except ValueError as exc:  # a setting that does not parse: the message names it
+        print(f"pulse collect: {exc}", file=sys.stderr)
+        return 2
     settings = CollectorSettings(
         spool=paths.collector / "spool",
         events_landing=paths.events_landing,
@@ -898,6 +904,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         roll_seconds=args.roll_seconds,
         min_free_bytes=int(args.min_free_mb * (1 << 20)),
         max_header_bytes=int(args.max_header_kb * (1 << 10)),
+        limits=limits,
     )
     return collect(settings, host=args.host, port=args.port)
 

@@ -1,13 +1,21 @@
-"""Event contract v1.3: the fields pulse accepts, their types, the event types, and the value rules.
+"""Event contract v1.3, declared once: the fields pulse accepts (types, ranges, who sets them), the event types,
+the identity rule, the limits (:class:`EventLimits`: time window and size) and every reason an event is refused
+(:class:`Reason`).
 
-docs/event-contract.md is the human description; this module is the one the code uses. Ingestion
-(:mod:`pulse.ingest`) turns these declarations into one SQL validation pass.
+Everything that checks or describes an event is derived from these declarations:
+
+- ingestion's one SQL validation pass (:func:`field_checks_sql`, :func:`event_checks_sql`, used by
+  :mod:`pulse.ingest`);
+- the collector's and the importers' checks in Python (:func:`event_violations`, :func:`value_violation`);
+- the field table and the reason table of docs/event-contract.md and the tracker's list of event types
+  (:mod:`pulse.contract_copies`, ``make contract-copies``; a unit test fails when a copy is stale).
 
 The value rules (what a number, an integer, a timestamp, a string, a boolean or a JSON object field accepts) are
 written here once per field type, twice side by side: in Python (:func:`value_violation`, over a JSON-decoded
-value: the collector and the importers) and in SQL (:func:`value_violation_sql`, over the text DuckDB extracts
-from a landing line and its JSON type: ingestion). tests/unit/test_value_rules.py runs one table of cases through
-the collector, the importers and ingestion and requires the same verdict and reason from each.
+value) and in SQL (:func:`value_violation_sql`, over the text DuckDB extracts from a landing line and its JSON
+type). Every reason's text comes from one template (:class:`Reason`) rendered for both. tests/unit/
+test_event_contract.py runs one table of good and bad events (every reason) through the collector, the importers
+and ingestion and requires the same verdict and the same reason text from each.
 """
 
 from __future__ import annotations
@@ -15,8 +23,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import string
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from numbers import Real
 from typing import Literal
@@ -51,6 +60,12 @@ EARLIEST_EVENT_TIME = datetime(2000, 1, 1)
 FUTURE_TOLERANCE = timedelta(days=1)
 
 
+# Who sets a field: the sender (the tracker, a server-side client, an export, an importer's mapping); the
+# collector (``pulse collect`` overwrites or removes what a client sends: docs/collection.md); or ``pulse import``
+# alone (the collector removes it from what clients send).
+SetBy = Literal["sender", "collector", "import"]
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -58,17 +73,28 @@ class Field:
     required: bool = False
     min_value: float | None = None
     max_value: float | None = None
+    set_by: SetBy = "sender"
+    doc: str = ""  # the notes column of docs/event-contract.md's field table
+    since: str = "1.0"  # the contract version that added it
 
+
+# Of these, at least one must be present (not absent, null or ""): an event nobody can be tied to is refused.
+IDENTITY_FIELDS: tuple[str, ...] = ("user_id", "anonymous_id")
 
 FIELDS: tuple[Field, ...] = (
-    Field("event_id", "string", required=True),
-    Field("event_type", "string", required=True),
-    Field("event_time", "timestamp", required=True),
-    Field("received_at", "timestamp"),
-    Field("user_id", "string"),
-    Field("anonymous_id", "string"),
-    Field("session_id", "string"),
-    Field("page_view_id", "string"),
+    Field(
+        "event_id",
+        "string",
+        required=True,
+        doc="unique per event; a repeated id is a duplicate (the copy with the earliest `received_at` is kept)",
+    ),
+    Field("event_type", "string", required=True, doc="one of the [types below](#event-types), or `custom.<name>`"),
+    Field("event_time", "timestamp", required=True, doc="when it happened, with a zone (`Z` or `±hh:mm`); stored in UTC"),
+    Field("received_at", "timestamp", set_by="collector", doc="when the collector received it"),
+    Field("user_id", "string", doc="the known user (a login id or a hash of it: no raw PII needed)"),
+    Field("anonymous_id", "string", doc="the device / cookie id"),
+    Field("session_id", "string", doc="the client's session id; a change starts a new session"),
+    Field("page_view_id", "string", doc="ties `page_ping`, `scroll` and `click` events to their `page_view`"),
     Field("page_url", "string"),
     Field("page_title", "string"),
     Field("referrer", "string"),
@@ -77,31 +103,108 @@ FIELDS: tuple[Field, ...] = (
     Field("utm_campaign", "string"),
     Field("product_id", "string"),
     Field("category", "string"),
-    Field("price", "double", min_value=0),
-    Field("quantity", "bigint", min_value=0),
+    Field("price", "double", min_value=0, doc="unit price"),
+    Field("quantity", "bigint", min_value=0, doc="at most 2^63 − 1, as every integer field"),
     Field("order_id", "string"),
-    Field("revenue", "double", min_value=0),
-    Field("value", "double", min_value=0),
-    Field("cart_value", "double", min_value=0),
+    Field("revenue", "double", min_value=0, doc="order total on `purchase`"),
+    Field(
+        "value",
+        "double",
+        min_value=0,
+        since="1.1",
+        doc="what an `add_to_cart` / `remove_from_cart` moves: Σ price × quantity of its products (GA4's `value`); "
+        "when absent, `price` × `quantity` (1 when absent)",
+    ),
+    Field(
+        "cart_value",
+        "double",
+        min_value=0,
+        since="1.1",
+        doc="the cart's total after this add or remove, when the tracker reports it (Snowplow's cart entity "
+        "`total_value`); lets pulse count carts as Snowplow does",
+    ),
     Field("search_query", "string"),
-    Field("element", "string"),
-    Field("scroll_depth_pct", "double", min_value=0, max_value=100),
-    Field("scroll_depth_px", "bigint", min_value=0),
-    Field("doc_height_px", "bigint", min_value=0),
-    Field("viewport_height_px", "bigint", min_value=0),
-    Field("consent_analytics", "boolean"),
-    Field("consent_personalization", "boolean"),
+    Field("element", "string", doc="click target (CSS selector, link id)"),
+    Field("scroll_depth_pct", "double", min_value=0, max_value=100, doc="deepest point seen, in percent of the document"),
+    Field(
+        "scroll_depth_px",
+        "bigint",
+        min_value=0,
+        doc="deepest vertical offset of the viewport's top (Snowplow's `pp_yoffset_max`)",
+    ),
+    Field("doc_height_px", "bigint", min_value=0, doc="to compute the percentage when it is not sent"),
+    Field("viewport_height_px", "bigint", min_value=0, doc="to compute the percentage when it is not sent"),
+    Field(
+        "consent_analytics",
+        "boolean",
+        doc="the latest value a user sent is the one that holds; a flag the user sent outranks one an import "
+        "declared (`consent_basis`)",
+    ),
+    Field(
+        "consent_personalization",
+        "boolean",
+        doc="the latest value a user sent is the one that holds; a flag the user sent outranks one an import "
+        "declared (`consent_basis`)",
+    ),
     # Set by `pulse import --consent ... --consent-basis TEXT` on the events whose consent flags it filled in
     # (the lawful basis the importing team declared); absent when the flags are the event's own. Not accepted
     # from clients by the collector. See docs/importers.md, "Consent".
-    Field("consent_basis", "string"),
-    Field("properties", "json"),
+    Field(
+        "consent_basis",
+        "string",
+        set_by="import",
+        since="1.3",
+        doc="set by `pulse import --consent … --consent-basis TEXT` on the events whose consent flags it filled "
+        'in: the lawful basis the importing team declared (`"consent collected at sign-up (form v3)"`, '
+        '`"contract"`); absent when the flags are the event\'s own ([importers.md](importers.md#consent))',
+    ),
+    Field("properties", "json", doc="anything else"),
     # Set by the collector (pulse collect), not by clients: see docs/collection.md.
-    Field("user_agent", "string"),
-    Field("ip_address", "string"),
-    Field("is_bot", "boolean"),
-    Field("network_user_id", "string"),
+    Field("user_agent", "string", set_by="collector", since="1.2", doc="from the request's `User-Agent`"),
+    Field(
+        "ip_address",
+        "string",
+        set_by="collector",
+        since="1.2",
+        doc="the client's address, truncated (IPv4 /24, IPv6 /48) or absent by its configuration, absent without "
+        "analytics consent",
+    ),
+    Field(
+        "is_bot",
+        "boolean",
+        set_by="collector",
+        since="1.2",
+        doc="the user agent looks like a crawler or a headless browser; flagged, never dropped",
+    ),
+    Field(
+        "network_user_id",
+        "string",
+        set_by="collector",
+        since="1.2",
+        doc="its first-party HttpOnly cookie `pulse_nid`, with analytics consent only",
+    ),
 )
+FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+REQUIRED_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
+
+
+@dataclass(frozen=True)
+class EventLimits:
+    """The limits an event must keep besides its fields' rules, as the settings set them (pulse.settings:
+    ``earliest_event_time``, ``future_tolerance_hours``, ``max_row_bytes``). Ingestion applies them per landing
+    day (:class:`pulse.ingest.IngestOptions`), the collector per request (the future against its clock)."""
+
+    # Events before this (naive UTC) are refused: clock resets, epoch-0 defaults, test data.
+    earliest_event_time: datetime = EARLIEST_EVENT_TIME
+    # An event may be at most this far after the end of its landing day (ingestion) or the collector's clock.
+    future_tolerance: timedelta = FUTURE_TOLERANCE
+    # The most bytes one event may take as a line of a landing file (UTF-8 JSON).
+    max_row_bytes: int = 64 * 1024
+
+    @property
+    def floor_text(self) -> str:
+        """The floor as the reasons name it (``2000-01-01 00:00:00``)."""
+        return self.earliest_event_time.isoformat(sep=" ")
 
 
 def is_known_event_type(event_type: str) -> bool:
@@ -142,17 +245,144 @@ NON_FINITE_PATTERN = rf"^{_BLANK}[+-]?([Nn][Aa][Nn]|[Ii][Nn][Ff]([Ii][Nn][Ii][Tt
 OFFSET_PATTERN = r"([+-])([0-9]{2}):([0-9]{2})$"
 BOOLEAN_TEXTS = ("true", "false")
 
-# The reasons, after the field's name ("price is not a number: abc").
-NOT_A_NUMBER = "is not a number"
-NOT_FINITE = "is not a finite number"
-NOT_AN_INTEGER = "is not an integer"
-OUT_OF_RANGE = "is outside the 64-bit integer range"
-NOT_A_TIMESTAMP = "is not an RFC 3339 timestamp"
-OFFSET_TOO_WIDE = "has a UTC offset beyond ±18:00"
-NOT_A_STRING = "is not a string"
-NOT_A_BOOLEAN = "is not a boolean"
-NOT_AN_OBJECT = "is not a JSON object"
-SHOWN_CHARS = 40  # of the value, in a reason
+SHOWN_CHARS = 40  # of a value, in a reason
+
+
+class Sql(str):
+    """An SQL expression (not a constant) given to :meth:`Reason.sql` for one of a template's parts."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an event is refused: one template (``{field} is not a number: {value}``) that the collector and the
+    importers render in Python (:meth:`text`) and ingestion in SQL (:meth:`sql`), so every path words it alike.
+    A ``{value}`` part is the offending value, cut to :data:`SHOWN_CHARS` characters. ``when`` says when it
+    applies (docs/event-contract.md's reason table)."""
+
+    template: str
+    when: str
+
+    @property
+    def kind(self) -> str:
+        """The reason without its value: the text before ``: `` (what reports count by)."""
+        return self.template.split(": ")[0]
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(name for _, name, _, _ in string.Formatter().parse(self.template) if name)
+
+    def text(self, **parts: object) -> str:
+        """The reason in Python: ``NOT_A_NUMBER.text(field="price", value="abc")``."""
+        return self.template.format_map({k: _cut(k, v) for k, v in parts.items()})
+
+    def sql(self, **parts: object) -> str:
+        """The reason as an SQL expression: each part an :class:`Sql` expression or a constant (rendered as
+        :meth:`text` would). ``NOT_A_NUMBER.sql(field="price", value=Sql("text_price"))`` is
+        ``'price is not a number: ' || left(text_price, 40)``."""
+        pieces: list[str] = []
+        literal = ""
+        for text, name, _, _ in string.Formatter().parse(self.template):
+            literal += text
+            if name is None:
+                continue
+            part = parts[name]
+            if isinstance(part, Sql):
+                if literal:
+                    pieces.append(sql_string(literal))
+                    literal = ""
+                pieces.append(f"left({part}, {SHOWN_CHARS})" if name == "value" else str(part))
+            else:
+                literal += _cut(name, part)
+        if literal or not pieces:
+            pieces.append(sql_string(literal))
+        return " || ".join(pieces)
+
+    @property
+    def doc(self) -> str:
+        """The template as docs show it: ``<field> is not a number: <value>``."""
+        return re.sub(r"\{(\w+)\}", r"<\1>", self.template)
+
+
+def _cut(name: str, part: object) -> str:
+    text = str(part)
+    return text[:SHOWN_CHARS] if name == "value" else text
+
+
+# Every reason an event (a landing line, a collected event, an imported row) is refused for, in the order the
+# reason table of docs/event-contract.md lists them. A line breaking several field rules gets each reason, in the
+# order of FIELDS, then the event rules, joined by "; " (REASON_SEPARATOR).
+REASON_SEPARATOR = "; "
+INVALID_UTF8 = Reason(
+    "invalid UTF-8",
+    "the line (CSV: the record) is not valid UTF-8; only it is quarantined, the raw text kept with `\\xNN` escapes",
+)
+ROW_TOO_LARGE = Reason(
+    "row exceeds {limit} bytes",
+    "the event's line is longer than the limit (setting `max_row_bytes`, 65536; the collector measures the line "
+    "it would write)",
+)
+EMPTY_LINE = Reason("empty line", "a blank line in a JSON Lines file")
+MALFORMED_JSON = Reason("malformed JSON", "the line does not parse")
+NOT_AN_EVENT_OBJECT = Reason(
+    "not a JSON object: {json_type}", "the line (an element of a collected batch) is JSON but not an object"
+)
+CSV_ROW_WIDTH = Reason("CSV row has {columns} columns, header has {header_columns}", "a CSV row that does not fit the header")
+MISSING_REQUIRED = Reason(
+    "missing required field {field}", f"{' or '.join(f'`{name}`' for name in REQUIRED_FIELDS)} is absent or empty"
+)
+MISSING_IDENTITY = Reason(
+    f"missing identity: neither {' nor '.join(IDENTITY_FIELDS)}", "none of them is present (absent, null or empty)"
+)
+UNKNOWN_EVENT_TYPE = Reason("unknown event_type: {value}", "not a contract type nor `custom.<name>`")
+NOT_A_TIMESTAMP = Reason(
+    "{field} is not an RFC 3339 timestamp: {value}",
+    "no zone, another format, non-ASCII digits, an impossible date or time, an epoch number ([Values](#values))",
+)
+OFFSET_TOO_WIDE = Reason("{field} has a UTC offset beyond ±18:00: {value}", "e.g. `+25:00` ([Values](#values))")
+NOT_A_NUMBER = Reason("{field} is not a number: {value}", "other digits, `1_000`, `12,50`, `true`, an object")
+NOT_FINITE = Reason("{field} is not a finite number: {value}", "NaN, infinity, `1e999`")
+NOT_AN_INTEGER = Reason("{field} is not an integer: {value}", "`2.5`, `\"２\"`, `\"NaN\"`")
+OUT_OF_RANGE = Reason("{field} is outside the 64-bit integer range: {value}", "an integer beyond −2^63 .. 2^63 − 1")
+NOT_A_STRING = Reason("{field} is not a string: {value}", "an object, an array, a boolean, NaN in a string field")
+NOT_A_BOOLEAN = Reason("{field} is not a boolean: {value}", "anything but `true` / `false` (as JSON or text)")
+NOT_AN_OBJECT = Reason("{field} is not a JSON object: {value}", "`properties` holding anything but an object")
+BELOW = Reason("{field} is below {bound}", "out of range: a negative price, quantity, ...")
+ABOVE = Reason("{field} is above {bound}", "out of range: a scroll depth over 100 %")
+BEFORE_FLOOR = Reason(
+    "event_time before {floor}",
+    "before the floor (setting `earliest_event_time`, `2000-01-01`); `pulse import` counts them and names the "
+    "setting instead of refusing them",
+)
+IN_THE_FUTURE = Reason(
+    "event_time in the future: after {ceiling}",
+    "more than `future_tolerance_hours` (24) after the end of the landing day (the collector: after its clock)",
+)
+REASONS: tuple[Reason, ...] = (
+    INVALID_UTF8,
+    ROW_TOO_LARGE,
+    EMPTY_LINE,
+    MALFORMED_JSON,
+    NOT_AN_EVENT_OBJECT,
+    CSV_ROW_WIDTH,
+    MISSING_REQUIRED,
+    MISSING_IDENTITY,
+    UNKNOWN_EVENT_TYPE,
+    NOT_A_TIMESTAMP,
+    OFFSET_TOO_WIDE,
+    NOT_A_NUMBER,
+    NOT_FINITE,
+    NOT_AN_INTEGER,
+    OUT_OF_RANGE,
+    NOT_A_STRING,
+    NOT_A_BOOLEAN,
+    NOT_AN_OBJECT,
+    BELOW,
+    ABOVE,
+    BEFORE_FLOOR,
+    IN_THE_FUTURE,
+)
+# The format of a time in a reason (the future's ceiling), in Python and in DuckDB's strftime.
+REASON_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 _NUMBER = re.compile(NUMBER_PATTERN)
 _INTEGER = re.compile(INTEGER_PATTERN)
@@ -162,17 +392,17 @@ _OFFSET = re.compile(OFFSET_PATTERN)
 
 
 class ValueRuleError(ValueError):
-    """A value that breaks a value rule. ``rule`` is the reason without the field's name (``is not a number``);
-    ``str()`` adds the value."""
+    """A value that breaks a value rule. ``rule`` is the :class:`Reason`; :meth:`reason` renders it for a field."""
 
-    def __init__(self, rule: str, value: object) -> None:
+    def __init__(self, rule: Reason, value: object) -> None:
         self.rule = rule
         self.value = value
-        super().__init__(f"{rule}: {value[:SHOWN_CHARS] if isinstance(value, str) else _shown(value)}")
+        self.shown = value[:SHOWN_CHARS] if isinstance(value, str) else _shown(value)
+        super().__init__(self.reason("value"))
 
     def reason(self, name: str) -> str:
         """The reason naming the field: ``price is not a number: abc``."""
-        return f"{name} {self}"
+        return self.rule.text(field=name, value=self.shown)
 
 
 def parse_number(value: object) -> float | int:
@@ -294,9 +524,9 @@ def value_violation(f: Field, value: object) -> str | None:
         elif f.type in ("double", "bigint"):
             number = parse_number(value) if f.type == "double" else parse_integer(value)
             if f.min_value is not None and number < f.min_value:
-                return f"{f.name} is below {f.min_value:g}"
+                return BELOW.text(field=f.name, bound=f"{f.min_value:g}")
             if f.max_value is not None and number > f.max_value:
-                return f"{f.name} is above {f.max_value:g}"
+                return ABOVE.text(field=f.name, bound=f"{f.max_value:g}")
         elif f.type == "boolean":
             parse_boolean(value)
         elif f.type == "json":
@@ -315,8 +545,8 @@ def _matches(text: str, pattern: str) -> str:
     return f"regexp_matches({text}, {sql_string(pattern)})"
 
 
-def _reason_sql(f: Field, rule: str, text: str) -> str:
-    return f"{sql_string(f'{f.name} {rule}: ')} || left({text}, {SHOWN_CHARS})"
+def _reason_sql(f: Field, rule: Reason, text: str) -> str:
+    return rule.sql(field=f.name, value=Sql(text))
 
 
 def cast_sql(f: Field, text: str) -> str | None:
@@ -354,12 +584,12 @@ def value_violation_sql(f: Field, text: str, cast: str, typed: str, json_type: s
     text does not tell a string from a number, a boolean or an object) its ``json_type`` (VARCHAR, BIGINT,
     UBIGINT, DOUBLE, BOOLEAN, OBJECT, ARRAY)."""
 
-    def reason(rule: str) -> str:
+    def reason(rule: Reason) -> str:
         return _reason_sql(f, rule, text)
 
     bounds = "".join(
-        f" when {typed} {op} {bound:g} then '{f.name} is {word} {bound:g}'"
-        for op, word, bound in (("<", "below", f.min_value), (">", "above", f.max_value))
+        f" when {typed} {op} {bound:g} then {rule.sql(field=f.name, bound=f'{bound:g}')}"
+        for op, rule, bound in (("<", BELOW, f.min_value), (">", ABOVE, f.max_value))
         if bound is not None
     )
     number = _matches(text, NUMBER_PATTERN)
@@ -416,3 +646,126 @@ def value_violation_sql(f: Field, text: str, cast: str, typed: str, json_type: s
         f"case when {text} is null or coalesce(try(json_type({text})), '') = 'OBJECT' then null"
         f" else {reason(NOT_AN_OBJECT)} end"
     )
+
+
+# ---------------------------------------------------------------------------------------------- whole events
+#
+# An event breaks the contract for every reason that applies, in one order on every path: per field of FIELDS, a
+# required field missing or its value rule; then the event rules: the event type, the identity rule, the time
+# window (when event_time is valid). Ingestion joins them with "; " (REASON_SEPARATOR); so do the collector and
+# the importers.
+
+
+def is_present(value: object) -> bool:
+    """Absent (None: also JSON null) and "" are a missing value, never a broken one."""
+    return value is not None and not (isinstance(value, str) and value == "")
+
+
+def json_type_name(value: object) -> str:
+    """A JSON-decoded value's JSON type as DuckDB's ``json_type`` names it, in lower case (``array``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "varchar"
+    if isinstance(value, int):
+        return "bigint" if INT64_MIN <= value <= INT64_MAX else "ubigint" if 0 <= value < 2**64 else "double"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _as_text(value: object) -> str:
+    """A value as ingestion reads it as text (``json_extract_string``): a string as it is, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return str(value)
+
+
+def event_violations(
+    event: dict,
+    *,
+    floor: datetime | None = None,
+    ceiling: datetime | None = None,
+    fields: tuple[Field, ...] = FIELDS,
+) -> list[str]:
+    """Every reason the JSON-decoded object ``event`` breaks the contract, in the contract's order (the order and
+    texts of ingestion's SQL: :func:`field_checks_sql`, :func:`event_checks_sql`); [] when it keeps it.
+
+    ``fields``: the fields to check (the collector leaves out those it sets itself); fields outside the contract
+    are not looked at. ``floor`` / ``ceiling`` (naive UTC): the time window, not checked when None (the
+    importers leave it to ingestion, which applies the settings in force when the day is ingested)."""
+    reasons: list[str] = []
+    event_time: datetime | None = None
+    for f in fields:
+        value = event.get(f.name)
+        if not is_present(value):
+            if f.required:
+                reasons.append(MISSING_REQUIRED.text(field=f.name))
+            continue
+        violation = value_violation(f, value)
+        if violation is not None:
+            reasons.append(violation)
+        elif f.name == "event_time":
+            event_time = parse_rfc3339(value).astimezone(UTC).replace(tzinfo=None)
+    event_type = event.get("event_type")
+    if is_present(event_type) and not is_known_event_type(_as_text(event_type)):
+        reasons.append(UNKNOWN_EVENT_TYPE.text(value=_as_text(event_type)))
+    if not any(is_present(event.get(name)) for name in IDENTITY_FIELDS):
+        reasons.append(MISSING_IDENTITY.text())
+    if event_time is not None and floor is not None and event_time < floor:
+        reasons.append(BEFORE_FLOOR.text(floor=floor.isoformat(sep=" ")))
+    if event_time is not None and ceiling is not None and event_time > ceiling:
+        reasons.append(IN_THE_FUTURE.text(ceiling=ceiling.strftime(REASON_TIME_FORMAT)))
+    return reasons
+
+
+def field_check_sql(f: Field, text: str, cast: str, typed: str, json_type: str | None = None) -> str:
+    """DuckDB: the reason field ``f`` breaks the contract (a required field missing, else its value rule), or
+    null. The arguments are :func:`value_violation_sql`'s."""
+    value = value_violation_sql(f, text, cast, typed, json_type)
+    if not f.required:
+        return value
+    return f"case when {text} is null then {MISSING_REQUIRED.sql(field=f.name)} else {value} end"
+
+
+def event_checks_sql(texts: dict[str, str], event_time: str, event_time_reason: str, floor: datetime, ceiling: str) -> list[str]:
+    """DuckDB: the event rules, each an expression that is a reason or null, in the contract's order (the twin of
+    :func:`event_violations`' end). ``texts``: each field's text column (null when missing); ``event_time``: its
+    value in UTC (timestamp); ``event_time_reason``: the column holding its :func:`field_check_sql`; ``floor``
+    the earliest event time (naive UTC); ``ceiling`` an SQL expression for the latest (a timestamp)."""
+    et = texts["event_type"]
+    known = ", ".join(sql_string(t) for t in EVENT_TYPES)
+    prefix = CUSTOM_EVENT_PREFIX
+    identity = " and ".join(f"{texts[name]} is null" for name in IDENTITY_FIELDS)
+    valid_time = f"{event_time_reason} is null and {event_time}"
+    shown_ceiling = Sql(f"strftime({ceiling}, {sql_string(REASON_TIME_FORMAT)})")
+    return [
+        f"case when {et} is not null and {et} not in ({known})"
+        f" and not ({et} like {sql_string(prefix + '%')} and length({et}) > {len(prefix)})"
+        f" then {UNKNOWN_EVENT_TYPE.sql(value=Sql(et))} end",
+        f"case when {identity} then {MISSING_IDENTITY.sql()} end",
+        f"case when {valid_time} < timestamp {sql_string(floor.isoformat(sep=' '))}"
+        f" then {BEFORE_FLOOR.sql(floor=floor.isoformat(sep=' '))} end",
+        f"case when {valid_time} > {ceiling} then {IN_THE_FUTURE.sql(ceiling=shown_ceiling)} end",
+    ]
+
+
+def line_checks_sql(txt: str, nbytes: str, parsed: str, limits: EventLimits) -> list[tuple[str, str]]:
+    """DuckDB: the reasons a landing line is refused before its fields are looked at, as (condition, reason)
+    pairs in the order they are tested: ``txt`` the line as text (null when not UTF-8), ``nbytes`` its length in
+    bytes, ``parsed`` null when it is not JSON."""
+    json_type = Sql(f"lower(coalesce(try(json_type({txt})), '?'))")
+    return [
+        (f"{txt} is null", INVALID_UTF8.sql()),
+        (f"{nbytes} > {limits.max_row_bytes}", ROW_TOO_LARGE.sql(limit=limits.max_row_bytes)),
+        (f"trim({txt}) = ''", EMPTY_LINE.sql()),
+        (f"{parsed} is null", MALFORMED_JSON.sql()),
+        (f"left(ltrim({txt}), 1) <> '{{'", NOT_AN_EVENT_OBJECT.sql(json_type=json_type)),
+    ]

@@ -33,15 +33,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pulse.contract import (
+    CSV_ROW_WIDTH,
     EARLIEST_EVENT_TIME,
-    EVENT_TYPES,
     FIELDS,
     FUTURE_TOLERANCE,
-    Field,
+    INVALID_UTF8,
+    REASON_SEPARATOR,
+    EventLimits,
     cast_sql,
+    event_checks_sql,
+    field_check_sql,
+    line_checks_sql,
     sql_string,
     typed_sql,
-    value_violation_sql,
 )
 from pulse.kill_points import INGEST_AFTER_COMMIT, INGEST_BEFORE_COMMIT, kill_point
 
@@ -128,6 +132,11 @@ class IngestOptions:
 
         names = ("earliest_event_time", "future_tolerance_hours", "max_row_bytes", "max_file_bytes", "max_file_lines")
         return cls.from_settings(group_settings(names, environ))
+
+    @property
+    def limits(self) -> EventLimits:
+        """The contract's limits these options set (the same an event collected under these settings keeps)."""
+        return EventLimits(self.earliest_event_time, self.future_tolerance, self.max_row_bytes)
 
     @property
     def fingerprint(self) -> str:
@@ -589,9 +598,9 @@ def _csv_table(data: bytes | bytearray, path: Path, options: IngestOptions) -> t
             if records > options.max_file_lines:
                 raise _too_many_lines(path, options.max_file_lines, "records")
             if not valid and any(not cell.isascii() and _has_surrogates(cell) for cell in record):
-                bad.append((first, last, "invalid UTF-8"))
+                bad.append((first, last, INVALID_UTF8.text()))
             elif len(record) != width:
-                bad.append((first, last, f"CSV row has {len(record)} columns, header has {width}"))
+                bad.append((first, last, CSV_ROW_WIDTH.text(columns=len(record), header_columns=width)))
             else:
                 rows.append(record)
                 numbers.append(first)
@@ -774,18 +783,6 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
 # ---------------------------------------------------------------------------------------------- validation
 
 
-def _field_checks(f: Field, v: str, t: str, typed: str, j: str | None = None) -> list[str]:
-    """SQL expressions that are a reason string when ``f`` breaks the contract. ``v`` is the extracted text (null
-    when absent, JSON null or ""), ``t`` the column holding its cast (:func:`pulse.contract.cast_sql`), ``typed``
-    its value in the warehouse type, ``j`` a string field's JSON type. The value rules are :mod:`pulse.contract`'s,
-    the same the collector and the importers apply."""
-    checks: list[str] = []
-    if f.required:
-        checks.append(f"case when {v} is null then 'missing required field {f.name}' end")
-    checks.append(value_violation_sql(f, v, t, typed, j))
-    return checks
-
-
 # A string field's text does not tell a string from a number, a boolean, an object or an array: their JSON types
 # are read too (a second pass over the parsed line, on every line: a pre-filter on the line's text, or on the
 # fields' texts, costs as much as the pass it would save, measured on 300k lines).
@@ -815,30 +812,22 @@ def validation_sql(lines_view: str, options: IngestOptions) -> str:
     typed_cols = "".join(
         f",\n        {typed_sql(f, values[f.name], casts.get(f.name, ''))} as {typed[f.name]}" for f in FIELDS
     )
-    field_checks = [
-        check
+    # Per field, its reason (null when it keeps the contract), computed once: the event rules read event_time's.
+    reasons = {f.name: f"reason_{f.name}" for f in FIELDS}
+    reason_cols = "".join(
+        f",\n        {field_check_sql(f, values[f.name], casts.get(f.name, ''), typed[f.name], json_types.get(f.name))}"
+        f" as {reasons[f.name]}"
         for f in FIELDS
-        for check in _field_checks(f, values[f.name], casts.get(f.name, ""), typed[f.name], json_types.get(f.name))
-    ]
-    known = ", ".join(sql_string(t) for t in EVENT_TYPES)
-    et = values["event_type"]
-    field_checks.append(
-        f"case when {et} is not null and {et} not in ({known})"
-        f" and not ({et} like 'custom.%' and length({et}) > 7)"
-        f" then 'unknown event_type: ' || left({et}, 40) end"
     )
-    field_checks.append(
-        f"case when {values['user_id']} is null and {values['anonymous_id']} is null"
-        " then 'missing identity: neither user_id nor anonymous_id' end"
-    )
-    floor = options.earliest_event_time.isoformat(sep=" ")
     tolerance_us = int(options.future_tolerance / timedelta(microseconds=1))
     ceiling = f"(cast(load_date as timestamp) + interval 1 day + to_microseconds({tolerance_us}))"
-    event_time = typed["event_time"]
-    field_checks.append(f"case when {event_time} < timestamp '{floor}' then 'event_time before {floor}' end")
-    field_checks.append(
-        f"case when {event_time} > {ceiling}"
-        f" then 'event_time in the future: after ' || strftime({ceiling}, '%Y-%m-%d %H:%M:%S') end"
+    event_checks = event_checks_sql(
+        values, typed["event_time"], reasons["event_time"], options.earliest_event_time, ceiling
+    )
+    all_checks = ", ".join([*reasons.values(), *event_checks])
+    line_checks = "".join(
+        f"\n          when {condition} then {reason}"
+        for condition, reason in line_checks_sql("txt", "nbytes", "v", options.limits)
     )
     output_cols = ",\n      ".join(f"{typed[f.name]} as {f.name}" for f in FIELDS)
     return f"""
@@ -866,17 +855,16 @@ def validation_sql(lines_view: str, options: IngestOptions) -> str:
       select *{typed_cols}
       from casted
     ),
+    field_reasons as (
+      select *{reason_cols}
+      from typed
+    ),
     checked as (
       select *,
-        case
-          when txt is null then 'invalid UTF-8'
-          when nbytes > {options.max_row_bytes} then 'row exceeds {options.max_row_bytes} bytes'
-          when trim(txt) = '' then 'empty line'
-          when v is null then 'malformed JSON'
-          when left(ltrim(txt), 1) <> '{{' then 'not a JSON object: ' || lower(coalesce(try(json_type(txt)), '?'))
-          else nullif(concat_ws('; ', {", ".join(field_checks)}), '')
+        case{line_checks}
+          else nullif(concat_ws({sql_string(REASON_SEPARATOR)}, {all_checks}), '')
         end as reason
-      from typed
+      from field_reasons
     )
     select load_date, source_file, line_number, coalesce(txt, raw::varchar) as raw_line, reason,
       {output_cols}

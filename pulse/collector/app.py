@@ -41,6 +41,7 @@ from pulse.collector.events import (
 from pulse.collector.events import is_bot as looks_like_bot
 from pulse.collector.log import DurableLog, Unavailable
 from pulse.collector.metrics import Metrics
+from pulse.contract import ROW_TOO_LARGE, EventLimits
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class CollectorSettings:
     secure_cookie: bool = False  # set behind TLS
     max_body_bytes: int = 1 << 20
     max_events: int = 500
-    max_event_bytes: int = 64 << 10
+    max_event_bytes: int = 64 << 10  # an event's line; ingestion's max_row_bytes (limits) caps it too
     max_header_bytes: int = 32 << 10  # request line and headers together; over it: 431, connection closed
     max_user_agent_bytes: int = 1024  # a longer User-Agent is kept as its first 1024 bytes + TRUNCATED_MARK
     max_nesting_depth: int = 32  # an event (level 1) nesting objects or arrays deeper is rejected alone
@@ -74,6 +75,14 @@ class CollectorSettings:
     roll_bytes: int = 64 << 20
     max_pending_bytes: int = 32 << 20
     min_free_bytes: int = DEFAULT_MIN_FREE_MB << 20
+    # The contract's limits, from the settings ingestion reads (IngestOptions.limits): the time window and the
+    # size of a line, so that what the collector acknowledges ingestion accepts.
+    limits: EventLimits = EventLimits()
+
+    @property
+    def max_line_bytes(self) -> int:
+        """The most bytes an event's line may take: the collector's own limit, never above ingestion's."""
+        return min(self.max_event_bytes, self.limits.max_row_bytes)
 
 
 def default_site() -> Path:
@@ -301,9 +310,12 @@ class Collector:
         rejected: list[tuple[int | None, str, Any]] = []
         errors: list[dict[str, Any]] = []
         consented = False
-        max_bytes = self.settings.max_event_bytes
+        max_bytes = self.settings.max_line_bytes
+        limits = self.settings.limits
         for index, event in enumerate(events):
-            reason = nesting_violation(event, self.settings.max_nesting_depth) or contract_violation(event, now)
+            reason = nesting_violation(event, self.settings.max_nesting_depth) or contract_violation(
+                event, now, limits
+            )
             line = b""
             if reason is None:
                 try:
@@ -312,7 +324,7 @@ class Collector:
                     reason = f"event cannot be serialized: {error}"
                 else:
                     if len(line) > max_bytes:
-                        reason = f"event is {len(line)} bytes, over the limit of {max_bytes}"
+                        reason = ROW_TOO_LARGE.text(limit=max_bytes)
             if reason is not None:
                 errors.append({"index": index, "event_id": _echoed_id(event), "reason": reason})
                 rejected.append((index, reason, event))

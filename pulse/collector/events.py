@@ -1,9 +1,10 @@
 """One event of a collected batch: checked against the event contract, then enriched by the server.
 
-The checks are the ones ingestion applies (:mod:`pulse.ingest` turns :mod:`pulse.contract` into SQL), done
-per event in Python so that a client learns at once which event was refused and why: the value rules are
-:func:`pulse.contract.value_violation`, the twin of the SQL ingestion runs. An event the collector accepts is
-one ingestion accepts (bar its landing-day window, which ingestion checks against the day).
+The checks are the ones ingestion applies, derived from the same declaration (:mod:`pulse.contract`:
+:func:`~pulse.contract.event_violations` is the twin of ingestion's SQL), done per event in Python so that a
+client learns at once which event was refused and why, in the words ingestion would use. An event the collector
+accepts is one ingestion accepts: the collector's future limit is its clock plus the tolerance, never later than
+ingestion's (the end of the landing day plus the tolerance), and its size limit is at most ingestion's.
 """
 
 from __future__ import annotations
@@ -14,25 +15,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pulse.contract import (
-    EARLIEST_EVENT_TIME,
-    EVENT_TYPES,
     FIELDS,
-    FUTURE_TOLERANCE,
-    is_known_event_type,
-    parse_rfc3339,
-    value_violation,
+    NOT_AN_EVENT_OBJECT,
+    REASON_SEPARATOR,
+    EventLimits,
+    event_violations,
+    json_type_name,
 )
 
-_EARLIEST = EARLIEST_EVENT_TIME.replace(tzinfo=UTC)
 # Fields only the server sets: whatever a client sends in them is overwritten (or removed).
-SERVER_FIELDS = ("received_at", "user_agent", "ip_address", "is_bot", "network_user_id")
+SERVER_FIELDS = tuple(f.name for f in FIELDS if f.set_by == "collector")
 # Fields only `pulse import` sets: the consent basis a team declares for imported history. A browser's flags are
 # the visitor's own choice, never a declaration; whatever a client sends here is removed.
-IMPORT_ONLY_FIELDS = ("consent_basis",)
+IMPORT_ONLY_FIELDS = tuple(f.name for f in FIELDS if f.set_by == "import")
 NOT_FROM_CLIENTS = SERVER_FIELDS + IMPORT_ONLY_FIELDS
-_CHECKED = {f.name: f for f in FIELDS if f.name not in NOT_FROM_CLIENTS}
-_REQUIRED = tuple(f.name for f in FIELDS if f.required)
-_EVENT_TYPES = frozenset(EVENT_TYPES)
+_CHECKED = tuple(f for f in FIELDS if f.name not in NOT_FROM_CLIENTS)
 
 # Crawlers, monitors, scripted clients and headless browsers (their user agents say so).
 _BOT = re.compile(
@@ -62,33 +59,18 @@ def anonymize_ip(address: str | None, mode: str) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
 
 
-def contract_violation(event: object, now: datetime) -> str | None:
-    """Why ``event`` breaks the contract (the first reason found: required fields first, then the fields in the
-    order the event has them), or None. ``now`` is timezone-aware. Fields outside the contract are kept as they
-    are (ingestion ignores them); the server's own fields and ``consent_basis`` are not checked (:func:`enrich`
-    replaces or removes them)."""
+def contract_violation(event: object, now: datetime, limits: EventLimits | None = None) -> str | None:
+    """Why ``event`` breaks the contract, every reason in the contract's order joined by "; " as ingestion
+    words them (:func:`pulse.contract.event_violations`), or None. ``now`` is timezone-aware: an event may be at
+    most ``limits.future_tolerance`` after it. Fields outside the contract are kept as they are (ingestion
+    ignores them); the server's own fields and ``consent_basis`` are not checked (:func:`enrich` replaces or
+    removes them)."""
     if not isinstance(event, dict):
-        return f"an event must be a JSON object, not {type(event).__name__}"
-    for name in _REQUIRED:
-        if event.get(name) in (None, ""):
-            return f"missing required field {name}"
-    for name, value in event.items():
-        f = _CHECKED.get(name)
-        if f is not None and value is not None and value != "":
-            reason = value_violation(f, value)
-            if reason is not None:
-                return reason
-    event_type = str(event["event_type"])
-    if event_type not in _EVENT_TYPES and not is_known_event_type(event_type):
-        return f"unknown event_type: {event_type[:40]}"
-    if event.get("user_id") in (None, "") and event.get("anonymous_id") in (None, ""):
-        return "missing identity: neither user_id nor anonymous_id"
-    event_time = parse_rfc3339(event["event_time"])  # valid: checked above
-    if event_time < _EARLIEST:
-        return f"event_time before {_EARLIEST.date().isoformat()}"
-    if event_time > now + FUTURE_TOLERANCE:
-        return f"event_time in the future: more than {FUTURE_TOLERANCE} after the collector's clock"
-    return None
+        return NOT_AN_EVENT_OBJECT.text(json_type=json_type_name(event))
+    limits = limits or EventLimits()
+    ceiling = now.astimezone(UTC).replace(tzinfo=None) + limits.future_tolerance
+    reasons = event_violations(event, floor=limits.earliest_event_time, ceiling=ceiling, fields=_CHECKED)
+    return REASON_SEPARATOR.join(reasons) if reasons else None
 
 
 _CONTAINERS = (dict, list)

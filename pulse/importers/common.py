@@ -36,13 +36,18 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from pulse.contract import (
-    FIELDS,
+    EMPTY_LINE,
+    INVALID_UTF8,
+    MALFORMED_JSON,
     MAX_UTC_OFFSET,
+    NOT_AN_EVENT_OBJECT,
     OFFSET_TOO_WIDE,
+    REASON_SEPARATOR,
     ValueRuleError,
+    event_violations,
+    json_type_name,
     parse_integer,
     parse_number,
-    value_violation,
 )
 from pulse.importers.consent import ConsentDeclaration, ConsentTally, apply_declaration
 
@@ -238,7 +243,7 @@ def timestamp_reason(what: str, text: str) -> str:
     """Why :func:`parse_timestamp` refused ``text``, naming ``what`` (the source's field)."""
     m = _TS.match(text)
     if m and m.group(8) and m.group(8)[0] in "+-" and _offset(m.group(8)) > MAX_UTC_OFFSET:
-        return f"{what} {OFFSET_TOO_WIDE}: {text[:40]}"
+        return OFFSET_TOO_WIDE.text(field=what, value=text)
     return f"{what} is not a timestamp: {text[:40]}"
 
 
@@ -334,21 +339,18 @@ def custom_type(name: str | None, fallback: str = "unknown") -> str:
     return "custom." + (snake_case(name or "") or fallback)
 
 
-_CONTRACT_FIELDS = {f.name: f for f in FIELDS}
 _JSON_TYPES = (str, int, float, bool, dict, list)
 
 
-def contract_value_problem(fields: dict[str, Any]) -> str | None:
-    """The first contract field of ``fields`` whose value breaks the contract's value rules (the collector's and
-    ingestion's: :func:`pulse.contract.value_violation`), as the reason naming it; None when all pass."""
-    for name, value in fields.items():
-        f = _CONTRACT_FIELDS.get(name)
-        if f is None or value is None or isinstance(value, str) and value == "":
-            continue
-        reason = value_violation(f, value if isinstance(value, _JSON_TYPES) else _json_default(value))
-        if reason is not None:
-            return reason
-    return None
+def contract_problem(fields: dict[str, Any]) -> str | None:
+    """Why the contract event ``fields`` breaks the contract, as the collector and ingestion word it (every
+    reason, joined by "; ": :func:`pulse.contract.event_violations`), or None. Values that are not JSON types
+    (a Decimal, a datetime from Parquet) are checked as they will be written. The time window is left to
+    ingestion, which applies the settings in force when the day is ingested (the import counts what falls
+    outside it: :mod:`pulse.importers.window`)."""
+    event = {k: v if v is None or isinstance(v, _JSON_TYPES) else _json_default(v) for k, v in fields.items()}
+    reasons = event_violations(event)
+    return REASON_SEPARATOR.join(reasons) if reasons else None
 
 
 def make_event(fields: dict[str, Any], when: datetime, content_id: bool = False) -> Event:
@@ -356,7 +358,7 @@ def make_event(fields: dict[str, Any], when: datetime, content_id: bool = False)
     that breaks the contract's value rules raises :class:`RowError` naming the field. ``content_id``: its
     event_id was made from its content (see :class:`Event`)."""
     fields = {k: v for k, v in fields.items() if v is not None and v != "" and v != {}}
-    reason = contract_value_problem(fields)
+    reason = contract_problem(fields)
     if reason is not None:
         raise RowError(reason)
     line = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default)
@@ -522,22 +524,22 @@ def decode_line(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RowError("invalid UTF-8") from exc
+        raise RowError(INVALID_UTF8.text()) from exc
 
 
 def parse_json_object(raw: bytes) -> tuple[str, dict]:
     """One line of a JSON Lines file: its text and the object it holds; RowError (the reject reason) otherwise."""
     text = decode_line(raw)
     if not text.strip():
-        raise RowError("empty line")
+        raise RowError(EMPTY_LINE.text())
     try:
         obj = json.loads(text)
     except ValueError as exc:
-        raise RowError("malformed JSON") from exc
+        raise RowError(MALFORMED_JSON.text()) from exc
     except RecursionError as exc:
-        raise RowError("malformed JSON: nested too deeply") from exc
+        raise RowError(MALFORMED_JSON.text() + ": nested too deeply") from exc
     if not isinstance(obj, dict):
-        raise RowError(f"not a JSON object: {type(obj).__name__}")
+        raise RowError(NOT_AN_EVENT_OBJECT.text(json_type=json_type_name(obj)))
     return text, obj
 
 
@@ -616,7 +618,7 @@ def csv_rows(
             continue  # a blank line holds no row
         if has_surrogates(raw):
             text = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            yield reject(number, clip_raw(text), "invalid UTF-8")
+            yield reject(number, clip_raw(text), INVALID_UTF8.text())
             continue
         if len(row) != len(header):
             yield reject(number, clip_raw(raw), f"{kind} row has {len(row)} columns, header has {len(header)}")

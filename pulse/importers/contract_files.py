@@ -4,10 +4,9 @@ The rows already use the contract's field names. JSON Lines are copied as they a
 day of their ``event_time``); CSV and Parquet rows become contract JSON objects: numbers stay numbers,
 booleans booleans, typed timestamps RFC 3339 UTC, empty cells are absent, and columns that are not contract
 fields go into ``properties``. Every format rejects what it cannot route (no parseable ``event_time``) and
-every value that breaks the contract's value rules (:func:`pulse.contract.value_violation`: a price that is not
-a finite number, an integer beyond 64 bits, an offset beyond ±18:00, an object as an id, ...), with the reason
-the collector and ingestion give; the rest of the contract (required fields, event types, the time window) is
-ingestion's.
+every row that breaks the contract (:func:`pulse.importers.common.contract_problem`: a required field missing,
+an unknown event type, no identity, a value against its field's rule), with the reasons the collector and
+ingestion give; the time window is ingestion's, by the settings in force when it ingests the day.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from pulse.importers.common import (
     RowResult,
     Source,
     SourceError,
-    contract_value_problem,
+    contract_problem,
     csv_records,
     csv_rows,
     format_timestamp,
@@ -62,7 +61,7 @@ def event_time_of(value: Any) -> datetime:
 
 
 def _jsonl_result(number: int, text: str, obj: dict) -> RowResult:
-    reason = contract_value_problem(obj)
+    reason = contract_problem(obj)
     if reason is not None:
         raise RowError(reason)
     when = event_time_of(obj.get("event_time"))
@@ -119,7 +118,7 @@ def contract_row(values: dict[str, Any]) -> tuple[dict[str, Any], datetime]:
             event[name] = typed_value(name, value)
         else:
             extra[name] = value
-    reason = contract_value_problem(event)  # before routing: the contract's reason, not the router's
+    reason = contract_problem(event)  # before routing: the contract's reason, not the router's
     if reason is not None:
         raise RowError(reason)
     when = event_time_of(values.get("event_time"))

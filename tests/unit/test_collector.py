@@ -23,6 +23,7 @@ from pulse.collector.events import (
     is_bot,
 )
 from pulse.collector.log import DurableLog, Unavailable, cut_torn_tail
+from pulse.contract import EventLimits
 from pulse.ingest import ingest_day
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -66,11 +67,11 @@ def event(n: int = 1, **fields: Any) -> dict[str, Any]:
         ({"consent_analytics": "yes"}, "consent_analytics is not a boolean"),
         ({"properties": [1, 2]}, "properties is not a JSON object"),
         ({"page_url": {"href": "x"}}, "page_url is not a string"),
-        ({"event_time": "1999-12-31T23:59:59Z"}, "event_time before 2000-01-01"),
-        ({"event_time": "2026-11-28T12:00:01Z"}, "event_time in the future: more than 1 day, 0:00:00 after"),
+        ({"event_time": "1999-12-31T23:59:59Z"}, "event_time before 2000-01-01 00:00:00"),
+        ({"event_time": "2026-11-28T12:00:01Z"}, "event_time in the future: after 2026-11-28 12:00:00"),
     ],
 )
-def test_contract_violation_names_the_first_broken_rule(fields: dict, reason: str | None) -> None:
+def test_contract_violation_names_the_broken_rule(fields: dict, reason: str | None) -> None:
     found = contract_violation(event(**fields), NOW)
     if reason is None:
         assert found is None
@@ -79,7 +80,30 @@ def test_contract_violation_names_the_first_broken_rule(fields: dict, reason: st
 
 
 def test_a_non_object_event_is_refused() -> None:
-    assert contract_violation(["e1"], NOW) == "an event must be a JSON object, not list"
+    """Worded as ingestion words a landing line that is not an object (DuckDB's name of its JSON type)."""
+    assert contract_violation(["e1"], NOW) == "not a JSON object: array"
+    assert contract_violation("e1", NOW) == "not a JSON object: varchar"
+    assert contract_violation(None, NOW) == "not a JSON object: null"
+
+
+def test_every_broken_rule_is_named_in_the_contract_order() -> None:
+    """As ingestion's quarantine does: each reason, fields in the contract's order, then the event rules."""
+    found = contract_violation({"price": "x", "event_id": "e1", "event_type": "nope"}, NOW)
+    assert found == (
+        "missing required field event_time; price is not a number: x; unknown event_type: nope; "
+        "missing identity: neither user_id nor anonymous_id"
+    )
+
+
+def test_the_time_window_comes_from_the_limits() -> None:
+    limits = EventLimits(earliest_event_time=datetime(2026, 1, 1), future_tolerance=timedelta(hours=2))
+    assert contract_violation(event(event_time="2025-12-31T23:59:59Z"), NOW, limits) == (
+        "event_time before 2026-01-01 00:00:00"
+    )
+    assert contract_violation(event(event_time="2026-11-27T14:00:00Z"), NOW, limits) is None
+    assert contract_violation(event(event_time="2026-11-27T14:00:01Z"), NOW, limits) == (
+        "event_time in the future: after 2026-11-27 14:00:00"
+    )
 
 
 def test_enrichment_overwrites_server_fields_and_respects_consent() -> None:
@@ -270,7 +294,7 @@ def test_an_event_over_the_byte_limit_is_rejected_alone(tmp_path: Path) -> None:
         out.append(await request(app, "POST", "/collect", batch(event(1, page_title="t" * 5000), event(2))))
 
     run_app(tmp_path, scenario, max_event_bytes=4096)
-    assert out[0].json()["accepted"] == 1 and out[0].json()["errors"][0]["reason"].endswith("over the limit of 4096")
+    assert out[0].json()["accepted"] == 1 and out[0].json()["errors"][0]["reason"] == "row exceeds 4096 bytes"
     assert [r["event_id"] for r in landed(tmp_path)] == ["e2"]
 
 

@@ -55,7 +55,8 @@ def test_dead_letters_keep_the_request_metadata_once(tmp_path: Path, agent_bytes
     """The probe's request: a long agent and 500 invalid events. Its dead letters are one record holding the
     agent once; their size is about the request's (the reasons add a few dozen bytes per event)."""
     agent = "A" * agent_bytes
-    body = batch(*[{"event_id": f"x{n}", "event_type": "nope"} for n in range(500)])
+    # Two broken rules each (an event gets every reason that applies, as in ingestion's quarantine).
+    body = batch(*[{"event_id": f"x{n}", "event_type": "nope", "anonymous_id": "a"} for n in range(500)])
     request_bytes = len(body) + len(agent)
     out = []
 
@@ -66,8 +67,8 @@ def test_dead_letters_keep_the_request_metadata_once(tmp_path: Path, agent_bytes
     assert out[0].status == 200 and out[0].json()["rejected"] == 500
     [record] = dead_letter_records(tmp_path)
     assert [item["index"] for item in record["rejected"]] == list(range(500))
-    assert record["rejected"][7]["payload"] == {"event_id": "x7", "event_type": "nope"}
-    assert record["rejected"][7]["reason"] == "missing required field event_time"
+    assert record["rejected"][7]["payload"] == {"event_id": "x7", "event_type": "nope", "anonymous_id": "a"}
+    assert record["rejected"][7]["reason"] == "missing required field event_time; unknown event_type: nope"
     written = dead_letter_bytes(tmp_path)
     assert written < 3 * request_bytes, (written, request_bytes)
     text = b"".join(f.read_bytes() for f in (tmp_path / "collector" / "dead-letter").glob("*.jsonl"))

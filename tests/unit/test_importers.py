@@ -240,7 +240,7 @@ def test_jsonl_is_copied_into_the_day_of_its_event_time(tmp_path: Path) -> None:
         (4, "empty line"),
         (5, "malformed JSON"),
         (6, "event_time is not an RFC 3339 timestamp: next week"),
-        (7, "not a JSON object: list"),
+        (7, "not a JSON object: array"),
     ]
     ingest_all(tmp_path / "landing")
 
