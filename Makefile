@@ -9,7 +9,7 @@ MANIFEST := dbt_project/target/manifest.json
 
 BROWSER := tests/browser
 
-.PHONY: install run test lint ui mlflow serve collect demo-live bench bench-collector browser-deps clean
+.PHONY: install run test lint contract-copies ui mlflow serve collect demo-live bench bench-collector browser-deps clean
 
 install: $(VENV)/.installed $(MANIFEST)
 
@@ -30,6 +30,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	cd dbt_project && PULSE_WAREHOUSE=$$(mktemp -d)/lint.duckdb ../$(BIN)/sqlfluff lint models tests
+
+# The event contract's copies (docs/event-contract.md's tables, the tracker's event types) from pulse/contract.py.
+contract-copies: install
+	$(BIN)/python -m pulse.contract_copies
 
 # Browser tests: Chromium from Debian's package, playwright-core from npm (package-lock.json). Nothing
 # downloads a browser.
