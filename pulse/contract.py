@@ -89,7 +89,9 @@ FIELDS: tuple[Field, ...] = (
         doc="unique per event; a repeated id is a duplicate (the copy with the earliest `received_at` is kept)",
     ),
     Field("event_type", "string", required=True, doc="one of the [types below](#event-types), or `custom.<name>`"),
-    Field("event_time", "timestamp", required=True, doc="when it happened, with a zone (`Z` or `±hh:mm`); stored in UTC"),
+    Field(
+        "event_time", "timestamp", required=True, doc="when it happened, with a zone (`Z` or `±hh:mm`); stored in UTC"
+    ),
     Field("received_at", "timestamp", set_by="collector", doc="when the collector received it"),
     Field("user_id", "string", doc="the known user (a login id or a hash of it: no raw PII needed)"),
     Field("anonymous_id", "string", doc="the device / cookie id"),
@@ -125,7 +127,9 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("search_query", "string", doc="what a `search` looked for"),
     Field("element", "string", doc="click target (CSS selector, link id)"),
-    Field("scroll_depth_pct", "double", min_value=0, max_value=100, doc="deepest point seen, in percent of the document"),
+    Field(
+        "scroll_depth_pct", "double", min_value=0, max_value=100, doc="deepest point seen, in percent of the document"
+    ),
     Field(
         "scroll_depth_px",
         "bigint",
@@ -326,7 +330,9 @@ MALFORMED_JSON = Reason("malformed JSON", "the line does not parse")
 NOT_AN_EVENT_OBJECT = Reason(
     "not a JSON object: {json_type}", "the line (an element of a collected batch) is JSON but not an object"
 )
-CSV_ROW_WIDTH = Reason("CSV row has {columns} columns, header has {header_columns}", "a CSV row that does not fit the header")
+CSV_ROW_WIDTH = Reason(
+    "CSV row has {columns} columns, header has {header_columns}", "a CSV row that does not fit the header"
+)
 MISSING_REQUIRED = Reason(
     "missing required field {field}", f"{' or '.join(f'`{name}`' for name in REQUIRED_FIELDS)} is absent or empty"
 )
@@ -341,7 +347,7 @@ NOT_A_TIMESTAMP = Reason(
 OFFSET_TOO_WIDE = Reason("{field} has a UTC offset beyond ±18:00: {value}", "e.g. `+25:00` ([Values](#values))")
 NOT_A_NUMBER = Reason("{field} is not a number: {value}", "other digits, `1_000`, `12,50`, `true`, an object")
 NOT_FINITE = Reason("{field} is not a finite number: {value}", "NaN, infinity, `1e999`")
-NOT_AN_INTEGER = Reason("{field} is not an integer: {value}", "`2.5`, `\"２\"`, `\"NaN\"`")
+NOT_AN_INTEGER = Reason("{field} is not an integer: {value}", '`2.5`, `"２"`, `"NaN"`')
 OUT_OF_RANGE = Reason("{field} is outside the 64-bit integer range: {value}", "an integer beyond −2^63 .. 2^63 − 1")
 NOT_A_STRING = Reason("{field} is not a string: {value}", "an object, an array, a boolean, NaN in a string field")
 NOT_A_BOOLEAN = Reason("{field} is not a boolean: {value}", "anything but `true` / `false` (as JSON or text)")
@@ -505,12 +511,41 @@ def check_object(value: object) -> None:
     raise ValueRuleError(NOT_AN_OBJECT, value)
 
 
+class JsonFloat(float):
+    """A JSON number with a fraction or an exponent, read with its text (:func:`loads_as_written`): shown in a
+    reason as it was written (``1.2e21``, ``2.50``, ``1e999``), as ingestion shows it, not as Python prints it."""
+
+    text: str
+
+    def __new__(cls, text: str) -> JsonFloat:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+def loads_as_written(text: str | bytes) -> object:
+    """JSON text decoded with every number as written: integers exact (Python's), the others :class:`JsonFloat`.
+    For the reasons of a refused event: a reader that loses a number's spelling (orjson: an integer beyond 64
+    bits becomes a double) reads it again this way before saying why."""
+    return json.loads(text, parse_float=JsonFloat)
+
+
 def _shown(value: object) -> str:
     """A JSON-decoded value as JSON text (what the sender wrote), for a reason."""
+    return _as_text(value)[:SHOWN_CHARS]
+
+
+def _as_text(value: object) -> str:
+    """A value as ingestion reads it as text (``json_extract_string``): a string as it is, a number as written
+    (:class:`JsonFloat`), anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, JsonFloat):
+        return value.text
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))[:SHOWN_CHARS]
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
-        return str(value)[:SHOWN_CHARS]
+        return str(value)
 
 
 def value_violation(f: Field, value: object) -> str | None:
@@ -678,16 +713,6 @@ def json_type_name(value: object) -> str:
     return "object"
 
 
-def _as_text(value: object) -> str:
-    """A value as ingestion reads it as text (``json_extract_string``): a string as it is, anything else as JSON."""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError):
-        return str(value)
-
-
 def event_violations(
     event: dict,
     *,
@@ -735,7 +760,9 @@ def field_check_sql(f: Field, text: str, cast: str, typed: str, json_type: str |
     return f"case when {text} is null then {MISSING_REQUIRED.sql(field=f.name)} else {value} end"
 
 
-def event_checks_sql(texts: dict[str, str], event_time: str, event_time_reason: str, floor: datetime, ceiling: str) -> list[str]:
+def event_checks_sql(
+    texts: dict[str, str], event_time: str, event_time_reason: str, floor: datetime, ceiling: str
+) -> list[str]:
     """DuckDB: the event rules, each an expression that is a reason or null, in the contract's order (the twin of
     :func:`event_violations`' end). ``texts``: each field's text column (null when missing); ``event_time``: its
     value in UTC (timestamp); ``event_time_reason``: the column holding its :func:`field_check_sql`; ``floor``

@@ -41,7 +41,7 @@ from pulse.collector.events import (
 from pulse.collector.events import is_bot as looks_like_bot
 from pulse.collector.log import DurableLog, Unavailable
 from pulse.collector.metrics import Metrics
-from pulse.contract import ROW_TOO_LARGE, EventLimits
+from pulse.contract import ROW_TOO_LARGE, EventLimits, loads_as_written
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,18 @@ def _payload_json(payload: Any) -> orjson.Fragment:
         return orjson.Fragment(orjson.dumps(payload, default=str))
     except TypeError:  # orjson.JSONEncodeError: nested over 255 levels
         return orjson.Fragment(dumps_deep(payload))
+
+
+def _events_as_written(body: bytes) -> list:
+    """The batch's events read again with every number as written (:func:`pulse.contract.loads_as_written`):
+    orjson reads an integer beyond 64 bits as a double, and a refusal shows the value as ingestion would. []
+    when it cannot be read so (the reasons then show orjson's values)."""
+    try:
+        batch = loads_as_written(body)
+    except (ValueError, RecursionError):
+        return []
+    events = batch.get("events") if isinstance(batch, dict) else batch
+    return events if isinstance(events, list) else []
 
 
 def _echoed_id(event: Any) -> str | int | float | None:
@@ -312,10 +324,13 @@ class Collector:
         consented = False
         max_bytes = self.settings.max_line_bytes
         limits = self.settings.limits
+        as_written: list | None = None  # the batch read again at its first refused event (_events_as_written)
         for index, event in enumerate(events):
-            reason = nesting_violation(event, self.settings.max_nesting_depth) or contract_violation(
-                event, now, limits
-            )
+            reason = nesting_violation(event, self.settings.max_nesting_depth)
+            if reason is None and (reason := contract_violation(event, now, limits)) is not None:
+                as_written = _events_as_written(body) if as_written is None else as_written
+                if index < len(as_written):  # the same reasons, the numbers shown as the client wrote them
+                    reason = contract_violation(as_written[index], now, limits) or reason
             line = b""
             if reason is None:
                 try:

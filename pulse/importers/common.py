@@ -46,6 +46,7 @@ from pulse.contract import (
     ValueRuleError,
     event_violations,
     json_type_name,
+    loads_as_written,
     parse_integer,
     parse_number,
 )
@@ -543,6 +544,24 @@ def parse_json_object(raw: bytes) -> tuple[str, dict]:
     return text, obj
 
 
+def _reason_as_written(
+    error: BaseException, number: int, text: str | None, to_result: Callable[[int, str, dict], RowResult]
+) -> str:
+    """The reason a parsed line was refused, its numbers shown as written (the line read again with
+    :func:`pulse.contract.loads_as_written` and mapped again: ``1.2e21``, not Python's ``1.2e+21``), as ingestion
+    shows them. Only refused lines pay for the second reading."""
+    reason = conversion_reason(error)
+    if text is None or isinstance(error, RecursionError):
+        return reason
+    try:
+        obj = loads_as_written(text)
+        if isinstance(obj, dict):
+            to_result(number, text, obj)
+    except CONVERSION_ERRORS as again:
+        return conversion_reason(again)
+    return reason
+
+
 def raw_text(raw: bytes) -> str:
     return clip_raw(raw.decode("utf-8", errors="backslashreplace"))
 
@@ -555,11 +574,12 @@ def json_rows(source: Source, to_result: Callable[[int, str, dict], RowResult]) 
         if raw is None:
             yield reject(number, "", "row exceeds the line size limit")
             continue
+        text = None
         try:
             text, obj = parse_json_object(raw)
             result = to_result(number, text, obj)
         except CONVERSION_ERRORS as exc:
-            yield reject(number, raw_text(raw), conversion_reason(exc))
+            yield reject(number, raw_text(raw), _reason_as_written(exc, number, text, to_result))
             continue
         yield result
 

@@ -1,7 +1,12 @@
-"""One table of values, run through every door an event comes in by: the collector (over its ASGI app), the
-importers (contract JSON Lines and CSV, and Segment, where the field exists) and ingestion (a landing file,
-validated by DuckDB; JSON Lines and CSV). Each must accept or refuse the same values, with a reason that names the
-field and says the same thing: the value rules are pulse.contract's, written once in Python and once in SQL.
+"""The event contract, one table of good and bad events run through every path an event comes in by: the collector
+(its ASGI app), the importers (contract JSON Lines, CSV, Segment; what an import writes is then ingested) and
+ingestion (a landing file validated by DuckDB; JSON Lines and CSV). Each must accept or refuse the same events,
+with the same reason text: the checks are derived from pulse.contract's one declaration (fields, value rules,
+event types, identity rule, time window, size limit, reasons), in Python (collector, importers) and in SQL
+(ingestion).
+
+Two tables: CASES, one field's value at a time (every value rule), and EVENTS, whole events and lines (every
+other reason, several reasons at once, good events). Together they cover every Reason of pulse.contract.REASONS.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ import asyncio
 import csv
 import io
 import json
+import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,7 @@ import duckdb
 import pytest
 
 from pulse.collector.app import Collector, CollectorSettings
-from pulse.contract import FIELDS
+from pulse.contract import CSV_ROW_WIDTH, FIELDS, FUTURE_TOLERANCE, REASON_SEPARATOR, REASONS, Reason
 from pulse.importers import converter_for
 from pulse.importers.common import Source
 from pulse.ingest import ingest_day
@@ -415,3 +422,272 @@ def test_ingestion_finds_a_non_string_id_however_the_line_spells_it(tmp_path: Pa
         assert not accepted_ and refusal.startswith("user_id is not a string"), (tail, reason)
     for i, tail in enumerate(accepted, start=len(refused)):
         assert outcomes[i + 1] == (True, ""), (tail, outcomes[i + 1])
+
+
+def test_every_door_words_a_value_alike(outcomes) -> None:
+    """Beyond the start checked above: the whole reason (the value as shown, cut alike) is the same text on every
+    door that takes the case and names the contract's field (Segment's own fields aside)."""
+    differ = {}
+    for case in CASES:
+        if case.accepted:
+            continue
+        texts = {
+            door: outcomes[door][case.id][1]
+            for door, (applies, _) in DOORS.items()
+            if applies(case) and outcomes[door][case.id][1].startswith(f"{case.field} ")
+        }
+        if len(set(texts.values())) != 1:
+            differ[case.id] = texts
+        assert all(reason_of(text) is not None for text in texts.values()), (case.id, texts)
+    assert differ == {}
+
+
+# ---------------------------------------------------------------------------------------------- whole events
+
+# The time window as each path applies it: ingestion against the landing day (DAY), the collector against its
+# clock; the future's ceiling in a reason is filled in per path (CEILING).
+CEILING = "<ceiling>"
+FAR_FUTURE = (datetime.combine(DAY, datetime.min.time()) + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+ALL_PATHS = frozenset({"collector", "import", "ingest"})
+
+
+@dataclass(frozen=True)
+class EventCase:
+    """One landing line (the collector gets the JSON value it holds, in a batch); ``reason`` None when accepted.
+
+    ``paths``: where the case means something. Lines that are not JSON (invalid UTF-8, malformed, empty) refuse a
+    collector's whole body (400: test_collector.py), not one event of it. An import lands each event in the day of
+    its own event_time, so no imported event is after its landing day: the future is the collector's and
+    ingestion's (the import counts events after now: test_import_window.py)."""
+
+    name: str
+    line: bytes
+    reason: str | None
+    paths: frozenset[str] = ALL_PATHS
+
+
+def line(**fields: Any) -> bytes:
+    """A good page_view (today, anonymous) with ``fields`` set (None: left out)."""
+    base: dict[str, Any] = {
+        "event_type": "page_view",
+        "event_time": f"{T}Z",
+        "anonymous_id": "a-1",
+        "page_url": "https://shop.example/",
+    }
+    base.update(fields)
+    return json.dumps({k: v for k, v in base.items() if v is not None}, ensure_ascii=False).encode()
+
+
+NOT_JSON = frozenset({"import", "ingest"})
+EVENTS = [
+    # good events
+    EventCase("page view", line(event_id="g1"), None),
+    EventCase("purchase", line(event_id="g2", event_type="purchase", user_id="u-1", revenue=12.5, quantity=2), None),
+    EventCase("custom type", line(event_id="g3", event_type="custom.newsletter_signup", properties={"k": 1}), None),
+    EventCase("numeric user id only", line(event_id="g4", anonymous_id=None, user_id=1042), None),
+    EventCase("zone offset", line(event_id="g5", event_time=f"{T}+02:00"), None),
+    EventCase("empty strings are missing", line(event_id="g6", user_id="", page_title=""), None),
+    EventCase("an unknown field is ignored", line(event_id="g7", colour="red"), None),
+    # every line and event rule
+    EventCase("invalid UTF-8", line(event_id="b1")[:-2] + b'\xff"}', "invalid UTF-8", NOT_JSON),
+    EventCase("empty line", b"   ", "empty line", NOT_JSON),
+    EventCase("malformed JSON", line(event_id="b2")[:-1], "malformed JSON", NOT_JSON),
+    EventCase("an array", b'["b3"]', "not a JSON object: array"),
+    EventCase("a string", b'"b4"', "not a JSON object: varchar"),
+    EventCase("too large", line(event_id="b5", page_title="t" * 70_000), "row exceeds 65536 bytes"),
+    EventCase("no event_id", line(), "missing required field event_id"),
+    EventCase("null event_type", line(event_id="b6", event_type=None), "missing required field event_type"),
+    EventCase("empty event_time", line(event_id="b7", event_time=""), "missing required field event_time"),
+    EventCase(
+        "no identity", line(event_id="b8", anonymous_id=None), "missing identity: neither user_id nor anonymous_id"
+    ),
+    EventCase(
+        "empty identity",
+        line(event_id="b9", anonymous_id="", user_id=""),
+        "missing identity: neither user_id nor anonymous_id",
+    ),
+    EventCase("unknown type", line(event_id="b10", event_type="pageview"), "unknown event_type: pageview"),
+    EventCase("bare custom prefix", line(event_id="b11", event_type="custom."), "unknown event_type: custom."),
+    EventCase(
+        "a boolean type",
+        line(event_id="b12", event_type=True),
+        "event_type is not a string: true; unknown event_type: true",
+    ),
+    EventCase(
+        "before the floor",
+        line(event_id="b13", event_time="1999-12-31T23:59:59Z"),
+        "event_time before 2000-01-01 00:00:00",
+    ),
+    EventCase(
+        "in the future",
+        line(event_id="b14", event_time=FAR_FUTURE),
+        f"event_time in the future: after {CEILING}",
+        frozenset({"collector", "ingest"}),
+    ),
+    EventCase(
+        "bad time, no window",
+        line(event_id="b15", event_time="1999-12-31T23:59:59+25:00"),
+        "event_time has a UTC offset beyond ±18:00: 1999-12-31T23:59:59+25:00",
+    ),
+    # several rules at once: every reason, fields in the contract's order, then the event rules
+    EventCase(
+        "several",
+        line(event_id="b16", event_type="nope", anonymous_id=None, price="x", quantity=-1, consent_analytics="yes"),
+        "price is not a number: x; quantity is below 0; consent_analytics is not a boolean: yes; "
+        "unknown event_type: nope; missing identity: neither user_id nor anonymous_id",
+    ),
+    # A field the collector sets (set_by="collector") is checked where it is read, in landing and import files;
+    # the collector overwrites or removes what a client sends in it, so a client's broken value is no reason there.
+    EventCase(
+        "a collector field in a file",
+        line(event_id="b17", is_bot="maybe"),
+        "is_bot is not a boolean: maybe",
+        frozenset({"import", "ingest"}),
+    ),
+    EventCase("a collector field from a client", line(event_id="g8", is_bot="maybe"), None, frozenset({"collector"})),
+]
+
+
+def collect_events(tmp_path: Path, cases: list[EventCase]) -> tuple[list[tuple[bool, str]], datetime, datetime]:
+    """The cases' events in one batch to the collector: outcome per case, and the clock before and after."""
+    settings = CollectorSettings(
+        spool=tmp_path / "spool",
+        events_landing=tmp_path / "landing" / "events",
+        dead_letter=tmp_path / "dead-letter",
+        min_free_bytes=0,
+        roll_seconds=3600,
+        max_body_bytes=4 << 20,
+    )
+    body = b"[" + b",".join(c.line for c in cases) + b"]"
+    before = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    status, answer_body = post(Collector(settings), body)
+    after = datetime.now(UTC).replace(tzinfo=None)
+    assert status == 200, answer_body
+    errors = {e["index"]: e["reason"] for e in json.loads(answer_body)["errors"]}
+    return [(i not in errors, errors.get(i, "")) for i in range(len(cases))], before, after
+
+
+def import_then_ingest(tmp_path: Path, cases: list[EventCase]) -> list[tuple[bool, str]]:
+    """The cases as a contract JSON Lines file through `pulse import`, then what it wrote through ingestion: a case
+    is refused by the import (its reject) or by ingestion (its quarantine), else accepted."""
+    from pulse.importers import import_files
+    from pulse.ingest import ingest_days, landed_days
+
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(b"\n".join(c.line for c in cases) + b"\n")
+    summary = import_files("jsonl", [source], tmp_path / "landing")
+    rejects = {}
+    for result in summary.files:
+        if result.rejected_file is not None:
+            for record in map(json.loads, result.rejected_file.read_text(encoding="utf-8").splitlines()):
+                rejects[record["line"]] = record["reason"]
+    events = tmp_path / "landing" / "events"
+    con = duckdb.connect()
+    try:
+        assert all(r.reconciles for r in ingest_days(con, events, landed_days(events)))
+        accepted = {i for (i,) in con.execute("select event_id from raw.events").fetchall()}
+        quarantined = {
+            json.loads(raw)["event_id"]: reason
+            for raw, reason in con.execute("select raw_line, reason from raw.events_quarantine").fetchall()
+        }
+    finally:
+        con.close()
+    out = []
+    for number, case in enumerate(cases, start=1):
+        if number in rejects:
+            out.append((False, rejects[number]))
+            continue
+        event_id = json.loads(case.line)["event_id"]
+        assert (event_id in accepted) != (event_id in quarantined), (case.name, "written once, accepted or not")
+        out.append((event_id in accepted, quarantined.get(event_id, "")))
+    return out
+
+
+def ingest_events(tmp_path: Path, cases: list[EventCase]) -> list[tuple[bool, str]]:
+    landing = tmp_path / "landing" / "events"
+    (landing / DAY.isoformat()).mkdir(parents=True)
+    (landing / DAY.isoformat() / "events.jsonl").write_bytes(b"\n".join(c.line for c in cases) + b"\n")
+    con = duckdb.connect()
+    try:
+        assert ingest_day(con, landing, DAY).reconciles
+        accepted = {n for (n,) in con.execute("select source_line from raw.events").fetchall()}
+        refused = dict(con.execute("select line_number, reason from raw.events_quarantine").fetchall())
+    finally:
+        con.close()
+    return [(n in accepted, refused.get(n, "")) for n in range(1, len(cases) + 1)]
+
+
+@pytest.fixture(scope="module")
+def event_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, tuple[bool, str, str | None]]]:
+    """path -> case name -> (accepted, reason, the expected reason with the path's ceiling filled in)."""
+    results: dict[str, dict[str, tuple[bool, str, str | None]]] = {}
+
+    def chosen(path: str) -> list[EventCase]:
+        return [c for c in EVENTS if path in c.paths]
+
+    collected, before, after = collect_events(tmp_path_factory.mktemp("collector"), chosen("collector"))
+    results["collector"] = {}
+    for case, (accepted, reason) in zip(chosen("collector"), collected, strict=True):
+        expected = case.reason
+        if expected and CEILING in expected:  # the collector's clock + 24 h, to the second, whenever it read it
+            ceiling = reason.removeprefix(expected.removesuffix(CEILING))
+            stamp = datetime.strptime(ceiling, "%Y-%m-%d %H:%M:%S")
+            assert before + FUTURE_TOLERANCE <= stamp <= after + FUTURE_TOLERANCE, (before, reason, after)
+            expected = expected.replace(CEILING, ceiling)
+        results["collector"][case.name] = (accepted, reason, expected)
+    landing_ceiling = (datetime.combine(DAY, datetime.min.time()) + timedelta(days=1) + FUTURE_TOLERANCE).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
+    for path, run in (("import", import_then_ingest), ("ingest", ingest_events)):
+        found = run(tmp_path_factory.mktemp(path), chosen(path))
+        results[path] = {
+            c.name: (accepted, reason, c.reason and c.reason.replace(CEILING, landing_ceiling))
+            for c, (accepted, reason) in zip(chosen(path), found, strict=True)
+        }
+    return results
+
+
+EVENT_RUNS = [(path, case) for case in EVENTS for path in sorted(case.paths)]
+
+
+@pytest.mark.parametrize(("path", "case"), EVENT_RUNS, ids=[f"{path}:{case.name}" for path, case in EVENT_RUNS])
+def test_every_path_gives_an_event_the_same_verdict_and_reason(event_outcomes, path: str, case: EventCase) -> None:
+    accepted, reason, expected = event_outcomes[path][case.name]
+    assert accepted == (case.reason is None), f"{path}: {case.name} {'accepted' if accepted else 'refused: ' + reason}"
+    assert reason == (expected or ""), f"{path}: {case.name}"
+
+
+def reason_of(text: str) -> Reason | None:
+    """The Reason whose template renders ``text`` (one reason, not a '; '-joined list)."""
+    for reason in REASONS:
+        pattern = "".join(
+            re.escape(literal) + (".*" if name is not None else "")
+            for literal, name, _, _ in string.Formatter().parse(reason.template)
+        )
+        if re.fullmatch(pattern, text, flags=re.DOTALL):
+            return reason
+    return None
+
+
+def test_the_tables_cover_every_reason(outcomes, event_outcomes) -> None:
+    """Every reason of the contract is given by the paths to some case of the two tables (a CSV row's width, which
+    no JSON line has: test_a_csv_row_of_another_width_is_refused_alike), and every reason they give is one of the
+    contract's templates (Segment's wording of its own fields aside)."""
+    texts = [reason for door, by_case in outcomes.items() if door != "import segment" for _, reason in by_case.values()]
+    texts += [reason for by_case in event_outcomes.values() for _, reason, _ in by_case.values()]
+    parts = [part for text in texts if text for part in text.split(REASON_SEPARATOR)]
+    assert [part for part in parts if reason_of(part) is None] == []
+    assert set(REASONS) - {reason_of(part) for part in parts} == {CSV_ROW_WIDTH}
+    assert len({c.name for c in EVENTS}) == len(EVENTS)
+
+
+def test_a_csv_row_of_another_width_is_refused_alike(tmp_path: Path) -> None:
+    """A CSV row that does not fit its header: the CSV importer and ingestion refuse it in the same words (the
+    collector takes JSON only)."""
+    text = f"event_id,event_type,event_time,anonymous_id\ne1,page_view,{T}Z,a-1\ne2,page_view\n"
+    expected = CSV_ROW_WIDTH.text(columns=2, header_columns=4)
+    (tmp_path / "import").mkdir()
+    source = tmp_path / "import" / "events.csv"
+    source.write_text(text, encoding="utf-8")
+    assert run_converter("csv", source) == {2: (True, ""), 3: (False, expected)}
+    assert ingest_landing_file(tmp_path / "ingest", "events.csv", text) == {2: (True, ""), 3: (False, expected)}
