@@ -4,7 +4,7 @@ the identity rule, the limits (:class:`EventLimits`: time window and size) and e
 
 Everything that checks or describes an event is derived from these declarations:
 
-- ingestion's one SQL validation pass (:func:`field_checks_sql`, :func:`event_checks_sql`, used by
+- ingestion's one SQL validation pass (:func:`field_check_sql`, :func:`event_checks_sql`, used by
   :mod:`pulse.ingest`);
 - the collector's and the importers' checks in Python (:func:`event_violations`, :func:`value_violation`);
 - the field table and the reason table of docs/event-contract.md and the tracker's list of event types
@@ -58,6 +58,8 @@ RFC3339_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\
 # (UTC) are clock resets, epoch-0 defaults or test data; an event may be at most this far in the future.
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1)
 FUTURE_TOLERANCE = timedelta(days=1)
+# The most bytes one event may take as a line of a landing file (UTF-8 JSON), by default.
+MAX_ROW_BYTES = 64 * 1024
 
 
 # Who sets a field: the sender (the tracker, a server-side client, an export, an importer's mapping); the
@@ -203,12 +205,7 @@ class EventLimits:
     # An event may be at most this far after the end of its landing day (ingestion) or the collector's clock.
     future_tolerance: timedelta = FUTURE_TOLERANCE
     # The most bytes one event may take as a line of a landing file (UTF-8 JSON).
-    max_row_bytes: int = 64 * 1024
-
-    @property
-    def floor_text(self) -> str:
-        """The floor as the reasons name it (``2000-01-01 00:00:00``)."""
-        return self.earliest_event_time.isoformat(sep=" ")
+    max_row_bytes: int = MAX_ROW_BYTES
 
 
 def is_known_event_type(event_type: str) -> bool:
@@ -721,7 +718,7 @@ def event_violations(
     fields: tuple[Field, ...] = FIELDS,
 ) -> list[str]:
     """Every reason the JSON-decoded object ``event`` breaks the contract, in the contract's order (the order and
-    texts of ingestion's SQL: :func:`field_checks_sql`, :func:`event_checks_sql`); [] when it keeps it.
+    texts of ingestion's SQL: :func:`field_check_sql`, :func:`event_checks_sql`); [] when it keeps it.
 
     ``fields``: the fields to check (the collector leaves out those it sets itself); fields outside the contract
     are not looked at. ``floor`` / ``ceiling`` (naive UTC): the time window, not checked when None (the

@@ -38,6 +38,7 @@ from pulse.contract import (
     FIELDS,
     FUTURE_TOLERANCE,
     INVALID_UTF8,
+    MAX_ROW_BYTES,
     REASON_SEPARATOR,
     EventLimits,
     cast_sql,
@@ -92,7 +93,7 @@ MAX_FILE_LINES = 5_000_000
 
 @dataclass(frozen=True)
 class IngestOptions:
-    max_row_bytes: int = 64 * 1024
+    max_row_bytes: int = MAX_ROW_BYTES
     # Events before this (UTC) are quarantined: clock resets, epoch-0 defaults, test data.
     earliest_event_time: datetime = EARLIEST_EVENT_TIME
     # An event may be at most this far after the end of the day its file landed.
