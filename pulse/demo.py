@@ -5,11 +5,11 @@ received: one gzip JSONL file per day under ``landing/events/<YYYY-MM-DD>/demo.j
 the events *received* that UTC day), plus ``landing/personas.csv`` (``user_key,persona``), the ground truth
 that segmentation can be evaluated against.
 
-Five personas (browser, buyer, cart_abandoner, passive, intent_driven) differ in how often they visit, how
-many pages they see and of which categories, how long they stay engaged, how deep they scroll, and how far
-they go down the cart -> checkout -> purchase funnel. Every run also injects the unhappy paths ingestion must
-cope with, deterministically and counted in :class:`DemoSummary`: duplicate deliveries, late arrivals and a
-few malformed lines of each kind in :data:`MALFORMED_KINDS`.
+Five personas (browser, buyer, cart_abandoner, passive, intent_driven; defined in :mod:`ml.personas`) differ
+in how often they visit, how many pages they see and of which categories, how long they stay engaged, how deep
+they scroll, and how far they go down the cart -> checkout -> purchase funnel. Every run also injects the
+unhappy paths ingestion must cope with, deterministically and counted in :class:`DemoSummary`: duplicate
+deliveries, late arrivals and a few malformed lines of each kind in :data:`MALFORMED_KINDS`.
 
 Lines are written in received_at order; absent optional fields are left out (never ``null``); keys come
 in the order event_id, event_type, event_time, received_at, session_id, page_view_id, identity and consent,
