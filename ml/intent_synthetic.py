@@ -5,24 +5,32 @@ dates ``interval_days`` apart) with the columns of the dbt table: the features o
 :data:`ml.purchase_intent.FEATURES`, the label ``purchased_within_horizon`` and ``label_window_end_date``
 (taken here as the last day of the window, ``as_of_date + horizon_days - 1``).
 
-Each user has fixed traits (activity level, pages per visit, search habit, cart-add and buying propensity,
-order value, session length, bounce and engagement rates, tenure); each snapshot redraws how active the user
-was lately, and the counts follow from it, consistent with each other (``sessions_7d <= sessions_30d <=
+Each user is drawn from the demo's personas (:mod:`ml.personas`, in their shares) and has fixed traits centred
+on the persona's (:class:`ml.personas.Features`: activity level, pages per visit, search habit, cart-add and
+buying propensity, order value, session length, bounce and engagement rates) and spread around it, so users of
+one persona differ; tenure and an unobserved intent are the user's own. Each snapshot redraws how active the
+user was lately, and the counts follow from it, consistent with each other (``sessions_7d <= sessions_30d <=
 sessions_total``, purchases never exceed cart adds, ``days_since_last_purchase`` / ``avg_order_value`` /
 ``cart_abandonment_rate`` are null without a purchase / cart add, a few scroll depths are null).
 
 The label is drawn from a logit that is deliberately *not* an RFM model: beside recency and past purchases
 it rewards open carts (cart adds without a purchase) only for users active in the last 7 days, search-led
 browsing, a purchase 21-35 days ago (a replenishment cycle: non-monotone in the days), and penalises
-bouncing, plus unobserved per-user noise. A model that sees every feature and can form interactions
-(XGBoost) then ranks genuinely better than a logistic regression on recency, frequency and monetary value.
+bouncing, plus unobserved per-user noise. It never reads the persona, only the features and that noise. A
+model that sees every feature and can form interactions (XGBoost) then ranks genuinely better than a
+logistic regression on recency, frequency and monetary value.
 Deterministic for a given seed. Pure numpy/pandas.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
+
+from ml import personas
 
 __all__ = ["synthetic_training_frame"]
 
@@ -46,19 +54,30 @@ def synthetic_training_frame(
     def per_user(values: np.ndarray) -> np.ndarray:
         return values[user]
 
-    # Fixed user traits.
-    activity = per_user(rng.lognormal(-0.245, 0.7, size=u))  # mean 1
-    pages_per_session = per_user(1.0 + rng.gamma(2.0, 2.5, size=u))
-    searcher = per_user(rng.random(u) < 0.3)
-    search_rate = np.where(searcher, per_user(rng.gamma(2.0, 0.8, size=u)), 0.05)
-    p_add = per_user(rng.beta(1.0, 12.0, size=u))
-    p_buy = per_user(rng.beta(1.5, 6.0, size=u))
-    aov = per_user(rng.lognormal(np.log(55.0), 0.5, size=u))
-    session_seconds = per_user(rng.lognormal(np.log(240.0), 0.6, size=u))
-    engaged_share = per_user(rng.beta(5.0, 3.0, size=u))
-    bounce_level = per_user(rng.beta(2.0, 6.0, size=u))
-    engaged_level = per_user(rng.beta(5.0, 3.0, size=u))
-    scroll_a = per_user(rng.uniform(1.0, 4.0, size=u))
+    # Fixed user traits: centred on the user's persona (ml.personas), spread around it.
+    persona = rng.choice(len(personas.NAMES), size=u, p=np.asarray(personas.SHARES))
+
+    def trait(value: Callable[[personas.Features], Any]) -> np.ndarray:
+        return personas.per_persona(lambda p: value(p.features))[persona]
+
+    def spread(sigma: float) -> np.ndarray:
+        return rng.lognormal(-(sigma**2) / 2, sigma, size=u)
+
+    # activity: the persona's session rate relative to the average user's (mean 1 over all personas)
+    sessions = personas.per_persona(lambda p: p.features.sessions_lam)
+    activity = per_user(sessions[persona] / float(np.dot(personas.SHARES, sessions)) * spread(0.6))
+    pages_per_session = per_user(np.maximum(1.0, trait(lambda f: f.pages_per_session) * spread(0.3)))
+    search_rate = per_user(trait(lambda f: f.searches_per_session) * spread(0.5))
+    p_add = per_user(np.clip(trait(lambda f: f.p_add) * spread(0.5), 0.0, 0.9))
+    p_buy = per_user(np.clip(trait(lambda f: f.p_buy_per_session) * spread(0.5), 0.0, 1.0))
+    aov = per_user(trait(lambda f: f.aov_median) * rng.lognormal(0.0, 0.5, size=u))
+    session_seconds = per_user(trait(lambda f: f.session_seconds) * rng.lognormal(0.0, 0.6, size=u))
+    engaged_share = per_user(np.clip(trait(lambda f: f.engaged_share) * spread(0.2), 0.0, 1.0))
+    bounce = trait(lambda f: f.bounce_beta)
+    bounce_level = per_user(rng.beta(bounce[:, 0], bounce[:, 1]))
+    engaged = trait(lambda f: f.engaged_rate_beta)
+    engaged_level = per_user(rng.beta(engaged[:, 0], engaged[:, 1]))
+    scroll_ab = per_user(trait(lambda f: f.scroll_beta))
     tenure0 = per_user(rng.integers(0, 180, size=u))
     hidden = per_user(rng.normal(0.0, 0.6, size=u))  # unobserved intent
 
@@ -80,7 +99,7 @@ def synthetic_training_frame(
     days_since_last_visit = np.minimum(days_since_last_visit, days_since_first_visit)
 
     page_views = sessions_total + rng.poisson(sessions_total * (pages_per_session - 1.0))
-    product_views = rng.binomial(page_views, 0.5)
+    product_views = rng.binomial(page_views, per_user(trait(lambda f: f.p_product)))
     categories_viewed = np.minimum(np.minimum(12, 1 + rng.poisson(1.5, size=n)), page_views)
     searches = rng.poisson(sessions_total * search_rate)
     cart_adds = rng.binomial(product_views, p_add)
@@ -95,7 +114,7 @@ def synthetic_training_frame(
 
     avg_session_seconds = session_seconds * rng.lognormal(0.0, 0.25, size=n)
     avg_engaged_seconds = avg_session_seconds * engaged_share
-    scroll = 100.0 * rng.beta(scroll_a, 2.0)
+    scroll = 100.0 * rng.beta(scroll_ab[:, 0], scroll_ab[:, 1])
     scroll = np.where(rng.random(n) < 0.05, np.nan, scroll)
     bounce_rate = np.clip(bounce_level + rng.normal(0.0, 0.08, size=n), 0.0, 1.0)
     engaged_session_rate = np.clip(engaged_level + rng.normal(0.0, 0.08, size=n), 0.0, 1.0)

@@ -42,7 +42,7 @@ judges partition *and* matching).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -51,12 +51,52 @@ from sklearn.metrics import adjusted_rand_score
 
 from ml import naming
 
-if TYPE_CHECKING:
-    from ml.segmentation import FeatureTransform, SegmentModel
-
 __all__ = ["MatchReport", "adjusted_rand_on_common", "id_agreement_on_common", "match_segments"]
 
 LAST_PURCHASE = "days_since_last_purchase"
+
+
+# What matching reads of a transform and of the previous model (ml.segmentation.FeatureTransform and
+# SegmentModel have these attributes), declared here: ml.segmentation calls the matching, so it imports
+# ml.matching and not the other way round (no import cycle).
+class ComparedTransform(Protocol):
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+
+    @property
+    def log1p(self) -> tuple[str, ...]: ...
+
+    @property
+    def never_purchased_days(self) -> float: ...
+
+
+class PreviousModel(Protocol):
+    @property
+    def transform(self) -> ComparedTransform: ...
+
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+
+    @property
+    def k(self) -> int: ...
+
+    @property
+    def mean(self) -> np.ndarray: ...
+
+    @property
+    def scale(self) -> np.ndarray: ...
+
+    @property
+    def centroids(self) -> np.ndarray: ...
+
+    @property
+    def segment_ids(self) -> tuple[int, ...]: ...
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
+    @property
+    def next_id(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -85,7 +125,7 @@ class MatchReport:
         )
 
 
-def comparable_columns(previous: SegmentModel, transform: FeatureTransform) -> list[str]:
+def comparable_columns(previous: PreviousModel, transform: ComparedTransform) -> list[str]:
     """New-model columns whose values mean the same in the previous model (same transform)."""
     prev_cols = set(previous.columns)
     out = []
@@ -101,9 +141,9 @@ def comparable_columns(previous: SegmentModel, transform: FeatureTransform) -> l
 
 
 def centroid_distances(
-    previous: SegmentModel,
+    previous: PreviousModel,
     centroids: np.ndarray,
-    transform: FeatureTransform,
+    transform: ComparedTransform,
     mean: np.ndarray,
     scale: np.ndarray,
 ) -> tuple[np.ndarray, list[str]]:
@@ -120,9 +160,9 @@ def centroid_distances(
 
 
 def match_segments(
-    previous: SegmentModel,
+    previous: PreviousModel,
     centroids: np.ndarray,
-    transform: FeatureTransform,
+    transform: ComparedTransform,
     mean: np.ndarray,
     scale: np.ndarray,
     *,

@@ -1,50 +1,61 @@
 """Synthetic ``user_features`` frames with planted personas, for tests and benchmarks.
 
-:func:`synthetic_user_features` draws N users from the five personas of :mod:`pulse.demo` (same names, same
-shares) and derives every column of the dbt ``user_features`` mart from a few per-persona rates, so the
-columns are consistent with each other (purchases never exceed cart adds, ``sessions_30d`` never exceeds
-``sessions_total``, ``days_since_last_purchase`` and ``avg_order_value`` are null for users who never
-bought, ``cart_abandonment_rate`` is null without a cart add). The persona a user was drawn from is
-returned separately: it is the ground truth segmentation is scored against, never an input.
+:func:`synthetic_user_features` draws N users from the five personas of :mod:`ml.personas` (the demo's: same
+names, same shares; their :class:`ml.personas.Features`) and derives every column of the dbt
+``user_features`` mart from a few per-persona rates, so the columns are consistent with each other
+(purchases never exceed cart adds, ``sessions_30d`` never exceeds ``sessions_total``,
+``days_since_last_purchase`` and ``avg_order_value`` are null for users who never bought,
+``cart_abandonment_rate`` is null without a cart add). The persona a user was drawn from is returned
+separately: it is the ground truth segmentation is scored against, never an input.
 
 The behaviour follows the demo's: browsers see many pages and products but rarely add to cart; buyers
 come back and buy often at a high order value; cart abandoners add to cart and mostly leave; passive
 visitors come once or twice, bounce and leave quickly; intent-driven shoppers search, add to cart and
 buy. Each persona has its own per-session rates (pages, searches, cart adds, purchases per visit), and, as
-in the demo, each user a lognormal activity level (mean 1, sigma 0.5) multiplying the number of sessions:
-counts then mix "how active" with "what kind of visitor", while per-session rates keep only the latter.
-Deterministic for a given seed. Pure numpy/pandas, no pulse import (``ml`` stays self-contained).
+in the demo, each user a lognormal activity level (mean 1, sigma ``ml.personas.ACTIVITY_SIGMA``)
+multiplying the number of sessions: counts then mix "how active" with "what kind of visitor", while
+per-session rates keep only the latter. Deterministic for a given seed. Pure numpy/pandas, no pulse import
+(``ml`` stays self-contained).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from ml import personas
+
 __all__ = ["PERSONAS", "PERSONA_SHARE", "synthetic_user_features"]
 
-# The names and shares of pulse.demo.PERSONAS / PERSONA_SHARE (a test checks they agree).
-PERSONAS: tuple[str, ...] = ("browser", "buyer", "cart_abandoner", "passive", "intent_driven")
-PERSONA_SHARE: tuple[float, ...] = (0.28, 0.14, 0.18, 0.25, 0.15)
+PERSONAS: tuple[str, ...] = personas.NAMES
+PERSONA_SHARE: tuple[float, ...] = personas.SHARES
 
-# Per persona, in the order of PERSONAS.
-_SESSIONS_LAM = np.array([9.0, 8.0, 6.0, 0.2, 6.0])  # sessions_total = 1 + Poisson
-_PAGES_PER_SESSION = np.array([9.0, 4.5, 5.5, 1.2, 5.5])
-_P_PRODUCT = np.array([0.55, 0.55, 0.6, 0.2, 0.6])  # share of page views that are product views
-_CATEGORIES_LAM = np.array([5.0, 1.0, 1.5, 0.2, 0.3])
-_SEARCH_PER_SESSION = np.array([0.05, 0.05, 0.05, 0.0, 2.5])
-_P_ADD = np.array([0.002, 0.35, 0.35, 0.0, 0.25])  # cart add per product view
-_P_BUY_SESSION = np.array([0.0, 0.7, 0.0, 0.0, 0.5])  # purchase per session (capped by cart adds)
-_AOV_MEDIAN = np.array([45.0, 130.0, 55.0, 40.0, 50.0])
-_SESSION_SECONDS = np.array([420.0, 150.0, 300.0, 25.0, 600.0])
-_ENGAGED_SHARE = np.array([0.55, 0.5, 0.5, 0.25, 0.6])
-_SCROLL_BETA = 3 * np.array([[2.5, 1.5], [1.5, 3.0], [2.0, 1.8], [0.8, 3.0], [4.0, 1.0]])
-_BOUNCE_BETA = np.array([[1.0, 12.0], [1.0, 8.0], [1.0, 8.0], [8.0, 2.0], [1.0, 10.0]])
-_ENGAGED_RATE_BETA = np.array([[8.0, 2.0], [7.0, 3.0], [7.0, 3.0], [1.0, 6.0], [9.0, 2.0]])
-_RECENCY_MEAN_DAYS = np.array([4.0, 3.0, 15.0, 25.0, 8.0])
+
+def _rates(value: Callable[[personas.Features], Any]) -> np.ndarray:
+    return personas.per_persona(lambda p: value(p.features))
+
+
+# Per persona (ml/personas.py: Features), in the order of PERSONAS.
+_SESSIONS_LAM = _rates(lambda f: f.sessions_lam)  # sessions_total = 1 + Poisson
+_PAGES_PER_SESSION = _rates(lambda f: f.pages_per_session)
+_P_PRODUCT = _rates(lambda f: f.p_product)  # share of page views that are product views
+_CATEGORIES_LAM = _rates(lambda f: f.categories_lam)
+_SEARCH_PER_SESSION = _rates(lambda f: f.searches_per_session)
+_P_ADD = _rates(lambda f: f.p_add)  # cart add per product view
+_P_BUY_SESSION = _rates(lambda f: f.p_buy_per_session)  # purchase per session (capped by cart adds)
+_AOV_MEDIAN = _rates(lambda f: f.aov_median)
+_SESSION_SECONDS = _rates(lambda f: f.session_seconds)
+_ENGAGED_SHARE = _rates(lambda f: f.engaged_share)
+_SCROLL_BETA = 3 * _rates(lambda f: f.scroll_beta)
+_BOUNCE_BETA = _rates(lambda f: f.bounce_beta)
+_ENGAGED_RATE_BETA = _rates(lambda f: f.engaged_rate_beta)
+_RECENCY_MEAN_DAYS = _rates(lambda f: f.recency_mean_days)
 # Per-user activity multiplier on the session rate, lognormal with mean 1 (pulse.demo draws the same): it
 # makes every count (sessions, page views, cart adds, ...) mix "how active" with "what kind of visitor".
-_ACTIVITY_SIGMA = 0.5
+_ACTIVITY_SIGMA = personas.ACTIVITY_SIGMA
 
 
 def synthetic_user_features(

@@ -12,9 +12,7 @@ import dagster as dg
 
 from orchestration.dead_runs import process_tags
 from orchestration.ml.decisions import CHAMPION_KEY, REASON_KEY, STATUS_KEY
-
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+from orchestration.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 
 
 def materialize_range(
@@ -86,8 +84,8 @@ def last_run_failed(instance: dg.DagsterInstance, job_name: str) -> tuple[date, 
     tags = runs[0].tags
     if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
         return date.fromisoformat(tags[RANGE_START_TAG]), date.fromisoformat(tags[RANGE_END_TAG])
-    if "dagster/partition" in tags:
-        day = date.fromisoformat(tags["dagster/partition"])
+    if PARTITION_TAG in tags:
+        day = date.fromisoformat(tags[PARTITION_TAG])
         return day, day
     return None
 

@@ -20,6 +20,12 @@ from pulse.settings import paths_from_env
 # The job whose partitions the sensor and the schedule read from the loaded definitions.
 PARTITIONED_JOB = "daily_pipeline"
 
+# The run tags that say which landing days a run covers: one partition, or a range (a single-run backfill,
+# orchestration/materialize.py). The quality checks read them to know the run's first day.
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
 
 def landing_days_partitions(start: date) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC", end_offset=1)

@@ -559,7 +559,7 @@ def _utc_now_text() -> str:
 
 def _print_consent_lines(paths: PulsePaths, started_at: str) -> None:
     """Who the snapshot this run published leaves out for lack of consent (pulse/consent.py), from its manifest."""
-    from pulse.consent import published_consent_lines
+    from pulse.publish import published_consent_lines
 
     try:
         lines = published_consent_lines(paths.exports, published_since=started_at)

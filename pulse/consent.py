@@ -1,6 +1,7 @@
 """How many profiled users publishing may export, and why the others are left out: the dbt model
 ``consent_coverage`` (dbt_project/models/activation/) read once here, for the published snapshot's manifest
-(pulse/publish.py), ``pulse summary`` and the closing lines of ``pulse materialize`` (from that manifest).
+(pulse/publish.py), ``pulse summary`` and the closing lines of ``pulse materialize`` (from that manifest:
+:func:`pulse.publish.published_consent_lines`).
 
 The rule itself (a user's own flag outranks a declared one, the latest holds, never sent = no consent) is in
 dbt: dim_user_consent and consent_coverage. This module only reads the counts and words them.
@@ -9,7 +10,6 @@ dbt: dim_user_consent and consent_coverage. This module only reads the counts an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pulse.warehouse import Warehouse
 
@@ -121,21 +121,3 @@ def read_consent_counts(warehouse: Warehouse) -> ConsentCounts | None:
     return ConsentCounts.from_rows(
         warehouse.rows(f"select personalization_consent, consent_basis, user_count from {COVERAGE_TABLE}")
     )
-
-
-def published_consent_lines(exports: Path, published_since: str | None = None) -> list[str]:
-    """The consent lines from the published snapshot's manifest (no warehouse needed: any engine, any lock);
-    nothing when there is none, it has no counts, or it was published before ``published_since`` (an ISO
-    UTC time: a run that did not reach the exports does not repeat an older snapshot's figures)."""
-    import json
-
-    from pulse.publish import current_snapshot
-
-    snapshot = current_snapshot(exports)
-    if snapshot is None or not (snapshot / "manifest.json").exists():
-        return []
-    manifest = json.loads((snapshot / "manifest.json").read_text())
-    if published_since is not None and str(manifest.get("published_at", "")) < published_since:
-        return []
-    counts = manifest.get("consent_counts")
-    return ConsentCounts.from_manifest(counts).lines() if counts else []

@@ -5,11 +5,11 @@ received: one gzip JSONL file per day under ``landing/events/<YYYY-MM-DD>/demo.j
 the events *received* that UTC day), plus ``landing/personas.csv`` (``user_key,persona``), the ground truth
 that segmentation can be evaluated against.
 
-Five personas (browser, buyer, cart_abandoner, passive, intent_driven) differ in how often they visit, how
-many pages they see and of which categories, how long they stay engaged, how deep they scroll, and how far
-they go down the cart -> checkout -> purchase funnel. Every run also injects the unhappy paths ingestion must
-cope with, deterministically and counted in :class:`DemoSummary`: duplicate deliveries, late arrivals and a
-few malformed lines of each kind in :data:`MALFORMED_KINDS`.
+Five personas (browser, buyer, cart_abandoner, passive, intent_driven; defined in :mod:`ml.personas`) differ
+in how often they visit, how many pages they see and of which categories, how long they stay engaged, how deep
+they scroll, and how far they go down the cart -> checkout -> purchase funnel. Every run also injects the
+unhappy paths ingestion must cope with, deterministically and counted in :class:`DemoSummary`: duplicate
+deliveries, late arrivals and a few malformed lines of each kind in :data:`MALFORMED_KINDS`.
 
 Lines are written in received_at order; absent optional fields are left out (never ``null``); keys come
 in the order event_id, event_type, event_time, received_at, session_id, page_view_id, identity and consent,
@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,7 +38,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ml import personas
 from pulse.contract import EVENT_TYPES
+from pulse.gzip_members import gzip_member
+from pulse.progress import ProgressBar
 
 __all__ = [
     "MALFORMED_KINDS",
@@ -51,7 +52,7 @@ __all__ = [
     "users_for_target_events",
 ]
 
-PERSONAS: tuple[str, ...] = ("browser", "buyer", "cart_abandoner", "passive", "intent_driven")
+PERSONAS: tuple[str, ...] = personas.NAMES  # defined in ml/personas.py, with their behaviour
 MALFORMED_KINDS: tuple[str, ...] = (
     "truncated_json",
     "missing_event_id",
@@ -90,8 +91,8 @@ HOUR_MS = 3_600_000
 BASE_URL = "https://demo-shop.example.com"
 SHOP = "Pulse Demo Shop"
 
-BROWSER, BUYER, CART_ABANDONER, PASSIVE, INTENT = range(5)
-PERSONA_SHARE = np.array([0.28, 0.14, 0.18, 0.25, 0.15])
+INTENT = PERSONAS.index("intent_driven")
+PERSONA_SHARE = np.array(personas.SHARES)
 
 # Event types as written (the contract's, plus one custom event to exercise the ``custom.*`` path).
 EVENT_NAMES: tuple[str, ...] = (*EVENT_TYPES, "custom.add_to_wishlist")
@@ -115,43 +116,26 @@ T_HOME, T_CATEGORY, T_PRODUCT, T_SEARCH, T_CART, T_CHECKOUT, T_CONFIRM = range(7
 TYPE_ENGAGE = np.array([0.6, 0.8, 1.2, 0.8, 0.7, 1.0, 0.4])  # engaged-time factor per page type
 TYPE_DOC_HEIGHT = np.array([4200, 5200, 3600, 4800, 1800, 2200, 1400])
 
-# Per-persona behaviour, indexed browser, buyer, cart_abandoner, passive, intent_driven.
-SESSION_RATE = np.array([0.14, 0.09, 0.07, 0.012, 0.06])  # extra sessions per day, on top of the first
-PAGES_LAM = np.array([8.0, 4.0, 5.0, 0.3, 5.0])  # browse pages = 1 + Poisson(lam)
-PAGES_MAX = np.array([30, 20, 20, 2, 20])
-# landing page type (home, category, product, search) and later browse pages
-LANDING_P = np.array(
-    [
-        [0.45, 0.35, 0.20, 0.0],
-        [0.5, 0.15, 0.3, 0.05],
-        [0.5, 0.2, 0.3, 0.0],
-        [0.5, 0.25, 0.25, 0.0],
-        [0.3, 0.1, 0.2, 0.4],
-    ]
-)
-BROWSE_P = np.array(
-    [
-        [0.04, 0.36, 0.56, 0.04],
-        [0.05, 0.2, 0.6, 0.15],
-        [0.05, 0.25, 0.62, 0.08],
-        [0.5, 0.3, 0.2, 0.0],
-        [0.02, 0.08, 0.6, 0.3],
-    ]
-)
-P_FAVOURITE = np.array([0.0, 0.7, 0.7, 0.0, 0.95])  # page category from the user's favourites
-P_SHORTLIST = np.array([0.0, 0.0, 0.0, 0.0, 0.85])  # intent: product from a personal shortlist of three
-ENGAGED_MEDIAN_S = np.array([30.0, 22.0, 28.0, 5.0, 40.0])
-IDLE_MEAN_S = np.array([12.0, 8.0, 12.0, 6.0, 10.0])
-SCROLL_BETA = np.array([[2.5, 1.5], [2.0, 2.0], [2.0, 1.8], [0.8, 3.0], [3.0, 1.2]])
-CLICK_RATE = np.array([0.7, 0.6, 0.6, 0.1, 0.6])
-P_ADD = np.array([0.015, 0.3, 0.3, 0.0, 0.2])  # add_to_cart per product page
-P_MISSION = np.array([0.01, 0.6, 0.0, 0.0, 0.35])  # session came to buy: forces a cart add and checkout
+# Per-persona behaviour (ml/personas.py: Visits), one value per persona in the order of PERSONAS.
+SESSION_RATE = personas.per_persona(lambda p: p.visits.session_rate)
+PAGES_LAM = personas.per_persona(lambda p: p.visits.pages_lam)
+PAGES_MAX = personas.per_persona(lambda p: p.visits.pages_max)
+LANDING_P = personas.per_persona(lambda p: p.visits.landing_p)
+BROWSE_P = personas.per_persona(lambda p: p.visits.browse_p)
+P_FAVOURITE = personas.per_persona(lambda p: p.visits.p_favourite)
+P_SHORTLIST = personas.per_persona(lambda p: p.visits.p_shortlist)
+ENGAGED_MEDIAN_S = personas.per_persona(lambda p: p.visits.engaged_median_s)
+IDLE_MEAN_S = personas.per_persona(lambda p: p.visits.idle_mean_s)
+SCROLL_BETA = personas.per_persona(lambda p: p.visits.scroll_beta)
+CLICK_RATE = personas.per_persona(lambda p: p.visits.click_rate)
+P_ADD = personas.per_persona(lambda p: p.visits.p_add)
+P_MISSION = personas.per_persona(lambda p: p.visits.p_mission)
 P_CART = 0.4  # non-mission session with a cart add opens the cart page
-P_CHECKOUT = np.array([0.15, 0.4, 0.03, 0.0, 0.3])  # non-mission: cart page -> checkout
-P_PURCHASE = np.array([0.6, 0.95, 0.2, 0.0, 0.85])  # checkout -> purchase
-P_REMOVE = np.array([0.15, 0.1, 0.3, 0.0, 0.1])  # cart page: remove the last added item
-QTY_LAM = np.array([0.1, 0.7, 0.2, 0.0, 0.2])  # quantity = 1 + Poisson(lam), at most 5
-P_WISHLIST = np.array([0.04, 0.01, 0.03, 0.0, 0.02])
+P_CHECKOUT = personas.per_persona(lambda p: p.visits.p_checkout)
+P_PURCHASE = personas.per_persona(lambda p: p.visits.p_purchase)
+P_REMOVE = personas.per_persona(lambda p: p.visits.p_remove)
+QTY_LAM = personas.per_persona(lambda p: p.visits.qty_lam)
+P_WISHLIST = personas.per_persona(lambda p: p.visits.p_wishlist)
 
 P_LOGGED_IN = 0.85
 P_CONSENT_ANALYTICS = 0.97
@@ -529,7 +513,7 @@ def _build_world(users: int, days: int, seed: int, start: date, with_strings: bo
     urng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     persona = _draw1(urng, np.cumsum(PERSONA_SHARE), users)
     logged_in = urng.random(users) < P_LOGGED_IN
-    activity = urng.lognormal(-0.125, 0.5, users)
+    activity = urng.lognormal(-(personas.ACTIVITY_SIGMA**2) / 2, personas.ACTIVITY_SIGMA, users)
     fav0 = _draw1(urng, np.cumsum(CATEGORY_POPULARITY), users)
     fav1 = (fav0 + 1 + urng.integers(0, N_CATEGORIES - 1, users)) % N_CATEGORIES
     favourite = np.stack([fav0, fav1], axis=1)
@@ -1052,12 +1036,6 @@ def _generate_chunk(
 # --------------------------------------------------------------------------------------------------------
 
 
-def _gzip_member(block: memoryview) -> bytes:
-    """One gzip member (header with mtime 0, so the output is reproducible)."""
-    comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    return comp.compress(block) + comp.flush()
-
-
 class _DayFiles:
     """Collects lines per received day; a day's file is written once no later chunk can add to it.
 
@@ -1097,7 +1075,7 @@ class _DayFiles:
         name = datetime.fromtimestamp((self.start_ms + day * DAY_MS) / 1000, tz=UTC).strftime("%Y-%m-%d")
         path = self.events_dir / name / DEMO_FILE_NAME
         self.files.append(path)
-        futures = [self.pool.submit(_gzip_member, b) for b in blocks or [memoryview(b"")]]
+        futures = [self.pool.submit(gzip_member, b, GZIP_LEVEL) for b in blocks or [memoryview(b"")]]
         self.inflight.append((path, futures, arrays))  # the arrays own the memory the blocks view
         while len(self.inflight) > 2:
             self._finish_oldest()
@@ -1117,31 +1095,6 @@ class _DayFiles:
     def wait(self) -> None:
         while self.inflight:
             self._finish_oldest()
-
-
-class _Progress:
-    """A one-line progress bar on stderr, redrawn at most every 0.1 s."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled = total, enabled
-        self.t0 = self.last = time.perf_counter()
-
-    def update(self, done: int, events: int) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last < 0.1 and done < self.total):
-            return
-        self.last = now
-        width = 30
-        done = min(done, self.total)
-        filled = width * done // max(self.total, 1)
-        bar = "#" * filled + "-" * (width - filled)
-        sys.stderr.write(f"\rpulse demo [{bar}] {done}/{self.total} days  {events:,} events  {now - self.t0:.1f}s")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 def _clean(landing: Path) -> None:
@@ -1210,7 +1163,7 @@ def generate_demo(
     events = duplicates = late = 0
     malformed = dict.fromkeys(MALFORMED_KINDS, 0)
     n_bad = 0
-    bar = _Progress(days, progress)
+    bar = ProgressBar("pulse demo", days, progress, unit="day")
     chunks = _chunks_by_day(w, s_start)
     with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
         out = _DayFiles(landing / "events", w.start_ms, pool)
@@ -1234,7 +1187,7 @@ def generate_demo(
                         n_bad += len(chunk.bad_lines)
                     next_chunk += 1
                 out.flush(day)
-                bar.update(day + 1, events)
+                bar.advance_to(day + 1, events=events)
             for day in out.remaining_days():
                 out.flush(day)
         finally:

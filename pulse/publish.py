@@ -303,3 +303,17 @@ def _prune(snapshots: Path, keep: int, current: str) -> None:
     for p in snapshots.glob(".tmp-*"):
         if p.name[len(".tmp-") :] < current:
             shutil.rmtree(p, ignore_errors=True)
+
+
+def published_consent_lines(exports: Path, published_since: str | None = None) -> list[str]:
+    """The consent lines from the published snapshot's manifest (no warehouse needed: any engine, any lock);
+    nothing when there is none, it has no counts, or it was published before ``published_since`` (an ISO
+    UTC time: a run that did not reach the exports does not repeat an older snapshot's figures)."""
+    snapshot = current_snapshot(exports)
+    if snapshot is None or not (snapshot / "manifest.json").exists():
+        return []
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    if published_since is not None and str(manifest.get("published_at", "")) < published_since:
+        return []
+    counts = manifest.get("consent_counts")
+    return ConsentCounts.from_manifest(counts).lines() if counts else []

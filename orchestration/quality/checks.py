@@ -23,11 +23,10 @@ from urllib.request import url2pathname
 import dagster as dg
 
 from expectations.runner import BLOCKING, SuiteResult, SuiteSpec, prepare, run_suites, suite_specs
-from orchestration.materialize import RANGE_START_TAG
+from orchestration.partitions import PARTITION_TAG, RANGE_START_TAG
 from orchestration.resources import PulseStorage
 from pulse.docs_server import DocsAddress, docs_address_for_links
 
-PARTITION_TAG = "dagster/partition"
 RAW_ASSETS = frozenset({"raw_events"})
 MAX_TABLE_ROWS = 40  # rows of a per-day metrics table shown in the check's metadata
 

@@ -21,8 +21,6 @@ import math
 import os
 import re
 import shutil
-import sys
-import time
 import uuid
 import zlib
 from array import array
@@ -50,7 +48,9 @@ from pulse.contract import (
     parse_integer,
     parse_number,
 )
+from pulse.gzip_members import gzip_member
 from pulse.importers.consent import ConsentDeclaration, ConsentTally, apply_declaration
+from pulse.progress import ProgressBar
 
 GZIP_LEVEL = 6
 BUFFER_BYTES = 32 << 20  # buffered output lines (all days together) before they are compressed to disk
@@ -740,12 +740,6 @@ def raise_csv_limit() -> None:
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _gzip_member(data: bytes) -> bytes:
-    """One gzip member; zlib's header has mtime 0, so the same lines give the same bytes."""
-    comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    return comp.compress(data) + comp.flush()
-
-
 # A day's events go into parts of at most this many events and bytes (uncompressed): no file an import writes
 # is over ingestion's per-file limits (max_file_lines, max_file_bytes; 5,000,000 and 256 MiB by default), so a
 # month of 40 million events imports and ingests without a setting changed. Limits set lower make the parts
@@ -797,7 +791,7 @@ class _DayWriter:
         lines = self.buffers.pop(day, None)
         if lines:
             with open(self._path(day, self.parts.get(day, 1)), "ab") as fh:
-                fh.write(_gzip_member(b"".join(lines)))
+                fh.write(gzip_member(b"".join(lines), GZIP_LEVEL))
             self.buffered -= sum(len(line) for line in lines)
 
     def flush(self) -> None:
@@ -896,43 +890,12 @@ def _number_copies(path: Path, hashes: set[int], buffer_bytes: int, copies: Coun
             chunk.append(raw)
             size += len(raw)
             if size >= buffer_bytes:
-                out.write(_gzip_member(b"".join(chunk)))
+                out.write(gzip_member(b"".join(chunk), GZIP_LEVEL))
                 chunk, size = [], 0
         if chunk:
-            out.write(_gzip_member(b"".join(chunk)))
+            out.write(gzip_member(b"".join(chunk), GZIP_LEVEL))
     os.replace(rewritten, path)
     return renamed
-
-
-class Progress:
-    """A one-line progress bar on stderr (bytes read of the source), redrawn at most every 0.2 s."""
-
-    def __init__(self, label: str, total: int, enabled: bool) -> None:
-        self.label, self.total, self.enabled = label, max(total, 1), enabled
-        self.t0 = self.last = time.perf_counter()
-        self.drawn = False
-
-    def update(self, done: int, rows: int, events: int, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self.last < 0.2:
-            return
-        self.last = now
-        width = 30
-        filled = width * min(done, self.total) // self.total
-        bar = "#" * filled + "-" * (width - filled)
-        sys.stderr.write(
-            f"\r{self.label} [{bar}] {done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB  "
-            f"{rows:,} rows  {events:,} events  {now - self.t0:.1f}s"
-        )
-        sys.stderr.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.enabled and self.drawn:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 def output_stem(fmt: str, digest: str) -> str:
@@ -959,7 +922,9 @@ def import_file(
     staging_root = landing / ".import-staging"
     staging = staging_root / uuid.uuid4().hex
     staging.mkdir(parents=True)
-    bar = Progress(f"pulse import {source.path.name}", source.size, progress)
+    bar = ProgressBar(
+        f"pulse import {source.path.name}", source.size, progress, unit="B", unit_scale=True, unit_divisor=1000
+    )
     try:
         writer = _DayWriter(staging, buffer_bytes, part_events=part_events, part_bytes=part_bytes)
         repeats = RepeatedContentIds()
@@ -985,11 +950,11 @@ def import_file(
                     if first_rejects is not None and len(first_rejects) < FIRST_REJECTS:
                         first_rejects.append(f"{source.path}:{row.line}: {reason}")
                 result.events_written += len(row.events)
-                bar.update(source.bytes_read, result.rows_read, result.events_written)
+                bar.advance_to(source.bytes_read, rows=result.rows_read, events=result.events_written)
         finally:
             if rejects_fh is not None:
                 rejects_fh.close()
-        bar.update(source.size, result.rows_read, result.events_written, force=True)
+        bar.advance_to(source.size, rows=result.rows_read, events=result.events_written)
         staged = writer.staged()
         result.identical_rows = repeats.number(staged, buffer_bytes)
         result.day_counts = dict(sorted(writer.counts.items()))

@@ -16,11 +16,11 @@ import pytest
 
 from pulse.cli import main
 from pulse.collector.events import RequestContext, contract_violation, enrich
-from pulse.consent import FIX_COMMAND, ConsentCounts, published_consent_lines, read_consent_counts
+from pulse.consent import FIX_COMMAND, ConsentCounts, read_consent_counts
 from pulse.importers import ConsentDeclaration, ConsentError, ImportSummary, import_files
 from pulse.importers.consent import ConsentTally, apply_declaration, flags_from_categories, flags_from_scopes
 from pulse.ingest import ingest_day, landed_days
-from pulse.publish import publish_snapshot
+from pulse.publish import publish_snapshot, published_consent_lines
 from pulse.warehouse import DuckDBWarehouse
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

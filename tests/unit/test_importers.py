@@ -967,7 +967,8 @@ def test_cli_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["import", "--format", "mapped", "--mapping", "rees46", "--landing", str(landing), str(REES46)])
     out, err = capsys.readouterr()
     assert rc == 0 and "18 rows read, 13 events written, 5 rejected" in out
-    assert "pulse import rees46_sample.csv [" in err  # the progress bar
+    # the progress bar (pulse/progress.py): the source's bytes, then the rows and events it became
+    assert "pulse import rees46_sample.csv: 100%" in err and "18 rows  13 events" in err
 
     rc = main(["import", "--format", "otto", "--landing", str(landing), str(tmp_path / "missing.jsonl")])
     out, err = capsys.readouterr()

@@ -35,11 +35,15 @@ def _segment_holding_most(result: seg.SegmentationResult, persona_idx: np.ndarra
     return str(values[counts.argmax()])
 
 
-def test_synthetic_personas_are_the_demo_personas() -> None:
+def test_synthetic_users_are_drawn_from_the_shared_personas(planted) -> None:
+    """ml.synthetic and pulse.demo both read ml.personas; the planted personas come in its shares."""
     from pulse import demo
 
     assert PERSONAS == demo.PERSONAS
     np.testing.assert_allclose(PERSONA_SHARE, demo.PERSONA_SHARE)
+    _, persona = planted
+    drawn = np.bincount(persona, minlength=len(PERSONAS)) / len(persona)
+    np.testing.assert_allclose(drawn, PERSONA_SHARE, atol=0.02)
 
 
 def test_recovers_planted_personas(planted, fitted) -> None:
