@@ -9,7 +9,7 @@ MANIFEST := dbt_project/target/manifest.json
 
 BROWSER := tests/browser
 
-.PHONY: install run test lint ui mlflow serve collect demo-live bench bench-collector browser-deps clean
+.PHONY: install run test lint env-example ui mlflow serve collect demo-live bench bench-collector browser-deps clean
 
 install: $(VENV)/.installed $(MANIFEST)
 
@@ -30,6 +30,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	cd dbt_project && PULSE_WAREHOUSE=$$(mktemp -d)/lint.duckdb ../$(BIN)/sqlfluff lint models tests
+
+# .env.example is written from the settings' declarations (pulse/settings.py); a unit test keeps them equal.
+env-example: install
+	$(BIN)/pulse settings --env-example > .env.example
 
 # Browser tests: Chromium from Debian's package, playwright-core from npm (package-lock.json). Nothing
 # downloads a browser.
