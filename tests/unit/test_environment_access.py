@@ -117,3 +117,21 @@ def test_only_the_settings_door_reads_the_environment() -> None:
     assert environment_access((REPO / THE_DOOR).read_text())[1]
     for name in READERS:
         assert environment_access((REPO / name).read_text())[1], f"{name} no longer reads it: drop it from READERS"
+
+
+def test_pulse_dbt_takes_the_settings_as_arguments_and_sets_them_in_dbts_environment_only() -> None:
+    """dagster-dbt runs `pulse-dbt --env NAME=VALUE ... <dbt args>` (orchestration.resources.dbt_for_run): the
+    wrapper splits them off and builds dbt's environment; an empty value unsets (profiles.yml's default)."""
+    import pytest
+
+    from pulse.processes import dbt_environment, split_env_arguments
+
+    env, rest = split_env_arguments(
+        ["--env", "PULSE_WAREHOUSE=/w.duckdb", "--env", "PULSE_DBT_TARGET=", "build", "--env"]
+    )
+    assert env == {"PULSE_WAREHOUSE": "/w.duckdb", "PULSE_DBT_TARGET": ""}
+    assert rest == ["build", "--env"]  # only leading pairs are the wrapper's
+    child = dbt_environment({"PATH": "/bin", "PULSE_DBT_TARGET": "spark", "PULSE_WAREHOUSE": "/old"}, env)
+    assert child["PULSE_WAREHOUSE"] == "/w.duckdb" and "PULSE_DBT_TARGET" not in child and child["PATH"] == "/bin"
+    with pytest.raises(SystemExit, match="--env needs NAME=VALUE"):
+        split_env_arguments(["--env", "build"])
