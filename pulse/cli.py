@@ -713,7 +713,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from pulse.docs_server import DocsUrlError
     from pulse.supervisor import run_supervised
 
-    settings = home_settings()
+    settings = _settings()  # every setting checked before the UI starts: the code location would refuse it
     paths = _paths(settings)
     try:
         address = _docs_address()

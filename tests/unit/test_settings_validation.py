@@ -71,11 +71,15 @@ def test_the_code_location_does_not_load_with_a_bad_value(tmp_path: Path) -> Non
         build_definitions({"PULSE_HOME": str(tmp_path), "PULSE_PURCHASE_HORIZON_DAYS": "soon"})
 
 
-@pytest.mark.parametrize("command", [["materialize"], ["serve"], ["settings"]])
+@pytest.mark.parametrize("command", [["materialize"], ["serve"], ["ui"], ["settings"]])
 def test_the_commands_stop_at_start_on_a_bad_value(command: list[str], pulse_home, monkeypatch, capsys) -> None:
+    """A run setting (not one of the home's paths) that a read API or a UI does not use itself still stops them:
+    every value is checked at start."""
     from pulse import cli
 
+    monkeypatch.setenv("PULSE_PURCHASE_HORIZON_DAYS", "soon")
     monkeypatch.setenv("PULSE_SPARK_MASTER", "somewhere")
     assert cli.main(command) == 2
     err = capsys.readouterr().err
     assert "PULSE_SPARK_MASTER='somewhere'" in err and "local[2]" in err
+    assert "PULSE_PURCHASE_HORIZON_DAYS='soon': expected a whole number >= 1" in err
