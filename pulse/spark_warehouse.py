@@ -217,7 +217,11 @@ def start_session(paths: PulsePaths) -> SparkSession:
         ) from exc
     # the executors' Python (mapInArrow) is this interpreter, not whatever python3 is on PATH: Spark's own
     # setting, not PYSPARK_PYTHON in this process's environment
-    builder = SparkSession.builder.enableHiveSupport().config("spark.pyspark.python", sys.executable)
+    builder = (
+        SparkSession.builder.enableHiveSupport()
+        .config("spark.pyspark.python", sys.executable)
+        .config("spark.sql.execution.pyspark.python", sys.executable)  # Python UDFs and mapInArrow
+    )
     for key, value in spark_conf(paths).items():
         builder = builder.config(key, value)
     try:
