@@ -9,7 +9,7 @@ MANIFEST := dbt_project/target/manifest.json
 
 BROWSER := tests/browser
 
-.PHONY: install run test lint contract-copies ui mlflow serve collect demo-live bench bench-collector browser-deps clean
+.PHONY: install run test lint contract-copies env-example ui mlflow serve collect demo-live bench bench-collector browser-deps clean
 
 install: $(VENV)/.installed $(MANIFEST)
 
@@ -34,6 +34,10 @@ lint: install
 # The event contract's copies (docs/event-contract.md's tables, the tracker's event types) from pulse/contract.py.
 contract-copies: install
 	$(BIN)/python -m pulse.contract_copies
+
+# .env.example is written from the settings' declarations (pulse/settings.py); a unit test keeps them equal.
+env-example: install
+	$(BIN)/pulse settings --env-example > .env.example
 
 # Browser tests: Chromium from Debian's package, playwright-core from npm (package-lock.json). Nothing
 # downloads a browser.

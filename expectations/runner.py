@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import re
 import threading
 import time
@@ -299,7 +298,7 @@ class _Gx:
     INDEX_LIMIT); home None: nothing is written (no Data Docs)."""
 
     def __init__(self, home: Path | None) -> None:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        # analytics off through the context's own config (analytics_enabled=False below), not the environment
         started = time.perf_counter()
         import great_expectations as gx
         from great_expectations.data_context.types.base import (

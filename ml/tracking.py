@@ -45,7 +45,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -99,7 +98,6 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_NAME = "segment_model"  # the logged model's name within the run
 MODEL_ARTIFACT = "segment_model.json"
-_ENV_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
 
 
 @dataclass(frozen=True)
@@ -143,18 +141,16 @@ def _drop_cloudpickle_advice(record: logging.LogRecord) -> bool:
 
 @contextmanager
 def using_store(uri: str) -> Iterator[Any]:
-    """Point MLflow's process-wide tracking and registry URIs at ``uri``; restore them (and the variables
-    MLflow mirrors them into) afterwards."""
+    """Point MLflow's process-wide tracking and registry URIs at ``uri`` (MLflow's API; pulse writes no
+    environment variable); restore them afterwards."""
     import mlflow
 
-    saved_env = {v: os.environ.get(v) for v in _ENV_VARS}
     had_tracking = mlflow.is_tracking_uri_set()
     saved_tracking = mlflow.get_tracking_uri() if had_tracking else None
     saved_registry = mlflow.get_registry_uri()
     registry_was_explicit = saved_registry != mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no tqdm bars in Dagster logs
     # MLflow chats on stderr (database migrations, "Successfully registered model", a CloudPickle advisory
     # about python_model objects): keep its warnings and errors, drop the rest from pulse's output.
     mlflow_logger = logging.getLogger("mlflow")
@@ -162,7 +158,7 @@ def using_store(uri: str) -> Iterator[Any]:
     mlflow_logger.setLevel(logging.WARNING)
     pyfunc_logger = logging.getLogger("mlflow.pyfunc")
     pyfunc_logger.addFilter(_drop_cloudpickle_advice)
-    chatter = io.StringIO()
+    chatter = io.StringIO()  # also takes MLflow's artifact progress bars (tqdm writes to stderr)
     try:
         with contextlib.redirect_stderr(chatter):
             yield mlflow
@@ -171,11 +167,6 @@ def using_store(uri: str) -> Iterator[Any]:
         pyfunc_logger.removeFilter(_drop_cloudpickle_advice)
         mlflow.set_tracking_uri(saved_tracking)
         mlflow.set_registry_uri(saved_registry if registry_was_explicit else None)
-        for var, value in saved_env.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
 
 
 def experiment_id_for(client: Any, name: str, uri: str, table_metrics: Sequence[str] = ()) -> str:

@@ -2,7 +2,6 @@
 landing day (orchestration/partitions.py), so they are computed from the landing zone each time a process
 loads them: `pulse materialize` on every call, `pulse ui`'s code server at start and on each reload."""
 
-import os
 from collections.abc import Mapping
 
 import dagster as dg
@@ -26,12 +25,15 @@ from orchestration.partitions import landing_partitions_from_env
 from orchestration.quality.checks import quality_checks
 from orchestration.resources import PulseSettings, PulseStorage, dbt_resource
 from orchestration.transform.assets import pulse_dbt_models
+from pulse.settings import load_settings
 
 
 def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """Every asset, check, job, schedule and sensor, with the partitions of ``environ``'s landing zone
-    (default: the process environment)."""
-    raw_events = build_raw_events(landing_partitions_from_env(os.environ if environ is None else environ))
+    (default: the process environment). Every setting is checked first: a bad value fails the code location's
+    load (`pulse ui`, `dagster dev`) with SettingsError naming the variable or key and what it accepts."""
+    load_settings(environ)
+    raw_events = build_raw_events(landing_partitions_from_env(environ))
     return dg.Definitions(
         assets=[
             raw_events,

@@ -8,7 +8,6 @@ lands events all day long and the landing sensor ingests them in micro-batches b
 docs/architecture.md explains why time windows with a computed start rather than dynamic partitions.
 """
 
-import os
 from collections.abc import Mapping
 from datetime import date
 
@@ -31,8 +30,11 @@ def landing_days_partitions(start: date) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC", end_offset=1)
 
 
-def landing_partitions_from_env(environ: Mapping[str, str], today: date | None = None) -> dg.DailyPartitionsDefinition:
-    """The partitions as a fresh load of the definitions builds them: from the landing zone of ``environ``."""
+def landing_partitions_from_env(
+    environ: Mapping[str, str] | None = None, today: date | None = None
+) -> dg.DailyPartitionsDefinition:
+    """The partitions as a fresh load of the definitions builds them: from the landing zone of ``environ``
+    (default: the process environment, through the settings door)."""
     today = today or today_utc()
     return landing_days_partitions(partitions_start(environ, paths_from_env(environ).events_landing, today))
 
@@ -49,5 +51,5 @@ def loaded_partitions_start(context: dg.SensorEvaluationContext | dg.ScheduleEva
     if repository is not None:
         partitions = repository.get_job(PARTITIONED_JOB).partitions_def
     if not isinstance(partitions, dg.TimeWindowPartitionsDefinition):
-        partitions = landing_partitions_from_env(os.environ)
+        partitions = landing_partitions_from_env()
     return partitions.start.date()

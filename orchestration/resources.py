@@ -4,7 +4,6 @@ environment < the run's overrides (the `settings` resource's run config, what `p
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from pydantic import Field
 
 from orchestration.transform.project import pulse_dbt_project
 from pulse.file_access import apply_umask
-from pulse.settings import PulsePaths, Settings, SettingsError, export_to_environ, home_settings, load_settings
+from pulse.settings import PulsePaths, Settings, SettingsError, home_settings, load_settings, process_environ
 from pulse.warehouse import Warehouse, connect_duckdb, open_warehouse
 
 
@@ -36,19 +35,22 @@ class PulseSettings(dg.ConfigurableResource):
     def resolve(self) -> Settings:
         """Every setting's effective value for this run; a bad one fails the step, naming it and its value."""
         try:
-            return load_settings(os.environ, self.overrides)
+            return load_settings(overrides=self.overrides)
         except SettingsError as exc:
             raise dg.Failure(description=f"settings: {exc}") from None
 
 
 class PulseStorage(dg.ConfigurableResource):
-    """The warehouse and the landing zone. Empty fields fall back to PULSE_* variables / PULSE_HOME."""
+    """The warehouse and the landing zone. Empty fields fall back to the settings door (settings.toml, PULSE_*
+    variables, PULSE_HOME); a field set here wins, as the same variable would."""
 
     home: str | None = None
     warehouse: str | None = None
     landing: str | None = None
 
-    def paths(self) -> PulsePaths:
+    def settings(self) -> Settings:
+        """The home's settings with this resource's fields: the paths, and what dbt's profile reads
+        (:func:`dbt_for_run`)."""
         overrides = {
             var: value
             for var, value in (
@@ -59,11 +61,12 @@ class PulseStorage(dg.ConfigurableResource):
             if value
         }
         try:
-            settings = home_settings({**os.environ, **overrides})
+            return home_settings(process_environ() | overrides)
         except SettingsError as exc:
             raise dg.Failure(description=f"settings: {exc}") from None
-        # dagster-dbt starts dbt with this process's environment: hand it the resolved, absolute values.
-        export_to_environ(settings)
+
+    def paths(self) -> PulsePaths:
+        settings = self.settings()
         # owner-only files also in a run a Dagster started by hand launched (pulse's own commands set it already)
         apply_umask(settings.file_access)
         return settings.paths.ensure()
@@ -95,3 +98,23 @@ def dbt_resource() -> DbtCliResource:
         project_dir=pulse_dbt_project,
         dbt_executable=str(Path(sys.executable).parent / DBT_EXECUTABLE),
     )
+
+
+def dbt_for_run(dbt: DbtCliResource, settings: Settings) -> DbtCliResource:
+    """``dbt`` with the settings dbt's profile reads (the warehouse, the engine, threads, memory, Spark's) as
+    the ``pulse-dbt`` wrapper's leading ``--env NAME=VALUE`` arguments: dagster-dbt starts dbt with a copy of
+    this process's environment and takes no other, and nothing in pulse writes that environment; the wrapper
+    sets them in dbt's own (pulse/processes.py)."""
+    return DbtCliResource(
+        project_dir=dbt.project_dir,
+        dbt_executable=dbt.dbt_executable,
+        global_config_flags=[*dbt_env_arguments(settings), *dbt.global_config_flags],
+        profiles_dir=dbt.profiles_dir,
+        profile=dbt.profile,
+        target=dbt.target,
+    )
+
+
+def dbt_env_arguments(settings: Settings) -> list[str]:
+    """``--env NAME=VALUE`` for every variable dbt's profile and macros read (an empty value: unset)."""
+    return [arg for name, value in settings.dbt_profile_env().items() for arg in ("--env", f"{name}={value}")]

@@ -25,6 +25,7 @@ from pulse.settings import (
     SettingsError,
     group_settings,
     home_settings,
+    ingest_settings,
     load_settings,
     parse_overrides,
     paths_from_env,
@@ -56,13 +57,13 @@ concurrency:
 def _settings(overrides: dict[str, str] | None = None) -> Settings:
     """Every setting, for a command that runs the pipeline (a SettingsError is reported by `main`, naming what
     is wrong)."""
-    return load_settings(os.environ, overrides)
+    return load_settings(overrides=overrides)
 
 
 def _paths(settings: Settings | None = None) -> PulsePaths:
     """The home's paths; without ``settings``, only the home's settings are read (a bad dbt var in settings.toml
     does not stop `pulse serve`, `summary`, `collect` or `ui`: the runs that use it report it)."""
-    paths = (settings or home_settings(os.environ)).paths.ensure()
+    paths = (settings or home_settings()).paths.ensure()
     dagster_yaml = paths.dagster_home / "dagster.yaml"
     if not dagster_yaml.exists():
         dagster_yaml.write_text(DAGSTER_YAML)
@@ -109,10 +110,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Build dbt's manifest (dbt_project/target/manifest.json), which the Dagster definitions load: code, built at
     install time. Runs keep their own target and logs under PULSE_HOME; this parse logs there too."""
-    settings = home_settings(os.environ)
+    settings = home_settings()
     paths = _paths(settings)
     cmd = [_venv_bin("dbt"), "parse", "--quiet", "--log-path", str(paths.dbt_logs)]
-    return subprocess.call(cmd, cwd=DBT_PROJECT_DIR, env=settings.dbt_env(os.environ))
+    return subprocess.call(cmd, cwd=DBT_PROJECT_DIR, env=settings.dbt_env())
 
 
 # The job `pulse materialize` runs: every asset, the intent model included.
@@ -154,8 +155,8 @@ def _partition_days(paths: PulsePaths, days: list[date]) -> list[date]:
     from pulse.landing import partitions_start, pinned_partitions_start, split_days, today_utc
 
     today = today_utc()
-    split = split_days(days, partitions_start(os.environ, paths.events_landing, today), today)
-    for line in split.messages(pinned=pinned_partitions_start(os.environ) is not None):
+    split = split_days(days, partitions_start(None, paths.events_landing, today), today)
+    for line in split.messages(pinned=pinned_partitions_start() is not None):
         print(f"materialize: {line}", file=sys.stderr)
     return split.inside
 
@@ -634,7 +635,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    """Every setting's effective value and where it came from (default, the settings file, a variable, --var)."""
+    """Every setting's effective value and where it came from (default, the settings file, a variable, --var);
+    ``--env-example``: the text of .env.example, written from the declarations (`make env-example`)."""
+    if args.env_example:
+        from pulse.settings import env_example
+
+        print(env_example(), end="")
+        return 0
     settings = _settings(_overrides(args))
     state = "" if settings.file.exists() else " (absent: defaults and the environment only)"
     print(f"PULSE_HOME  {settings.home}\nfile        {settings.file}{state}")
@@ -672,7 +679,7 @@ def _dagster_dev(host: str, port: int) -> list[str]:
 def _docs_address() -> DocsAddress:
     from pulse.docs_server import docs_address
 
-    return docs_address(os.environ)  # PULSE_DOCS_URL: DocsUrlError names it and its value
+    return docs_address()  # PULSE_DOCS_URL: DocsUrlError names it and its value
 
 
 @contextlib.contextmanager
@@ -706,7 +713,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from pulse.docs_server import DocsUrlError
     from pulse.supervisor import run_supervised
 
-    settings = home_settings(os.environ)
+    settings = _settings()  # every setting checked before the UI starts: the code location would refuse it
     paths = _paths(settings)
     try:
         address = _docs_address()
@@ -719,7 +726,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
             + (f"   Data Docs and dbt docs: {docs.url}/   (Ctrl-C stops both)" if docs else "   (Ctrl-C stops it)"),
             flush=True,
         )
-        return run_supervised(_dagster_dev(args.host, args.port), cwd=REPO_ROOT, env=settings.child_env(os.environ))
+        return run_supervised(_dagster_dev(args.host, args.port), cwd=REPO_ROOT, env=settings.child_env())
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -751,14 +758,14 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
     """The MLflow UI over PULSE_HOME's tracking store: one worker, no job runner (~0.5 GB, starts in ~3 s)."""
-    settings = home_settings(os.environ)
+    settings = home_settings()
     paths = _paths(settings)
     from ml.tracking import tracking_uri
 
     if paths.mlflow_uri:
         print(f"mlflow_uri is set: runs and models are on {paths.mlflow_uri}, open its own UI", file=sys.stderr)
         return 1
-    env = settings.child_env(os.environ) | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = settings.child_env() | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     cmd = [
         _venv_bin("mlflow"),
         "server",
@@ -811,7 +818,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     landing = Path(args.landing).expanduser().resolve() if args.landing else paths_from_env().landing
     try:  # no file written bigger than ingestion accepts (a bad setting is reported after the import)
-        options = IngestOptions.from_env(os.environ)
+        options = IngestOptions.from_settings(ingest_settings())
         limits = part_limits(options.max_file_lines, options.max_file_bytes)
     except ValueError:
         limits = part_limits(IngestOptions.max_file_lines, IngestOptions.max_file_bytes)
@@ -863,7 +870,7 @@ def _warn_outside_window(summary: ImportSummary) -> None:
     from pulse.ingest import IngestOptions
 
     try:
-        options = IngestOptions.from_env(os.environ)
+        options = IngestOptions.from_settings(ingest_settings())
     except ValueError as exc:
         print(f"import: warning: {exc}: `pulse materialize` will stop on it; events not checked", file=sys.stderr)
         return
@@ -878,7 +885,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """The read API over the published snapshot (profiles, audiences) until Ctrl-C."""
     from pulse.serve import serve
 
-    exports = Path(args.exports).expanduser().resolve() if args.exports else paths_from_env().exports
+    settings = _settings()  # every setting checked at start: a bad one stops here, named (exit 2)
+    exports = Path(args.exports).expanduser().resolve() if args.exports else settings.exports
     return serve(host=args.host, port=args.port, exports_dir=exports)
 
 
@@ -889,11 +897,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from pulse.ingest import IngestOptions
 
     paths = _paths()
-    try:  # the contract's limits ingestion will apply to what the collector acknowledges
-        limits = IngestOptions.from_env(os.environ).limits
-    except ValueError as exc:  # a setting that does not parse: the message names it
-        print(f"pulse collect: {exc}", file=sys.stderr)
-        return 2
+    # the contract's limits ingestion will apply to what the collector acknowledges (a SettingsError names the
+    # variable; `main` reports it, exit 2)
+    limits = IngestOptions.from_settings(ingest_settings()).limits
     settings = CollectorSettings(
         spool=paths.collector / "spool",
         events_landing=paths.events_landing,
@@ -915,9 +921,9 @@ def cmd_live(args: argparse.Namespace) -> int:
     from pulse.docs_server import DocsUrlError
     from pulse.supervisor import run_supervised
 
-    settings = home_settings(os.environ)
+    settings = home_settings()
     paths = _paths(settings)
-    env = settings.child_env(os.environ)
+    env = settings.child_env()
     try:
         address = _docs_address()
     except DocsUrlError as exc:
@@ -1013,6 +1019,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("settings", help="every setting's effective value and where it came from")
     run_settings_args(p)
+    p.add_argument(
+        "--env-example",
+        action="store_true",
+        help="print .env.example, written from the declarations (pulse/settings.py), instead",
+    )
     p.set_defaults(func=cmd_settings)
 
     from pulse.importers import CONSENT_CHOICES, FORMATS
@@ -1096,7 +1107,7 @@ def _protect_files() -> None:
     process inherits it), and an existing PULSE_HOME no wider than it allows (pulse/file_access.py)."""
     from pulse.file_access import apply_umask, tighten_home
 
-    settings = group_settings(["file_access"], os.environ)
+    settings = group_settings(["file_access"])
     apply_umask(settings.file_access)
     notice = tighten_home(settings.home, settings.file_access)
     if notice:

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pulse.settings import process_environ
+
 DBT_DOCS_DIRNAME = "dbt_docs"
 SITE_FILES = ("index.html", "manifest.json", "catalog.json")
 STAMP_FILE = "stamp"
@@ -81,8 +83,9 @@ def generate_dbt_docs(
     build_target: the target folder of the `dbt build` that just ran. Its manifest.json (every model compiled
     as it ran) is the one served, so dbt only reads the catalog (``--no-compile``, which writes no manifest),
     and its partial parse file spares a full parse. None: dbt compiles the project for its manifest.
-    environ: the child's environment (default this process's: the PULSE_* paths the run exported pick the
-    warehouse). Raises DbtDocsError with dbt's output when it fails; the site then keeps its previous files."""
+    environ: the child's environment (default: this process's, without the settings; callers pass
+    :meth:`pulse.settings.Settings.dbt_env`, which picks the warehouse). Raises DbtDocsError with dbt's output
+    when it fails; the site then keeps its previous files."""
     started = time.perf_counter()
     root = dbt_docs_dir(home)
     site = dbt_docs_site(home)
@@ -116,7 +119,7 @@ def generate_dbt_docs(
         done = subprocess.run(
             command,
             cwd=project_dir,
-            env=dict(os.environ if environ is None else environ),
+            env=process_environ() if environ is None else dict(environ),
             capture_output=True,
             text=True,
             timeout=TIMEOUT_SECONDS,

@@ -17,7 +17,7 @@ import gzip
 import os
 import stat
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -122,17 +122,6 @@ class IngestOptions:
             max_file_bytes=int(settings.max_file_bytes),
             max_file_lines=int(settings.max_file_lines),
         )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> IngestOptions:
-        """:meth:`from_settings` with only the ingestion settings read through the door (settings.toml, then
-        PULSE_EARLIEST_EVENT_TIME, PULSE_FUTURE_TOLERANCE_HOURS, PULSE_MAX_ROW_BYTES, PULSE_MAX_FILE_BYTES,
-        PULSE_MAX_FILE_LINES of ``environ``). A value that does not parse raises ValueError (SettingsError) naming
-        where it was set and the value."""
-        from pulse.settings import group_settings
-
-        names = ("earliest_event_time", "future_tolerance_hours", "max_row_bytes", "max_file_bytes", "max_file_lines")
-        return cls.from_settings(group_settings(names, environ))
 
     @property
     def limits(self) -> EventLimits:

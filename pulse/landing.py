@@ -36,7 +36,7 @@ def first_landing_day(events_landing: Path) -> date | None:
     return None
 
 
-def pinned_partitions_start(environ: Mapping[str, str]) -> date | None:
+def pinned_partitions_start(environ: Mapping[str, str] | None = None) -> date | None:
     """The setting ``partitions_start`` (``PULSE_PARTITIONS_START``, settings.toml): the first daily partition
     whatever the landing zone holds; None when unset. A value that is not a date raises ValueError (the settings
     door's SettingsError) naming where it was set and the value."""
@@ -45,7 +45,7 @@ def pinned_partitions_start(environ: Mapping[str, str]) -> date | None:
     return group_settings(["partitions_start"], environ).partitions_start
 
 
-def partitions_start(environ: Mapping[str, str], events_landing: Path, today: date) -> date:
+def partitions_start(environ: Mapping[str, str] | None, events_landing: Path, today: date) -> date:
     """The first daily partition: ``PULSE_PARTITIONS_START`` when set; otherwise the first landing day; today
     when the landing zone is empty (a fresh clone, or the collector about to land today's files) or holds only
     days after today."""

@@ -122,17 +122,56 @@ def die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def exec_dying_with_parent(argv: list[str]) -> None:
+def exec_dying_with_parent(argv: list[str], env: dict[str, str] | None = None) -> None:
     """Replace this process with ``argv``, which the kernel kills when this process's parent dies. If the
-    parent died before that was in place (this process was re-parented), exit instead of running orphaned."""
+    parent died before that was in place (this process was re-parented), exit instead of running orphaned.
+    ``env``: the new program's environment (default: this process's)."""
     parent = os.getppid()
     die_with_parent()
     if os.getppid() != parent:
         raise SystemExit(f"{argv[0]}: the process that started it is gone; not started")
-    os.execv(argv[0], argv)
+    if env is None:
+        os.execv(argv[0], argv)
+    os.execve(argv[0], argv, env)
+
+
+ENV_ARGUMENT = "--env"
+
+
+def split_env_arguments(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    """`pulse-dbt`'s leading ``--env NAME=VALUE`` pairs (orchestration/resources.py dbt_for_run) and the dbt
+    arguments after them."""
+    env: dict[str, str] = {}
+    rest = list(args)
+    while rest and rest[0] == ENV_ARGUMENT:
+        if len(rest) < 2 or "=" not in rest[1]:
+            raise SystemExit(f"pulse-dbt: {ENV_ARGUMENT} needs NAME=VALUE, got {rest[1:2]}")
+        name, _, value = rest[1].partition("=")
+        env[name] = value
+        rest = rest[2:]
+    return env, rest
+
+
+def dbt_environment(base: dict[str, str], settings_env: dict[str, str]) -> dict[str, str]:
+    """dbt's environment: ``base`` with the settings' variables on top; an empty one is unset (profiles.yml's
+    default applies)."""
+    env = dict(base)
+    for name, value in settings_env.items():
+        if value == "":
+            env.pop(name, None)
+        else:
+            env[name] = value
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    return env
 
 
 def dbt_main() -> None:
     """`pulse-dbt`: dbt, killed with the process that started it (the transform step's DbtCliResource runs it in
-    place of `dbt`: dagster-dbt starts dbt without a way to set this). Same arguments as dbt."""
-    exec_dying_with_parent([os.path.join(os.path.dirname(sys.executable), "dbt"), *sys.argv[1:]])
+    place of `dbt`: dagster-dbt starts dbt without a way to set this). Leading ``--env NAME=VALUE`` arguments
+    are set in dbt's environment (the settings its profile reads: dagster-dbt passes dbt only a copy of the
+    parent's environment, which pulse never writes); the rest are dbt's arguments."""
+    from pulse.settings import process_environ
+
+    settings_env, args = split_env_arguments(sys.argv[1:])
+    dbt = os.path.join(os.path.dirname(sys.executable), "dbt")
+    exec_dying_with_parent([dbt, *args], dbt_environment(process_environ(), settings_env))

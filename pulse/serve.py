@@ -575,7 +575,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, exports_dir: Path | None = 
 
     from pulse.settings import paths_from_env
 
-    exports = Path(exports_dir) if exports_dir is not None else paths_from_env(os.environ).exports
+    exports = Path(exports_dir) if exports_dir is not None else paths_from_env().exports
     app = create_app(exports)  # loads the current snapshot (its warnings, if any, go to stderr)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -16,8 +16,11 @@ dbt vars: ``dbt_project/dbt_project.yml`` keeps their defaults (so dbt run by ha
 the same ones); the door reads them from there and declares their type, range and description. Every dbt
 invocation pulse makes passes every dbt var's effective value (:meth:`Settings.dbt_vars`) as ``--vars``.
 
-Nothing here reads the environment at import time, and nothing here writes it except :func:`export_to_environ`
-(dagster-dbt builds dbt's environment from the process's own: see its docstring).
+Nothing here reads the environment at import time, and nothing in pulse writes it: a child process (dbt, ``dagster
+dev``, the MLflow server) gets an explicit environment (:meth:`Settings.dbt_env`, :meth:`Settings.child_env`);
+dbt started by dagster-dbt gets its variables as arguments of the ``pulse-dbt`` wrapper (pulse/processes.py).
+This module is the only one that reads ``os.environ`` (tests/unit/test_environment_access.py). ``.env.example``
+is written from :data:`SETTINGS` (:func:`env_example`, ``pulse settings --env-example``).
 """
 
 from __future__ import annotations
@@ -87,6 +90,9 @@ class Setting:
     reader: str = ""
     pattern: str = ""  # text: a regular expression the whole value must match (case-insensitive)
     example: str = ""  # text: what a value looks like, for messages
+    # text: a further rule on a value that matched ``pattern`` (a real date, an http address, a profiles.yml
+    # output): returns what is wrong and what was expected, or None
+    check: Callable[[str], str | None] | None = None
 
     @property
     def env_var(self) -> str | None:
@@ -119,6 +125,48 @@ def _dbt(name: str, kind: str, group: str, description: str, **rules: Any) -> Se
     return Setting(name, kind, description, group=group, dbt_var=True, **rules)
 
 
+def docs_url_problem(value: str) -> str | None:
+    """What is wrong with a docs_url (the docs server speaks plain http at the root of HOST:PORT), or None."""
+    from urllib.parse import urlsplit
+
+    expected = "expected http://HOST:PORT, e.g. http://127.0.0.1:3001"
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError as exc:
+        return f"{expected} ({exc})"
+    if parts.scheme != "http" or not parts.hostname or port is None or port == 0:
+        return f"{expected} (the scheme, host and port are required; the server speaks plain http)"
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        return f"{expected} (no path, query or user: the server serves at the root)"
+    return None
+
+
+def _real_time(value: str) -> str | None:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(value.upper().replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError as exc:
+        return f"not a real date and time ({exc}): expected a date YYYY-MM-DD or a time like 1997-01-01T00:00:00Z"
+    return None
+
+
+PROFILES_YML = DBT_PROJECT_YML.parent / "profiles.yml"
+
+
+def profiles_outputs(path: Path = PROFILES_YML) -> tuple[str, ...]:
+    """The outputs (targets) of dbt_project/profiles.yml's ``pulse`` profile."""
+    import yaml
+
+    return tuple(((yaml.safe_load(path.read_text()) or {}).get("pulse") or {}).get("outputs") or {})
+
+
+def _profiles_output(value: str) -> str | None:
+    outputs = profiles_outputs()
+    return None if value in outputs else f"no such output in {PROFILES_YML}: expected one of {', '.join(outputs)}"
+
+
 SETTINGS: tuple[Setting, ...] = (
     # ---- the home: where things are (settings.toml or the environment; PULSE_HOME itself only the environment)
     Setting(
@@ -147,6 +195,8 @@ SETTINGS: tuple[Setting, ...] = (
         "paths",
         scope=HOME,
         optional=True,
+        pattern=r"(https?|file|sqlite|postgresql|mysql|mssql)(\+\w+)?://\S+|databricks(://\S*)?",
+        example="http://mlflow.internal:5000, sqlite:///path/mlflow.db or databricks",
     ),
     Setting(
         "dagster_home",
@@ -203,6 +253,9 @@ SETTINGS: tuple[Setting, ...] = (
         scope=HOME,
         optional=True,
         dbt_profile=True,
+        pattern=r"[A-Za-z0-9_-]+",
+        example="an output of dbt_project/profiles.yml",
+        check=lambda value: _profiles_output(value),
     ),
     Setting(
         "dbt_threads",
@@ -236,7 +289,15 @@ SETTINGS: tuple[Setting, ...] = (
         dbt_profile=True,
     ),
     Setting(
-        "spark_master", "text", "Spark master of the local target.", "local[2]", "engine", scope=HOME, dbt_profile=True
+        "spark_master",
+        "text",
+        "Spark master of the local target.",
+        "local[2]",
+        "engine",
+        scope=HOME,
+        dbt_profile=True,
+        pattern=r"local(\[(\d+|\*)(,\s*\d+)?\])?|(spark|mesos|k8s)://\S+|yarn",
+        example="local[2], local[*], spark://HOST:7077, yarn or k8s://https://HOST:443",
     ),
     Setting(
         "spark_driver_memory",
@@ -285,6 +346,8 @@ SETTINGS: tuple[Setting, ...] = (
         "http://127.0.0.1:3001",
         "UIs",
         scope=HOME,
+        example="http://HOST:PORT (plain http, no path)",
+        check=lambda value: docs_url_problem(value),
     ),
     # ---- ingestion (pulse/ingest.py IngestOptions.from_settings)
     Setting(
@@ -296,6 +359,7 @@ SETTINGS: tuple[Setting, ...] = (
         "ingestion",
         pattern=r"\d{4}-\d{2}-\d{2}([tT ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([zZ]|[+-]\d{2}:\d{2})?)?",
         example="1997-01-01 or 1997-01-01T00:00:00Z",
+        check=lambda value: _real_time(value),
     ),
     Setting(
         "future_tolerance_hours",
@@ -427,6 +491,8 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "segments",
         optional=True,
+        pattern=r"[a-z_][a-z0-9_]*(\s*,\s*[a-z_][a-z0-9_]*)*",
+        example="purchases,revenue (column names, comma-separated)",
     ),
     # ---- dbt: rule-based user types (docs/features.md)
     _dbt("intent_min_cart_adds", "int", "user types", "Intent-driven: cart adds and no purchase ever.", minimum=1),
@@ -609,6 +675,8 @@ def _parse(setting: Setting, raw: Any, base: Path | None = None) -> Any:
     else:  # text
         if not isinstance(raw, str) or (setting.pattern and not re.fullmatch(setting.pattern, raw, re.IGNORECASE)):
             raise _Invalid(f"expected {setting.expected()}")
+        if setting.check is not None and (problem := setting.check(raw)):
+            raise _Invalid(problem)  # it says what was expected
         value = raw
     if kind in ("int", "number"):
         if setting.minimum is not None and value < setting.minimum:
@@ -750,10 +818,20 @@ class Settings:
     def dbt_vars_json(self) -> str:
         return json.dumps(self.dbt_vars(), sort_keys=True)
 
-    def dbt_env(self, base: Mapping[str, str]) -> dict[str, str]:
-        """``base`` plus what dbt_project/profiles.yml and the macros read from the environment, resolved
-        (absolute paths, settings.toml's values): the environment of a dbt process."""
-        env = dict(base)
+    def dbt_profile_env(self) -> dict[str, str]:
+        """What dbt_project/profiles.yml and the macros read from the environment, resolved (absolute paths,
+        settings.toml's values); an unset optional setting is ``""`` (the child drops it)."""
+        env = {"PULSE_HOME": str(self.home)}
+        for s in self.declarations:
+            if s.dbt_profile and s.env_var:
+                env[s.env_var] = _text(self.values[s.name])
+        return env
+
+    def dbt_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default: this process's environment, :func:`process_environ`) plus what
+        dbt_project/profiles.yml and the macros read from the environment, resolved (absolute paths,
+        settings.toml's values): the environment of a dbt process."""
+        env = process_environ() if base is None else dict(base)
         env["PULSE_HOME"] = str(self.home)
         for s in self.declarations:
             if s.dbt_profile and s.env_var:
@@ -765,12 +843,13 @@ class Settings:
         env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         return env
 
-    def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
+    def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """``base`` for a child process that reads the settings itself (``dagster dev``, the MLflow server):
         the home and Dagster's instance as absolute paths, the variables set in the environment resolved (a
         relative path means the same folder from any working directory). Settings from the file are not
-        copied into variables: the child reads the file, and a later edit of it still counts."""
-        env = dict(base)
+        copied into variables: the child reads the file, and a later edit of it still counts. ``base``: default
+        this process's environment (:func:`process_environ`)."""
+        env = process_environ() if base is None else dict(base)
         env["PULSE_HOME"] = str(self.home)
         env["DAGSTER_HOME"] = str(self.dagster_home)
         for s in self.declarations:
@@ -903,6 +982,15 @@ def group_settings(names: Iterable[str], environ: Mapping[str, str] | None = Non
     return load_settings(environ, declarations=tuple(BY_NAME[n] for n in names), partial=True)
 
 
+# What ingestion reads (pulse/ingest.py IngestOptions.from_settings).
+INGEST_SETTINGS = ("earliest_event_time", "future_tolerance_hours", "max_row_bytes", "max_file_bytes", "max_file_lines")
+
+
+def ingest_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Only the ingestion settings, through the door (a bad dbt var does not stop `pulse import`)."""
+    return group_settings(INGEST_SETTINGS, environ)
+
+
 def home_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """The home's settings alone (paths, engine, dbt's profile), through the door; other keys are not checked."""
     return load_settings(environ, declarations=HOME_SETTINGS, partial=True)
@@ -918,22 +1006,54 @@ def engine_from_env(environ: Mapping[str, str] | None = None) -> str:
     return home_settings(environ).engine
 
 
-def export_to_environ(source: Settings | PulsePaths) -> None:
-    """Write into this process's environment what dbt reads from it (profiles.yml: the warehouse, the engine,
-    threads, memory, Spark's settings), resolved. The one place pulse writes os.environ: dagster-dbt starts dbt
-    with a copy of the process environment and takes no other (DbtCliResource.cli); every other child process
-    gets an explicit ``env=`` (:meth:`Settings.dbt_env`, :meth:`Settings.child_env`). Also turns MLflow's
-    telemetry off unless set: nothing leaves the machine."""
-    if isinstance(source, Settings):
-        updates = {k: v for k, v in source.dbt_env({}).items() if k != "MLFLOW_DISABLE_TELEMETRY"}
-        updates |= source.paths.as_env()
-    else:
-        updates = source.as_env()
-    os.environ.update(updates)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+def process_environ() -> dict[str, str]:
+    """A copy of this process's environment: the base of a child process's (dbt, ``dagster dev``, the MLflow
+    server), which gets the settings on top of it (:meth:`Settings.dbt_env`, :meth:`Settings.child_env`). With
+    :func:`load_settings`, the one reader of ``os.environ`` in pulse (tests/unit/test_environment_access.py)."""
+    return dict(os.environ)
 
 
 # ----------------------------------------------------------------------------------------------- docs
+
+
+ENV_EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
+HOME_VARIABLE = "PULSE_HOME"
+
+
+def environment_variables(declarations: tuple[Setting, ...] = SETTINGS) -> tuple[str, ...]:
+    """Every environment variable pulse reads: PULSE_HOME and each setting's."""
+    return (HOME_VARIABLE, *(s.env_var for s in declarations if s.env_var))
+
+
+def env_example(declarations: tuple[Setting, ...] = SETTINGS) -> str:
+    """The text of ``.env.example``, written from the declarations: every variable, its default and what it
+    does (``pulse settings --env-example`` prints it; tests/unit/test_env_example.py checks the file)."""
+    import textwrap
+
+    defaults = dbt_project_vars()
+    lines = [
+        "# Environment variables pulse reads: written from pulse/settings.py by `pulse settings --env-example`",
+        "# (`make env-example`); a unit test keeps this file equal to it. All optional: unset, everything lives",
+        "# under ./.data. Every setting can also go in $PULSE_HOME/settings.toml, lowercase and without the PULSE_",
+        "# prefix (purchase_horizon_days = 14); the environment wins over the file, and `pulse materialize --var",
+        "# name=value` over both, for one run. PULSE_HOME itself is only read from the environment.",
+        "# dbt_project/profiles.yml reads the variables marked (dbt profile); dbt vars (dbt var) reach dbt as --vars.",
+        f"{HOME_VARIABLE}=./.data",
+    ]
+    for group in dict.fromkeys(s.group for s in declarations if s.env_var):
+        lines += ["", f"# ---- {group}"]
+        for s in (s for s in declarations if s.group == group and s.env_var):
+            if s.dbt_var:
+                default = _text(defaults.get(s.name))
+            elif callable(s.default):
+                default = "./.data/" + s.default(Path()).as_posix()
+            else:
+                default = _text(s.default)
+            marks = [m for m, on in (("dbt profile", s.dbt_profile), ("dbt var", s.dbt_var)) if on]
+            text = f"{s.description} Expected: {s.expected()}." + (f" ({', '.join(marks)})" if marks else "")
+            lines += textwrap.wrap(text, width=110, initial_indent="# ", subsequent_indent="# ")
+            lines.append(f"# {s.env_var}={default}")
+    return "\n".join(lines) + "\n"
 
 
 def settings_markdown(declarations: tuple[Setting, ...] = SETTINGS) -> str:

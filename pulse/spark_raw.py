@@ -10,7 +10,6 @@ Export after ingesting and before any dbt run on DuckDB: a committed DuckDB run 
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,10 +27,9 @@ EXPORTED_TABLES = (*SOURCE_TABLES, "ingested_files")
 
 def spark_raw_root(environ: Mapping[str, str] | None = None) -> Path:
     """``$PULSE_SPARK_RAW``, default ``$PULSE_HOME/spark/raw``: where profiles.yml's Spark target looks."""
-    env = os.environ if environ is None else environ
-    if env.get("PULSE_SPARK_RAW"):
-        return Path(env["PULSE_SPARK_RAW"]).expanduser().resolve()
-    return Path(env.get("PULSE_HOME") or ".data").expanduser().resolve() / "spark" / "raw"
+    from pulse.settings import home_settings
+
+    return home_settings(environ).spark_raw
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ ships the scoring function to the executors, which need pulse installed (docs/de
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -57,7 +56,11 @@ def spark_conf(paths: PulsePaths, environ: Mapping[str, str] | None = None) -> d
     import jinja2
     import yaml
 
-    env = {**(os.environ if environ is None else environ), "PULSE_HOME": str(paths.home)}
+    from pulse.settings import home_settings, process_environ
+
+    base = process_environ() if environ is None else dict(environ)
+    # the settings door's values, as dbt gets them (pulse-dbt's --env), with this home's defaults
+    env = {k: v for k, v in home_settings(base | {"PULSE_HOME": str(paths.home)}).dbt_profile_env().items() if v}
 
     def env_var(name: str, default: str | None = None) -> str:
         if name in env:
@@ -212,9 +215,13 @@ def start_session(paths: PulsePaths) -> SparkSession:
         raise RuntimeError(
             "PULSE_ENGINE=spark needs pyspark: `make install` installs it (the dev extra); see docs/spark.md"
         ) from exc
-    # the executors' Python (mapInArrow) is this interpreter, not whatever python3 is on PATH
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.enableHiveSupport()
+    # the executors' Python (mapInArrow) is this interpreter, not whatever python3 is on PATH: Spark's own
+    # setting, not PYSPARK_PYTHON in this process's environment
+    builder = (
+        SparkSession.builder.enableHiveSupport()
+        .config("spark.pyspark.python", sys.executable)
+        .config("spark.sql.execution.pyspark.python", sys.executable)  # Python UDFs and mapInArrow
+    )
     for key, value in spark_conf(paths).items():
         builder = builder.config(key, value)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pulse.settings import PulsePaths, export_to_environ, paths_from_env
+from pulse.settings import PulsePaths, paths_from_env
 
 PATH_VARIABLES = ("PULSE_LANDING", "PULSE_WAREHOUSE", "PULSE_MLFLOW_DB", "DAGSTER_HOME", "PULSE_EXPORTS")
 
@@ -31,6 +31,7 @@ SLOWEST_FIRST = (
     "tests/integration/test_collection_end_to_end.py",
     "tests/integration/test_new_landing_day.py",
     "tests/integration/test_no_leaks.py",
+    "tests/integration/test_dbt_environment.py",  # ~35 s: one dbt compile through the pulse-dbt wrapper
 )
 
 
@@ -50,14 +51,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @contextmanager
 def _isolated_pulse_home(home: Path) -> Iterator[PulsePaths]:
-    """PULSE_HOME at ``home`` with every other path under it, exported like the CLI does; the environment
+    """PULSE_HOME at ``home`` with every other path under it, as a user's shell would export it (pulse itself
+    never writes the environment: its settings door reads PULSE_HOME and derives the rest); DAGSTER_HOME too,
+    for the tests that open Dagster's instance the way `dagster` does (DagsterInstance.get()). The environment
     is restored afterwards."""
     saved = dict(os.environ)
     for var in (*PATH_VARIABLES, "PULSE_ENGINE"):  # DuckDB unless a test says otherwise
         os.environ.pop(var, None)
     os.environ["PULSE_HOME"] = str(home)
     paths = paths_from_env().ensure()
-    export_to_environ(paths)
+    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
     try:
         yield paths
     finally:
@@ -73,15 +76,15 @@ def isolated_pulse_home() -> Callable[[Path], AbstractContextManager[PulsePaths]
 
 @pytest.fixture
 def pulse_home(tmp_path: Path) -> Iterator[PulsePaths]:
-    """A temporary PULSE_HOME, exported like the CLI does; the environment is restored afterwards."""
+    """A temporary PULSE_HOME in the environment; the environment is restored afterwards."""
     with _isolated_pulse_home(tmp_path / "home") as paths:
         yield paths
 
 
 @pytest.fixture(autouse=True)
 def _environment_restored() -> Iterator[None]:
-    """Whatever a test exports (the CLI's `main` exports PULSE_* paths, as it should for its children) does not
-    reach the next test: tests share a process (and, under pytest-xdist, an order that varies run to run)."""
+    """Whatever a test sets in the environment does not reach the next test: tests share a process (and, under
+    pytest-xdist, an order that varies run to run)."""
     saved = dict(os.environ)
     yield
     if os.environ != saved:

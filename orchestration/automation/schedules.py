@@ -1,4 +1,3 @@
-import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -6,8 +5,8 @@ import dagster as dg
 
 from orchestration.automation.landing_state import Ingestion, last_ingestion, pending_run
 from orchestration.partitions import loaded_partitions_start
+from orchestration.resources import PulseStorage
 from pulse.ingest import files_for_day
-from pulse.settings import paths_from_env
 
 INTENT_ASSETS = ("purchase_intent_model", "user_intent_scores")
 
@@ -72,10 +71,12 @@ def nightly_request(
     description="At 01:00 UTC: yesterday's landing day, unless it has no files or the landing sensor's run "
     "already ingested them (the tick's skip reason says which).",
 )
-def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+def daily_pipeline_schedule(
+    context: dg.ScheduleEvaluationContext, storage: PulseStorage
+) -> dg.RunRequest | dg.SkipReason:
     # Explicit rather than build_schedule_from_partitioned_job: with end_offset=1 that would pick today.
     day = (context.scheduled_execution_time - timedelta(days=1)).date()
-    landing = paths_from_env(os.environ).events_landing
+    landing = storage.settings().paths.events_landing  # the settings door, as the run reads it
     return nightly_request(
         day,
         landing,

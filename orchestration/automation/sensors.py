@@ -11,16 +11,14 @@ A landing day the loaded partitions do not cover (a history older than their fir
 location loaded; a day after today) gets no run: the tick's skip reason and log say so, and what to do.
 """
 
-import os
-
 import dagster as dg
 
 from orchestration.automation.landing_state import last_ingestion, newest_file
 from orchestration.automation.schedules import daily_pipeline
 from orchestration.partitions import loaded_partitions_start
+from orchestration.resources import PulseStorage
 from pulse.ingest import landed_days
-from pulse.landing import pinned_partitions_start, split_days, today_utc
-from pulse.settings import paths_from_env
+from pulse.landing import split_days, today_utc
 
 RELOAD_HINT = " until the code location is reloaded (Deployment > Reload in the UI, or restart `pulse ui`)"
 
@@ -31,14 +29,15 @@ RELOAD_HINT = " until the code location is reloaded (Deployment > Reload in the 
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Starts daily_pipeline for a landing day when new or changed files land in it.",
 )
-def landing_files_sensor(context: dg.SensorEvaluationContext):
-    landing = paths_from_env(os.environ).events_landing
+def landing_files_sensor(context: dg.SensorEvaluationContext, storage: PulseStorage):
+    home = storage.settings()  # the settings door, as the runs it requests read it
+    landing = home.paths.events_landing
     if not landing.exists():
         return dg.SkipReason(f"no landing zone at {landing}")
     # Days the loaded partitions do not cover (older than their start: imported since the code location loaded;
     # after today) cannot be a run's partition: said, not requested.
     split = split_days(landed_days(landing), loaded_partitions_start(context), today_utc())
-    left_out = split.messages(pinned=pinned_partitions_start(os.environ) is not None, reload_hint=RELOAD_HINT)
+    left_out = split.messages(pinned=home.partitions_start is not None, reload_hint=RELOAD_HINT)
     for line in left_out:
         context.log.warning(line)
     requests = []

@@ -15,7 +15,6 @@ context per process (see expectations/runner.py), and builds Data Docs once. The
 point at the docs server (PULSE_DOCS_URL, pulse/docs_server.py) that `pulse ui` starts beside Dagster.
 """
 
-import os
 from datetime import date
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
@@ -156,7 +155,7 @@ def build_gx_checks(name: str, specs: list[SuiteSpec], description: str) -> dg.A
             results = run_suites(
                 warehouse, [s.name for s in selected], since=since, home=home, run_name=context.run.run_id
             )
-        docs = docs_address_for_links(os.environ, context.log.warning)
+        docs = docs_address_for_links(context.log.warning)
         for spec, result in zip(selected, results, strict=True):
             if not result.passed:
                 log = context.log.error if spec.blocking else context.log.warning

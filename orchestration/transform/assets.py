@@ -1,5 +1,4 @@
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -9,14 +8,14 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from pydantic import Field
 
 from ml.feature_snapshots import SNAPSHOT_DATES, SnapshotCoverage, snapshot_coverage
-from orchestration.resources import PulseSettings, PulseStorage
+from orchestration.resources import PulseSettings, PulseStorage, dbt_for_run
 from orchestration.transform.project import pulse_dbt_project
 from pulse.batches import BatchReport, batch_report
 from pulse.dbt_docs import DbtDocsError, generate_dbt_docs, project_stamp
 from pulse.docs_server import DocsAddress, docs_address_for_links
 from pulse.kill_points import DBT_RUNNING, kill_point
 from pulse.relations import RelationFigures, relation_figures
-from pulse.settings import PulsePaths
+from pulse.settings import Settings
 from pulse.warehouse import Warehouse
 from pulse.watermark import batch_committed, record_modelled
 
@@ -138,7 +137,8 @@ def pulse_dbt_models(
     config: DbtBuildConfig,
 ):
     resolved = settings.resolve()
-    paths = storage.paths()  # exports the resolved values dbt's profile reads (the warehouse, the engine...)
+    paths = storage.paths()
+    home = storage.settings()  # what dbt's profile reads (the warehouse, the engine...), given to dbt explicitly
     # Every dbt var's effective value (settings.toml, environment, this run's overrides); dbt's artifacts and log
     # under PULSE_HOME, never in the checkout (its target/ holds only the manifest built at install time).
     args = config.dbt_args(resolved.dbt_vars(), log_path=paths.dbt_logs)
@@ -146,7 +146,7 @@ def pulse_dbt_models(
     # once dbt has let go of the warehouse (it holds DuckDB's lock), and outputs must keep dbt's order (an asset
     # after its dependencies): the events are yielded at the end.
     events: list = []
-    invocation = dbt.cli(args, context=context, target_path=paths.dbt_target)
+    invocation = dbt_for_run(dbt, home).cli(args, context=context, target_path=paths.dbt_target)
     try:
         for event in invocation.stream():
             events.append(event)
@@ -176,7 +176,7 @@ def pulse_dbt_models(
     if coverage:
         metadata |= snapshot_metadata(coverage)
         (context.log.warning if coverage.dropped else context.log.info)(coverage.describe())
-    docs = docs_address_for_links(os.environ, context.log.warning)
+    docs = docs_address_for_links(context.log.warning)
     for event in events:
         if isinstance(event, dg.Output):
             extra = {
@@ -188,7 +188,7 @@ def pulse_dbt_models(
         yield event
     # dbt has let go of the warehouse and this step still holds the `warehouse` pool: the docs' catalog cannot
     # collide with a writer here. Only when the project changed (pulse/dbt_docs.py); never fails the step.
-    refresh_dbt_docs(storage.paths(), dbt.dbt_executable, invocation.target_path, context.log)
+    refresh_dbt_docs(home, dbt.dbt_executable, invocation.target_path, context.log)
 
 
 def dbt_docs_metadata(docs: DocsAddress | None, output: dg.Output) -> dict[str, dg.MetadataValue]:
@@ -200,8 +200,9 @@ def dbt_docs_metadata(docs: DocsAddress | None, output: dg.Output) -> dict[str, 
     return {"dbt_docs": dg.MetadataValue.url(docs.dbt_url(value))}
 
 
-def refresh_dbt_docs(paths: PulsePaths, dbt_executable: str, build_target: Path, log: dg.DagsterLogManager) -> None:
+def refresh_dbt_docs(settings: Settings, dbt_executable: str, build_target: Path, log: dg.DagsterLogManager) -> None:
     """The dbt docs the docs server serves, generated when the project changed; a failure is a warning."""
+    paths = settings.paths
     try:
         stamp = project_stamp(pulse_dbt_project.manifest_path, paths.engine)
         docs = generate_dbt_docs(
@@ -211,6 +212,7 @@ def refresh_dbt_docs(paths: PulsePaths, dbt_executable: str, build_target: Path,
             profiles_dir=pulse_dbt_project.profiles_dir,
             stamp=stamp,
             build_target=build_target,
+            environ=settings.dbt_env(),
         )
     except (DbtDocsError, OSError) as exc:
         log.warning(f"dbt docs not generated (the run goes on; the docs server keeps the previous ones): {exc}")

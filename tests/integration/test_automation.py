@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _sensor_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
     from orchestration.automation.sensors import landing_files_sensor
+    from orchestration.resources import PulseStorage
 
-    result = landing_files_sensor(dg.build_sensor_context(instance=instance))
+    result = landing_files_sensor(dg.build_sensor_context(instance=instance, resources={"storage": PulseStorage()}))
     return list(result) if isinstance(result, list) else []
 
 

@@ -11,7 +11,6 @@ import pytest
 from orchestration.ingest.assets import build_raw_events
 from orchestration.partitions import landing_days_partitions
 from orchestration.resources import PulseSettings, PulseStorage
-from pulse.settings import export_to_environ, paths_from_env
 from pulse.spark_raw import EXPORTED_TABLES, spark_raw_root
 
 pytestmark = pytest.mark.integration
@@ -20,7 +19,6 @@ DAY = date(2026, 9, 1)
 
 def test_ingestion_exports_the_raw_tables_for_spark(pulse_home, monkeypatch) -> None:
     monkeypatch.setenv("PULSE_ENGINE", "spark")
-    export_to_environ(paths_from_env())
     folder = pulse_home.events_landing / DAY.isoformat()
     folder.mkdir(parents=True)
     lines = [

@@ -92,9 +92,9 @@ def test_a_bad_address_is_an_error_naming_the_variable_and_the_value(value: str)
 
 def test_a_run_warns_about_a_bad_address_and_goes_on() -> None:
     warnings: list[str] = []
-    assert docs_address_for_links({"PULSE_DOCS_URL": "ftp://x:1"}, warnings.append) is None
+    assert docs_address_for_links(warnings.append, {"PULSE_DOCS_URL": "ftp://x:1"}) is None
     assert len(warnings) == 1 and "PULSE_DOCS_URL='ftp://x:1'" in warnings[0] and "file://" in warnings[0]
-    assert docs_address_for_links({}, warnings.append) == DocsAddress("127.0.0.1", 3001)
+    assert docs_address_for_links(warnings.append, {}) == DocsAddress("127.0.0.1", 3001)
 
 
 def test_links_quote_the_page_path_and_name_the_dbt_node() -> None:

@@ -4,13 +4,13 @@ future tolerance) and says which setting to change."""
 from __future__ import annotations
 
 import csv
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from pulse import cli
 from pulse.importers import import_files
 from pulse.importers.window import outside_window, window_warnings
+from pulse.settings import ingest_settings
 
 
 def orders(path: Path, times: list[str]) -> Path:
@@ -121,5 +121,7 @@ def test_pulse_import_writes_no_file_over_ingestions_per_file_limits(tmp_path: P
     parts = sorted(p.name for p in (landing / "events" / "2026-09-01").iterdir())
     assert len(parts) == 3, parts
     with duckdb.connect() as con:
-        day = ingest_day(con, landing / "events", datetime(2026, 9, 1).date(), IngestOptions.from_env(dict(os.environ)))
+        day = ingest_day(
+            con, landing / "events", datetime(2026, 9, 1).date(), IngestOptions.from_settings(ingest_settings())
+        )
     assert (day.lines_read, day.accepted) == (5, 5)

@@ -10,8 +10,14 @@ import pytest
 
 from pulse.contract import is_known_event_type
 from pulse.ingest import IngestError, IngestOptions, ingest_day, landed_days, reconciliation, split_lines
+from pulse.settings import ingest_settings
 
 DAY = date(2026, 9, 1)
+
+
+def _options(environ: dict[str, str]) -> IngestOptions:
+    """IngestOptions as a run reads them: the ingestion settings of ``environ``, through the settings door."""
+    return IngestOptions.from_settings(ingest_settings(environ))
 
 
 def event(**overrides: object) -> dict:
@@ -225,7 +231,7 @@ def test_parquet_with_typed_columns(tmp_path: Path, con) -> None:
 
 
 def test_the_event_time_floor_and_limits_are_configurable(tmp_path: Path, con) -> None:
-    options = IngestOptions.from_env(
+    options = _options(
         {"PULSE_EARLIEST_EVENT_TIME": "2026-01-01", "PULSE_FUTURE_TOLERANCE_HOURS": "2", "PULSE_MAX_ROW_BYTES": "300"}
     )
     assert options == IngestOptions(
@@ -248,11 +254,11 @@ def test_the_event_time_floor_and_limits_are_configurable(tmp_path: Path, con) -
     assert got[4] == "event_time in the future: after 2026-09-02 02:00:00"
     assert got[5] == "row exceeds 300 bytes"
     # The defaults hold when nothing is set; a value that does not parse names its variable.
-    assert IngestOptions.from_env({}) == IngestOptions()
+    assert _options({}) == IngestOptions()
     with pytest.raises(ValueError, match="PULSE_EARLIEST_EVENT_TIME"):
-        IngestOptions.from_env({"PULSE_EARLIEST_EVENT_TIME": "last year"})
+        _options({"PULSE_EARLIEST_EVENT_TIME": "last year"})
     with pytest.raises(ValueError, match="PULSE_MAX_ROW_BYTES"):
-        IngestOptions.from_env({"PULSE_MAX_ROW_BYTES": "0"})
+        _options({"PULSE_MAX_ROW_BYTES": "0"})
 
 
 def test_empty_files_are_recorded_and_reported(tmp_path: Path, con) -> None:

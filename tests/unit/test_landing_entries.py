@@ -26,8 +26,14 @@ from pulse.ingest import (
     landed_days,
     unsupported_entries,
 )
+from pulse.settings import ingest_settings
 
 DAY = date(2026, 9, 1)
+
+
+def _options(environ: dict[str, str]) -> IngestOptions:
+    """IngestOptions as a run reads them: the ingestion settings of ``environ``, through the settings door."""
+    return IngestOptions.from_settings(ingest_settings(environ))
 
 
 def line(event_id: str) -> str:
@@ -232,11 +238,11 @@ def test_the_caps_apply_to_csv_records_and_parquet_rows(day: Path, con) -> None:
 
 
 def test_the_caps_are_settings() -> None:
-    options = IngestOptions.from_env({"PULSE_MAX_FILE_BYTES": "1000", "PULSE_MAX_FILE_LINES": "7"})
+    options = _options({"PULSE_MAX_FILE_BYTES": "1000", "PULSE_MAX_FILE_LINES": "7"})
     assert (options.max_file_bytes, options.max_file_lines) == (1000, 7)
-    assert IngestOptions.from_env({}) == IngestOptions()  # the declared defaults are the dataclass's
+    assert _options({}) == IngestOptions()  # the declared defaults are the dataclass's
     with pytest.raises(ValueError, match="PULSE_MAX_FILE_LINES"):
-        IngestOptions.from_env({"PULSE_MAX_FILE_LINES": "0"})
+        _options({"PULSE_MAX_FILE_LINES": "0"})
     # the caps decide no line's fate: changing them does not re-ingest every day
     assert IngestOptions(max_file_bytes=1).fingerprint == IngestOptions().fingerprint
 

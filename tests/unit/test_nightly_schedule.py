@@ -90,7 +90,12 @@ def instance(pulse_home):
 
 def evaluate(instance: dg.DagsterInstance) -> dg.RunRequest | dg.SkipReason:
     repository = build_definitions().get_repository_def()
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=TICK, repository_def=repository)
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=TICK,
+        repository_def=repository,
+        resources={"storage": PulseStorage()},
+    )
     return daily_pipeline_schedule(context)
 
 

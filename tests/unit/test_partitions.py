@@ -13,6 +13,7 @@ import pytest
 
 from orchestration.definitions import build_definitions, defs
 from orchestration.partitions import landing_partitions_from_env, loaded_partitions_start
+from orchestration.resources import PulseStorage
 from pulse.landing import (
     PARTITIONS_START_VARIABLE,
     first_landing_day,
@@ -24,6 +25,7 @@ from pulse.landing import (
 
 TODAY = date(2026, 12, 7)
 REPO = Path(__file__).resolve().parents[2]
+STORAGE = {"storage": PulseStorage()}  # the sensor reads the settings door through it
 
 
 def land(events: Path, day: date, name: str = "part.jsonl") -> None:
@@ -158,10 +160,14 @@ def test_the_sensor_names_landing_days_the_loaded_partitions_do_not_cover(pulse_
     repository = build_definitions().get_repository_def()
     land(pulse_home.events_landing, date(1997, 1, 1))  # a history imported while `pulse ui` runs
     instance = dg.DagsterInstance.ephemeral()
-    result = landing_files_sensor(dg.build_sensor_context(instance=instance, repository_def=repository))
+    result = landing_files_sensor(
+        dg.build_sensor_context(instance=instance, repository_def=repository, resources=STORAGE)
+    )
     assert [r.partition_key for r in result] == ["2026-09-01"]  # not 1997-01-01: not a partition until a reload
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="raw_events", partition="2026-09-01"))
-    skip = landing_files_sensor(dg.build_sensor_context(instance=instance, repository_def=repository))
+    skip = landing_files_sensor(
+        dg.build_sensor_context(instance=instance, repository_def=repository, resources=STORAGE)
+    )
     assert isinstance(skip, dg.SkipReason)
     assert skip.skip_message == (
         "every landing day is ingested; 1 landing day (1997-01-01) before the first daily partition (2026-09-01): "
@@ -169,7 +175,9 @@ def test_the_sensor_names_landing_days_the_loaded_partitions_do_not_cover(pulse_
     )
     # After a reload (a fresh load of the definitions) the day is a partition and gets its run.
     reloaded = build_definitions().get_repository_def()
-    result = landing_files_sensor(dg.build_sensor_context(instance=instance, repository_def=reloaded))
+    result = landing_files_sensor(
+        dg.build_sensor_context(instance=instance, repository_def=reloaded, resources=STORAGE)
+    )
     assert [r.partition_key for r in result] == ["1997-01-01"]
 
 

@@ -44,15 +44,20 @@ def test_profiles_yml_reads_the_same_variable_as_dagster() -> None:
     assert "env_var('PULSE_HOME'" in profiles
 
 
-def test_the_dagster_resource_resolves_and_exports_the_same_paths(pulse_home, tmp_path: Path) -> None:
+def test_the_dagster_resource_resolves_the_same_paths_and_hands_them_to_dbt(pulse_home, tmp_path: Path) -> None:
+    """The storage resource's warehouse reaches dbt as an argument of the pulse-dbt wrapper, never through this
+    process's environment (nothing in pulse writes it)."""
     import os
 
-    from orchestration.resources import PulseStorage
+    from orchestration.resources import PulseStorage, dbt_for_run, dbt_resource
 
     assert PulseStorage().paths().warehouse == pulse_home.warehouse
     other = tmp_path / "other" / "w.duckdb"
-    assert PulseStorage(warehouse=str(other)).paths().warehouse == other
-    assert os.environ["PULSE_WAREHOUSE"] == str(other)  # what dbt's profile will read
+    storage = PulseStorage(warehouse=str(other))
+    assert storage.paths().warehouse == other
+    flags = dbt_for_run(dbt_resource(), storage.settings()).global_config_flags
+    assert flags[flags.index(f"PULSE_WAREHOUSE={other}") - 1] == "--env"  # what dbt's profile will read
+    assert os.environ.get("PULSE_WAREHOUSE") != str(other)
 
 
 def test_an_mlflow_server_replaces_the_sqlite_store(tmp_path: Path) -> None:
