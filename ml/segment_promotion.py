@@ -127,9 +127,7 @@ def decide_segment_promotion(
         kept = "no user" if agreement is None else f"{agreement:.1%} of the users"
         failed.append(f"{kept} keep their segment id (at least {min_id_agreement:.0%} must)")
     if failed:
-        return decided(
-            False, f"not promoted: {' and '.join(failed)} {users}; champion v{champion_version} stays"
-        )
+        return decided(False, f"not promoted: {' and '.join(failed)} {users}; champion v{champion_version} stays")
     versus = "a single segment" if old is None else f"{old:.4f}"
     return decided(
         True,

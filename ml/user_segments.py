@@ -319,9 +319,7 @@ def update_segment_model(
         f"fitted version {fitted.model_version}: k={fitted.chosen_k} over {fitted.users:,} users ({since}); "
         f"{fitted.decision_reason}"
     )
-    decision = ModelDecision(
-        SEGMENT_MODEL, TRAINED, reason, fitted.model_version, fitted.champion_version, fingerprint
-    )
+    decision = ModelDecision(SEGMENT_MODEL, TRAINED, reason, fitted.model_version, fitted.champion_version, fingerprint)
     return SegmentModelUpdate(decision, fitted)
 
 

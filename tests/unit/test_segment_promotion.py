@@ -107,11 +107,13 @@ def test_refits_run_on_demand_and_replace_the_champion_only_by_the_rule(tmp_path
     assert client.get_run(tags("1")["run_id"]).data.tags["pulse.decision"] == "promoted"
 
     # the next daily runs assign with the champion: nothing fitted, nothing registered, whatever the data does
-    con.execute("update user_features set page_views = page_views + 3 where user_key in "
-                "(select user_key from user_features order by user_key limit 5)")
+    con.execute(
+        "update user_features set page_views = page_views + 3 where user_key in "
+        "(select user_key from user_features order by user_key limit 5)"
+    )
     daily = update_segment_model(con, store, config=CONFIG, refit=False)
     assert (daily.decision.status, daily.fitted, daily.decision.champion_version) == ("unchanged", None, "1")
-    assert daily.decision.reason.startswith("assigning with champion v1: segments are refitted by the job segment_refit")
+    assert daily.decision.reason.startswith("assigning with champion v1: segments are refitted by the job ")
     assert versions() == 1
     assert write_user_segments(con, store).model_version == "1"
 
