@@ -11,10 +11,11 @@ refuses, fitting nothing, when the data cannot support a segmentation (ml.segmen
 `user_segments` then assigns with whichever version is champion; with none, it is empty.
 
 Refits run on a cadence, not on every run (``refit``): the daily and landing-sensor runs keep the champion and
-only assign with it (a first fit when there is none yet); the weekly job ``segment_refit`` and ``pulse
-materialize`` refit, and a refit replaces the champion only when ml.segment_promotion's rule holds (silhouette
-on the same sample not worse than the champion's by more than ``segment_promotion_tolerance``, at least 90 % of
-the users keeping their segment id). A refused refit stays registered as ``challenger``.
+only assign with it (a first fit when there is none yet), and so does ``pulse materialize``; the job
+``segment_refit`` (weekly, or on demand) refits, and a refit replaces the champion only when
+ml.segment_promotion's rule holds (silhouette on the same sample not worse than the champion's by more than
+``segment_promotion_tolerance``, at least 90 % of the users keeping their segment id). A refused refit stays
+registered as ``challenger``.
 """
 
 from __future__ import annotations
@@ -292,7 +293,7 @@ def update_segment_model(
         keep_champion(warehouse, load_champion(uri, REGISTERED_MODEL), champion.version)
         reason = (
             f"assigning with champion v{champion.version}: segments are refitted by the job {REFIT_JOB} "
-            "(weekly, or on demand) and by `pulse materialize`, not by daily runs"
+            "(weekly, or on demand), not by daily runs"
         )
         decision = ModelDecision(SEGMENT_MODEL, UNCHANGED, reason, champion.version, champion.version)
         return SegmentModelUpdate(decision, None)
@@ -333,8 +334,8 @@ def keep_champion(warehouse: Warehouse, model: SegmentModel | None, version: str
     if missing:
         raise ChampionCannotAssign(
             f"pulse_segments champion v{version} reads {', '.join(missing)}, which {FEATURES_TABLE} no longer has: "
-            f"it cannot assign today's users. Run the job {REFIT_JOB} (Dagster UI) or `pulse materialize` to refit; "
-            "a champion that cannot assign is replaced by the refit"
+            f"it cannot assign today's users. Run the job {REFIT_JOB} (Dagster UI, or `dagster job execute -w "
+            f"workspace.yaml -j {REFIT_JOB}`): a champion that cannot assign is replaced by the refit"
         )
 
 

@@ -113,8 +113,10 @@ weekly_intent_training_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
-# Refitting the segments once a week (and on demand: launch the job), then assigning with whichever version is
-# champion afterwards: a refit replaces the champion only when the rule holds (ml/segment_promotion.py).
+# Refitting the segments once a week, and on demand (launch the job in the UI, or `dagster job execute -w
+# workspace.yaml -j segment_refit`), then assigning with whichever version is champion afterwards: a refit replaces
+# the champion only when the rule holds (ml/segment_promotion.py). Not partitioned, so its `config` is the
+# default run config of every launch (the schedule's, the UI's launchpad).
 segment_refit = dg.define_asset_job(
     "segment_refit",
     selection=dg.AssetSelection.assets(*SEGMENT_ASSETS, "user_profiles", "audience_exports"),
@@ -137,11 +139,11 @@ ingest_landing_day = dg.define_asset_job(
     description="Validate and load one landing day into raw.events (quarantine included); nothing downstream.",
 )
 
-# Everything, for `pulse materialize` / `make run`: the landing days of the range, the models, a segment refit
-# (promoted by the rule), the intent model and the scores, in one run.
+# Everything, for `pulse materialize` / `make run`: the landing days of the range, the models, the segments
+# (assigned with the champion, as in daily runs: a first fit only when there is none), the intent model and the
+# scores, in one run. (A partitioned job's run config is the caller's: a `config` default here would not apply.)
 all_assets = dg.define_asset_job(
     "all_assets",
     selection=dg.AssetSelection.all(),
-    config=REFIT_SEGMENTS,
-    description="Every asset: ingestion, dbt models, a segment refit, the purchase-intent model and scores.",
+    description="Every asset: ingestion, dbt models, segments, the purchase-intent model and scores.",
 )

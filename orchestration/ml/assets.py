@@ -1,7 +1,7 @@
 """Segmentation as Dagster assets: thin wrappers around ml.user_segments.
 
-segment_model   in daily and landing-sensor runs keeps the champion (a first fit when there is none); with
-                `refit` (the job segment_refit, weekly or on demand, and `pulse materialize`) fits K-Means
+segment_model   in daily and landing-sensor runs (and `pulse materialize`) keeps the champion (a first fit
+                when there is none); with `refit` (the job segment_refit, weekly or on demand) fits K-Means
                 segments on `user_features` (matched to the current champion so ids and names stay), logs the
                 run to MLflow and registers a new version, promoted to `champion` only when the refit rule
                 holds (ml/segment_promotion.py; decision and reason in the metadata and the MLflow tags); fits
@@ -33,8 +33,8 @@ SEGMENTATION_CHECK = "enough_data_to_segment"
 
 
 class SegmentModelConfig(dg.Config):
-    """refit: fit a new version and promote it by the rule (the job segment_refit, `pulse materialize`); off
-    (the daily and landing-sensor runs): keep the champion, fitting only when there is none yet."""
+    """refit: fit a new version and promote it by the rule (the job segment_refit); off (the daily and
+    landing-sensor runs, `pulse materialize`): keep the champion, fitting only when there is none yet."""
 
     refit: bool = False
 
@@ -65,7 +65,7 @@ def mlflow_ui(paths: PulsePaths) -> str:
     "tracked in MLflow and registered as `pulse_segments@challenger`, promoted to `@champion` only when its "
     "silhouette on the same sample is not worse than the champion's by more than segment_promotion_tolerance "
     "and at least 90 % of users keep their segment id (the first fit always). Refitted only with `refit` (job "
-    "segment_refit, weekly or on demand; `pulse materialize`): daily runs keep the champion. Not refitted when "
+    "segment_refit, weekly or on demand): daily runs and `pulse materialize` keep the champion. Not refitted when "
     "the inputs are unchanged since the latest version; refuses, with the reason, when the data cannot be "
     "segmented.",
 )

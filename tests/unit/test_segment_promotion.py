@@ -149,3 +149,31 @@ def test_refits_run_on_demand_and_replace_the_champion_only_by_the_rule(tmp_path
     with pytest.raises(ChampionCannotAssign, match="champion v2 reads searches, which user_features no longer has"):
         update_segment_model(con, store, config=CONFIG, refit=False)
     assert versions() == 3
+
+
+def test_only_the_weekly_refit_job_refits_the_segments() -> None:
+    from orchestration.definitions import defs
+    from orchestration.ml.assets import SegmentModelConfig
+
+    definitions = defs()
+    assert SegmentModelConfig().refit is False  # the daily job, the landing sensor's runs, `pulse materialize`
+    refit = {"ops": {"segment_model": {"config": {"refit": True}}}}
+    assert definitions.resolve_job_def("segment_refit").run_config == refit
+    for job in ("daily_pipeline", "all_assets"):
+        assert definitions.resolve_job_def(job).run_config is None
+    [schedule] = [s for s in definitions.schedules or [] if s.name == "weekly_segment_refit"]
+    assert schedule.job_name == "segment_refit"
+    daily = definitions.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
+    assert {"segment_model", "user_segments"} <= {key.to_user_string() for key in daily}
+
+
+def test_the_tolerance_setting_and_the_ml_default_agree(tmp_path: Path) -> None:
+    from ml.user_segments import DEFAULT_PROMOTION_TOLERANCE
+    from pulse.settings import SETTINGS, load_settings
+
+    [setting] = [s for s in SETTINGS if s.name == "segment_promotion_tolerance"]
+    assert setting.default == DEFAULT_PROMOTION_TOLERANCE and setting.group == "segments"
+    with pytest.raises(ValueError, match="PULSE_SEGMENT_PROMOTION_TOLERANCE=.-0.1.: expected a number from 0 to 1"):
+        load_settings(environ={"PULSE_HOME": str(tmp_path), "PULSE_SEGMENT_PROMOTION_TOLERANCE": "-0.1"})
+    tolerance = load_settings(environ={"PULSE_HOME": str(tmp_path), "PULSE_SEGMENT_PROMOTION_TOLERANCE": "0.05"})
+    assert tolerance.segment_promotion_tolerance == 0.05
