@@ -290,7 +290,7 @@ def update_segment_model(
     champion = champion_info(uri, REGISTERED_MODEL)
     champion_version = None if champion is None else champion.version
     if not refit and champion is not None:
-        keep_champion(warehouse, load_champion(uri, REGISTERED_MODEL), champion.version)
+        require_champion_can_assign(warehouse, load_champion(uri, REGISTERED_MODEL), champion.version)
         reason = (
             f"assigning with champion v{champion.version}: segments are refitted by the job {REFIT_JOB} "
             "(weekly, or on demand), not by daily runs"
@@ -324,7 +324,7 @@ def update_segment_model(
     return SegmentModelUpdate(decision, fitted)
 
 
-def keep_champion(warehouse: Warehouse, model: SegmentModel | None, version: str) -> None:
+def require_champion_can_assign(warehouse: Warehouse, model: SegmentModel | None, version: str) -> None:
     """Raise :class:`ChampionCannotAssign` when the champion ``model`` reads `user_features` columns that are
     gone (a changed mart): a daily run does not refit on its own, the refit job decides."""
     if model is None:
