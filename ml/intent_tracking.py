@@ -14,7 +14,8 @@ One training (:func:`ml.purchase_intent.train_purchase_intent`) is logged as
   same metric names (``test_roc_auc``, ``test_pr_auc``, ``test_log_loss``, ``test_brier``,
   ``test_top_decile_lift``) on the same test rows, so the MLflow UI compares them row by row;
 * a new version of the registered model ``purchase_intent_model`` (XGBoost flavor, with signature and input
-  example), which gets the alias ``challenger``.
+  example), which gets the alias ``challenger`` (:func:`ml.tracking.register_version`, the registration path
+  the segment model shares: version tags, ``challenger``, then ``champion`` when promoted, last).
 
 Promotion (:func:`decide_promotion`): the challenger becomes ``champion`` only if it beats the RFM baseline on
 the test set and its test ROC-AUC is at least the current champion's, scored now on the *same* test rows,
@@ -37,7 +38,15 @@ import numpy as np
 import pandas as pd
 
 from ml.purchase_intent import FEATURES, IntentTrainingResult, predict_proba, write_intent_plots
-from ml.tracking import CHALLENGER, CHAMPION, alias_version, experiment_id_for, now_ms, ui_run_url, using_store
+from ml.tracking import (
+    alias_version,
+    decision_run_tags,
+    experiment_id_for,
+    now_ms,
+    register_version,
+    ui_run_url,
+    using_store,
+)
 
 __all__ = [
     "EXPERIMENT",
@@ -242,11 +251,7 @@ def log_intent_training(
 
         client = _client(tracking_uri)
         experiment_id = experiment_id_for(client, experiment, tracking_uri, table_metrics(prefixes.values()))
-        tags = {
-            "pulse.model": "purchase_intent",
-            "pulse.decision": "promoted" if decision.promote else "not_promoted",
-            "pulse.decision_reason": decision.reason,
-        }
+        tags = {"pulse.model": "purchase_intent", **decision_run_tags(decision.promote, decision.reason)}
         name = run_name or intent_run_name(split)
         with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
             run_id = run.info.run_id
@@ -310,25 +315,24 @@ def log_intent_training(
         version = str(info.registered_model_version)
         if run_name is None:  # the version is part of the name: known only now
             client.update_run(run_id, name=intent_run_name(split, version))
-        version_tags = {
-            "features": json.dumps(list(result.features)),
-            "test_roc_auc": f"{decision.challenger_auc:.4f}",
-            "rfm_test_roc_auc": f"{decision.rfm_auc:.4f}",
-            "recency_test_roc_auc": f"{result.test_metrics['recency_heuristic']['roc_auc']:.4f}",
-            "champion_test_roc_auc": "" if champion_auc is None else f"{champion_auc:.4f}",
-            "compared_with_champion": "" if champion is None else champion.version,
-            "test_dates": split.get("test_from", "") + ".." + split.get("test_to", ""),
-            "decision": "promoted" if decision.promote else "not_promoted",
-            "decision_reason": decision.reason,
-            "run_id": run_id,
-            **(version_tags or {}),
-        }
-        for key, value in version_tags.items():
-            client.set_model_version_tag(registered_model, version, key, value)
-        client.set_registered_model_alias(registered_model, CHALLENGER, version)
-        if decision.promote:  # last: only a completely logged version is promoted
-            client.set_registered_model_alias(registered_model, CHAMPION, version)
-        champion_after = version if decision.promote else (None if champion is None else champion.version)
+        champion_after = register_version(
+            client,
+            registered_model,
+            version,
+            run_id=run_id,
+            promote=decision.promote,
+            reason=decision.reason,
+            tags={
+                "features": json.dumps(list(result.features)),
+                "test_roc_auc": f"{decision.challenger_auc:.4f}",
+                "rfm_test_roc_auc": f"{decision.rfm_auc:.4f}",
+                "recency_test_roc_auc": f"{result.test_metrics['recency_heuristic']['roc_auc']:.4f}",
+                "champion_test_roc_auc": "" if champion_auc is None else f"{champion_auc:.4f}",
+                "compared_with_champion": "" if champion is None else champion.version,
+                "test_dates": split.get("test_from", "") + ".." + split.get("test_to", ""),
+                **(version_tags or {}),
+            },
+        )
     return IntentRegistration(
         run_id=run_id,
         experiment_id=experiment_id,

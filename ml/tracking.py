@@ -26,18 +26,22 @@ Layout
                 ``ari_vs_previous``
       artifacts ``silhouette_vs_k.png``, ``segment_sizes.png``, ``segment_profile.csv``,
                 ``segment_model.json``, and ``segment_matching.csv`` when matched to a previous model
-  * Registered model ``pulse_segments``: every run registers a new version of a pyfunc model
+  * Registered model ``pulse_segments``: every refit registers a new version of a pyfunc model
     (:class:`SegmentPyfunc`: ``predict(frame of the features) -> segment_id, segment_name, distance``; the
     segments themselves travel as the ``segment_model.json`` model artifact, nothing of them is pickled).
     Loading the pyfunc needs the ``ml`` package importable (it is part of the pulse distribution); the
     model's pip requirements list numpy, pandas, scikit-learn and scipy at the versions that wrote it.
 
-Champion policy (aliases, never stages): ``models:/pulse_segments@champion`` is what scoring uses.
-:func:`log_segmentation_run` sets ``champion`` on the new version as its *last* step, so a version only
-becomes champion if the fit succeeded and the run, its artifacts and the model were all logged; a failure
-anywhere leaves the previous champion in place (and the run marked FAILED). With ``promote=False`` the new
-version gets the ``challenger`` alias instead (for later quality gates: compare, then promote). Moving the
-alias back to an older version is a rollback; versions are never deleted here.
+Registration, one path for every model (:func:`register_version`, also used by :mod:`ml.intent_tracking`):
+the caller decides before logging whether the new version replaces the champion (segments:
+ml.segment_promotion's refit rule; purchase intent: :func:`ml.intent_tracking.decide_promotion`); the decision
+and its reason are run tags (``pulse.decision``, ``pulse.decision_reason``) and version tags (``decision``
+promoted / not_promoted, ``decision_reason``); every new version gets ``challenger``, and ``champion`` moves
+to it as the *last* step, only when promoted, so a version only becomes champion if the run, its artifacts and
+the model were all logged; a failure anywhere leaves the previous champion in place (and the run marked
+FAILED). ``models:/pulse_segments@champion`` is what assignment uses (aliases, never stages). Moving the alias
+back to an older version is a rollback, moving it to a refused challenger a promotion by hand; versions are
+never deleted here.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ __all__ = [
     "experiment_id_for",
     "latest_version",
     "log_segmentation_run",
+    "register_version",
+    "decision_run_tags",
     "now_ms",
     "segmentation_run_name",
     "tracking_uri",
@@ -315,18 +321,24 @@ def log_segmentation_run(
     ari_vs_previous: float | None = None,
     previous_version: str | None = None,
     promote: bool = True,
+    decision_reason: str | None = None,
     ui_url: str | None = None,
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
     version_tags: Mapping[str, str] | None = None,
+    extra_metrics: Mapping[str, float | None] | None = None,
 ) -> TrackedRun:
-    """Log one fit as a run, register its model as a new version and point ``champion`` at it.
+    """Log one fit as a run, register its model as a new version (``challenger``) and, when ``promote``, point
+    ``champion`` at it (:func:`register_version`, the registration path both models share).
 
-    ``df`` is the feature frame the result was fitted on (it provides the model signature). With
-    ``promote=False`` the version gets the ``challenger`` alias and the champion is left alone. ``ui_url``
-    (e.g. ``http://127.0.0.1:5000``) only builds the returned link. ``version_tags`` are set on the new
-    version (e.g. ``input_fingerprint``, which the next run compares its inputs with).
+    ``df`` is the feature frame the result was fitted on (it provides the model signature). ``promote`` and
+    ``decision_reason`` are the caller's decision (ml.segment_promotion: the refit rule), tagged on the run and
+    the version. ``ui_url`` (e.g. ``http://127.0.0.1:5000``) only builds the returned link. ``version_tags`` are
+    set on the new version (e.g. ``input_fingerprint``, which the next run compares its inputs with);
+    ``extra_metrics`` are logged on the run (e.g. the champion's silhouette on the same sample).
     """
+    if decision_reason is None:
+        decision_reason = "promoted by the caller" if promote else "registered as challenger by the caller"
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     with using_store(tracking_uri) as mlflow:
@@ -337,7 +349,11 @@ def log_segmentation_run(
         experiment_id = experiment_id_for(client, experiment, tracking_uri, TABLE_METRICS)
         model = result.model
         as_of_date = model.info.get("as_of_date")
-        run_tags = {"pulse.model": "segmentation", "pulse.as_of_date": str(as_of_date)}
+        run_tags = {
+            "pulse.model": "segmentation",
+            "pulse.as_of_date": str(as_of_date),
+            **decision_run_tags(promote, decision_reason),
+        }
         if result.features_dropped:  # the run's warning, where the MLflow UI shows it
             run_tags["pulse.features_dropped"] = "; ".join(f"{f}: {why}" for f, why in result.features_dropped.items())
             run_tags["pulse.warning"] = " | ".join(result.warnings)
@@ -358,6 +374,7 @@ def log_segmentation_run(
             metrics = dict(result.metrics())
             if ari_vs_previous is not None:
                 metrics["ari_vs_previous"] = float(ari_vs_previous)
+            metrics.update({k: float(v) for k, v in (extra_metrics or {}).items() if v is not None})
             now = now_ms()
             batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and np.isfinite(v)]
             for k in sorted(result.silhouettes):
@@ -392,19 +409,26 @@ def log_segmentation_run(
         version = str(info.registered_model_version)
         if run_name is None:  # the version is part of the name: known only now
             client.update_run(run_id, name=segmentation_run_name(result.chosen_k, as_of_date, version))
-        for key, value in {
-            "chosen_k": result.chosen_k,
-            "silhouette": round(result.silhouette, 4),
-            "n_users": result.n_users,
-            "as_of_date": model.info.get("as_of_date"),
-            "segments": "; ".join(f"{i}={n}" for i, n in zip(model.segment_ids, model.names, strict=True)),
-            "features_used": ",".join(model.transform.features),
-            "features_dropped": ",".join(result.features_dropped) or "none",
-            **(version_tags or {}),
-        }.items():
-            client.set_model_version_tag(registered_model, version, key, str(value))
+        register_version(
+            client,
+            registered_model,
+            version,
+            run_id=run_id,
+            promote=promote,
+            reason=decision_reason,
+            tags={
+                "chosen_k": result.chosen_k,
+                "silhouette": round(result.silhouette, 4),
+                "n_users": result.n_users,
+                "as_of_date": model.info.get("as_of_date"),
+                "segments": "; ".join(f"{i}={n}" for i, n in zip(model.segment_ids, model.names, strict=True)),
+                "features_used": ",".join(model.transform.features),
+                "features_dropped": ",".join(result.features_dropped) or "none",
+                "previous_champion_version": previous_version,
+                **(version_tags or {}),
+            },
+        )
         alias = CHAMPION if promote else CHALLENGER
-        client.set_registered_model_alias(registered_model, alias, version)  # last: only a complete run is promoted
     return TrackedRun(
         run_id=run_id,
         experiment_id=experiment_id,
@@ -413,6 +437,50 @@ def log_segmentation_run(
         alias=alias,
         url=ui_run_url(ui_url, experiment_id, run_id),
     )
+
+
+DECISION_TAG = "decision"  # on a model version: promoted / not_promoted
+DECISION_REASON_TAG = "decision_reason"
+PROMOTED, NOT_PROMOTED = "promoted", "not_promoted"
+
+
+def decision_run_tags(promote: bool, reason: str) -> dict[str, str]:
+    """The decision as run tags (``pulse.decision``, ``pulse.decision_reason``), where the MLflow UI's runs show it."""
+    return {"pulse.decision": PROMOTED if promote else NOT_PROMOTED, "pulse.decision_reason": reason}
+
+
+def register_version(
+    client: Any,
+    registered_model: str,
+    version: str,
+    *,
+    run_id: str,
+    promote: bool,
+    reason: str,
+    tags: Mapping[str, object] | None = None,
+) -> str | None:
+    """The one way a logged model version joins the registry, for every pulse model (segments, purchase intent):
+
+    1. its tags: ``tags`` (the model's own facts), ``run_id``, and the decision (:data:`DECISION_TAG` promoted /
+       not_promoted, :data:`DECISION_REASON_TAG` why: the caller's rule decided before logging);
+    2. the alias ``challenger`` (the latest candidate, promoted or not);
+    3. last, only when ``promote``: the alias ``champion``, so a version is champion only once completely logged
+       and tagged; a failure anywhere before leaves the champion where it was.
+
+    Returns the champion version after this step (None: none)."""
+    values = {
+        **{key: str(value) for key, value in (tags or {}).items() if value is not None},
+        "run_id": run_id,
+        DECISION_TAG: PROMOTED if promote else NOT_PROMOTED,
+        DECISION_REASON_TAG: reason,
+    }
+    for key, value in values.items():
+        client.set_model_version_tag(registered_model, version, key, value)
+    client.set_registered_model_alias(registered_model, CHALLENGER, version)
+    if promote:
+        client.set_registered_model_alias(registered_model, CHAMPION, version)
+        return version
+    return alias_version(client, registered_model)
 
 
 def now_ms() -> int:

@@ -9,6 +9,13 @@ wrappers). The stability figure `ari_vs_previous` compares the new fit with the 
 since the latest registered version (ml.decisions: the digest of `user_features` plus the parameters), and
 refuses, fitting nothing, when the data cannot support a segmentation (ml.segmentation.SegmentationRefused).
 `user_segments` then assigns with whichever version is champion; with none, it is empty.
+
+Refits run on a cadence, not on every run (``refit``): the daily and landing-sensor runs keep the champion and
+only assign with it (a first fit when there is none yet), and so does ``pulse materialize``; the job
+``segment_refit`` (weekly, or on demand) refits, and a refit replaces the champion only when
+ml.segment_promotion's rule holds (silhouette on the same sample not worse than the champion's by more than
+``segment_promotion_tolerance``, at least 90 % of the users keeping their segment id). A refused refit stays
+registered as ``challenger``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import pandas as pd
 
 from ml.decisions import FINGERPRINT_TAG, REFUSED, TRAINED, UNCHANGED, ModelDecision, input_fingerprint
 from ml.matching import adjusted_rand_on_common, id_agreement_on_common
+from ml.segment_promotion import compare_with_champion, decide_segment_promotion, missing_features
 from ml.segmentation import (
     DERIVED_FEATURES,
     FEATURE_COLUMNS,
@@ -58,6 +66,12 @@ USER_SEGMENTS_COLUMNS = (
     ("model_trained_at", "timestamp"),
 )
 SEGMENT_FIT_PACKAGES = ("scikit-learn", "numpy")  # their versions are part of the inputs' fingerprint
+DEFAULT_PROMOTION_TOLERANCE = 0.02  # the setting segment_promotion_tolerance's default (pulse/settings.py)
+REFIT_JOB = "segment_refit"  # the Dagster job (weekly, or on demand) that refits; named in the reasons
+
+
+class ChampionCannotAssign(ValueError):
+    """The champion reads `user_features` columns that are gone: the daily run cannot assign with it."""
 
 
 FEATURES_SETTING = "segmentation_features"
@@ -103,13 +117,20 @@ class FittedSegments:
     features_used: tuple[str, ...] = ()
     features_dropped: dict[str, str] = field(default_factory=dict)  # feature -> why (near-constant)
     warnings: tuple[str, ...] = ()  # for the caller's run log
+    promoted: bool = True  # the refit became champion (ml.segment_promotion's rule)
+    decision_reason: str = ""
+    champion_version: str | None = None  # after the decision
+    compared_with_champion: str | None = None  # the champion before it, which the rule compared with
+    champion_silhouette: float | None = None  # the champion's silhouette on the same sample, in the same space
+    id_agreement_vs_champion: float | None = None  # users keeping their segment id (ids matched first)
 
     def summary(self) -> str:
         segments = ", ".join(f"{name} {n:,}" for _, name, n in self.sizes)
         stability = "" if self.ari_vs_previous is None else f"; ARI vs previous {self.ari_vs_previous:.3f}"
         return (
             f"k={self.chosen_k} (silhouette {self.silhouette:.3f}, Ward {self.ward_silhouette:.3f}) over "
-            f"{self.users:,} users as of {self.as_of_date}: {segments}; model version {self.model_version}{stability}"
+            f"{self.users:,} users as of {self.as_of_date}: {segments}; model version {self.model_version}{stability}; "
+            f"{self.decision_reason}"
         )
 
 
@@ -169,9 +190,12 @@ def fit_and_register_segments(
     config: SegmentationConfig | None = None,
     ui_url: str | None = None,
     version_tags: dict[str, str] | None = None,
+    promotion_tolerance: float = DEFAULT_PROMOTION_TOLERANCE,
 ) -> FittedSegments:
-    """Fit on `user_features`, matched to the current champion; log the run and make it the champion.
-    Raises :class:`ml.segmentation.SegmentationRefused` when the features cannot be segmented."""
+    """Fit on `user_features`, matched to the current champion; compare the fit with the champion on the same
+    users (ml.segment_promotion), log the run and register the version, promoted to champion only when the
+    rule holds (the first fit always). Raises :class:`ml.segmentation.SegmentationRefused` when the features
+    cannot be segmented."""
     from ml.tracking import champion_version, load_champion, log_segmentation_run, tracking_uri
 
     warehouse = as_warehouse(warehouse)
@@ -180,6 +204,8 @@ def fit_and_register_segments(
     previous_model = load_champion(uri)
     previous_version = champion_version(uri) if previous_model is not None else None
     result = fit_segments(features, config or SegmentationConfig(seed=seed), previous=previous_model)
+    comparison = None if previous_model is None else compare_with_champion(result, features, previous_model)
+    promotion = decide_segment_promotion(comparison, previous_version, promotion_tolerance)
     ari = agreement = None
     previous = _previous_assignment(warehouse)
     if previous is not None and not previous.empty:
@@ -193,8 +219,11 @@ def fit_and_register_segments(
         uri,
         ari_vs_previous=ari,
         previous_version=previous_version,
+        promote=promotion.promote,
+        decision_reason=promotion.reason,
         ui_url=ui_url,
         version_tags=version_tags,
+        extra_metrics={"champion_silhouette": None if comparison is None else comparison.champion_silhouette},
     )
     return FittedSegments(
         chosen_k=result.chosen_k,
@@ -213,6 +242,12 @@ def fit_and_register_segments(
         features_used=tuple(result.model.transform.features),
         features_dropped=result.features_dropped,
         warnings=tuple(result.warnings),
+        promoted=promotion.promote,
+        decision_reason=promotion.reason,
+        champion_version=run.model_version if promotion.promote else previous_version,
+        compared_with_champion=previous_version,
+        champion_silhouette=None if comparison is None else comparison.champion_silhouette,
+        id_agreement_vs_champion=None if comparison is None else comparison.id_agreement,
     )
 
 
@@ -230,40 +265,78 @@ def update_segment_model(
     seed: int = 0,
     config: SegmentationConfig | None = None,
     ui_url: str | None = None,
+    *,
+    refit: bool = True,
+    promotion_tolerance: float = DEFAULT_PROMOTION_TOLERANCE,
 ) -> SegmentModelUpdate:
     """Refit and register the segments unless
 
+    * ``refit`` is False (the daily and landing-sensor runs) and a champion exists: nothing is fitted or
+      registered, status ``unchanged`` ("assigning with champion vN"); :class:`ChampionCannotAssign` when the
+      champion reads columns `user_features` no longer has (the run fails, naming them and the refit job);
     * the inputs equal those of the latest registered version (its ``input_fingerprint`` tag): nothing is
       fitted or registered, status ``unchanged`` ("inputs unchanged since version N: kept");
     * the data cannot support a segmentation (:class:`~ml.segmentation.SegmentationRefused`): nothing is
       fitted or registered, status ``refused`` with the reason; the champion, if any, stays.
 
-    Otherwise :func:`fit_and_register_segments`, status ``trained``. The caller records the decision
-    (ml.decisions.record_decision)."""
-    from ml.tracking import REGISTERED_MODEL, champion_info, latest_version, tracking_uri
+    Otherwise :func:`fit_and_register_segments`, status ``trained``: a new version, promoted to champion only
+    when ml.segment_promotion's rule holds (the reason says). With no champion the first fit is made whatever
+    ``refit`` says, and becomes champion. The caller records the decision (ml.decisions.record_decision)."""
+    from ml.tracking import REGISTERED_MODEL, champion_info, latest_version, load_champion, tracking_uri
 
     warehouse = as_warehouse(warehouse)
     config = config or SegmentationConfig(seed=seed)
     uri = tracking_uri(mlflow_store)
-    fingerprint = segment_inputs_fingerprint(warehouse, config)
-    latest = latest_version(uri, REGISTERED_MODEL)
     champion = champion_info(uri, REGISTERED_MODEL)
     champion_version = None if champion is None else champion.version
+    if not refit and champion is not None:
+        require_champion_can_assign(warehouse, load_champion(uri, REGISTERED_MODEL), champion.version)
+        reason = (
+            f"assigning with champion v{champion.version}: segments are refitted by the job {REFIT_JOB} "
+            "(weekly, or on demand), not by daily runs"
+        )
+        decision = ModelDecision(SEGMENT_MODEL, UNCHANGED, reason, champion.version, champion.version)
+        return SegmentModelUpdate(decision, None)
+    fingerprint = segment_inputs_fingerprint(warehouse, config)
+    latest = latest_version(uri, REGISTERED_MODEL)
     if latest is not None and latest.tags.get(FINGERPRINT_TAG) == fingerprint:
         reason = f"inputs unchanged since version {latest.version}: kept"
         decision = ModelDecision(SEGMENT_MODEL, UNCHANGED, reason, latest.version, champion_version, fingerprint)
         return SegmentModelUpdate(decision, None)
     try:
         fitted = fit_and_register_segments(
-            warehouse, mlflow_store, config=config, ui_url=ui_url, version_tags={FINGERPRINT_TAG: fingerprint}
+            warehouse,
+            mlflow_store,
+            config=config,
+            ui_url=ui_url,
+            version_tags={FINGERPRINT_TAG: fingerprint},
+            promotion_tolerance=promotion_tolerance,
         )
     except SegmentationRefused as exc:
         decision = ModelDecision(SEGMENT_MODEL, REFUSED, str(exc), None, champion_version, fingerprint)
         return SegmentModelUpdate(decision, None)
     since = "the first version" if latest is None else f"inputs changed since version {latest.version}"
-    reason = f"fitted version {fitted.model_version}: k={fitted.chosen_k} over {fitted.users:,} users ({since})"
-    decision = ModelDecision(SEGMENT_MODEL, TRAINED, reason, fitted.model_version, fitted.model_version, fingerprint)
+    reason = (
+        f"fitted version {fitted.model_version}: k={fitted.chosen_k} over {fitted.users:,} users ({since}); "
+        f"{fitted.decision_reason}"
+    )
+    decision = ModelDecision(SEGMENT_MODEL, TRAINED, reason, fitted.model_version, fitted.champion_version, fingerprint)
     return SegmentModelUpdate(decision, fitted)
+
+
+def require_champion_can_assign(warehouse: Warehouse, model: SegmentModel | None, version: str) -> None:
+    """Raise :class:`ChampionCannotAssign` when the champion ``model`` reads `user_features` columns that are
+    gone (a changed mart): a daily run does not refit on its own, the refit job decides."""
+    if model is None:
+        return
+    columns = warehouse.frame(f"select * from {FEATURES_TABLE} limit 0").columns
+    missing = missing_features(model, columns)
+    if missing:
+        raise ChampionCannotAssign(
+            f"pulse_segments champion v{version} reads {', '.join(missing)}, which {FEATURES_TABLE} no longer has: "
+            f"it cannot assign today's users. Run the job {REFIT_JOB} (Dagster UI, or `dagster job execute -w "
+            f"workspace.yaml -j {REFIT_JOB}`): a champion that cannot assign is replaced by the refit"
+        )
 
 
 def write_user_segments(

@@ -15,7 +15,9 @@ from orchestration.automation.schedules import (
     ingest_landing_day,
     intent_scoring,
     intent_training,
+    segment_refit,
     weekly_intent_training_schedule,
+    weekly_segment_refit_schedule,
 )
 from orchestration.automation.sensors import landing_files_sensor
 from orchestration.ingest.assets import build_raw_events, raw_events_reconcile
@@ -46,8 +48,8 @@ def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definition
             audience_exports,
         ],
         asset_checks=[raw_events_reconcile, *quality_checks],
-        jobs=[daily_pipeline, ingest_landing_day, intent_scoring, intent_training, all_assets],
-        schedules=[daily_pipeline_schedule, weekly_intent_training_schedule],
+        jobs=[daily_pipeline, ingest_landing_day, intent_scoring, intent_training, segment_refit, all_assets],
+        schedules=[daily_pipeline_schedule, weekly_intent_training_schedule, weekly_segment_refit_schedule],
         sensors=[landing_files_sensor, dead_runs_sensor],
         resources={"storage": PulseStorage(), "settings": PulseSettings(), "dbt": dbt_resource()},
     )

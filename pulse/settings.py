@@ -483,6 +483,16 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("segmentation_seed", "int", "K-Means seed of the segment model.", 0, "segments", minimum=0),
     Setting(
+        "segment_promotion_tolerance",
+        "number",
+        "A segment refit replaces the champion only if its silhouette, on the same sample of users, is not below "
+        "the champion's by more than this (and at least 90 % of the users keep their segment id).",
+        0.02,
+        "segments",
+        minimum=0,
+        maximum=1,
+    ),
+    Setting(
         "segmentation_features",
         "text",
         "The segment model's features, comma-separated user_features or derived columns (e.g. purchases,revenue,"

@@ -9,10 +9,15 @@ from orchestration.resources import PulseStorage
 from pulse.ingest import files_for_day
 
 INTENT_ASSETS = ("purchase_intent_model", "user_intent_scores")
+SEGMENT_ASSETS = ("segment_model", "user_segments")
+# The run config that makes segment_model refit (orchestration/ml/assets.py SegmentModelConfig); without it the
+# step keeps the champion (a first fit only when there is none).
+REFIT_SEGMENTS = {"ops": {"segment_model": {"config": {"refit": True}}}}
 
-# The daily job: yesterday's landing files, every dbt model and test, the quality checks, the segments,
-# scoring with the current intent champion, the profiles and the audience exports. Only the weekly training
-# is left out. Runs are queued one at a time and writers share the `warehouse` pool (pulse/cli.py writes
+# The daily job: yesterday's landing files, every dbt model and test, the quality checks, user_segments assigned
+# with the segments' champion (segment_model refits nothing here: it fits only when there is no champion yet),
+# scoring with the current intent champion, the profiles and the audience exports. The weekly training and
+# segment refit are left out. Runs are queued one at a time and writers share the `warehouse` pool (pulse/cli.py writes
 # the instance's dagster.yaml): DuckDB allows one writer per file. The partitioned jobs take their partitions
 # from raw_events (orchestration/partitions.py: landing days, built when the definitions load).
 daily_pipeline = dg.define_asset_job(
@@ -109,6 +114,25 @@ weekly_intent_training_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
+# Refitting the segments once a week, and on demand (launch the job in the UI, or `dagster job execute -w
+# workspace.yaml -j segment_refit`), then assigning with whichever version is champion afterwards: a refit replaces
+# the champion only when the rule holds (ml/segment_promotion.py). Not partitioned, so its `config` is the
+# default run config of every launch (the schedule's, the UI's launchpad).
+segment_refit = dg.define_asset_job(
+    "segment_refit",
+    selection=dg.AssetSelection.assets(*SEGMENT_ASSETS, "user_profiles", "audience_exports"),
+    config=REFIT_SEGMENTS,
+    description="Refit the segments (challenger; promoted only if its silhouette holds and 90 % of users keep "
+    "their segment id), then assign with the champion and refresh profiles and exports.",
+)
+weekly_segment_refit_schedule = dg.ScheduleDefinition(
+    name="weekly_segment_refit",
+    job=segment_refit,
+    cron_schedule="0 3 * * 1",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
 # Ingestion alone (one landing day into raw.events, with its checks): re-ingest a day without rebuilding.
 ingest_landing_day = dg.define_asset_job(
     "ingest_landing_day",
@@ -116,8 +140,9 @@ ingest_landing_day = dg.define_asset_job(
     description="Validate and load one landing day into raw.events (quarantine included); nothing downstream.",
 )
 
-# Everything, for `pulse materialize` / `make run`: the landing days of the range, the models, segments,
-# the intent model and the scores, in one run.
+# Everything, for `pulse materialize` / `make run`: the landing days of the range, the models, the segments
+# (assigned with the champion, as in daily runs: a first fit only when there is none), the intent model and the
+# scores, in one run. (A partitioned job's run config is the caller's: a `config` default here would not apply.)
 all_assets = dg.define_asset_job(
     "all_assets",
     selection=dg.AssetSelection.all(),

@@ -1,10 +1,13 @@
 """Segmentation as Dagster assets: thin wrappers around ml.user_segments.
 
-segment_model   fits K-Means segments on `user_features` (matched to the current champion so ids and names
-                stay), logs the run to MLflow and registers a new version as `champion`; fits nothing when
-                the inputs are unchanged since the latest version (kept) or when the data cannot be segmented
-                (refused: the check `enough_data_to_segment` warns, the run goes on). Each decision is a row
-                of `model_decisions`.
+segment_model   in daily and landing-sensor runs (and `pulse materialize`) keeps the champion (a first fit
+                when there is none); with `refit` (the job segment_refit, weekly or on demand) fits K-Means
+                segments on `user_features` (matched to the current champion so ids and names stay), logs the
+                run to MLflow and registers a new version, promoted to `champion` only when the refit rule
+                holds (ml/segment_promotion.py; decision and reason in the metadata and the MLflow tags); fits
+                nothing when the inputs are unchanged since the latest version (kept) or when the data cannot
+                be segmented (refused: the check `enough_data_to_segment` warns, the run goes on). Each
+                decision is a row of `model_decisions`.
 user_segments   one row per user: the champion's segment, the distance to its centroid, the rule-based
                 user type, the snapshot date and the model version; a table in the warehouse (empty while no
                 version is champion).
@@ -15,6 +18,7 @@ import dagster as dg
 from ml.decisions import record_decision
 from ml.segmentation import SegmentationConfig
 from ml.user_segments import (
+    ChampionCannotAssign,
     segment_sizes_markdown,
     segmentation_config,
     update_segment_model,
@@ -26,6 +30,13 @@ from pulse.settings import PulsePaths
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow` serves the tracking store here
 SEGMENTATION_CHECK = "enough_data_to_segment"
+
+
+class SegmentModelConfig(dg.Config):
+    """refit: fit a new version and promote it by the rule (the job segment_refit); off (the daily and
+    landing-sensor runs, `pulse materialize`): keep the champion, fitting only when there is none yet."""
+
+    refit: bool = False
 
 
 def mlflow_ui(paths: PulsePaths) -> str:
@@ -51,23 +62,34 @@ def mlflow_ui(paths: PulsePaths) -> str:
         )
     ],
     description="K-Means segments (k by silhouette) fitted on user_features, matched to the previous champion, "
-    "tracked in MLflow and registered as `pulse_segments@champion`. Not refitted when the inputs are unchanged "
-    "since the latest version; refuses, with the reason, when the data cannot be segmented.",
+    "tracked in MLflow and registered as `pulse_segments@challenger`, promoted to `@champion` only when its "
+    "silhouette on the same sample is not worse than the champion's by more than segment_promotion_tolerance "
+    "and at least 90 % of users keep their segment id (the first fit always). Refitted only with `refit` (job "
+    "segment_refit, weekly or on demand): daily runs and `pulse materialize` keep the champion. Not refitted when "
+    "the inputs are unchanged since the latest version; refuses, with the reason, when the data cannot be "
+    "segmented.",
 )
-def segment_model(context: dg.AssetExecutionContext, storage: PulseStorage, settings: PulseSettings):
+def segment_model(
+    context: dg.AssetExecutionContext, config: SegmentModelConfig, storage: PulseStorage, settings: PulseSettings
+):
     paths = storage.paths()
     resolved = settings.resolve()
     try:
-        config = segmentation_config(resolved.segmentation_features, seed=resolved.segmentation_seed)
+        segmentation = segmentation_config(resolved.segmentation_features, seed=resolved.segmentation_seed)
     except ValueError as exc:  # a setting naming an unknown or repeated column
         raise dg.Failure(description=f"settings: {exc}") from None
     with storage.open_warehouse() as warehouse:
-        update = update_segment_model(
-            warehouse,
-            paths.mlflow_store,
-            config=config,
-            ui_url=mlflow_ui(paths),
-        )
+        try:
+            update = update_segment_model(
+                warehouse,
+                paths.mlflow_store,
+                config=segmentation,
+                ui_url=mlflow_ui(paths),
+                refit=config.refit,
+                promotion_tolerance=resolved.segment_promotion_tolerance,
+            )
+        except ChampionCannotAssign as exc:
+            raise dg.Failure(description=str(exc)) from None
         record_decision(warehouse, update.decision, run_id=context.run_id)
     decision, fitted = update.decision, update.fitted
     log_decision(context, decision)
@@ -94,7 +116,14 @@ def segment_model(context: dg.AssetExecutionContext, storage: PulseStorage, sett
             "mlflow_tracking_uri": fitted.tracking_uri,
             "features_used": ", ".join(fitted.features_used),
             "features_dropped": dg.MetadataValue.json(fitted.features_dropped),
+            "decision": "promoted" if fitted.promoted else "not_promoted",
+            "decision_reason": fitted.decision_reason,
+            "compared_with_champion": fitted.compared_with_champion or "",
         }
+        if fitted.champion_silhouette is not None:
+            metadata["champion_silhouette"] = dg.MetadataValue.float(fitted.champion_silhouette)
+        if fitted.id_agreement_vs_champion is not None:
+            metadata["id_agreement_vs_champion"] = dg.MetadataValue.float(fitted.id_agreement_vs_champion)
         if fitted.run_url:
             metadata["mlflow_run"] = dg.MetadataValue.url(fitted.run_url)
         if fitted.ari_vs_previous is not None:

@@ -101,6 +101,16 @@ def test_only_a_new_landing_day_is_ingested(pulse_home, tmp_path: Path, capsys, 
         ).fetchall()
         assert newer == [(NEW_DAY,)]
         assert con.execute("select count(*) from stg_events where load_date = ?", [NEW_DAY]).fetchall()[0][0] > 0
+        # the daily job assigns everyone, the new day's users too, with the segments' champion (the first run's
+        # fit): no refit, no new version (refits are the weekly job segment_refit's)
+        assert con.execute("select distinct model_version from user_segments").fetchall() == [("1",)]
+        assert con.execute("select count(*) = (select count(*) from user_features) from user_segments").fetchall() == [
+            (True,)
+        ]
+    assert "materialize: segment_model: assigning with champion v1: segments are refitted by the job" in out
+    from ml.tracking import REGISTERED_MODEL, latest_version, tracking_uri
+
+    assert latest_version(tracking_uri(pulse_home.mlflow_store), REGISTERED_MODEL).version == "1"
 
     # Nothing new: no run.
     out = _materialize(capsys)

@@ -307,9 +307,19 @@ def test_dbt_unit_tests_for_sessionization_edges_pass(pipeline, tmp_path) -> Non
 
 
 def test_segments_are_fitted_registered_and_published(pipeline) -> None:
-    from ml.tracking import champion_version, tracking_uri
+    from ml.tracking import champion_info, champion_version, tracking_uri
 
-    paths = pipeline[0]
+    paths, result = pipeline[0], pipeline[4]
+    # a fresh home's daily run: no champion yet, so the first fit is made and becomes champion, and says so
+    info = champion_info(tracking_uri(paths.mlflow_db))
+    assert info is not None and info.version == "1"
+    assert info.tags["decision"] == "promoted" and "the first fit" in info.tags["decision_reason"]
+    [shown] = [
+        m.event_specific_data.materialization.metadata
+        for m in result.get_asset_materialization_events()
+        if m.event_specific_data.materialization.asset_key.to_user_string() == "segment_model"
+    ]
+    assert shown["decision"].value == "promoted" and "the first fit" in shown["decision_reason"].value
     with warehouse(paths) as con:
         users = scalar(con, "select count(*) from user_features")
         rows = con.execute(

@@ -21,7 +21,9 @@ from demo_warehouse import ingest_demo, read_frame, run_dbt
 from sklearn.metrics import adjusted_rand_score
 
 from ml import matching, naming
+from ml.segment_promotion import compare_with_champion, decide_segment_promotion
 from ml.segmentation import SegmentationConfig, SegmentationResult, choose_k, fit_segments
+from ml.user_segments import DEFAULT_PROMOTION_TOLERANCE
 from pulse.demo import PERSONAS_FILE_NAME
 
 pytestmark = pytest.mark.integration
@@ -117,6 +119,11 @@ def test_refit_a_few_days_later_keeps_segment_ids(demo: DemoFeatures) -> None:
     print(message)
     assert common == len(demo.earlier), message
     assert agreement >= 0.9, message
+    # the weekly refit's rule promotes it: on the same users and silhouette sample it is as good, ids kept
+    promotion = decide_segment_promotion(
+        compare_with_champion(after, demo.now, before.model), "1", DEFAULT_PROMOTION_TOLERANCE
+    )
+    assert promotion.promote, promotion.reason
     # the refit, matched to the earlier model, still names the buyers' and the abandoners' segments
     table = _crosstab(after, demo.personas)
     assert naming.is_buyer_name(str(table["buyer"].idxmax())), message

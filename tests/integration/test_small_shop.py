@@ -5,7 +5,8 @@ is rightly refused (fewer than 100 positives per part). The refusal stays local:
 warnings" (exit 0) naming the refusal and its reason, segments, profiles and exports are built and published
 (the manifest and every profile say why the intent fields are empty), `pulse summary` says what was refused and
 why, and the next `pulse materialize` has nothing to do (no re-run loop). Re-ingesting an unchanged day rebuilds
-everything but refits nothing: the segment model's inputs are unchanged ("kept").
+everything but refits nothing: `pulse materialize` assigns with the segments' champion (refits are the weekly
+job segment_refit's).
 
 Then a champion exists (trained here on the shop's own snapshots with a low gate and promoted by hand, as one
 would in MLflow) and the weekly training job is refused: the scores come from that champion, marked as carried
@@ -128,7 +129,7 @@ def test_an_unchanged_day_rebuilds_but_refits_nothing(shop, capsys) -> None:
     last = max(date.fromisoformat(p.name) for p in paths.events_landing.iterdir())
     code, out = _cli(capsys, "materialize", "--quiet", "--start", last.isoformat(), "--end", last.isoformat())
     assert code == 0, out
-    assert "materialize: segment_model: inputs unchanged since version 1: kept" in out
+    assert "materialize: segment_model: assigning with champion v1: segments are refitted by the job" in out
     assert "materialize: done with warnings" in out  # intent is still refused, and says so again
     assert _segment_versions(paths) == ["1"]  # nothing registered again
     latest = _query(
