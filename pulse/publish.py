@@ -182,10 +182,14 @@ def publish_snapshot(
             f"""copy (select * from main.{CONSENTED_PROFILES_TABLE} order by user_key)
             to {_sql_path(tmp / "user_profiles.parquet")} (format parquet)"""
         )
-        total, consented, as_of, segment_version, intent_version = con.execute(
-            f"""select count(*), count_if({CONSENTED}), cast(max(as_of_date) as varchar),
-                max(segment_model_version), max(intent_model_version) from main.{PROFILES_TABLE}"""
+        total, as_of, segment_version, intent_version = con.execute(
+            f"""select count(*), cast(max(as_of_date) as varchar), max(segment_model_version),
+                max(intent_model_version) from main.{PROFILES_TABLE}"""
         ).fetchall()[0]
+        # the rows of the file just written: what the manifest says is what a reader finds
+        [[consented]] = con.execute(
+            f"select count(*) from read_parquet({_sql_path(tmp / 'user_profiles.parquet')})"
+        ).fetchall()
         status_rows = con.execute(f"select {STATUS_COLUMNS} from main.{MODEL_STATUS_TABLE} order by model").fetchall()
         model_status = {
             model: {
