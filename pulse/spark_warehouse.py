@@ -1,5 +1,5 @@
-"""The Spark side of pulse.warehouse (what both share is in pulse.warehouse_common): the tables dbt's Spark target built, read and written through a Spark
-session (docs/spark.md).
+"""The Spark side of pulse.warehouse (what both share is in pulse.warehouse_common): the tables dbt's Spark
+target built, read and written through a Spark session (docs/spark.md).
 
 Locally (``PULSE_ENGINE=spark``) the session is the same one dbt-spark's session method opens: Spark in this
 process (local[2]), the Hive metastore in Derby and the warehouse folder under ``$PULSE_HOME/spark``, UTC

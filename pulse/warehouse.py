@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COLUMN_TYPES", "DIGEST_MODULUS", "BatchFunction", "column_ddl", "digest_text", "quietly"]
 
+
 class Warehouse(Protocol):
     engine: str
 

@@ -42,5 +42,3 @@ def quietly(action: Callable[..., object], *args: object) -> None:
         logging.getLogger(__name__).warning(
             "clean-up %s%s failed", getattr(action, "__name__", action), args, exc_info=True
         )
-
-

@@ -7,14 +7,14 @@
         {
             'name': 'cart_abandoners',
             'description': 'Users whose cart-abandonment trigger fired in the last 7 days and who have not bought since.',
-            'rule': pulse_list_contains('active_triggers', "'cart_abandonment'"),
+            'rule': "array_contains(active_triggers, 'cart_abandonment')",
             'reason': "'cart abandoned; next: ' || next_action",
             'score': 'coalesce(intent_probability, 0)',
         },
         {
             'name': 'high_intent',
             'description': 'The top decile of purchase-intent scores, or a high-intent trigger in the last 7 days.',
-            'rule': 'intent_decile = 1 or ' ~ pulse_list_contains('active_triggers', "'high_intent'"),
+            'rule': "intent_decile = 1 or array_contains(active_triggers, 'high_intent')",
             'reason': "case when intent_decile = 1 then 'intent decile 1' else 'high-intent trigger' end",
             'score': 'coalesce(intent_probability, 0)',
         },

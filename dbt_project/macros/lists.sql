@@ -1,5 +1,6 @@
 {#- The few list functions the engines spell differently (dbt has no cross-database macro for them).
-    DuckDB's are the defaults; Spark's follow. -#}
+    DuckDB's are the defaults; Spark's follow. (`array_contains(list, value)` is spelled the same on both:
+    DuckDB has it as an alias of list_contains.) -#}
 
 {#- The distinct values of `expr` in a group, sorted. -#}
 {% macro pulse_sorted_set(expr) %}
@@ -23,11 +24,4 @@
 {% endmacro %}
 {% macro default__pulse_empty_string_list() %}cast([] as varchar[]){% endmacro %}
 {% macro spark__pulse_empty_string_list() %}cast(array() as array<string>){% endmacro %}
-
-{#- Whether the list `list_expr` holds `value` (a SQL expression). -#}
-{% macro pulse_list_contains(list_expr, value) %}
-    {{ return(adapter.dispatch('pulse_list_contains', 'pulse')(list_expr, value)) }}
-{% endmacro %}
-{% macro default__pulse_list_contains(list_expr, value) %}list_contains({{ list_expr }}, {{ value }}){% endmacro %}
-{% macro spark__pulse_list_contains(list_expr, value) %}array_contains({{ list_expr }}, {{ value }}){% endmacro %}
 

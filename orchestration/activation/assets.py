@@ -59,7 +59,8 @@ def profile_figures(
             "consented": dg.MetadataValue.int(int(consented or 0)),
         }
     if MODEL_STATUS in built:
-        status = {m: {"status": s, "reason": r} for m, s, r in warehouse.rows("select model, status, reason from model_status")}
+        rows = warehouse.rows("select model, status, reason from model_status")
+        status = {model: {"status": state, "reason": reason} for model, state, reason in rows}
         metadata[MODEL_STATUS] = {"model_status": dg.MetadataValue.json(status)}
         for model, state in status.items():
             if state["status"] in ("carried", "refused"):

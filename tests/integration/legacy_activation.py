@@ -238,7 +238,6 @@ from joined
 """
 
 
-
 # (name, predicate over user_profiles, reason, score): pulse/publish.py's AUDIENCES before the move
 AUDIENCES: tuple[tuple[str, str, str, str], ...] = (
     (

@@ -26,13 +26,13 @@ import duckdb
 import pytest
 from demo_warehouse import demo_landing, ingest_days, run_dbt, table_differences
 from mlflow import MlflowClient
+from pulse.profiles import build_user_profiles
 
 from ml.intent_tracking import REGISTERED_MODEL
 from ml.purchase_intent import IntentConfig
 from ml.tracking import CHAMPION, using_store
 from ml.user_intent import read_training_set, train_and_register_intent, write_user_intent_scores
 from ml.user_segments import fit_and_register_segments, write_user_segments
-from pulse.profiles import build_user_profiles
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@
 {%- set fallback = ('simplified content', 'Passive, away 15+ days, no consent for retargeting') -%}
 {%- set rules = [] -%}
 {%- for trigger, action in trigger_rules -%}
-    {%- do rules.append((pulse_list_contains('active_triggers', "'" ~ trigger ~ "'"), action, 'trigger: ' ~ trigger)) -%}
+    {%- do rules.append(("array_contains(active_triggers, '" ~ trigger ~ "')", action, 'trigger: ' ~ trigger)) -%}
 {%- endfor -%}
 {%- do rules.extend(user_type_rules) -%}
 

@@ -1,9 +1,9 @@
 """Profiles and publishing: next actions, consent filtering, atomic snapshots.
 
 The profiles, the model status and the audiences are dbt models (models/profiles, models/audiences, tag
-`after_ml`): the fixture builds them with dbt from the hand-made tables below, once per module, and each test
-gets a copy of that warehouse; a test that changes an input builds them again (:func:`rebuild`). Publishing
-copies what dbt built."""
+`after_ml`), whose rules dbt's YAML unit tests check case by case; here the fixture builds them with dbt from
+the hand-made tables below, once per module, each test gets a copy of that warehouse, and one test that
+changes an input builds them again (:func:`rebuild`). Publishing copies what dbt built."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -163,13 +162,6 @@ def test_next_action_by_user_type(con, user: str, action: str) -> None:
     assert profile(con, user)["next_action"] == action
 
 
-def test_consent_never_sent_is_no_consent(con) -> None:
-    con.execute("delete from dim_user_consent where user_key = 'u_intent'")
-    con = rebuild(con)
-    p = profile(con, "u_intent")
-    assert (p["consent_analytics"], p["consent_personalization"]) == (False, False)
-
-
 def test_only_consented_users_are_published(con, tmp_path: Path) -> None:
     published = publish_snapshot(con, tmp_path, now=datetime(2026, 11, 1, 13, 0, tzinfo=UTC))
     profiles = pq.read_table(published.path / "user_profiles.parquet").column("user_key").to_pylist()
@@ -193,12 +185,8 @@ def test_only_consented_users_are_published(con, tmp_path: Path) -> None:
         "loyal_buyers": {"u_active"},
         "win_back": {"u_winback"},
     }
-    # including a consented user who later withdraws: gone from the next snapshot
-    con.execute("update dim_user_consent set consent_personalization = false where user_key = 'u_intent'")
-    con = rebuild(con)
-    again = publish_snapshot(con, tmp_path)
-    assert "u_intent" not in pq.read_table(again.path / "user_profiles.parquet").column("user_key").to_pylist()
-    assert again.manifest["audiences"]["high_intent"]["rows"] == 1
+    # a user who later withdraws, or never sent consent: dbt's unit tests (models/profiles/user_profiles.yml,
+    # consented_profiles.yml, models/audiences/audiences.yml)
 
 
 def test_the_manifest_and_fixed_path_files_follow_the_current_snapshot(con, tmp_path: Path) -> None:
@@ -395,43 +383,5 @@ def test_a_refused_training_with_a_champion_carries_its_scores_marked_as_such(co
     assert {r["intent_status"] for r in rows} == {"carried", "not_scored"}
 
 
-def test_a_refusal_without_a_champion_leaves_the_fields_empty_and_says_why(con, tmp_path: Path) -> None:
-    con.execute("delete from user_intent_scores")  # what scoring writes while no version is champion
-    con.execute("delete from user_segments")
-    _decide(con, "purchase_intent_model", "refused", "train has 3 positives (needs >= 100)", datetime(2026, 11, 2))
-    _decide(con, "segment_model", "refused", "12 users in user_features: segmentation needs at least 20", NOW)
-    con = rebuild(con)
-    status = _status(con)
-    assert status["purchase_intent"] == (
-        "refused",
-        "training refused on 2026-11-02: train has 3 positives (needs >= 100); no earlier version is champion, so "
-        "the values are empty",
-    )
-    assert status["segments"][0] == "refused" and "segmentation needs at least 20" in status["segments"][1]
-    p = profile(con, "u_intent")
-    assert pd.isna(p["intent_probability"]) and pd.isna(p["intent_decile"]) and pd.isna(p["segment_id"])
-    assert (p["intent_status"], p["segment_status"]) == ("refused", "refused")
-    assert p["intent_status_reason"] == status["purchase_intent"][1]
-    assert p["user_type"] == "Passive" and p["next_action"]  # from user_types: the profile is still whole
-    manifest = publish_snapshot(con, tmp_path).manifest
-    assert manifest["model_status"]["purchase_intent"]["status"] == "refused"
-    assert "train has 3 positives" in manifest["model_status"]["purchase_intent"]["reason"]
-    assert manifest["profiles"]["rows"] == 6 and manifest["model_versions"]["purchase_intent"] is None
-
-
-def test_the_latest_decision_is_the_one_that_counts(con) -> None:
-    _decide(con, "purchase_intent_model", "refused", "too few positives", datetime(2026, 10, 19))
-    _decide(con, "purchase_intent_model", "unchanged", "inputs unchanged since version 7: kept", datetime(2026, 10, 30))
-    con = rebuild(con)
-    assert _status(con)["purchase_intent"] == (
-        "current",
-        "from champion version 7, trained 2026-10-26 02:00:00 UTC; latest training: inputs unchanged since "
-        "version 7: kept",
-    )
-    con.execute("delete from user_intent_scores")
-    con = rebuild(con)  # a version that was never promoted: no champion, nobody scored
-    assert _status(con)["purchase_intent"] == (
-        "no_model",
-        "no version is champion yet; latest training: inputs unchanged since version 7: kept",
-    )
-    assert profile(con, "u_cart")["intent_status"] == "no_model"
+# A refusal without a champion, the latest decision counting, no model yet: the rules of model_status are dbt's
+# unit tests (models/profiles/model_status.yml, user_profiles.yml).
