@@ -10,7 +10,7 @@ Segmentation (docs/segmentation.md):
   ml.matching      Hungarian matching to the previous champion so ids and names stay put; ARI helpers
   ml.tracking      MLflow (imported lazily): runs, the registered pyfunc, the ``champion`` alias, store helpers
   ml.synthetic     user_features frames with the demo's planted personas, for tests and benchmarks
-  ml.user_segments fit and register from the warehouse, publish user_segments / segment_profiles
+  ml.user_segments fit and register from the warehouse, publish user_segments (segment_profiles is a dbt model over it)
 
 Purchase intent (docs/purchase-intent.md):
   ml.purchase_intent   temporal split, sufficiency gate, XGBoost vs RFM logistic vs recency, metrics, plots

@@ -1,13 +1,14 @@
-"""The activation step as Python built it before it moved to dbt (pulse/profiles.py and the audience predicates
-of pulse/publish.py, at the commit before the move), kept for one purpose: the proof that the dbt models
-(models/profiles, models/audiences) give the same profiles and audiences on the same tables
-(test_activation_unchanged.py). DuckDB only; not used by pulse itself.
+"""The activation step as Python built it before it moved to dbt (pulse/profiles.py, the audience predicates
+of pulse/publish.py and ml/user_segments.py's segment profiles, at the commit before the move), kept for one
+purpose: the proof that the dbt models (models/profiles, models/audiences) give the same tables on the same
+inputs (test_activation_unchanged.py). DuckDB only; not used by pulse itself.
 """
 
 from __future__ import annotations
 
 import duckdb
 
+from ml.features import USER_FEATURE_COLUMNS as FEATURE_COLUMNS
 from pulse.warehouse import literal
 
 USER_PROFILES_TABLE = "user_profiles"
@@ -238,6 +239,34 @@ from joined
 """
 
 
+def profile_sql(columns: tuple[str, ...] = FEATURE_COLUMNS) -> str:
+    """Per segment: size, share, the user-type mix, the share of its users who ever bought, and for every
+    feature its mean and z-score against all users ((segment mean - population mean) / population std): what
+    a marketer reads to know a segment."""
+    means = ",\n".join(f"avg(f.{c}) as {c}_mean" for c in columns)
+    population = ",\n".join(f"avg({c}) as {c}_mean, stddev_pop({c}) as {c}_std" for c in columns)
+    zs = ",\n".join(f"(s.{c}_mean - p.{c}_mean) / nullif(p.{c}_std, 0) as {c}_z" for c in columns)
+    return f"""
+    with per_segment as (
+        select u.segment_id, u.segment_name, count(*) as users,
+            count_if(u.user_type = 'Active') as active_users,
+            count_if(u.user_type = 'Passive') as passive_users,
+            count_if(u.user_type = 'Intent-driven') as intent_driven_users,
+            avg(cast(case when f.purchases > 0 then 1 else 0 end as double)) as bought_share,
+            {means}
+        from user_segments as u
+        inner join user_features as f on u.user_key = f.user_key
+        group by u.segment_id, u.segment_name
+    ),
+    population as (select count(*) as all_users, {population} from user_features)
+    select s.*, s.users / p.all_users as share, {zs},
+        (select min(as_of_date) from user_segments) as as_of_date,
+        (select min(model_version) from user_segments) as model_version
+    from per_segment as s cross join population as p
+    order by s.users desc
+    """
+
+
 # (name, predicate over user_profiles, reason, score): pulse/publish.py's AUDIENCES before the move
 AUDIENCES: tuple[tuple[str, str, str, str], ...] = (
     (
@@ -277,6 +306,7 @@ def build_legacy_activation(con: duckdb.DuckDBPyConnection, schema: str, updated
     """The legacy `model_status`, `user_profiles`, consented profiles and audiences into ``schema`` (created),
     from the tables of ``con``'s main schema."""
     con.execute(f"create schema if not exists {schema}")
+    con.execute(f"create or replace table {schema}.segment_profiles as {profile_sql()}")
     con.execute(f"create or replace table {schema}.{MODEL_STATUS_TABLE} as {model_status_sql()}")
     profiles = profiles_sql(updated_at).replace(f"from {MODEL_STATUS_TABLE}", f"from {schema}.{MODEL_STATUS_TABLE}")
     con.execute(f"create or replace table {schema}.{USER_PROFILES_TABLE} as {profiles}")

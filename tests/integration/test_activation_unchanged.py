@@ -26,7 +26,13 @@ UPDATED_AT = datetime(2026, 9, 22, 5, 30, 0)
 AUDIENCES = ("cart_abandoners", "high_intent", "loyal_buyers", "win_back")
 # daily feature snapshots and a 2-day purchase horizon: six weeks: enough to train the intent model
 DBT_VARS = {"feature_snapshot_interval_days": 1, "purchase_horizon_days": 2}
-TABLES = ("model_status", "user_profiles", "consented_profiles", *(f"audience_{a}" for a in AUDIENCES))
+TABLES = (
+    "segment_profiles",
+    "model_status",
+    "user_profiles",
+    "consented_profiles",
+    *(f"audience_{a}" for a in AUDIENCES),
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +64,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _only_in(con: duckdb.DuckDBPyConnection, left: str, right: str) -> int:
-    [[rows]] = con.execute(f"select count(*) from (select * from {left} except all select * from {right})").fetchall()
+    """Rows of ``left`` not in ``right``; doubles to 9 decimals (DuckDB sums them in whatever order its threads
+    meet them: the last bits of a mean may differ between two builds of the same rows)."""
+    described = con.execute(f"describe {left}").fetchall()
+    columns = ", ".join(f'round("{c}", 9)' if kind == "DOUBLE" else f'"{c}"' for c, kind, *_ in described)
+    sql = f"select count(*) from (select {columns} from {left} except all select {columns} from {right})"
+    [[rows]] = con.execute(sql).fetchall()
     return rows
 
 
