@@ -6,14 +6,14 @@ with
 
 final as (
     {%- for audience in audiences %}
-    select
-        '{{ audience.name }}' as audience,
-        'audience_{{ audience.name }}' as model,
-        '{{ audience.description | replace("'", "''") }}' as description,
-        '{{ audience.rule | replace("'", "''") }}' as rule
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
+        select
+            '{{ audience.name }}' as audience,
+            'audience_{{ audience.name }}' as model,
+            '{{ audience.description | replace("'", "''") }}' as description,
+            '{{ audience.rule | replace("'", "''") }}' as rule
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
     {%- endfor %}
 )
 

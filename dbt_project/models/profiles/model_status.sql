@@ -36,16 +36,16 @@ latest_decisions as (
 
 model_values as (
     {%- for name, step, relation in models %}
-    select
-        '{{ name }}' as model,
-        '{{ step }}' as step,
-        count(*) as users,
-        max(model_version) as model_version,
-        max(model_trained_at) as model_trained_at
-    from {{ relation }}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
+        select
+            '{{ name }}' as model,
+            '{{ step }}' as step,
+            count(*) as users,
+            max(model_version) as model_version,
+            max(model_trained_at) as model_trained_at
+        from {{ relation }}
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
     {%- endfor %}
 ),
 
@@ -75,8 +75,9 @@ final as (
             when users > 0 and decision = 'refused'
                 then {{ refused_on }} || '; values carried from champion version ' || model_version || {{ trained }}
             when users > 0
-                then 'from champion version ' || model_version || {{ trained }}
-                || coalesce('; latest training: ' || decision_reason, '')
+                then
+                    'from champion version ' || model_version || {{ trained }}
+                    || coalesce('; latest training: ' || decision_reason, '')
             when decision = 'refused'
                 then {{ refused_on }} || '; no earlier version is champion, so the values are empty'
             else 'no version is champion yet' || coalesce('; latest training: ' || decision_reason, '')

@@ -24,9 +24,9 @@ per_segment as (
         count_if(segments.user_type = 'Passive') as passive_users,
         count_if(segments.user_type = 'Intent-driven') as intent_driven_users,
         avg(cast(case when features.purchases > 0 then 1 else 0 end as double)) as bought_share,
-        {%- for column in features %}
+    {%- for column in features %}
         avg(features.{{ column }}) as {{ column }}_mean{{ "," if not loop.last }}
-        {%- endfor %}
+    {%- endfor %}
     from segments
     inner join features on segments.user_key = features.user_key
     group by segments.segment_id, segments.segment_name
@@ -35,10 +35,10 @@ per_segment as (
 population as (
     select
         count(*) as all_users,
-        {%- for column in features %}
+    {%- for column in features %}
         avg({{ column }}) as {{ column }}_mean,
         stddev_pop({{ column }}) as {{ column }}_std{{ "," if not loop.last }}
-        {%- endfor %}
+    {%- endfor %}
     from features
 ),
 
@@ -54,8 +54,8 @@ final as (
         per_segment.*,
         per_segment.users / population.all_users as share,
         {%- for column in features %}
-        (per_segment.{{ column }}_mean - population.{{ column }}_mean)
-        / nullif(population.{{ column }}_std, 0) as {{ column }}_z,
+            (per_segment.{{ column }}_mean - population.{{ column }}_mean)
+            / nullif(population.{{ column }}_std, 0) as {{ column }}_z,
         {%- endfor %}
         assignment.as_of_date,
         assignment.model_version

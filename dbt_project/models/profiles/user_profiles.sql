@@ -79,11 +79,19 @@ categories as (
 ),
 
 segment_state as (
-    select status, reason from {{ ref('model_status') }} where model = 'segments'
+    select
+        status,
+        reason
+    from {{ ref('model_status') }}
+    where model = 'segments'
 ),
 
 intent_state as (
-    select status, reason from {{ ref('model_status') }} where model = 'purchase_intent'
+    select
+        status,
+        reason
+    from {{ ref('model_status') }}
+    where model = 'purchase_intent'
 ),
 
 joined as (
@@ -155,13 +163,13 @@ final as (
         top_categories,
         case
             {%- for condition, action, reason in rules %}
-            when {{ condition }} then '{{ action }}'
+                when {{ condition }} then '{{ action }}'
             {%- endfor %}
             else '{{ fallback[0] }}'
         end as next_action,
         case
             {%- for condition, action, reason in rules %}
-            when {{ condition }} then '{{ reason }}'
+                when {{ condition }} then '{{ reason }}'
             {%- endfor %}
             else '{{ fallback[1] }}'
         end as next_action_reason,
