@@ -54,7 +54,7 @@ CONSENTED = "consent_personalization"
 PROFILES_TABLE = "user_profiles"  # every profiled user: the counts before consent
 CONSENTED_PROFILES_TABLE = "consented_profiles"  # what is published
 MODEL_STATUS_TABLE = "model_status"
-AUDIENCE_DEFINITIONS_TABLE = "audience_definitions"  # audience, model, description, rule
+AUDIENCE_DEFINITIONS_TABLE = "audience_definitions"  # audience, audience_model, description, audience_rule
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ class Audience:
 def read_audiences(con: duckdb.DuckDBPyConnection) -> list[Audience]:
     """The audiences dbt built (`audience_definitions`), by name."""
     rows = con.execute(
-        f"select audience, model, description, rule from main.{AUDIENCE_DEFINITIONS_TABLE} order by audience"
+        f"""select audience, audience_model, description, audience_rule from main.{AUDIENCE_DEFINITIONS_TABLE}
+        order by audience"""
     ).fetchall()
     return [Audience(*row) for row in rows]
 
@@ -265,7 +266,7 @@ def publish_from_warehouse(warehouse: Warehouse, exports: Path, *, now: datetime
         return publish_snapshot(warehouse.con, exports, now=now, consent_counts=consent_counts)
     with duckdb.connect() as con:
         tables = [PROFILES_TABLE, CONSENTED_PROFILES_TABLE, MODEL_STATUS_TABLE, AUDIENCE_DEFINITIONS_TABLE]
-        tables += [model for (model,) in warehouse.rows(f"select model from {AUDIENCE_DEFINITIONS_TABLE}")]
+        tables += [model for (model,) in warehouse.rows(f"select audience_model from {AUDIENCE_DEFINITIONS_TABLE}")]
         for table in tables:
             con.register("table_read", warehouse.arrow(f"select * from {table}"))
             con.execute(f"create table main.{table} as select * from table_read")

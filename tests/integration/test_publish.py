@@ -278,7 +278,10 @@ def test_a_failed_publication_leaves_the_current_snapshot_untouched(con, tmp_pat
     first = publish_snapshot(con, tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     # an audience whose table is missing (dbt failed to build it): the publication fails part-way
-    con.execute("insert into audience_definitions values ('zz_broken', 'audience_zz_broken', 'x', 'x')")
+    con.execute(
+        "insert into audience_definitions (audience, audience_model, description, audience_rule) "
+        "values ('zz_broken', 'audience_zz_broken', 'x', 'x')"
+    )
     with pytest.raises(duckdb.Error):
         publish_snapshot(con, tmp_path)
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

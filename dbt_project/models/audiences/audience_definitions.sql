@@ -8,9 +8,9 @@ final as (
     {%- for audience in audiences %}
         select
             '{{ audience.name }}' as audience,
-            'audience_{{ audience.name }}' as model,
+            'audience_{{ audience.name }}' as audience_model,
             '{{ audience.description | replace("'", "''") }}' as description,
-            '{{ audience.rule | replace("'", "''") }}' as rule
+            '{{ audience.rule | replace("'", "''") }}' as audience_rule
         {%- if not loop.last %}
             union all
         {%- endif %}

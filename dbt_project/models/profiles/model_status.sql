@@ -37,9 +37,9 @@ latest_decisions as (
 model_values as (
     {%- for name, step, relation in models %}
         select
-            '{{ name }}' as model,
+            '{{ name }}' as model,  -- noqa: RF04
             '{{ step }}' as step,
-            count(*) as users,
+            count(*) as users,  -- noqa: RF04
             max(model_version) as model_version,
             max(model_trained_at) as model_trained_at
         from {{ relation }}

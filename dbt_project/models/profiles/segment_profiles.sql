@@ -19,14 +19,14 @@ per_segment as (
     select
         segments.segment_id,
         segments.segment_name,
-        count(*) as users,
+        count(*) as users,  -- noqa: RF04
         count_if(segments.user_type = 'Active') as active_users,
         count_if(segments.user_type = 'Passive') as passive_users,
         count_if(segments.user_type = 'Intent-driven') as intent_driven_users,
-        avg(cast(case when features.purchases > 0 then 1 else 0 end as double)) as bought_share,
-    {%- for column in features %}
-        avg(features.{{ column }}) as {{ column }}_mean{{ "," if not loop.last }}
-    {%- endfor %}
+        {%- for column in features %}
+            avg(features.{{ column }}) as {{ column }}_mean,
+        {%- endfor %}
+        avg(cast(case when features.purchases > 0 then 1 else 0 end as double)) as bought_share
     from segments
     inner join features on segments.user_key = features.user_key
     group by segments.segment_id, segments.segment_name
@@ -34,11 +34,11 @@ per_segment as (
 
 population as (
     select
-        count(*) as all_users,
-    {%- for column in features %}
-        avg({{ column }}) as {{ column }}_mean,
-        stddev_pop({{ column }}) as {{ column }}_std{{ "," if not loop.last }}
-    {%- endfor %}
+        {%- for column in features %}
+            avg({{ column }}) as {{ column }}_mean,
+            stddev_pop({{ column }}) as {{ column }}_std,
+        {%- endfor %}
+        count(*) as all_users
     from features
 ),
 
@@ -51,8 +51,17 @@ assignment as (
 
 final as (
     select
-        per_segment.*,
-        per_segment.users / population.all_users as share,
+        per_segment.segment_id,
+        per_segment.segment_name,
+        per_segment.users,
+        per_segment.active_users,
+        per_segment.passive_users,
+        per_segment.intent_driven_users,
+        per_segment.bought_share,
+        {%- for column in features %}
+            per_segment.{{ column }}_mean,
+        {%- endfor %}
+        per_segment.users / population.all_users as share,  -- noqa: RF04
         {%- for column in features %}
             (per_segment.{{ column }}_mean - population.{{ column }}_mean)
             / nullif(population.{{ column }}_std, 0) as {{ column }}_z,

@@ -99,8 +99,8 @@ joined as (
         features.user_key,
         segments.segment_id,
         segments.segment_name,
-        coalesce(segments.user_type, types.user_type) as user_type,
-        coalesce(segments.user_type_rule, types.user_type_rule) as user_type_rule,
+        coalesce(segments.user_type, rule_types.user_type) as user_type,
+        coalesce(segments.user_type_rule, rule_types.user_type_rule) as user_type_rule,
         intent.probability as intent_probability,
         intent.decile as intent_decile,
         intent.percentile as intent_percentile,
@@ -140,7 +140,7 @@ joined as (
     cross join segment_state
     cross join intent_state
     left join {{ source('ml', 'user_segments') }} as segments on features.user_key = segments.user_key
-    left join {{ ref('user_types') }} as types on features.user_key = types.user_key
+    left join {{ ref('user_types') }} as rule_types on features.user_key = rule_types.user_key
     left join {{ source('ml', 'user_intent_scores') }} as intent on features.user_key = intent.user_key
     left join {{ ref('user_engagement_scores') }} as engagement on features.user_key = engagement.user_key
     left join triggers on features.user_key = triggers.user_key
