@@ -1,9 +1,9 @@
 {#- Per segment of the champion's assignments (user_segments, written by Python): its size and share, the
-    user-type mix, the share of its users who ever bought, and for every feature (var
-    segment_profile_features: the user_features columns ml/features.py lists) its mean and its z-score
+    user-type mix, the share of its users who ever bought, and for every feature (macro
+    pulse_segment_profile_features(): the user_features columns ml/features.py lists) its mean and its z-score
     against all users ((segment mean - population mean) / population std): what a marketer reads to know a
     segment. Empty while no version is champion. -#}
-{%- set features = var('segment_profile_features') -%}
+{%- set features = pulse_segment_profile_features() -%}
 
 with
 

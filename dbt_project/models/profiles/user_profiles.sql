@@ -2,13 +2,13 @@
     The population is the latest feature snapshot (user_features); the segment and user type come from the
     segment champion's assignments (user_segments, written by Python) or, for a user it did not assign, from
     the rule-based user_types; the intent score from user_intent_scores (null when the user is not active or
-    no model is champion); triggers that fired in the `active_trigger_days` days before the snapshot (a cart
+    no model is champion); triggers that fired in the 7 days before the snapshot (a cart
     abandonment stops being active once the user buys); the top categories; the consent flags (never sent =
     no consent).
 
     The recommended next action: a trigger overrides the user type, in the order of `trigger_rules`; then
     the user-type rules, first match wins; `next_action_reason` says which rule chose it. -#}
-{%- set active_trigger_days = var('active_trigger_days') -%}
+{%- set active_trigger_days = 7 -%}
 {%- set trigger_rules = [
     ('cart_abandonment', 'abandoned-cart email'),
     ('high_intent', 'personalized offer'),
