@@ -18,6 +18,7 @@ import duckdb
 import pytest
 from demo_warehouse import ingest_demo, run_dbt
 from engines import SEGMENTS_TRAINED_AT, compare_published, fit_models
+from legacy_activation import AUDIENCES as AUDIENCE_RULES
 from legacy_activation import build_legacy_activation
 
 USERS, DAYS, SEED = 300, 42, 11
@@ -90,13 +91,15 @@ def test_dbt_builds_what_python_built(built: dict, table: str) -> None:
 
 def _legacy_copy(warehouse: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory database holding the legacy tables under the names publishing copies (the audiences'
-    definitions are dbt's: the legacy code held the same names, descriptions and rules as Python constants)."""
+    names and descriptions are dbt's, the same as the legacy code's constants; the rules' text is the legacy's)."""
     con = duckdb.connect()
     con.execute(f"attach '{warehouse}' as w (read_only)")
     for table in (*TABLES, "user_profiles"):
         con.execute(f"create or replace table main.{table} as select * from w.legacy.{table}")
     for table in ("audience_definitions", "consent_coverage"):
         con.execute(f"create table main.{table} as select * from w.main.{table}")
+    for name, rule, _, _ in AUDIENCE_RULES:  # the rules' text as the legacy code held it
+        con.execute("update main.audience_definitions set audience_rule = ? where audience = ?", [rule, name])
     return con
 
 

@@ -89,7 +89,9 @@ def build_activation(warehouse: Path) -> None:
     home = DBT_HOME[0]
     dbt_vars = json.dumps({"profiles_updated_at": NOW.isoformat(sep=" ")})
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "run", "--select", "tag:after_ml", "--vars", dbt_vars]
+        # segment_profiles is not published, and needs every feature column the hand-made user_features lacks
+        [str(Path(sys.executable).parent / "dbt"), "run", "--select", "tag:after_ml", "--exclude", "segment_profiles"]
+        + ["--vars", dbt_vars]
         + ["--target-path", str(home / "target"), "--log-path", str(home / "logs")],
         cwd=DBT_PROJECT,
         env={**os.environ, "PULSE_WAREHOUSE": str(warehouse), "PULSE_HOME": str(home)},
