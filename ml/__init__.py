@@ -11,7 +11,7 @@ Segmentation (docs/segmentation.md):
   ml.tracking      MLflow (imported lazily): runs, the registered pyfunc, the ``champion`` alias, store helpers
   ml.personas      the demo's five personas, defined once (pulse.demo, ml.synthetic, ml.intent_synthetic)
   ml.synthetic     user_features frames with the demo's planted personas, for tests and benchmarks
-  ml.user_segments fit and register from the warehouse, publish user_segments / segment_profiles
+  ml.user_segments fit and register from the warehouse, publish user_segments (segment_profiles is a dbt model over it)
 
 Purchase intent (docs/purchase-intent.md):
   ml.purchase_intent   temporal split, sufficiency gate, XGBoost vs RFM logistic vs recency, metrics, plots

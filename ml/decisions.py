@@ -12,7 +12,7 @@ A model step (the assets ``segment_model`` and ``purchase_intent_model``) ends i
 
 Only Python knows these facts, so Python writes them, narrowly: one row each, appended (the history says when a
 model last trained, and why it did not since). What the published fields make of them (current, carried from
-an earlier champion, empty and why) is SQL: pulse/profiles.py's ``model_status``.
+an earlier champion, empty and why) is the dbt model ``model_status`` (models/profiles).
 """
 
 from __future__ import annotations

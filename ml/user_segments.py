@@ -44,7 +44,6 @@ from pulse.warehouse import Warehouse, as_warehouse, literal, scratch_table, use
 SEGMENT_MODEL = "segment_model"  # the Dagster asset; its decisions in model_decisions go by this name
 FEATURES_TABLE = "user_features"
 USER_SEGMENTS_TABLE = "user_segments"
-SEGMENT_PROFILES_TABLE = "segment_profiles"
 ASSIGNED_SEGMENTS = "pulse_assigned_segments"  # the batches' output, before the join with user_types
 ASSIGNED_COLUMNS = (
     ("user_key", "string"),
@@ -346,8 +345,9 @@ def write_user_segments(
 ) -> WrittenSegments:
     """Assign every user of `user_features` with the champion, ``batch_rows`` users at a time (memory holds one
     batch, whatever the table's size; on Spark the executors assign), and replace `user_segments`. Without a
-    champion (segmentation refused so far) `user_segments` and `segment_profiles` are emptied and
-    ``model_version`` is None: the profiles say why (pulse/profiles.py, model_status)."""
+    champion (segmentation refused so far) `user_segments` is emptied and ``model_version`` is None: the
+    profiles say why (the dbt models model_status and user_profiles). Per-segment profiles are the dbt model
+    segment_profiles."""
     from ml import tracking
 
     uri = tracking.tracking_uri(mlflow_store)
@@ -355,7 +355,6 @@ def write_user_segments(
     if model is None:
         warehouse = as_warehouse(warehouse)
         warehouse.create_empty_table(USER_SEGMENTS_TABLE, USER_SEGMENTS_COLUMNS)
-        write_segment_profiles(warehouse)
         return WrittenSegments(rows=0, model_version=None, as_of_date="", sizes=[], user_types={})
     version = str(tracking.champion_version(uri))
     info = tracking.champion_info(uri)
@@ -400,7 +399,6 @@ def assign_user_segments(
             left join user_types as t on s.user_key = t.user_key
             order by s.user_key""",
         )
-    write_segment_profiles(warehouse)
     types = dict(warehouse.rows(f"select coalesce(user_type, 'none'), count(*) from {USER_SEGMENTS_TABLE} group by 1"))
     sizes = warehouse.rows(
         f"""select segment_id, segment_name, count(*) as users from {USER_SEGMENTS_TABLE}
@@ -414,38 +412,6 @@ def assign_user_segments(
         sizes=[(int(i), str(name), int(n)) for i, name, n in sizes],
         user_types={str(k): int(v) for k, v in types.items()},
     )
-
-
-def profile_sql(columns: tuple[str, ...] = FEATURE_COLUMNS) -> str:
-    """Per segment: size, share, the user-type mix, the share of its users who ever bought, and for every
-    feature its mean and z-score against all users ((segment mean - population mean) / population std): what
-    a marketer reads to know a segment."""
-    means = ",\n".join(f"avg(f.{c}) as {c}_mean" for c in columns)
-    population = ",\n".join(f"avg({c}) as {c}_mean, stddev_pop({c}) as {c}_std" for c in columns)
-    zs = ",\n".join(f"(s.{c}_mean - p.{c}_mean) / nullif(p.{c}_std, 0) as {c}_z" for c in columns)
-    return f"""
-    with per_segment as (
-        select u.segment_id, u.segment_name, count(*) as users,
-            count_if(u.user_type = 'Active') as active_users,
-            count_if(u.user_type = 'Passive') as passive_users,
-            count_if(u.user_type = 'Intent-driven') as intent_driven_users,
-            avg(cast(case when f.purchases > 0 then 1 else 0 end as double)) as bought_share,
-            {means}
-        from {USER_SEGMENTS_TABLE} as u
-        inner join user_features as f on u.user_key = f.user_key
-        group by u.segment_id, u.segment_name
-    ),
-    population as (select count(*) as all_users, {population} from user_features)
-    select s.*, s.users / p.all_users as share, {zs},
-        (select min(as_of_date) from {USER_SEGMENTS_TABLE}) as as_of_date,
-        (select min(model_version) from {USER_SEGMENTS_TABLE}) as model_version
-    from per_segment as s cross join population as p
-    order by s.users desc
-    """
-
-
-def write_segment_profiles(warehouse: Warehouse | duckdb.DuckDBPyConnection) -> None:
-    as_warehouse(warehouse).replace_table(SEGMENT_PROFILES_TABLE, profile_sql())
 
 
 def segment_sizes_markdown(sizes: list[tuple[int, str, int]]) -> str:

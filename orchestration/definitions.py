@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from orchestration.activation.assets import audience_exports, user_profiles
+from orchestration.activation.assets import audience_exports, pulse_activation_models
 from orchestration.automation.dead_runs_sensor import dead_runs_sensor
 from orchestration.automation.schedules import (
     all_assets,
@@ -44,7 +44,7 @@ def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definition
             user_segments,
             purchase_intent_model,
             user_intent_scores,
-            user_profiles,
+            pulse_activation_models,
             audience_exports,
         ],
         asset_checks=[raw_events_reconcile, *quality_checks],

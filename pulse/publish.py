@@ -18,14 +18,17 @@ and can mix two versions of a fixed-path file: give it an open file). The read A
 except to read it, so a published snapshot stays readable while the pipeline writes. The last
 :data:`KEEP_SNAPSHOTS` snapshots are kept (a reader may still be loading the previous one).
 
-Consent: only users whose latest ``consent_personalization`` is true leave the warehouse (profiles and every
-audience); a user who never sent the flag has not consented. The manifest's ``consent_counts`` says how many
-profiled users were left out and why (no signal, refused) and the bases behind the published ones, from the dbt
-model ``consent_coverage`` (pulse/consent.py).
+What is published is finished in dbt (models/profiles, models/audiences; docs/activation.md): the consented
+profiles (`consented_profiles`: only users whose latest ``consent_personalization`` is true; a user who never
+sent the flag has not consented), each audience's members (`audience_<name>`, consent applied there too),
+what each audience is (`audience_definitions`) and each model's status (`model_status`). Publishing copies
+those tables into the snapshot and counts them; it applies no rule of its own. The manifest's
+``consent_counts`` says how many profiled users were left out and why (no signal, refused) and the bases
+behind the published ones, from the dbt model ``consent_coverage`` (pulse/consent.py).
 
 Model fields: the manifest's ``model_status`` says, per model (segments, purchase_intent), whether its fields
-are current, carried from an earlier champion, or empty, and why (the warehouse's `model_status`, built with
-the profiles: pulse/profiles.py); each profile row carries its own ``intent_status`` / ``segment_status``.
+are current, carried from an earlier champion, or empty, and why; each profile row carries its own
+``intent_status`` / ``segment_status``.
 """
 
 from __future__ import annotations
@@ -44,59 +47,33 @@ import duckdb
 
 from pulse.consent import ConsentCounts, read_consent_counts
 from pulse.kill_points import PUBLISH_SWITCHED, kill_point
-from pulse.profiles import MODEL_STATUS_TABLE
 from pulse.warehouse import DuckDBWarehouse, Warehouse
 
 KEEP_SNAPSHOTS = 5
 CONSENTED = "consent_personalization"
+PROFILES_TABLE = "user_profiles"  # every profiled user: the counts before consent
+CONSENTED_PROFILES_TABLE = "consented_profiles"  # what is published
+MODEL_STATUS_TABLE = "model_status"
+AUDIENCE_DEFINITIONS_TABLE = "audience_definitions"  # audience, audience_model, description, audience_rule
 
 
 @dataclass(frozen=True)
 class Audience:
     name: str
+    model: str  # the dbt model holding its members
     description: str
-    where: str  # a predicate over user_profiles (consent is added by the publisher)
-    reason: str  # a SQL expression: why this user is in the audience
-    score: str  # a SQL expression ordering the audience (highest first)
+    rule: str  # the rule's SQL, as the dbt model applies it (consent aside)
 
 
-AUDIENCES: tuple[Audience, ...] = (
-    Audience(
-        "cart_abandoners",
-        "Users whose cart-abandonment trigger fired in the last 7 days and who have not bought since.",
-        "list_contains(active_triggers, 'cart_abandonment')",
-        "'cart abandoned; next: ' || next_action",
-        "coalesce(intent_probability, 0)",
-    ),
-    Audience(
-        "high_intent",
-        "The top decile of purchase-intent scores, or a high-intent trigger in the last 7 days.",
-        "intent_decile = 1 or list_contains(active_triggers, 'high_intent')",
-        "case when intent_decile = 1 then 'intent decile 1' else 'high-intent trigger' end",
-        "coalesce(intent_probability, 0)",
-    ),
-    Audience(
-        "loyal_buyers",
-        "Users with at least 2 purchases, the last within 30 days.",
-        "purchases >= 2 and days_since_last_purchase <= 30",
-        "cast(purchases as varchar) || ' purchases, last ' || cast(days_since_last_purchase as varchar) || ' days ago'",
-        "coalesce(engagement_score, 0)",
-    ),
-    Audience(
-        "win_back",
-        "Past buyers with no visit for 30 days or more.",
-        "purchases >= 1 and days_since_last_visit >= 30",
-        "'bought before, away ' || cast(days_since_last_visit as varchar) || ' days'",
-        "cast(purchases as double)",
-    ),
-)
+def read_audiences(con: duckdb.DuckDBPyConnection) -> list[Audience]:
+    """The audiences dbt built (`audience_definitions`), by name."""
+    rows = con.execute(
+        f"""select audience, audience_model, description, audience_rule from main.{AUDIENCE_DEFINITIONS_TABLE}
+        order by audience"""
+    ).fetchall()
+    return [Audience(*row) for row in rows]
 
-PROFILE_COLUMNS = (
-    "user_key, segment_id, segment_name, user_type, intent_probability, cast(intent_decile as integer) as "
-    "intent_decile, engagement_score, active_triggers, top_categories, next_action, next_action_reason, "
-    "consent_analytics, consent_personalization, segment_model_version, intent_model_version, segment_status, "
-    "segment_status_reason, intent_status, intent_status_reason, as_of_date, updated_at"
-)
+
 STATUS_COLUMNS = "model, status, reason, model_version, model_trained_at, decision, decided_at"
 
 
@@ -171,11 +148,8 @@ def write_csv(con: duckdb.DuckDBPyConnection, relation: str, path: Path) -> None
 
 
 def audience_sql(audience: Audience) -> str:
-    return f"""select user_key, {audience.reason} as reason, {audience.score} as score, next_action,
-        segment_name, user_type, intent_probability, as_of_date
-    from main.user_profiles
-    where {CONSENTED} and ({audience.where})
-    order by score desc, user_key"""
+    """The audience's members as dbt built them, highest score first."""
+    return f"select * from main.{audience.model} order by score desc, user_key"
 
 
 def current_snapshot(exports: Path) -> Path | None:
@@ -193,7 +167,8 @@ def publish_snapshot(
     now: datetime | None = None,
     consent_counts: ConsentCounts | None = None,
 ) -> PublishedSnapshot:
-    """Write a new snapshot from `user_profiles` (consented users only), then make it the current one.
+    """Write a new snapshot from the finished dbt tables (`consented_profiles`, the audiences, `model_status`),
+    then make it the current one.
     ``consent_counts``: who was left out and why (default: read from ``con``'s consent_coverage, if built)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     if consent_counts is None:
@@ -205,13 +180,17 @@ def publish_snapshot(
     (tmp / "audiences").mkdir(parents=True)
     try:
         con.execute(
-            f"""copy (select {PROFILE_COLUMNS} from main.user_profiles where {CONSENTED} order by user_key)
+            f"""copy (select * from main.{CONSENTED_PROFILES_TABLE} order by user_key)
             to {_sql_path(tmp / "user_profiles.parquet")} (format parquet)"""
         )
-        total, consented, as_of, segment_version, intent_version = con.execute(
-            f"""select count(*), count_if({CONSENTED}), cast(max(as_of_date) as varchar),
-                max(segment_model_version), max(intent_model_version) from main.user_profiles"""
+        total, as_of, segment_version, intent_version = con.execute(
+            f"""select count(*), cast(max(as_of_date) as varchar), max(segment_model_version),
+                max(intent_model_version) from main.{PROFILES_TABLE}"""
         ).fetchall()[0]
+        # the rows of the file just written: what the manifest says is what a reader finds
+        [[consented]] = con.execute(
+            f"select count(*) from read_parquet({_sql_path(tmp / 'user_profiles.parquet')})"
+        ).fetchall()
         status_rows = con.execute(f"select {STATUS_COLUMNS} from main.{MODEL_STATUS_TABLE} order by model").fetchall()
         model_status = {
             model: {
@@ -225,7 +204,7 @@ def publish_snapshot(
             for model, status, reason, version, trained_at, decision, decided_at in status_rows
         }
         audiences: dict[str, dict] = {}
-        for audience in AUDIENCES:
+        for audience in read_audiences(con):
             # the query runs once: the CSV and the row count come from the Parquet file it wrote
             parquet = tmp / "audiences" / f"{audience.name}.parquet"
             con.execute(f"copy ({audience_sql(audience)}) to {_sql_path(parquet)} (format parquet)")
@@ -237,7 +216,7 @@ def publish_snapshot(
                 "parquet": f"audiences/{audience.name}.parquet",
                 "csv": f"audiences/{audience.name}.csv",
                 "description": audience.description,
-                "rule": audience.where,
+                "rule": audience.rule,
             }
         manifest = {
             "snapshot_id": snapshot_id,
@@ -286,7 +265,9 @@ def publish_from_warehouse(warehouse: Warehouse, exports: Path, *, now: datetime
     if isinstance(warehouse, DuckDBWarehouse):
         return publish_snapshot(warehouse.con, exports, now=now, consent_counts=consent_counts)
     with duckdb.connect() as con:
-        for table in ("user_profiles", MODEL_STATUS_TABLE):
+        tables = [PROFILES_TABLE, CONSENTED_PROFILES_TABLE, MODEL_STATUS_TABLE, AUDIENCE_DEFINITIONS_TABLE]
+        tables += [model for (model,) in warehouse.rows(f"select audience_model from {AUDIENCE_DEFINITIONS_TABLE}")]
+        for table in tables:
             con.register("table_read", warehouse.arrow(f"select * from {table}"))
             con.execute(f"create table main.{table} as select * from table_read")
             con.unregister("table_read")

@@ -1,5 +1,5 @@
-"""The Spark side of pulse.warehouse: the tables dbt's Spark target built, read and written through a Spark
-session (docs/spark.md).
+"""The Spark side of pulse.warehouse (what both share is in pulse.warehouse_common): the tables dbt's Spark
+target built, read and written through a Spark session (docs/spark.md).
 
 Locally (``PULSE_ENGINE=spark``) the session is the same one dbt-spark's session method opens: Spark in this
 process (local[2]), the Hive metastore in Derby and the warehouse folder under ``$PULSE_HOME/spark``, UTC
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 
-from pulse.warehouse import DIGEST_MODULUS, BatchFunction, column_ddl, digest_text, quietly
+from pulse.warehouse_common import DIGEST_MODULUS, BatchFunction, column_ddl, digest_text, quietly
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -164,19 +164,6 @@ class SparkWarehouse:
         finally:
             self.spark.conf.set(setting, before)
         return int(self.spark.table(into).count())
-
-    # dialect
-    def sorted_set(self, expr: str) -> str:
-        return f"array_sort(collect_set({expr}))"
-
-    def ordered_list(self, value: str, order_by: str) -> str:
-        return f"transform(array_sort(collect_list(struct({order_by} as k, {value} as v))), x -> x.v)"
-
-    def empty_list(self) -> str:
-        return "cast(array() as array<string>)"
-
-    def unnest(self, expr: str) -> str:
-        return f"explode({expr})"
 
     def hash_bucket(self, expr: str, buckets: int) -> str:
         return f"pmod(hash({expr}), {buckets})"

@@ -187,7 +187,7 @@ def _model_figures(warehouse: Warehouse) -> dict:
         )
     if warehouse.table_exists("user_profiles"):
         figures["profiles"] = warehouse.rows("select count(*), count_if(consent_personalization) from user_profiles")[0]
-    if warehouse.table_exists("model_status"):  # built with the profiles (pulse/profiles.py)
+    if warehouse.table_exists("model_status"):  # the dbt model (models/profiles/model_status.sql)
         figures["model_status"] = {
             model: (status, reason)
             for model, status, reason in warehouse.rows("select model, status, reason from model_status")

@@ -10,8 +10,10 @@ same code reads the feature tables and writes its results back through the engin
   runs the function on the executors). Scoring and segment assignment use it, so memory holds one batch;
 - :meth:`Warehouse.replace_table`: ``create or replace table ... as select`` in the engine.
 
-SQL given to a Warehouse is the subset both engines read (STYLE.md's portability rules); the few functions
-that differ (lists, hashing, unnesting) come from the warehouse's own helpers (:meth:`sorted_set`...).
+SQL given to a Warehouse is the subset both engines read (STYLE.md's portability rules) and reads or writes
+narrow tables only: every join, threshold and rule over the warehouse's tables is a dbt model (models/profiles,
+models/audiences), where engine differences go through dbt's cross-database macros. The one function that
+differs here, hashing a key into buckets for a sample of users, is :meth:`Warehouse.hash_bucket`.
 Tables are named without a schema: DuckDB's ``main``, Spark's ``pulse`` (dbt's schema) is the current one.
 
 Ingestion is DuckDB's on both engines (it validates and quarantines into ``raw.*``; pulse.spark_raw hands the
@@ -20,8 +22,7 @@ raw rows to Spark as Parquet), so :func:`open_raw` always opens the DuckDB file.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,13 +30,19 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from pulse.warehouse_common import (
+    COLUMN_TYPES,
+    DIGEST_MODULUS,
+    BatchFunction,
+    column_ddl,
+    digest_text,
+    quietly,
+)
+
 if TYPE_CHECKING:
     from pulse.settings import PulsePaths
 
-# Column types a Warehouse creates tables with: names both engines accept in DDL.
-COLUMN_TYPES = ("string", "double", "bigint", "int", "date", "timestamp", "boolean")
-
-BatchFunction = Callable[[pd.DataFrame], pd.DataFrame]
+__all__ = ["COLUMN_TYPES", "DIGEST_MODULUS", "BatchFunction", "column_ddl", "digest_text", "quietly"]
 
 
 class Warehouse(Protocol):
@@ -61,36 +68,9 @@ class Warehouse(Protocol):
         self, sql: str, fn: BatchFunction, columns: Sequence[tuple[str, str]], into: str, batch_rows: int
     ) -> int: ...
 
-    def sorted_set(self, expr: str) -> str: ...
-
-    def ordered_list(self, value: str, order_by: str) -> str: ...
-
-    def empty_list(self) -> str: ...
-
-    def unnest(self, expr: str) -> str: ...
-
     def hash_bucket(self, expr: str, buckets: int) -> str: ...
 
     def table_digest(self, table: str) -> str: ...
-
-
-# A table's digest (Warehouse.table_digest) folds one hash per row into an order-free aggregate: the row count,
-# the XOR of the row hashes and their sum modulo this prime. Floating-point columns are hashed as 32-bit
-# floats: a rebuild of the same data may sum doubles in another order (last-bit differences), which rounding
-# to ~7 significant digits absorbs; a real change of a value moves it.
-DIGEST_MODULUS = 2_147_483_647
-
-
-def digest_text(columns: Sequence[str], count: int, xor: int, total: int) -> str:
-    """The digest as text: the columns (a schema change is a change) and the three aggregates."""
-    return f"{','.join(columns)}|{count}|{xor}|{total}"
-
-
-def column_ddl(columns: Sequence[tuple[str, str]]) -> str:
-    unknown = [kind for _, kind in columns if kind not in COLUMN_TYPES]
-    if unknown:
-        raise ValueError(f"column types {unknown} are not among {COLUMN_TYPES}")
-    return ", ".join(f"{name} {kind}" for name, kind in columns)
 
 
 def literal(value: object) -> str:
@@ -171,19 +151,6 @@ class DuckDBWarehouse:
             written += len(out)
         return written
 
-    # dialect
-    def sorted_set(self, expr: str) -> str:
-        return f"list(distinct {expr} order by {expr})"
-
-    def ordered_list(self, value: str, order_by: str) -> str:
-        return f"list({value} order by {order_by})"
-
-    def empty_list(self) -> str:
-        return "[]::varchar[]"
-
-    def unnest(self, expr: str) -> str:
-        return f"unnest({expr})"
-
     def hash_bucket(self, expr: str, buckets: int) -> str:
         return f"hash({expr}) % {buckets}"
 
@@ -221,16 +188,6 @@ def scratch_table(warehouse: Warehouse, table: str) -> Iterator[str]:
         quietly(warehouse.drop_table, table)
         raise
     warehouse.drop_table(table)
-
-
-def quietly(action: Callable[..., object], *args: object) -> None:
-    """Clean-up after a failure: its own error is logged, never raised over the failure being handled."""
-    try:
-        action(*args)
-    except Exception:  # noqa: BLE001
-        logging.getLogger(__name__).warning(
-            "clean-up %s%s failed", getattr(action, "__name__", action), args, exc_info=True
-        )
 
 
 def user_sample(warehouse: Warehouse, rows: int, max_rows: int) -> str:

@@ -28,6 +28,8 @@ SLOWEST_FIRST = (
     "tests/integration/test_purchase_intent_on_demo.py",
     "tests/integration/test_small_shop.py",
     "tests/integration/test_pipeline.py",
+    "tests/integration/test_activation_unchanged.py",  # ~110 s: a demo built, then dbt's after_ml models vs legacy
+    "tests/integration/test_publish.py",  # ~90 s: dbt's after_ml models on hand-made tables, then publishing
     "tests/integration/test_collection_end_to_end.py",
     "tests/integration/test_new_landing_day.py",
     "tests/integration/test_no_leaks.py",

@@ -1,71 +1,91 @@
-"""Activation as Dagster assets: thin wrappers around pulse.profiles and pulse.publish.
+"""Activation as Dagster assets: the dbt models after the ML steps, and publishing.
 
-user_profiles      one row per user in the warehouse: segment, user type, intent, engagement score, active
-                   triggers, top categories, next action, consent, model versions and status (model_status:
-                   current, carried from an earlier champion, or empty and why)
-audience_exports   the consented profiles and the four audiences published as an immutable snapshot under
-                   PULSE_EXPORTS (Parquet + CSV + manifest), atomically; the read API serves it
+pulse_activation_models   the dbt models tagged `after_ml` (models/profiles, models/audiences): model_status,
+                          user_profiles (segment and user type, intent, engagement, active triggers, top
+                          categories, the next action and why, consent, model versions and status),
+                          consented_profiles, audience_definitions and the four audiences. They read the tables
+                          the Python model steps write (user_segments, user_intent_scores, model_decisions: dbt
+                          sources mapped to those assets), so they are built by a second dbt definition, after
+                          them, with the same `dbt build` call as the first (orchestration/transform/assets.py).
+audience_exports          the finished tables copied into an immutable snapshot under PULSE_EXPORTS (Parquet +
+                          CSV + manifest), atomically; the read API serves it
 """
 
-from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
+from dagster_dbt import DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from orchestration.resources import PulseStorage
-from pulse.profiles import build_user_profiles
+from orchestration.resources import PulseSettings, PulseStorage
+from orchestration.transform.assets import AFTER_ML, DbtBuildConfig, PulseDbtTranslator, build_dbt_models
+from orchestration.transform.project import pulse_dbt_project
 from pulse.publish import publish_from_warehouse
+from pulse.warehouse import Warehouse
 from pulse.watermark import record_published
 
+USER_PROFILES = dg.AssetKey("user_profiles")
+MODEL_STATUS = dg.AssetKey("model_status")
 
-@dg.asset(
-    key="user_profiles",
-    group_name="activation",
-    deps=[
-        "user_features",
-        "user_types",
-        "user_segments",
-        "user_intent_scores",
-        "user_engagement_scores",
-        "user_category_affinity",
-        "dim_user_consent",
-        "fct_trigger_firings",
-        "fct_sessions",
-    ],
+
+@dbt_assets(
+    manifest=pulse_dbt_project.manifest_path,
+    project=pulse_dbt_project,
+    select=AFTER_ML,
+    name="pulse_activation_models",
     pool="warehouse",
-    kinds={"python", "duckdb"},
-    description="One row per user: segment and user type, intent probability and decile, engagement score, "
-    "triggers active in the last 7 days, top categories, the recommended next action and why, consent, "
-    "model versions and each model's status and reason, updated_at (docs/activation.md). Also writes "
-    "model_status: per model, current / carried / refused / no_model and why.",
+    dagster_dbt_translator=PulseDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
 )
-def user_profiles(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
-    with storage.open_warehouse() as warehouse:
-        built = build_user_profiles(warehouse, datetime.now(UTC).replace(tzinfo=None, microsecond=0))
-    return dg.MaterializeResult(
-        metadata={
-            "rows": built.rows,
-            "consented": built.consented,
-            "as_of_date": built.as_of_date,
-            "next_actions": dg.MetadataValue.json(built.next_actions),
-            "active_triggers": dg.MetadataValue.json(built.active_triggers),
-            "segment_model_version": built.segment_model_version or "",
-            "intent_model_version": built.intent_model_version or "",
-            "model_status": dg.MetadataValue.json(
-                {model: {"status": status, "reason": reason} for model, (status, reason) in built.model_status.items()}
-            ),
+def pulse_activation_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    storage: PulseStorage,
+    settings: PulseSettings,
+    config: DbtBuildConfig,
+):
+    yield from build_dbt_models(context, dbt, storage, settings, config, figures=profile_figures)
+
+
+def profile_figures(
+    warehouse: Warehouse, built: set[dg.AssetKey], log: dg.DagsterLogManager
+) -> dict[dg.AssetKey, dict[str, Any]]:
+    """What the UI shows on user_profiles (the users per next action, consented users) and on model_status
+    (each model's status and reason): cheap queries on the tables dbt just built."""
+    metadata: dict[dg.AssetKey, dict[str, Any]] = {}
+    if USER_PROFILES in built:
+        actions = warehouse.rows("select next_action, count(*) from user_profiles group by next_action order by 2 desc")
+        [(consented,)] = warehouse.rows("select count_if(consent_personalization) from user_profiles")
+        metadata[USER_PROFILES] = {
+            "next_actions": dg.MetadataValue.json({action: int(n) for action, n in actions}),
+            "consented": dg.MetadataValue.int(int(consented or 0)),
         }
-    )
+    if MODEL_STATUS in built:
+        rows = warehouse.rows("select model, status, reason from model_status")
+        status = {model: {"status": state, "reason": reason} for model, state, reason in rows}
+        metadata[MODEL_STATUS] = {"model_status": dg.MetadataValue.json(status)}
+        for model, state in status.items():
+            if state["status"] in ("carried", "refused"):
+                log.warning(f"{model}: {state['status']}: {state['reason']}")
+    return metadata
 
 
 @dg.asset(
     key="audience_exports",
     group_name="activation",
-    deps=["user_profiles", "consent_coverage"],
+    deps=[
+        "consented_profiles",
+        "model_status",
+        "audience_definitions",
+        "audience_cart_abandoners",
+        "audience_high_intent",
+        "audience_loyal_buyers",
+        "audience_win_back",
+        "consent_coverage",
+    ],
     pool="warehouse",
     kinds={"python", "parquet", "csv"},
-    description="Consented profiles and the audiences cart_abandoners, high_intent, loyal_buyers and win_back "
-    "as Parquet and CSV with a manifest, published atomically under PULSE_EXPORTS (current.json points at the "
-    "snapshot the read API serves).",
+    description="The finished dbt tables (consented_profiles, the audiences cart_abandoners, high_intent, "
+    "loyal_buyers and win_back, model_status) copied as Parquet and CSV with a manifest, published atomically "
+    "under PULSE_EXPORTS (current.json points at the snapshot the read API serves).",
 )
 def audience_exports(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()

@@ -91,10 +91,13 @@ def daily_pipeline_schedule(
     )
 
 
+# The dbt models after the ML steps (model_status, user_profiles, the audiences) and publishing.
+ACTIVATION = dg.AssetSelection.groups("activation")
+
 # Scoring alone, by hand (e.g. after promoting a model in MLflow): the daily pipeline already scores.
 intent_scoring = dg.define_asset_job(
     "intent_scoring",
-    selection=dg.AssetSelection.assets("user_intent_scores", "user_profiles", "audience_exports"),
+    selection=dg.AssetSelection.assets("user_intent_scores") | ACTIVATION,
     description="Score every active user with purchase_intent_model@champion, then refresh profiles and exports.",
 )
 
@@ -102,7 +105,7 @@ intent_scoring = dg.define_asset_job(
 # model is champion afterwards.
 intent_training = dg.define_asset_job(
     "intent_training",
-    selection=dg.AssetSelection.assets(*INTENT_ASSETS, "user_profiles", "audience_exports"),
+    selection=dg.AssetSelection.assets(*INTENT_ASSETS) | ACTIVATION,
     description="Train the purchase-intent model (challenger; promoted only if at least as good), then score "
     "and refresh profiles and exports.",
 )

@@ -139,8 +139,8 @@ def segment_model(
     pool="warehouse",
     kinds={"python", "duckdb"},
     description="One row per user: segment (id, name, distance to centroid) from the champion model, the "
-    "rule-based user type and the rule that fired, the snapshot date and the model version. Also writes "
-    "segment_profiles: per segment its size, share, user-type mix and every feature's mean and z-score.",
+    "rule-based user type and the rule that fired, the snapshot date and the model version (the dbt model "
+    "segment_profiles describes each segment from it).",
 )
 def user_segments(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()

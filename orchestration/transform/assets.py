@@ -1,5 +1,5 @@
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,12 @@ SNAPSHOT_ASSETS = (dg.AssetKey(SNAPSHOT_DATES), dg.AssetKey("user_feature_snapsh
 
 class PulseDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props) -> str:  # noqa: ANN001 - dagster-dbt's signature
-        # models/ml/ (features and rule-based types) sit with the models that use them in the UI
-        return "ml" if "ml" in dbt_resource_props.get("fqn", [])[1:-1] else "transform"
+        # models/ml/ (features and rule-based types) sit with the models that use them in the UI; the profiles
+        # and audiences with publishing
+        folders = dbt_resource_props.get("fqn", [])[1:-1]
+        if "ml" in folders:
+            return "ml"
+        return "activation" if {"profiles", "audiences"} & set(folders) else "transform"
 
 
 class DbtBuildConfig(dg.Config):
@@ -123,9 +127,17 @@ def unique_id(event: dg.Output) -> str:
     return str(getattr(value, "value", value) or "")
 
 
+# The models tagged `after_ml` (models/profiles, models/audiences) read the tables the Python model steps write:
+# a second definition builds them after those steps (orchestration/activation/assets.py).
+AFTER_ML = "tag:after_ml"
+# Figures of the built models, read from the warehouse once dbt is done: asset key -> metadata
+ModelFigures = Callable[[Warehouse, set[dg.AssetKey], dg.DagsterLogManager], dict[dg.AssetKey, dict[str, Any]]]
+
+
 @dbt_assets(
     manifest=pulse_dbt_project.manifest_path,
     project=pulse_dbt_project,
+    exclude=AFTER_ML,
     pool="warehouse",
     dagster_dbt_translator=PulseDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
 )
@@ -136,6 +148,35 @@ def pulse_dbt_models(
     settings: PulseSettings,
     config: DbtBuildConfig,
 ):
+    yield from build_dbt_models(context, dbt, storage, settings, config, figures=batch_and_snapshot_figures)
+
+
+def batch_and_snapshot_figures(
+    warehouse: Warehouse, built: set[dg.AssetKey], log: dg.DagsterLogManager
+) -> dict[dg.AssetKey, dict[str, Any]]:
+    """The batch assets' and the snapshot dates' figures, when they were built (logged too)."""
+    metadata: dict[dg.AssetKey, dict[str, Any]] = {}
+    report = batch_report(warehouse) if built & set(BATCH_ASSETS) else None
+    coverage = snapshot_coverage(warehouse) if built & set(SNAPSHOT_ASSETS) else None
+    if report:
+        metadata |= batch_metadata(report)
+        (log.warning if report.late_events else log.info)(report.describe())
+    if coverage:
+        metadata |= snapshot_metadata(coverage)
+        (log.warning if coverage.dropped else log.info)(coverage.describe())
+    return metadata
+
+
+def build_dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    storage: PulseStorage,
+    settings: PulseSettings,
+    config: DbtBuildConfig,
+    figures: ModelFigures | None = None,
+):
+    """`dbt build` of the context's selection (both dbt asset definitions run it): the events of what dbt
+    built, with row counts, columns, a link to the dbt docs and ``figures``' metadata."""
     resolved = settings.resolve()
     paths = storage.paths()
     home = storage.settings()  # what dbt's profile reads (the warehouse, the engine...), given to dbt explicitly
@@ -162,20 +203,14 @@ def pulse_dbt_models(
     outputs = [e for e in events if isinstance(e, dg.Output)]
     built = {context.asset_key_for_output(e.output_name) for e in outputs}
     by_model: dict[str, dict[str, Any]] = {}
-    metadata: dict[dg.AssetKey, dict[str, dg.MetadataValue]] = {}
+    metadata: dict[dg.AssetKey, dict[str, Any]] = {}
     with storage.open_warehouse(read_only=True) as warehouse:
         try:
             by_model = built_models_metadata(invocation.manifest, map(unique_id, outputs), warehouse)
         except Exception as error:  # noqa: BLE001 - figures to look at, never a reason to fail the run
             context.log.warning(f"row counts and column types were not read from the warehouse: {error}")
-        report = batch_report(warehouse) if built & set(BATCH_ASSETS) else None
-        coverage = snapshot_coverage(warehouse) if built & set(SNAPSHOT_ASSETS) else None
-    if report:
-        metadata |= batch_metadata(report)
-        (context.log.warning if report.late_events else context.log.info)(report.describe())
-    if coverage:
-        metadata |= snapshot_metadata(coverage)
-        (context.log.warning if coverage.dropped else context.log.info)(coverage.describe())
+        if figures is not None:
+            metadata |= figures(warehouse, built, context.log)
     docs = docs_address_for_links(context.log.warning)
     for event in events:
         if isinstance(event, dg.Output):

@@ -10,7 +10,7 @@ tolerance (the engines sum doubles in different orders); every other column must
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -162,7 +162,6 @@ def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime
     from ml.user_intent import read_training_set, score_users
     from ml.user_segments import assign_user_segments, read_features
     from pulse.batches import batch_report
-    from pulse.profiles import build_user_profiles
     from pulse.publish import publish_from_warehouse
     from pulse.relations import relation_figures
     from pulse.settings import paths_from_env
@@ -189,7 +188,10 @@ def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime
             ("purchase_intent_model", "refused", "not enough labelled data: train has 3 positives (needs >= 100)"),
         ):
             record_decision(warehouse, ModelDecision(model, status, reason, None, "1", "fingerprint", now))
-        build_user_profiles(warehouse, now.replace(tzinfo=None))
+    # the dbt models after the ML steps (profiles, model status, audiences), once the session has let go of the
+    # metastore, then publishing copies them
+    run_activation_models(engine, Path(home), now)
+    with open_warehouse(paths) as warehouse:
         published = publish_from_warehouse(warehouse, paths.exports, now=now)
     with open_warehouse(paths, read_only=True) as warehouse:  # the quality gates on the models
         names = [spec.name for spec in suite_specs() if spec.asset != "raw_events"]
@@ -205,6 +207,36 @@ def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime
         "batch": batch,
         "suites": suites,
     }
+
+
+def run_activation_models(engine: str, home: Path, now: datetime) -> None:
+    """``dbt run`` of the models tagged after_ml on ``engine``'s warehouse under ``home``, stamped ``now``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from demo_warehouse import DBT_PROJECT
+
+    env = {
+        **os.environ,
+        "PULSE_ENGINE": engine,
+        "PULSE_HOME": str(home),
+        "PULSE_WAREHOUSE": str(home / "warehouse.duckdb"),
+        "TZ": "UTC",
+    }
+    env.pop("PULSE_DBT_TARGET", None)
+    stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "run", "--select", "tag:after_ml"]
+        + ["--vars", json.dumps({"profiles_updated_at": stamp})]
+        + ["--target-path", str(home / f"target_{engine}"), "--log-path", str(home / "logs")],
+        cwd=DBT_PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, f"dbt run after_ml on {engine}:\n" + proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
 def comparable(frame: pd.DataFrame) -> pd.DataFrame:

@@ -256,9 +256,17 @@ def test_each_engine_digests_the_feature_table(builds: dict) -> None:
 
 
 def test_incremental_batches_are_equal(builds: dict) -> None:
-    """The same incremental batch on both engines, bookkeeping included (which users, from which bound)."""
+    """The same incremental batch on both engines, bookkeeping included (which users, from which bound). The
+    Python steps ran on Spark's incremental warehouse only (and on DuckDB's full one): the tables they write and
+    the dbt models after them (tag after_ml) are compared in test_incremental_spark_equals_full_duckdb."""
     duckdb_warehouse, spark_warehouse = _warehouses(builds["incremental"])
-    differences = [compare_table(duckdb_warehouse, spark_warehouse, t) for t in duckdb_tables(duckdb_warehouse)]
+    after_ml = {p.stem for folder in ("profiles", "audiences") for p in (DBT_PROJECT / "models" / folder).glob("*.sql")}
+    after_ml |= {"user_segments", "user_intent_scores", "model_decisions"}  # the ML steps' (dbt sources `ml`)
+    differences = [
+        compare_table(duckdb_warehouse, spark_warehouse, t)
+        for t in duckdb_tables(duckdb_warehouse)
+        if t not in after_ml
+    ]
     assert all(d.equal for d in differences), [d for d in differences if not d.equal]
     rows = {d.table: d.duckdb_rows for d in differences}
     assert rows["int_batch_users"] > 0  # the batch recomputed some users

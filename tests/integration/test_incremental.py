@@ -32,7 +32,6 @@ from ml.purchase_intent import IntentConfig
 from ml.tracking import CHAMPION, using_store
 from ml.user_intent import read_training_set, train_and_register_intent, write_user_intent_scores
 from ml.user_segments import fit_and_register_segments, write_user_segments
-from pulse.profiles import build_user_profiles
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +61,7 @@ COMPARED = (
     "purchase_intent_training_set",
     "int_trigger_candidates",
     "fct_trigger_firings",
-    "user_profiles",  # built by pulse.profiles with the same segment and intent models on both (see _profiles)
+    "user_profiles",  # built by dbt (after_ml) with the same segment and intent models on both (see _profiles)
 )
 
 
@@ -170,9 +169,11 @@ def _profiles(mlflow_db: Path, full: Path, incremental: Path) -> str | None:
         try:
             write_user_segments(con, mlflow_db)
             write_user_intent_scores(con, mlflow_db, now=stamp)
-            build_user_profiles(con, stamp)
         finally:
             con.close()
+        # the profiles: dbt's models after the ML steps, stamped alike
+        after_ml_vars = json.dumps({**json.loads(DBT_VARS), "profiles_updated_at": stamp.isoformat(sep=" ")})
+        run_dbt(warehouse.parent, warehouse, "run", "--select", "tag:after_ml", "--vars", after_ml_vars)
     return trained.registration.model_version
 
 

@@ -386,7 +386,21 @@ create table model_status as select * from (values
 create table consent_coverage as select * from (values
     ('granted', 'contract', 1), ('granted', null, 1), ('refused', null, 1), ('no_signal', null, 1)
 ) t(personalization_consent, consent_basis, user_count);
+-- what dbt finishes from user_profiles (models/profiles, models/audiences), as views: the tests change
+-- user_profiles' consent, and publishing copies these; the audiences' own rules are dbt's unit tests
+create view consented_profiles as select * exclude (purchases, days_since_last_visit, days_since_last_purchase)
+from user_profiles where consent_personalization;
+create table audience_definitions as select * from (values
+    ('cart_abandoners', 'audience_cart_abandoners', 'd', 'r'), ('high_intent', 'audience_high_intent', 'd', 'r'),
+    ('loyal_buyers', 'audience_loyal_buyers', 'd', 'r'), ('win_back', 'audience_win_back', 'd', 'r')
+) t(audience, audience_model, description, audience_rule);
 """
+PROFILES += "".join(
+    f"""create view audience_{name} as select user_key, 'r' as reason, 0.0 as score, next_action, segment_name,
+    user_type, intent_probability, as_of_date from user_profiles where consent_personalization;
+"""
+    for name in ("cart_abandoners", "high_intent", "loyal_buyers", "win_back")
+)
 
 
 def test_the_manifest_says_who_was_left_out_and_on_what_basis_the_others_were_published(tmp_path: Path) -> None:

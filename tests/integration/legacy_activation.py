@@ -1,77 +1,33 @@
-"""One profile per user: what activation tools need to act on a user, in one row (`user_profiles`).
-
-Built from the warehouse's tables in one statement, on DuckDB or Spark (pulse.warehouse; plain functions, the
-Dagster asset in orchestration/activation wraps them): the latest feature snapshot (`user_features`, the
-population), the segment and user type (`user_segments`), the intent score (`user_intent_scores`, null when
-the user is not active or no model is champion yet), the engagement score (`user_engagement_scores`), the
-triggers that fired in the last :data:`ACTIVE_TRIGGER_DAYS` days (`fct_trigger_firings`; a cart abandonment
-stops being active once the user buys), the top categories (`user_category_affinity`) and the consent flags
-(`dim_user_consent`; never sent = no consent).
-
-The recommended next action follows the brief. A trigger overrides the user type, in this order:
-cart_abandonment -> abandoned-cart email, high_intent -> personalized offer, returning_browser -> product
-recommendations, frequent_visitor -> early access, low_engagement -> simplified content. Otherwise by user type:
-  Active         loyalty rewards (has bought), else exclusive content (engaged: score >= 60), else early access
-  Intent-driven  personalized offer (intent decile 1-2), else abandoned-cart email (abandons carts), else
-                 product recommendations
-  Passive        email nudge (visited in the last 14 days), else retargeting (consent given), else simplified
-                 content
-`next_action_reason` says which rule chose it.
-
-Model fields and why they may be empty: `model_status` (one row per model: ``segments``, ``purchase_intent``),
-built here in SQL from the models' decisions (`model_decisions`, written by the model steps: trained /
-unchanged / refused, and why; ml/decisions.py) and from the tables holding the models' values:
-
-  current   the values come from the champion, and the latest training did not refuse;
-  carried   the values come from an earlier champion: the latest training refused (reason: when, why, and
-            which version, trained when, the values come from);
-  refused   no values: the latest training refused and no earlier version is champion;
-  no_model  no values: no version is champion yet (never trained, or never promoted).
-
-Each profile carries its own ``intent_status`` / ``segment_status`` and reason: the model's, or ``not_scored``
-for a user the champion does not score (not active in the 30 days before the snapshot).
+"""The activation step as Python built it before it moved to dbt (pulse/profiles.py, the audience predicates
+of pulse/publish.py and ml/user_segments.py's segment profiles, at the commit before the move), kept for one
+purpose: the proof that the dbt models (models/profiles, models/audiences) give the same tables on the same
+inputs (test_activation_unchanged.py). DuckDB only; not used by pulse itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import duckdb
 
-from ml.decisions import MODEL_DECISIONS_TABLE, ensure_decisions_table
-from ml.user_intent import ACTIVE_WITHIN_DAYS, INTENT_MODEL, USER_INTENT_SCORES_TABLE
-from ml.user_segments import SEGMENT_MODEL, USER_SEGMENTS_TABLE
-from pulse.warehouse import Warehouse, as_warehouse, literal
+from ml.features import USER_FEATURE_COLUMNS as FEATURE_COLUMNS
+from pulse.warehouse import literal
 
 USER_PROFILES_TABLE = "user_profiles"
 MODEL_STATUS_TABLE = "model_status"
-# (the model's name in model_status and the manifest, its step in model_decisions, the table of its values)
+MODEL_DECISIONS_TABLE = "model_decisions"
 STATUS_MODELS: tuple[tuple[str, str, str], ...] = (
-    ("segments", SEGMENT_MODEL, USER_SEGMENTS_TABLE),
-    ("purchase_intent", INTENT_MODEL, USER_INTENT_SCORES_TABLE),
+    ("segments", "segment_model", "user_segments"),
+    ("purchase_intent", "purchase_intent_model", "user_intent_scores"),
 )
-NOT_SCORED = "not_scored"  # a user the intent champion does not score
+NOT_SCORED = "not_scored"
+ACTIVE_WITHIN_DAYS = 30
 ACTIVE_TRIGGER_DAYS = 7
-TRIGGER_ACTIONS: tuple[tuple[str, str], ...] = (  # trigger -> next action, in order of precedence
+TRIGGER_ACTIONS: tuple[tuple[str, str], ...] = (
     ("cart_abandonment", "abandoned-cart email"),
     ("high_intent", "personalized offer"),
     ("returning_browser", "product recommendations"),
     ("frequent_visitor", "early access"),
     ("low_engagement", "simplified content"),
 )
-
-
-@dataclass(frozen=True)
-class BuiltProfiles:
-    rows: int
-    consented: int
-    as_of_date: str
-    next_actions: dict[str, int]
-    active_triggers: dict[str, int]
-    segment_model_version: str | None
-    intent_model_version: str | None
-    model_status: dict[str, tuple[str, str]]  # model -> (status, reason)
-
 
 # (condition over the joined columns, next action, reason), first match wins, after the triggers
 USER_TYPE_RULES: tuple[tuple[str, str, str], ...] = (
@@ -169,8 +125,8 @@ from joined
 """
 
 
-def profiles_sql(warehouse: Warehouse, updated_at: object) -> str:
-    """The select that builds `user_profiles` in ``warehouse``'s dialect; ``updated_at`` stamps every row."""
+def profiles_sql(updated_at: object) -> str:
+    """The select that built `user_profiles`; ``updated_at`` stamps every row."""
     return f"""
 with
 features as (select * from user_features),
@@ -180,7 +136,7 @@ last_purchase as (
 triggers as (
     select
         firings.user_key,
-        {warehouse.sorted_set("firings.trigger_name")} as active_triggers
+        list(distinct firings.trigger_name order by firings.trigger_name) as active_triggers
     from fct_trigger_firings as firings
     cross join (select max(as_of_date) as as_of_date from features) as snapshot
     left join last_purchase on firings.user_key = last_purchase.user_key
@@ -194,7 +150,7 @@ triggers as (
     group by firings.user_key
 ),
 categories as (
-    select user_key, {warehouse.ordered_list("category", "category_rank")} as top_categories
+    select user_key, list(category order by category_rank) as top_categories
     from user_category_affinity group by user_key
 ),
 segment_state as (select status, reason from {MODEL_STATUS_TABLE} where model = 'segments'),
@@ -210,8 +166,8 @@ joined as (
         intent.decile as intent_decile,
         intent.percentile as intent_percentile,
         engagement.engagement_score,
-        coalesce(triggers.active_triggers, {warehouse.empty_list()}) as active_triggers,
-        coalesce(categories.top_categories, {warehouse.empty_list()}) as top_categories,
+        coalesce(triggers.active_triggers, []::varchar[]) as active_triggers,
+        coalesce(categories.top_categories, []::varchar[]) as top_categories,
         coalesce(consent.consent_analytics, false) as consent_analytics,
         coalesce(consent.consent_personalization, false) as consent_personalization,
         features.purchases,
@@ -283,38 +239,86 @@ from joined
 """
 
 
-def build_user_profiles(warehouse: Warehouse | duckdb.DuckDBPyConnection, updated_at: object) -> BuiltProfiles:
-    """Replace `model_status`, then `user_profiles` from the warehouse's tables; ``updated_at`` (a naive UTC
-    datetime) is stamped on every row."""
-    warehouse = as_warehouse(warehouse)
-    ensure_decisions_table(warehouse)  # no model step has run yet: no decision
-    warehouse.replace_table(MODEL_STATUS_TABLE, model_status_sql())
-    warehouse.replace_table(USER_PROFILES_TABLE, profiles_sql(warehouse, updated_at))
-    [(rows, consented, as_of, segment_version, intent_version)] = warehouse.rows(
-        f"""select count(*), count_if(consent_personalization), cast(max(as_of_date) as string),
-            max(segment_model_version), max(intent_model_version)
-        from {USER_PROFILES_TABLE}"""
+def profile_sql(columns: tuple[str, ...] = FEATURE_COLUMNS) -> str:
+    """Per segment: size, share, the user-type mix, the share of its users who ever bought, and for every
+    feature its mean and z-score against all users ((segment mean - population mean) / population std): what
+    a marketer reads to know a segment."""
+    means = ",\n".join(f"avg(f.{c}) as {c}_mean" for c in columns)
+    population = ",\n".join(f"avg({c}) as {c}_mean, stddev_pop({c}) as {c}_std" for c in columns)
+    zs = ",\n".join(f"(s.{c}_mean - p.{c}_mean) / nullif(p.{c}_std, 0) as {c}_z" for c in columns)
+    return f"""
+    with per_segment as (
+        select u.segment_id, u.segment_name, count(*) as users,
+            count_if(u.user_type = 'Active') as active_users,
+            count_if(u.user_type = 'Passive') as passive_users,
+            count_if(u.user_type = 'Intent-driven') as intent_driven_users,
+            avg(cast(case when f.purchases > 0 then 1 else 0 end as double)) as bought_share,
+            {means}
+        from user_segments as u
+        inner join user_features as f on u.user_key = f.user_key
+        group by u.segment_id, u.segment_name
+    ),
+    population as (select count(*) as all_users, {population} from user_features)
+    select s.*, s.users / p.all_users as share, {zs},
+        (select min(as_of_date) from user_segments) as as_of_date,
+        (select min(model_version) from user_segments) as model_version
+    from per_segment as s cross join population as p
+    order by s.users desc
+    """
+
+
+# (name, predicate over user_profiles, reason, score): pulse/publish.py's AUDIENCES before the move
+AUDIENCES: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "cart_abandoners",
+        "list_contains(active_triggers, 'cart_abandonment')",
+        "'cart abandoned; next: ' || next_action",
+        "coalesce(intent_probability, 0)",
+    ),
+    (
+        "high_intent",
+        "intent_decile = 1 or list_contains(active_triggers, 'high_intent')",
+        "case when intent_decile = 1 then 'intent decile 1' else 'high-intent trigger' end",
+        "coalesce(intent_probability, 0)",
+    ),
+    (
+        "loyal_buyers",
+        "purchases >= 2 and days_since_last_purchase <= 30",
+        "cast(purchases as varchar) || ' purchases, last ' || cast(days_since_last_purchase as varchar) || ' days ago'",
+        "coalesce(engagement_score, 0)",
+    ),
+    (
+        "win_back",
+        "purchases >= 1 and days_since_last_visit >= 30",
+        "'bought before, away ' || cast(days_since_last_visit as varchar) || ' days'",
+        "cast(purchases as double)",
+    ),
+)
+PROFILE_COLUMNS = (
+    "user_key, segment_id, segment_name, user_type, intent_probability, cast(intent_decile as integer) as "
+    "intent_decile, engagement_score, active_triggers, top_categories, next_action, next_action_reason, "
+    "consent_analytics, consent_personalization, segment_model_version, intent_model_version, segment_status, "
+    "segment_status_reason, intent_status, intent_status_reason, as_of_date, updated_at"
+)
+
+
+def build_legacy_activation(con: duckdb.DuckDBPyConnection, schema: str, updated_at: object) -> None:
+    """The legacy `model_status`, `user_profiles`, consented profiles and audiences into ``schema`` (created),
+    from the tables of ``con``'s main schema."""
+    con.execute(f"create schema if not exists {schema}")
+    con.execute(f"create or replace table {schema}.segment_profiles as {profile_sql()}")
+    con.execute(f"create or replace table {schema}.{MODEL_STATUS_TABLE} as {model_status_sql()}")
+    profiles = profiles_sql(updated_at).replace(f"from {MODEL_STATUS_TABLE}", f"from {schema}.{MODEL_STATUS_TABLE}")
+    con.execute(f"create or replace table {schema}.{USER_PROFILES_TABLE} as {profiles}")
+    con.execute(
+        f"""create or replace table {schema}.consented_profiles as
+        select {PROFILE_COLUMNS} from {schema}.{USER_PROFILES_TABLE} where consent_personalization"""
     )
-    actions = dict(
-        warehouse.rows(f"select next_action, count(*) from {USER_PROFILES_TABLE} group by next_action order by 2 desc")
-    )
-    triggers = dict(
-        warehouse.rows(
-            f"""select t, count(*) from (select {warehouse.unnest("active_triggers")} as t from {USER_PROFILES_TABLE})
-            group by t order by 2 desc"""
+    for name, where, reason, score in AUDIENCES:
+        con.execute(
+            f"""create or replace table {schema}.audience_{name} as
+            select user_key, {reason} as reason, {score} as score, next_action, segment_name, user_type,
+                intent_probability, as_of_date
+            from {schema}.{USER_PROFILES_TABLE}
+            where consent_personalization and ({where})"""
         )
-    )
-    status = {
-        model: (state, reason)
-        for model, state, reason in warehouse.rows(f"select model, status, reason from {MODEL_STATUS_TABLE}")
-    }
-    return BuiltProfiles(
-        rows=rows,
-        consented=consented or 0,
-        as_of_date=as_of,
-        next_actions=actions,
-        active_triggers=triggers,
-        segment_model_version=segment_version,
-        intent_model_version=intent_version,
-        model_status=status,
-    )

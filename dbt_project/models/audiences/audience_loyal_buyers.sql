@@ -1,0 +1,1 @@
+{{ pulse_audience('loyal_buyers') }}
