@@ -515,13 +515,11 @@ def test_tracking_logs_registers_and_promotes(tmp_path, planted) -> None:
     assert (mlflow.is_tracking_uri_set(), os.environ.get("MLFLOW_TRACKING_URI")) == global_uri_before
 
     # the registered pyfunc loads through the alias and predicts on a feature frame
-    saved = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
-    try:
+    # (tracking and registry URIs both this store's: an alias resolves in the registry, which another test in
+    # this process may have pointed elsewhere)
+    with tracking.using_store(uri):
         model = mlflow.pyfunc.load_model("models:/pulse_segments@champion")
         out = model.predict(later[list(second.model.features)].head(50))
-    finally:
-        mlflow.set_tracking_uri(saved)
     assert list(out.columns) == ["segment_id", "segment_name", "distance"]
     expected = second.assignments.head(50)
     np.testing.assert_array_equal(out["segment_id"].to_numpy(), expected["segment_id"].to_numpy())

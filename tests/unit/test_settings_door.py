@@ -357,11 +357,18 @@ def test_the_run_config_carries_overrides_to_the_assets(tmp_path: Path, monkeypa
     def horizon(context):  # noqa: ANN001, ANN202 - this module's annotations are strings Dagster cannot resolve here
         return context.resources.settings.resolve().purchase_horizon_days
 
+    # one instance held here: a result reads its outputs through a weak reference to the instance, which a
+    # garbage collection between materialize and the read would otherwise take (seen under load)
+    instance = dg.DagsterInstance.ephemeral()
     for value in ("14", 14):
         config = run_config(quiet=True, overrides={"purchase_horizon_days": value})
-        result = dg.materialize([horizon], resources={"settings": PulseSettings()}, run_config=config)
+        result = dg.materialize(
+            [horizon], resources={"settings": PulseSettings()}, run_config=config, instance=instance
+        )
         assert result.output_for_node("horizon") == 14
     bad = run_config(quiet=True, overrides={"purchase_horizon_days": "soon"})
-    result = dg.materialize([horizon], resources={"settings": PulseSettings()}, run_config=bad, raise_on_error=False)
+    result = dg.materialize(
+        [horizon], resources={"settings": PulseSettings()}, run_config=bad, raise_on_error=False, instance=instance
+    )
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "--var purchase_horizon_days='soon': expected a whole number >= 1" in failure.step_failure_data.error.message
