@@ -28,7 +28,8 @@ def _sensor_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
     from orchestration.automation.sensors import landing_files_sensor
     from orchestration.resources import PulseStorage
 
-    result = landing_files_sensor(dg.build_sensor_context(instance=instance, resources={"storage": PulseStorage()}))
+    with dg.build_sensor_context(instance=instance, resources={"storage": PulseStorage()}) as context:
+        result = landing_files_sensor(context)
     return list(result) if isinstance(result, list) else []
 
 

@@ -69,7 +69,8 @@ def test_events_from_the_demo_page_reach_fct_sessions(pulse_home, tmp_path: Path
     from orchestration.resources import PulseStorage
 
     instance = dg.DagsterInstance.get()
-    requests = landing_files_sensor(dg.build_sensor_context(instance=instance, resources={"storage": PulseStorage()}))
+    with dg.build_sensor_context(instance=instance, resources={"storage": PulseStorage()}) as context:
+        requests = landing_files_sensor(context)
     assert isinstance(requests, list) and [r.partition_key for r in requests] == [today]
     result = (
         build_definitions()

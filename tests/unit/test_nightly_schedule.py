@@ -90,13 +90,15 @@ def instance(pulse_home):
 
 def evaluate(instance: dg.DagsterInstance) -> dg.RunRequest | dg.SkipReason:
     repository = build_definitions().get_repository_def()
-    context = dg.build_schedule_context(
+    # a context with resources holds them (and the instance) until it is closed: closed here, or Dagster's
+    # current definitions-state storage would be left pointing at this test's instance after it is gone
+    with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=TICK,
         repository_def=repository,
         resources={"storage": PulseStorage()},
-    )
-    return daily_pipeline_schedule(context)
+    ) as context:
+        return daily_pipeline_schedule(context)
 
 
 def materialize_day(instance: dg.DagsterInstance, job_name: str) -> dg.ExecuteInProcessResult:

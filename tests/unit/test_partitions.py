@@ -160,14 +160,13 @@ def test_the_sensor_names_landing_days_the_loaded_partitions_do_not_cover(pulse_
     repository = build_definitions().get_repository_def()
     land(pulse_home.events_landing, date(1997, 1, 1))  # a history imported while `pulse ui` runs
     instance = dg.DagsterInstance.ephemeral()
-    result = landing_files_sensor(
-        dg.build_sensor_context(instance=instance, repository_def=repository, resources=STORAGE)
-    )
+    # a context with resources is closed after use (it holds the instance in Dagster's current state storage)
+    with dg.build_sensor_context(instance=instance, repository_def=repository, resources=STORAGE) as context:
+        result = landing_files_sensor(context)
     assert [r.partition_key for r in result] == ["2026-09-01"]  # not 1997-01-01: not a partition until a reload
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="raw_events", partition="2026-09-01"))
-    skip = landing_files_sensor(
-        dg.build_sensor_context(instance=instance, repository_def=repository, resources=STORAGE)
-    )
+    with dg.build_sensor_context(instance=instance, repository_def=repository, resources=STORAGE) as context:
+        skip = landing_files_sensor(context)
     assert isinstance(skip, dg.SkipReason)
     assert skip.skip_message == (
         "every landing day is ingested; 1 landing day (1997-01-01) before the first daily partition (2026-09-01): "
@@ -175,9 +174,8 @@ def test_the_sensor_names_landing_days_the_loaded_partitions_do_not_cover(pulse_
     )
     # After a reload (a fresh load of the definitions) the day is a partition and gets its run.
     reloaded = build_definitions().get_repository_def()
-    result = landing_files_sensor(
-        dg.build_sensor_context(instance=instance, repository_def=reloaded, resources=STORAGE)
-    )
+    with dg.build_sensor_context(instance=instance, repository_def=reloaded, resources=STORAGE) as context:
+        result = landing_files_sensor(context)
     assert [r.partition_key for r in result] == ["1997-01-01"]
 
 
