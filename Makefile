@@ -31,11 +31,11 @@ lint: install
 	$(BIN)/ruff check .
 	cd dbt_project && PULSE_WAREHOUSE=$$(mktemp -d)/lint.duckdb ../$(BIN)/sqlfluff lint models tests
 
-# The event contract's copies (docs/event-contract.md's tables, the tracker's event types) from pulse/contract.py.
+# The event contract's copies (docs/event-contract.md's tables, the tracker's event types) from pulse/core/contract.py.
 contract-copies: install
-	$(BIN)/python -m pulse.contract_copies
+	$(BIN)/python -m pulse.cli.contract_copies
 
-# .env.example is written from the settings' declarations (pulse/settings.py); a unit test keeps them equal.
+# .env.example is written from the settings' declarations (pulse/core/settings.py); a unit test keeps them equal.
 env-example: install
 	$(BIN)/pulse settings --env-example > .env.example
 

@@ -61,7 +61,8 @@ def user_keys(n: int, seed: int) -> list[str]:
 
 
 def write_snapshot(exports: Path, snapshot_id: str, keys: list[str], seed: int, *, published: bool = True) -> None:
-    """The layout pulse/publish.py writes (docs/api.md), then (``published``) current.json replaced atomically."""
+    """The layout pulse/activation/publish.py writes (docs/api.md), then (``published``) current.json replaced
+    atomically."""
     n = len(keys)
     rng = np.random.default_rng(seed)
     root = exports / "snapshots" / snapshot_id
@@ -270,7 +271,7 @@ def free_port() -> int:
 
 def start_server(exports: Path, port: int, log: Path) -> subprocess.Popen:
     script = Path(sys.executable).parent / "pulse"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "pulse.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "pulse.cli.commands"]
     cmd += ["serve", "--host", HOST, "--port", str(port), "--exports", str(exports)]
     return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
 

@@ -1,6 +1,6 @@
 """Benchmark the demo generator: ``python benchmarks/demo.py --events 10000000``.
 
-Sizes the run with :func:`pulse.demo.users_for_target_events`, generates into a temporary directory (deleted
+Sizes the run with :func:`pulse.demo.generator.users_for_target_events`, generates into a temporary directory (deleted
 afterwards unless ``--keep``), and prints events, seconds, events/s and the peak RSS of this process.
 """
 
@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 try:
-    import pulse.demo as demo
+    import pulse.demo.generator as demo
 except ModuleNotFoundError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import pulse.demo as demo
+    import pulse.demo.generator as demo
 
 from bench_common import BENCH_START, peak_rss_mb  # noqa: E402 - benchmarks/bench_common.py (this folder is on sys.path)
 

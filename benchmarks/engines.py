@@ -4,7 +4,7 @@
     python benchmarks/engines.py --events 10000000 --workdir /tmp/engines10 [--reuse]
 
 Generates ~N demo events and ingests them (DuckDB: ingestion is DuckDB's on both engines), exports the raw
-tables to Parquet for Spark (pulse.spark_raw), then times `dbt run --full-refresh --select +fct_sessions
+tables to Parquet for Spark (pulse.ingest.spark_raw), then times `dbt run --full-refresh --select +fct_sessions
 +fct_user_daily` (the transform of benchmarks/transform.py) with PULSE_ENGINE=duckdb and with
 PULSE_ENGINE=spark (dbt-spark's session method: pyspark in the dbt process, local[2], its JVM a child).
 Peak memory is the peak of the whole process tree's RSS (dbt, and Spark's JVM), sampled every 0.2 s, so both
@@ -85,7 +85,7 @@ def _env(a: dict, engine: str) -> dict[str, str]:
 
 
 def stage_export(a: dict) -> dict:
-    from pulse.spark_raw import export_raw_to_parquet
+    from pulse.ingest.spark_raw import export_raw_to_parquet
 
     root = Path(a["home"]) / "spark" / "raw"
     exported = export_raw_to_parquet(Path(a["warehouse"]), root)

@@ -33,7 +33,7 @@ DAYS = 61  # landing days processed; the demo is generated with one more, its la
 
 
 def _landing_days(a: dict) -> list:
-    from pulse.ingest import landed_days
+    from pulse.ingest.raw_events import landed_days
 
     return landed_days(Path(a["landing"]) / "events")[:DAYS]
 
@@ -41,7 +41,7 @@ def _landing_days(a: dict) -> list:
 def _ingest(a: dict, days: list) -> dict:
     import duckdb
 
-    from pulse.ingest import ingest_day
+    from pulse.ingest.raw_events import ingest_day
 
     con = duckdb.connect(a["warehouse"])
     con.execute(f"set memory_limit = '{a['memory_limit']}'")
@@ -73,7 +73,7 @@ def _dbt_build(a: dict, *extra: str) -> dict:
 
 
 def stage_generate(a: dict) -> dict:
-    from pulse.demo import generate_demo, users_for_target_events
+    from pulse.demo.generator import generate_demo, users_for_target_events
 
     users = users_for_target_events(a["events"], days=DAYS + 1, seed=a["seed"])
     s = generate_demo(Path(a["landing"]), users=users, days=DAYS + 1, seed=a["seed"], start=BENCH_START, progress=True)

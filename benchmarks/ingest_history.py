@@ -4,7 +4,7 @@
 
 A shop's own history (an orders export over years) lands as hundreds or thousands of days of a few dozen events.
 DuckDB spends ~0.1-0.3 s planning ingestion's validation statement whatever its input, so validating one file at
-a time costs that per day; `pulse.ingest.ingest_days` validates many days' files in one statement and writes
+a time costs that per day; `pulse.ingest.raw_events.ingest_days` validates many days' files in one statement and writes
 them in one transaction per batch. Both are timed here on the same landing files (a fresh warehouse each), and
 the tables they write are compared. Figures, not assertions.
 """
@@ -56,7 +56,7 @@ def main() -> None:
 
     import duckdb
 
-    from pulse.ingest import IngestOptions, ingest_day, ingest_days
+    from pulse.ingest.raw_events import IngestOptions, ingest_day, ingest_days
 
     options = IngestOptions(earliest_event_time=IngestOptions().earliest_event_time.replace(year=1990))
     with tempfile.TemporaryDirectory() as tmp:

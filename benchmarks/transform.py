@@ -3,7 +3,7 @@
     python benchmarks/transform.py --events 10000000
 
 Generates ~N demo events, then in one run measures:
-  ingest     landing files -> raw.events (+ quarantine), pulse.ingest
+  ingest     landing files -> raw.events (+ quarantine), pulse.ingest.raw_events
   transform  dbt: raw.events -> stg_events -> int_events_sessionized -> fct_page_views, fct_sessions,
              fct_user_daily (`dbt run`, including dbt's own start-up)
   anchor     ONE DuckDB statement: LAG + running SUM + GROUP BY into sessions over the same raw table
@@ -53,7 +53,7 @@ group by user_key, session_index
 
 
 def stage_generate(a: dict) -> dict:
-    from pulse.demo import generate_demo, users_for_target_events
+    from pulse.demo.generator import generate_demo, users_for_target_events
 
     users = users_for_target_events(a["events"], days=a["days"], seed=a["seed"])
     s = generate_demo(Path(a["landing"]), users=users, days=a["days"], seed=a["seed"], start=BENCH_START, progress=True)
@@ -63,7 +63,7 @@ def stage_generate(a: dict) -> dict:
 def stage_count(a: dict) -> dict:
     import duckdb
 
-    from pulse.ingest import create_raw_tables
+    from pulse.ingest.raw_events import create_raw_tables
 
     con = duckdb.connect(a["warehouse"])
     create_raw_tables(con)  # a work dir from an older pulse may lack a newer raw table (idempotent)
@@ -75,7 +75,7 @@ def stage_count(a: dict) -> dict:
 def stage_ingest(a: dict) -> dict:
     import duckdb
 
-    from pulse.ingest import ingest_day, landed_days
+    from pulse.ingest.raw_events import ingest_day, landed_days
 
     events_landing = Path(a["landing"]) / "events"
     con = duckdb.connect(a["warehouse"])

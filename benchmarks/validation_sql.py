@@ -1,4 +1,4 @@
-"""Ingestion's validation statement alone (pulse.ingest.validation_sql), timed on one large landing file.
+"""Ingestion's validation statement alone (pulse.ingest.raw_events.validation_sql), timed on one large landing file.
 
     python benchmarks/validation_sql.py --lines 1000000
     python benchmarks/validation_sql.py --lines 1000000 --code /path/to/another/checkout  # the same, its code
@@ -70,7 +70,7 @@ def main() -> None:
     import duckdb
     import pyarrow as pa
 
-    from pulse.ingest import IngestOptions, validation_sql
+    from pulse.ingest.raw_events import IngestOptions, validation_sql
 
     day = date(2026, 9, 1)
     raw = lines(args.lines, day)

@@ -13,7 +13,7 @@ SQL datasource is broken on DuckDB, and pandas on the full tables costs GBs; see
 ephemeral GX context per process is created on first use and cached; Data Docs are written to
 ``$PULSE_HOME/gx_data_docs`` and validation results (JSON, the Data Docs index reads them) to
 ``$PULSE_HOME/gx_validations``. A result carries its page as a ``file://`` URL and as a path inside the
-site (``docs_page``), which pulse.docs_server serves over http.
+site (``docs_page``), which pulse.ui.docs_server serves over http.
 
     with duckdb.connect("warehouse.duckdb", read_only=True) as con:
         result = run_suite(con, "fct_sessions")
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-    from pulse.warehouse import Warehouse
+    from pulse.core.warehouse import Warehouse
 
 HERE = Path(__file__).resolve().parent
 SUITES_DIR = HERE / "suites"
@@ -155,7 +155,7 @@ _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 def compute_metrics(
     con: Warehouse | duckdb.DuckDBPyConnection, spec: SuiteSpec, since: date | None = None
 ) -> pd.DataFrame:
-    """Run the suite's metrics query on a warehouse (pulse.warehouse: DuckDB or Spark) or a DuckDB connection.
+    """Run the suite's metrics query on a warehouse (pulse.core.warehouse: DuckDB or Spark) or a DuckDB connection.
     Only the parameters the query uses are passed (DuckDB rejects others)."""
     sql = spec.read_sql()
     available = {"since": since}
@@ -163,7 +163,7 @@ def compute_metrics(
     unknown = wanted - set(available)
     if unknown:
         raise SuiteFileError(f"{spec.metrics_path}: unknown parameters {sorted(unknown)}; known: $since")
-    from pulse.warehouse import as_warehouse
+    from pulse.core.warehouse import as_warehouse
 
     return as_warehouse(con).frame(sql, {k: available[k] for k in wanted})
 
@@ -201,7 +201,9 @@ class SuiteResult:
     metrics: list[dict[str, Any]]
     docs_url: str | None = None  # file:// URL of the validation's Data Docs page
     docs_index_url: str | None = None  # file:// URL of the site's index.html
-    docs_page: str | None = None  # the validation page's path inside the site (served over http by pulse.docs_server)
+    docs_page: str | None = (
+        None  # the validation page's path inside the site (served over http by pulse.ui.docs_server)
+    )
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -287,7 +289,7 @@ def _failures(validation, spec: SuiteSpec) -> list[Failure]:
 
 
 def default_home() -> Path:
-    from pulse.settings import paths_from_env
+    from pulse.core.settings import paths_from_env
 
     return paths_from_env().home
 

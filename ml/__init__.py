@@ -9,7 +9,7 @@ Segmentation (docs/segmentation.md):
   ml.naming        plain segment names from centroid z-scores; the per-segment profile table
   ml.matching      Hungarian matching to the previous champion so ids and names stay put; ARI helpers
   ml.tracking      MLflow (imported lazily): runs, the registered pyfunc, the ``champion`` alias, store helpers
-  ml.personas      the demo's five personas, defined once (pulse.demo, ml.synthetic, ml.intent_synthetic)
+  ml.personas      the demo's five personas, defined once (pulse.demo.generator, ml.synthetic, ml.intent_synthetic)
   ml.synthetic     user_features frames with the demo's planted personas, for tests and benchmarks
   ml.user_segments fit and register from the warehouse, publish user_segments (segment_profiles is a dbt model over it)
 

@@ -26,7 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import duckdb
 
-from pulse.warehouse import Warehouse, as_warehouse, literal
+from pulse.core.warehouse import Warehouse, as_warehouse, literal
 
 MODEL_DECISIONS_TABLE = "model_decisions"
 TRAINED, UNCHANGED, REFUSED = "trained", "unchanged", "refused"

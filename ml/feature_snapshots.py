@@ -10,7 +10,7 @@ from datetime import date
 
 import duckdb
 
-from pulse.warehouse import Warehouse, as_warehouse
+from pulse.core.warehouse import Warehouse, as_warehouse
 
 SNAPSHOT_DATES = "feature_snapshot_dates"
 

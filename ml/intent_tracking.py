@@ -84,7 +84,7 @@ def intent_run_name(split: dict[str, str], version: str | None = None) -> str:
 
 
 def table_metrics(baseline_prefixes: Iterable[str]) -> list[str]:
-    """The runs table's default columns in `pulse mlflow` (pulse.mlflow_ui): the model's and each baseline's test
+    """The runs table's default columns in `pulse mlflow` (pulse.ui.mlflow_ui): the model's and each baseline's test
     ROC-AUC and PR-AUC side by side, the model's top-decile lift, and the champion's ROC-AUC on the same rows."""
     prefixes = list(baseline_prefixes)
     columns = []

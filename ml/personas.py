@@ -2,7 +2,7 @@
 
 Read by the two generators of synthetic users:
 
-* :mod:`pulse.demo` simulates their visits event by event (:class:`Visits`: how often they come, which pages
+* :mod:`pulse.demo.generator` simulates their visits event by event (:class:`Visits`: how often they come, which pages
   they see, how far down the cart -> checkout -> purchase funnel they go);
 * :mod:`ml.synthetic` draws their ``user_features`` rows directly (:class:`Features`: per-session rates that
   describe the same behaviour at the level of one user's summary), for tests and benchmarks that need many
@@ -31,7 +31,7 @@ __all__ = ["ACTIVITY_SIGMA", "NAMES", "PERSONAS", "SHARES", "Features", "Persona
 
 @dataclass(frozen=True)
 class Visits:
-    """How a persona visits the demo shop (pulse.demo, per session and per page)."""
+    """How a persona visits the demo shop (pulse.demo.generator, per session and per page)."""
 
     session_rate: float  # extra sessions per day, on top of the first
     pages_lam: float  # browse pages = 1 + Poisson(lam) ...

@@ -53,7 +53,7 @@ _SCROLL_BETA = 3 * _rates(lambda f: f.scroll_beta)
 _BOUNCE_BETA = _rates(lambda f: f.bounce_beta)
 _ENGAGED_RATE_BETA = _rates(lambda f: f.engaged_rate_beta)
 _RECENCY_MEAN_DAYS = _rates(lambda f: f.recency_mean_days)
-# Per-user activity multiplier on the session rate, lognormal with mean 1 (pulse.demo draws the same): it
+# Per-user activity multiplier on the session rate, lognormal with mean 1 (pulse.demo.generator draws the same): it
 # makes every count (sessions, page views, cart adds, ...) mix "how active" with "what kind of visitor".
 _ACTIVITY_SIGMA = personas.ACTIVITY_SIGMA
 

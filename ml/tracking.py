@@ -11,7 +11,7 @@ Layout
     default artifact root is used.
   * Experiments are marked as model training (tag ``mlflow.experimentKind = custom_model_development``,
     :func:`experiment_id_for`; also on experiments created before), not GenAI, and tagged with the metrics
-    their runs table shows by default in ``pulse mlflow`` (``pulse.runs_table_metrics``, pulse.mlflow_ui).
+    their runs table shows by default in ``pulse mlflow`` (``pulse.runs_table_metrics``, pulse.ui.mlflow_ui).
   * Experiment ``pulse-segmentation``, one run per :func:`~ml.segmentation.fit_segments`, named
     ``segments k=4 as of 2026-10-31 v3`` (:func:`segmentation_run_name`; the version is added once registered):
       params    the config (features, k range, seed, n_init, silhouette sample, tolerance, fill/cap,
@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from ml.segmentation import SegmentationResult, SegmentModel
-from pulse.mlflow_ui import TABLE_METRICS_TAG
+from pulse.core.mlflow_tags import TABLE_METRICS_TAG
 
 __all__ = [
     "CHAMPION",
@@ -94,10 +94,10 @@ EXPERIMENT = "pulse-segmentation"
 # How MLflow marks an experiment's kind. MLflow 3's UI offers "GenAI apps & agents" (traces, no metric
 # columns) and "Machine learning" / "Model training" (the runs table with params and metrics): pulse's
 # experiments are model training. MLflow 3.17's UI takes the view from its sidebar switch, whose default
-# pulse's own server sets (pulse.mlflow_ui); the tag says the same for the UIs that read it.
+# pulse's own server sets (pulse.ui.mlflow_ui); the tag says the same for the UIs that read it.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
-# The segmentation runs table's default metric columns in `pulse mlflow` (pulse.mlflow_ui).
+# The segmentation runs table's default metric columns in `pulse mlflow` (pulse.ui.mlflow_ui).
 TABLE_METRICS = ("chosen_k", "silhouette", "ward_silhouette", "n_users", "id_agreement_vs_previous", "ari_vs_previous")
 REGISTERED_MODEL = "pulse_segments"
 CHAMPION = "champion"
@@ -178,7 +178,7 @@ def using_store(uri: str) -> Iterator[Any]:
 def experiment_id_for(client: Any, name: str, uri: str, table_metrics: Sequence[str] = ()) -> str:
     """The id of the experiment ``name``, created if need be, with the tags that make the MLflow UI show it as a
     model-training experiment (:data:`EXPERIMENT_KIND_TAG`) and, when given, ``table_metrics`` as the runs
-    table's default columns (:data:`pulse.mlflow_ui.TABLE_METRICS_TAG`). An experiment created before gets
+    table's default columns (:data:`pulse.core.mlflow_tags.TABLE_METRICS_TAG`). An experiment created before gets
     them now."""
     tags = {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
     if table_metrics:

@@ -1,7 +1,7 @@
 """Purchase intent against the warehouse: train and register from `purchase_intent_training_set`, then score
 the latest feature snapshot into `user_intent_scores`.
 
-Plain functions over a warehouse (pulse.warehouse: DuckDB, or Spark with PULSE_ENGINE=spark; a DuckDB
+Plain functions over a warehouse (pulse.core.warehouse: DuckDB, or Spark with PULSE_ENGINE=spark; a DuckDB
 connection is accepted as it is), callable without Dagster (orchestration/ml/intent.py wraps them).
 
 What the pipeline runs: :func:`plan_intent_training` decides before anything is fitted: ``unchanged`` when the
@@ -40,7 +40,7 @@ from ml.purchase_intent import (
     train_purchase_intent,
 )
 from ml.tracking import tracking_uri
-from pulse.warehouse import Warehouse, as_warehouse, literal, scratch_table, user_sample
+from pulse.core.warehouse import Warehouse, as_warehouse, literal, scratch_table, user_sample
 
 INTENT_MODEL = "purchase_intent_model"  # the Dagster asset; its decisions in model_decisions go by this name
 TRAINING_SET = "purchase_intent_training_set"

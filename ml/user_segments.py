@@ -1,6 +1,6 @@
 """Segmentation against the warehouse: fit and register from `user_features`, then publish `user_segments`.
 
-Plain functions over a warehouse (pulse.warehouse: DuckDB, or Spark with PULSE_ENGINE=spark; a DuckDB
+Plain functions over a warehouse (pulse.core.warehouse: DuckDB, or Spark with PULSE_ENGINE=spark; a DuckDB
 connection is accepted as it is), callable without Dagster (the assets in orchestration/ml are thin
 wrappers). The stability figure `ari_vs_previous` compares the new fit with the published
 `user_segments` of the previous run, on the users present in both.
@@ -39,7 +39,7 @@ from ml.segmentation import (
     SegmentModel,
     fit_segments,
 )
-from pulse.warehouse import Warehouse, as_warehouse, literal, scratch_table, user_sample
+from pulse.core.warehouse import Warehouse, as_warehouse, literal, scratch_table, user_sample
 
 SEGMENT_MODEL = "segment_model"  # the Dagster asset; its decisions in model_decisions go by this name
 FEATURES_TABLE = "user_features"
@@ -65,7 +65,7 @@ USER_SEGMENTS_COLUMNS = (
     ("model_trained_at", "timestamp"),
 )
 SEGMENT_FIT_PACKAGES = ("scikit-learn", "numpy")  # their versions are part of the inputs' fingerprint
-DEFAULT_PROMOTION_TOLERANCE = 0.02  # the setting segment_promotion_tolerance's default (pulse/settings.py)
+DEFAULT_PROMOTION_TOLERANCE = 0.02  # the setting segment_promotion_tolerance's default (pulse/core/settings.py)
 REFIT_JOB = "segment_refit"  # the Dagster job (weekly, or on demand) that refits; named in the reasons
 
 
@@ -156,7 +156,7 @@ ASSIGNMENT_BATCH_ROWS = 100_000
 
 
 # The K-Means fit reads at most about this many users (one row each, ~30 columns: ~0.3 GB in pandas); past it,
-# a sample of users by key hash (pulse.warehouse.user_sample). Every user is still assigned, in batches.
+# a sample of users by key hash (pulse.core.warehouse.user_sample). Every user is still assigned, in batches.
 FIT_MAX_USERS = 1_000_000
 
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from pulse.processes import ProcessIdentity, current_process, pid_alive_since, process_alive
+from pulse.core.processes import ProcessIdentity, current_process, pid_alive_since, process_alive
 
 PID_TAG = "pulse/pid"
 HOST_TAG = "pulse/host"

@@ -27,7 +27,7 @@ from orchestration.partitions import landing_partitions_from_env
 from orchestration.quality.checks import quality_checks
 from orchestration.resources import PulseSettings, PulseStorage, dbt_resource
 from orchestration.transform.assets import pulse_dbt_models
-from pulse.settings import load_settings
+from pulse.core.settings import load_settings
 
 
 def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:

@@ -13,8 +13,8 @@ from datetime import date
 
 import dagster as dg
 
-from pulse.landing import partitions_start, today_utc
-from pulse.settings import paths_from_env
+from pulse.core.settings import paths_from_env
+from pulse.ingest.landing import partitions_start, today_utc
 
 # The job whose partitions the sensor and the schedule read from the loaded definitions.
 PARTITIONED_JOB = "daily_pipeline"

@@ -1,5 +1,5 @@
 """Resources shared by the asset areas. Settings (paths included) are resolved through the settings door
-(pulse.settings) when a run starts, never at import time: defaults < $PULSE_HOME/settings.toml < PULSE_*
+(pulse.core.settings) when a run starts, never at import time: defaults < $PULSE_HOME/settings.toml < PULSE_*
 environment < the run's overrides (the `settings` resource's run config, what `pulse materialize --var` sets)."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dagster_dbt import DbtCliResource
 from pydantic import Field
 
 from orchestration.transform.project import pulse_dbt_project
-from pulse.file_access import apply_umask
-from pulse.settings import PulsePaths, Settings, SettingsError, home_settings, load_settings, process_environ
-from pulse.warehouse import Warehouse, connect_duckdb, open_warehouse
+from pulse.core.file_access import apply_umask
+from pulse.core.settings import PulsePaths, Settings, SettingsError, home_settings, load_settings, process_environ
+from pulse.core.warehouse import Warehouse, connect_duckdb, open_warehouse
 
 
 class PulseSettings(dg.ConfigurableResource):
@@ -82,12 +82,12 @@ class PulseStorage(dg.ConfigurableResource):
 
     @contextmanager
     def open_warehouse(self, read_only: bool = False) -> Iterator[Warehouse]:
-        """The models' warehouse on PULSE_ENGINE (pulse.warehouse): what the Python steps after dbt use."""
+        """The models' warehouse on PULSE_ENGINE (pulse.core.warehouse): what the Python steps after dbt use."""
         with open_warehouse(self.paths(), read_only=read_only) as warehouse:
             yield warehouse
 
 
-# dbt, killed by the kernel when the process that started it dies (pulse/processes.py): a run killed while dbt
+# dbt, killed by the kernel when the process that started it dies (pulse/core/processes.py): a run killed while dbt
 # builds leaves no dbt writing the warehouse after it. A console script of this package (pyproject.toml).
 DBT_EXECUTABLE = "pulse-dbt"
 
@@ -104,7 +104,7 @@ def dbt_for_run(dbt: DbtCliResource, settings: Settings) -> DbtCliResource:
     """``dbt`` with the settings dbt's profile reads (the warehouse, the engine, threads, memory, Spark's) as
     the ``pulse-dbt`` wrapper's leading ``--env NAME=VALUE`` arguments: dagster-dbt starts dbt with a copy of
     this process's environment and takes no other, and nothing in pulse writes that environment; the wrapper
-    sets them in dbt's own (pulse/processes.py)."""
+    sets them in dbt's own (pulse/core/processes.py)."""
     return DbtCliResource(
         project_dir=dbt.project_dir,
         dbt_executable=dbt.dbt_executable,

@@ -4,7 +4,8 @@ holds it, free what dead runs hold, and let Ctrl-C / SIGTERM stop a step that wa
 Dagster 1.13's in-process executor waits for a pool slot in a loop that neither logs (its "blocked" engine event
 comes every 5 minutes, at debug level) nor looks at interrupts: Ctrl-C and SIGTERM are captured and acted on only
 when the step starts, which may be never if the holder died. `pulse materialize` waits for other runs before it
-starts its own (pulse/cli.py), so this is the rare case of a run started by another process in the same instant.
+starts its own (pulse/cli/commands.py), so this is the rare case of a run started by another process in the same
+instant.
 The watch is a thread polling the instance once a second; it learns of signals through the interpreter's
 wakeup fd (``signal.set_wakeup_fd``, which records every signal the process handles), and stops a waiting run by
 marking it canceling and raising KeyboardInterrupt in the main thread (SIGUSR1 to it, whose handler raises):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pulse.settings import PulsePaths, paths_from_env
+from pulse.core.settings import PulsePaths, paths_from_env
 
 PATH_VARIABLES = ("PULSE_LANDING", "PULSE_WAREHOUSE", "PULSE_MLFLOW_DB", "DAGSTER_HOME", "PULSE_EXPORTS")
 
@@ -100,7 +100,7 @@ os.umask(_SESSION_UMASK)
 
 @pytest.fixture(autouse=True)
 def _umask_restored() -> Iterator[None]:
-    """`pulse`'s `main` (and a run's storage resource) set the process umask (file_access, pulse/file_access.py),
+    """`pulse`'s `main` (and a run's storage resource) set the process umask (file_access, pulse/core/file_access.py),
     also inside module fixtures: every test ends with the umask the session started with."""
     yield
     os.umask(_SESSION_UMASK)

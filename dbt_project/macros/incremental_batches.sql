@@ -272,7 +272,7 @@
 
 
 {#- Retracted rows the committed batch processed are pruned from raw.events_retracted. On Spark that table is
-    a read-only export of DuckDB's (pulse.spark_raw): nothing to prune; rows at or before the watermark are
+    a read-only export of DuckDB's (pulse.ingest.spark_raw): nothing to prune; rows at or before the watermark are
     ignored by every batch after it anyway. -#}
 {% macro pulse_prune_retracted(batch_relation) %}
     {{ return(adapter.dispatch('pulse_prune_retracted', 'pulse')(batch_relation)) }}

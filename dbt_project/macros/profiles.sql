@@ -1,6 +1,6 @@
 {#- When the profiles were built: the engine's clock, to the second, in UTC; `--vars
     '{profiles_updated_at: "YYYY-MM-DD HH:MM:SS"}'` stamps a given instant instead (a replay, a test comparing
-    two builds). Not a setting (no entry in dbt_project.yml / pulse/settings.py): a run never needs it. -#}
+    two builds). Not a setting (no entry in dbt_project.yml / pulse/core/settings.py): a run never needs it. -#}
 {% macro pulse_profiles_updated_at() %}
     {%- set stamp = var('profiles_updated_at', none) -%}
     {%- if stamp -%}

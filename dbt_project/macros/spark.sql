@@ -4,8 +4,8 @@
 -#}
 
 
-{#- on-run-start: the raw tables the sources read. DuckDB holds them (pulse.ingest); Spark reads the Parquet
-    files pulse.spark_raw exported from them, as external tables of the schema `raw`, declared again each run
+{#- on-run-start: the raw tables the sources read. DuckDB holds them (pulse.ingest.raw_events); Spark reads the Parquet
+    files pulse.ingest.spark_raw exported from them, as external tables of the schema `raw`, declared again each run
     (dropping an external table keeps its files) so that a new export and new columns are seen. -#}
 {% macro pulse_raw_setup() %}
     {{ return(adapter.dispatch('pulse_raw_setup', 'pulse')()) }}
@@ -18,7 +18,7 @@
 {% macro default__pulse_raw_setup() %}
     {% set root = env_var('PULSE_SPARK_RAW', env_var('PULSE_HOME', '../.data') ~ '/spark/raw') %}
     {% do run_query("create schema if not exists raw") %}
-    {#- pulse.spark_raw.EXPORTED_TABLES: the sources, and ingested_files for the quality gates -#}
+    {#- pulse.ingest.spark_raw.EXPORTED_TABLES: the sources, and ingested_files for the quality gates -#}
     {% for table in ['events', 'events_retracted', 'ingested_files'] %}
         {% do run_query("drop table if exists raw." ~ table) %}
         {% do run_query("create table raw." ~ table ~ " using parquet location '" ~ root ~ "/" ~ table ~ "'") %}

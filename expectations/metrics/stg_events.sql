@@ -9,7 +9,7 @@ select
     cast(count_if(event_time is null) as bigint) as null_event_times,
     cast(count_if(event_type is null) as bigint) as null_event_types,
     cast(count(event_id) - count(distinct event_id) as bigint) as duplicate_event_ids,
-    -- Ingestion refuses NaN and infinity (pulse/contract.py); rows ingested before it did would turn every sum
+    -- Ingestion refuses NaN and infinity (pulse/core/contract.py); rows ingested before it did would turn every sum
     -- of revenue into NaN while the other rules stay green. NaN compares as the greatest double on both engines,
     -- hence isnan and not a range. count_if skips the rows where every amount is null.
     cast(coalesce(count_if(

@@ -19,9 +19,9 @@ from dagster_dbt import DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from orchestration.resources import PulseSettings, PulseStorage
 from orchestration.transform.assets import AFTER_ML, DbtBuildConfig, PulseDbtTranslator, build_dbt_models
 from orchestration.transform.project import pulse_dbt_project
-from pulse.publish import publish_from_warehouse
-from pulse.warehouse import Warehouse
-from pulse.watermark import record_published
+from pulse.activation.publish import publish_from_warehouse
+from pulse.core.warehouse import Warehouse
+from pulse.ingest.watermark import record_published
 
 USER_PROFILES = dg.AssetKey("user_profiles")
 MODEL_STATUS = dg.AssetKey("model_status")
@@ -92,7 +92,7 @@ def audience_exports(context: dg.AssetExecutionContext, storage: PulseStorage) -
     with storage.open_warehouse(read_only=True) as warehouse:
         published = publish_from_warehouse(warehouse, paths.exports)
     with storage.connect() as con:
-        record_published(con)  # written last: what the snapshot covers (pulse/watermark.py)
+        record_published(con)  # written last: what the snapshot covers (pulse/ingest/watermark.py)
     manifest = published.manifest
     return dg.MaterializeResult(
         metadata={

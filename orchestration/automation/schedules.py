@@ -6,7 +6,7 @@ import dagster as dg
 from orchestration.automation.landing_state import Ingestion, last_ingestion, pending_run
 from orchestration.partitions import loaded_partitions_start
 from orchestration.resources import PulseStorage
-from pulse.ingest import files_for_day
+from pulse.ingest.raw_events import files_for_day
 
 INTENT_ASSETS = ("purchase_intent_model", "user_intent_scores")
 SEGMENT_ASSETS = ("segment_model", "user_segments")
@@ -17,9 +17,10 @@ REFIT_SEGMENTS = {"ops": {"segment_model": {"config": {"refit": True}}}}
 # The daily job: yesterday's landing files, every dbt model and test, the quality checks, user_segments assigned
 # with the segments' champion (segment_model refits nothing here: it fits only when there is no champion yet),
 # scoring with the current intent champion, the profiles and the audience exports. The weekly training and
-# segment refit are left out. Runs are queued one at a time and writers share the `warehouse` pool (pulse/cli.py writes
-# the instance's dagster.yaml): DuckDB allows one writer per file. The partitioned jobs take their partitions
-# from raw_events (orchestration/partitions.py: landing days, built when the definitions load).
+# segment refit are left out. Runs are queued one at a time and writers share the `warehouse` pool
+# (pulse/cli/commands.py writes the instance's dagster.yaml): DuckDB allows one writer per file. The partitioned
+# jobs take their partitions from raw_events (orchestration/partitions.py: landing days, built when the definitions
+# load).
 daily_pipeline = dg.define_asset_job(
     "daily_pipeline",
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets("purchase_intent_model"),

@@ -17,8 +17,8 @@ from orchestration.automation.landing_state import last_ingestion, newest_file
 from orchestration.automation.schedules import daily_pipeline
 from orchestration.partitions import loaded_partitions_start
 from orchestration.resources import PulseStorage
-from pulse.ingest import landed_days
-from pulse.landing import split_days, today_utc
+from pulse.ingest.landing import split_days, today_utc
+from pulse.ingest.raw_events import landed_days
 
 RELOAD_HINT = " until the code location is reloaded (Deployment > Reload in the UI, or restart `pulse ui`)"
 

@@ -4,8 +4,15 @@ import dagster as dg
 from pydantic import Field
 
 from orchestration.resources import PulseSettings, PulseStorage
-from pulse.ingest import DayResult, IngestOptions, changed_days, create_raw_tables, ingest_days, reconciliation
-from pulse.spark_raw import export_raw_to_parquet, spark_raw_root
+from pulse.ingest.raw_events import (
+    DayResult,
+    IngestOptions,
+    changed_days,
+    create_raw_tables,
+    ingest_days,
+    reconciliation,
+)
+from pulse.ingest.spark_raw import export_raw_to_parquet, spark_raw_root
 
 
 def _listed(days: list[date]) -> str:
@@ -86,8 +93,9 @@ class RawEventsConfig(dg.Config):
     only_changed_days: bool = Field(
         default=False,
         description="Ingest only the days of the window whose landing files (or validation settings) changed "
-        "since they were last ingested (pulse.ingest.changed_days); the others keep their rows and ingested_at, "
-        "so dbt does not process them again. Off: every day of the window is re-ingested (how a range is reprocessed).",
+        "since they were last ingested (pulse.ingest.raw_events.changed_days); the others keep their rows and "
+        "ingested_at, so dbt does not process them again. Off: every day of the window is re-ingested (how a range "
+        "is reprocessed).",
     )
 
 
@@ -135,7 +143,7 @@ def raw_events(  # the asset's body; build_raw_events makes it the asset `raw_ev
     )
     exported: dict[str, dg.RawMetadataValue] = {}
     if paths.engine == "spark":
-        # dbt's Spark target reads the raw tables as Parquet files (pulse/spark_raw.py, docs/spark.md)
+        # dbt's Spark target reads the raw tables as Parquet files (pulse/ingest/spark_raw.py, docs/spark.md)
         for table in export_raw_to_parquet(paths.warehouse, spark_raw_root()):
             context.log.info(f"raw.{table.table}: {table.rows:,} rows exported to {table.path} for Spark")
             exported[f"spark_raw_{table.table}_rows"] = dg.MetadataValue.int(table.rows)

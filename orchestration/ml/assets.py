@@ -26,7 +26,7 @@ from ml.user_segments import (
 )
 from orchestration.ml.decisions import decision_metadata, log_decision
 from orchestration.resources import PulseSettings, PulseStorage
-from pulse.settings import PulsePaths
+from pulse.core.settings import PulsePaths
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow` serves the tracking store here
 SEGMENTATION_CHECK = "enough_data_to_segment"

@@ -18,7 +18,7 @@ from ml.user_intent import plan_intent_training, train_planned_intent, write_use
 from orchestration.ml.assets import mlflow_ui
 from orchestration.ml.decisions import decision_metadata, log_decision
 from orchestration.resources import PulseSettings, PulseStorage
-from pulse.settings import Settings
+from pulse.core.settings import Settings
 
 SUFFICIENCY_CHECK = "enough_labelled_data"
 

@@ -12,7 +12,7 @@ Two steps, because blocking only works across steps:
     gate stops whatever reads those tables in later steps (features, activation).
 Each step opens the warehouse read-only, runs its suites' metrics queries and validates them in one GX
 context per process (see expectations/runner.py), and builds Data Docs once. The checks' Data Docs links
-point at the docs server (PULSE_DOCS_URL, pulse/docs_server.py) that `pulse ui` starts beside Dagster.
+point at the docs server (PULSE_DOCS_URL, pulse/ui/docs_server.py) that `pulse ui` starts beside Dagster.
 """
 
 from datetime import date
@@ -24,7 +24,7 @@ import dagster as dg
 from expectations.runner import BLOCKING, SuiteResult, SuiteSpec, prepare, run_suites, suite_specs
 from orchestration.partitions import PARTITION_TAG, RANGE_START_TAG
 from orchestration.resources import PulseStorage
-from pulse.docs_server import DocsAddress, docs_address_for_links
+from pulse.ui.docs_server import DocsAddress, docs_address_for_links
 
 RAW_ASSETS = frozenset({"raw_events"})
 MAX_TABLE_ROWS = 40  # rows of a per-day metrics table shown in the check's metadata

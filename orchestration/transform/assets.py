@@ -10,14 +10,14 @@ from pydantic import Field
 from ml.feature_snapshots import SNAPSHOT_DATES, SnapshotCoverage, snapshot_coverage
 from orchestration.resources import PulseSettings, PulseStorage, dbt_for_run
 from orchestration.transform.project import pulse_dbt_project
-from pulse.batches import BatchReport, batch_report
-from pulse.dbt_docs import DbtDocsError, generate_dbt_docs, project_stamp
-from pulse.docs_server import DocsAddress, docs_address_for_links
-from pulse.kill_points import DBT_RUNNING, kill_point
-from pulse.relations import RelationFigures, relation_figures
-from pulse.settings import Settings
-from pulse.warehouse import Warehouse
-from pulse.watermark import batch_committed, record_modelled
+from pulse.core.kill_points import DBT_RUNNING, kill_point
+from pulse.core.relations import RelationFigures, relation_figures
+from pulse.core.settings import Settings
+from pulse.core.warehouse import Warehouse
+from pulse.ingest.batches import BatchReport, batch_report
+from pulse.ingest.watermark import batch_committed, record_modelled
+from pulse.ui.dbt_docs import DbtDocsError, generate_dbt_docs, project_stamp
+from pulse.ui.docs_server import DocsAddress, docs_address_for_links
 
 # Their materializations carry the batch's figures (docs/incremental.md).
 BATCH_ASSETS = (dg.AssetKey("int_batch"), dg.AssetKey("qa_late_events"))
@@ -85,7 +85,7 @@ def snapshot_metadata(coverage: SnapshotCoverage) -> dict[dg.AssetKey, dict[str,
 
 
 def relation_name(node: Mapping[str, Any]) -> str:
-    """A model's relation as pulse.warehouse names tables: without a schema."""
+    """A model's relation as pulse.core.warehouse names tables: without a schema."""
     return node.get("alias") or node["name"]
 
 
@@ -196,7 +196,7 @@ def build_dbt_models(
     except Exception:
         yield from events  # what dbt built before it failed is still materialized
         raise
-    # dbt committed its batch: the models hold every ingested landing file (pulse/watermark.py)
+    # dbt committed its batch: the models hold every ingested landing file (pulse/ingest/watermark.py)
     if batch_committed(invocation.manifest, invocation.get_artifact("run_results.json").get("results", [])):
         with storage.connect() as con:
             record_modelled(con)
@@ -222,7 +222,7 @@ def build_dbt_models(
             event = event.with_metadata({**event.metadata, **extra}) if extra else event
         yield event
     # dbt has let go of the warehouse and this step still holds the `warehouse` pool: the docs' catalog cannot
-    # collide with a writer here. Only when the project changed (pulse/dbt_docs.py); never fails the step.
+    # collide with a writer here. Only when the project changed (pulse/ui/dbt_docs.py); never fails the step.
     refresh_dbt_docs(home, dbt.dbt_executable, invocation.target_path, context.log)
 
 

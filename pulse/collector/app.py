@@ -41,7 +41,7 @@ from pulse.collector.events import (
 from pulse.collector.events import is_bot as looks_like_bot
 from pulse.collector.log import DurableLog, Unavailable
 from pulse.collector.metrics import Metrics
-from pulse.contract import ROW_TOO_LARGE, EventLimits, loads_as_written
+from pulse.core.contract import ROW_TOO_LARGE, EventLimits, loads_as_written
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ TRUNCATED_MARK = "...[truncated]"
 
 @dataclass(frozen=True)
 class CollectorSettings:
-    """Limits and behaviour of one collector. Paths come from :class:`pulse.settings.PulsePaths`."""
+    """Limits and behaviour of one collector. Paths come from :class:`pulse.core.settings.PulsePaths`."""
 
     spool: Path
     events_landing: Path
@@ -144,7 +144,7 @@ def _payload_json(payload: Any) -> orjson.Fragment:
 
 
 def _events_as_written(body: bytes) -> list:
-    """The batch's events read again with every number as written (:func:`pulse.contract.loads_as_written`):
+    """The batch's events read again with every number as written (:func:`pulse.core.contract.loads_as_written`):
     orjson reads an integer beyond 64 bits as a double, and a refusal shows the value as ingestion would. []
     when it cannot be read so (the reasons then show orjson's values)."""
     try:

@@ -1,7 +1,7 @@
 """One event of a collected batch: checked against the event contract, then enriched by the server.
 
-The checks are the ones ingestion applies, derived from the same declaration (:mod:`pulse.contract`:
-:func:`~pulse.contract.event_violations` is the twin of ingestion's SQL), done per event in Python so that a
+The checks are the ones ingestion applies, derived from the same declaration (:mod:`pulse.core.contract`:
+:func:`~pulse.core.contract.event_violations` is the twin of ingestion's SQL), done per event in Python so that a
 client learns at once which event was refused and why, in the words ingestion would use. An event the collector
 accepts is one ingestion accepts: the collector's future limit is its clock plus the tolerance, never later than
 ingestion's (the end of the landing day plus the tolerance), and its size limit is at most ingestion's.
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pulse.contract import (
+from pulse.core.contract import (
     FIELDS,
     NOT_AN_EVENT_OBJECT,
     REASON_SEPARATOR,
@@ -61,7 +61,7 @@ def anonymize_ip(address: str | None, mode: str) -> str | None:
 
 def contract_violation(event: object, now: datetime, limits: EventLimits | None = None) -> str | None:
     """Why ``event`` breaks the contract, every reason in the contract's order joined by "; " as ingestion
-    words them (:func:`pulse.contract.event_violations`), or None. ``now`` is timezone-aware: an event may be at
+    words them (:func:`pulse.core.contract.event_violations`), or None. ``now`` is timezone-aware: an event may be at
     most ``limits.future_tolerance`` after it. Fields outside the contract are kept as they are (ingestion
     ignores them); the server's own fields and ``consent_basis`` are not checked (:func:`enrich` replaces or
     removes them)."""

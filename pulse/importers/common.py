@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from pulse.contract import (
+from pulse.core.contract import (
     EMPTY_LINE,
     INVALID_UTF8,
     MALFORMED_JSON,
@@ -48,9 +48,9 @@ from pulse.contract import (
     parse_integer,
     parse_number,
 )
-from pulse.gzip_members import gzip_member
+from pulse.core.gzip_members import gzip_member
+from pulse.core.progress import ProgressBar
 from pulse.importers.consent import ConsentDeclaration, ConsentTally, apply_declaration
-from pulse.progress import ProgressBar
 
 GZIP_LEVEL = 6
 BUFFER_BYTES = 32 << 20  # buffered output lines (all days together) before they are compressed to disk
@@ -285,7 +285,7 @@ def to_number(value: Any) -> float | int | None:
 
 def to_integer(value: Any) -> int | None:
     """An integer within the warehouse's 64-bit range from a number or numeric text; None if absent; raises
-    :class:`ValueRuleError` otherwise: :func:`pulse.contract.parse_integer`."""
+    :class:`ValueRuleError` otherwise: :func:`pulse.core.contract.parse_integer`."""
     if value is None or value == "":
         return None
     return parse_integer(value)
@@ -345,7 +345,7 @@ _JSON_TYPES = (str, int, float, bool, dict, list)
 
 def contract_problem(fields: dict[str, Any]) -> str | None:
     """Why the contract event ``fields`` breaks the contract, as the collector and ingestion word it (every
-    reason, joined by "; ": :func:`pulse.contract.event_violations`), or None. Values that are not JSON types
+    reason, joined by "; ": :func:`pulse.core.contract.event_violations`), or None. Values that are not JSON types
     (a Decimal, a datetime from Parquet) are checked as they will be written. The time window is left to
     ingestion, which applies the settings in force when the day is ingested (the import counts what falls
     outside it: :mod:`pulse.importers.window`)."""
@@ -548,7 +548,7 @@ def _reason_as_written(
     error: BaseException, number: int, text: str | None, to_result: Callable[[int, str, dict], RowResult]
 ) -> str:
     """The reason a parsed line was refused, its numbers shown as written (the line read again with
-    :func:`pulse.contract.loads_as_written` and mapped again: ``1.2e21``, not Python's ``1.2e+21``), as ingestion
+    :func:`pulse.core.contract.loads_as_written` and mapped again: ``1.2e21``, not Python's ``1.2e+21``), as ingestion
     shows them. Only refused lines pay for the second reading."""
     reason = conversion_reason(error)
     if text is None or isinstance(error, RecursionError):

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pulse.contract import FIELDS, ValueRuleError
+from pulse.core.contract import FIELDS, ValueRuleError
 from pulse.importers.common import (
     Event,
     RowError,

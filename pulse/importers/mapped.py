@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from pulse.contract import FIELDS, ValueRuleError, check_string, is_known_event_type
+from pulse.core.contract import FIELDS, ValueRuleError, check_string, is_known_event_type
 from pulse.importers.common import (
     MappingError,
     RowError,

@@ -1,5 +1,5 @@
 // The read API's /docs (Swagger UI) and /redoc (ReDoc) render their operations on a machine without internet:
-// every script, style and icon comes from `pulse serve` itself (pulse/serve.py), none from a CDN.
+// every script, style and icon comes from `pulse serve` itself (pulse/activation/serve.py), none from a CDN.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -12,7 +12,7 @@ from ml.purchase_intent import IntentConfig, train_purchase_intent
 from ml.segmentation import SegmentationConfig, fit_segments
 from ml.synthetic import synthetic_user_features
 from ml.tracking import log_segmentation_run, tracking_uri, using_store
-from pulse.settings import paths_from_env
+from pulse.core.settings import paths_from_env
 
 
 def main() -> None:

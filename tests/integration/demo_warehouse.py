@@ -1,5 +1,5 @@
 """Shared by the integration tests that build a demo warehouse without Dagster: generate the demo shop, ingest
-every landing day with ``pulse.ingest.ingest_day``, and run dbt against that warehouse with its own target
+every landing day with ``pulse.ingest.raw_events.ingest_day``, and run dbt against that warehouse with its own target
 and log folders (the repository's dbt_project/target is left alone)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pulse.demo import generate_demo
-from pulse.ingest import ingest_day, landed_days
+from pulse.demo.generator import generate_demo
+from pulse.ingest.raw_events import ingest_day, landed_days
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 # The demo's first day in these tests: fixed, so that runs are reproducible (`pulse demo`'s own default ends

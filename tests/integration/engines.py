@@ -149,23 +149,23 @@ def fit_models(warehouse: Path) -> FittedModels:
     return FittedModels(segments=segments, intent=champion)
 
 
-# relation -> is a view: the relations whose figures (pulse.relations) are compared between the engines
+# relation -> is a view: the relations whose figures (pulse.core.relations) are compared between the engines
 FIGURED_RELATIONS = {"fct_sessions": False, "dim_users": False, "stg_events": True, "not_built": False}
 
 
 def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime) -> dict:
-    """What the Dagster assets after dbt do, through ``engine``'s warehouse (pulse.warehouse): segments, intent
+    """What the Dagster assets after dbt do, through ``engine``'s warehouse (pulse.core.warehouse): segments, intent
     scores, profiles, the published exports. Returns the frames the models would train on (as read through
     the engine) and the published snapshot's folder. Run it in a fresh process for Spark (the JVM goes with it)."""
     from expectations.runner import run_suites, suite_specs
     from ml.decisions import ModelDecision, record_decision
     from ml.user_intent import read_training_set, score_users
     from ml.user_segments import assign_user_segments, read_features
-    from pulse.batches import batch_report
-    from pulse.publish import publish_from_warehouse
-    from pulse.relations import relation_figures
-    from pulse.settings import paths_from_env
-    from pulse.warehouse import open_warehouse
+    from pulse.activation.publish import publish_from_warehouse
+    from pulse.core.relations import relation_figures
+    from pulse.core.settings import paths_from_env
+    from pulse.core.warehouse import open_warehouse
+    from pulse.ingest.batches import batch_report
 
     paths = paths_from_env({"PULSE_HOME": home, "PULSE_ENGINE": engine})
     # Three sessions one after the other, as Dagster's in-process run opens them (Spark: the metastore's

@@ -1,5 +1,5 @@
 """The activation step as Python built it before it moved to dbt (pulse/profiles.py, the audience predicates
-of pulse/publish.py and ml/user_segments.py's segment profiles, at the commit before the move), kept for one
+of pulse/activation/publish.py and ml/user_segments.py's segment profiles, at the commit before the move), kept for one
 purpose: the proof that the dbt models (models/profiles, models/audiences) give the same tables on the same
 inputs (test_activation_unchanged.py). DuckDB only; not used by pulse itself.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 
 from ml.features import USER_FEATURE_COLUMNS as FEATURE_COLUMNS
-from pulse.warehouse import literal
+from pulse.core.warehouse import literal
 
 USER_PROFILES_TABLE = "user_profiles"
 MODEL_STATUS_TABLE = "model_status"
@@ -267,7 +267,7 @@ def profile_sql(columns: tuple[str, ...] = FEATURE_COLUMNS) -> str:
     """
 
 
-# (name, predicate over user_profiles, reason, score): pulse/publish.py's AUDIENCES before the move
+# (name, predicate over user_profiles, reason, score): pulse/activation/publish.py's AUDIENCES before the move
 AUDIENCES: tuple[tuple[str, str, str, str], ...] = (
     (
         "cart_abandoners",

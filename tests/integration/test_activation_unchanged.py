@@ -1,5 +1,5 @@
 """The move of the profiles, the model status and the audiences from Python (pulse/profiles.py and the audience
-predicates of pulse/publish.py) to dbt (models/profiles, models/audiences) changed no result: on a demo
+predicates of pulse/activation/publish.py) to dbt (models/profiles, models/audiences) changed no result: on a demo
 warehouse with the same segment and intent models, the legacy builder (legacy_activation.py, the old code) and
 the dbt models give the same tables row for row, the published snapshots hold the same files and manifest, and
 ``GET /users/{key}`` returns the same profile for every user.
@@ -104,8 +104,8 @@ def _legacy_copy(warehouse: Path) -> duckdb.DuckDBPyConnection:
 
 
 def test_the_published_snapshot_and_the_read_api_are_unchanged(built: dict, tmp_path: Path) -> None:
-    from pulse.publish import publish_snapshot
-    from pulse.serve import load_snapshot
+    from pulse.activation.publish import publish_snapshot
+    from pulse.activation.serve import load_snapshot
 
     con = duckdb.connect(str(built["warehouse"]), read_only=True)
     try:

@@ -15,9 +15,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pulse.cli import DAGSTER_YAML
-from pulse.demo import generate_demo
-from pulse.ingest import landed_days
+from pulse.cli.commands import DAGSTER_YAML
+from pulse.demo.generator import generate_demo
+from pulse.ingest.raw_events import landed_days
 
 pytestmark = pytest.mark.integration
 

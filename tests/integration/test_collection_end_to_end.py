@@ -21,8 +21,8 @@ import duckdb
 import pytest
 from collector_process import free_port, start_collector
 
-from pulse import cli
-from pulse.demo import generate_demo
+from pulse.cli import commands as cli
+from pulse.demo.generator import generate_demo
 
 pytestmark = pytest.mark.integration
 

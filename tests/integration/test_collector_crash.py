@@ -21,7 +21,7 @@ import duckdb
 import pytest
 from collector_process import RetryingClient, free_port, start_collector
 
-from pulse.ingest import ingest_day
+from pulse.ingest.raw_events import ingest_day
 
 pytestmark = pytest.mark.integration
 

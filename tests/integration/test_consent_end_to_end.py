@@ -25,9 +25,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pulse import cli
-from pulse.demo import generate_demo
-from pulse.publish import current_snapshot
+from pulse.activation.publish import current_snapshot
+from pulse.cli import commands as cli
+from pulse.demo.generator import generate_demo
 
 pytestmark = pytest.mark.integration
 

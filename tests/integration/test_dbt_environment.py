@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.resources import PulseStorage, dbt_for_run, dbt_resource
-from pulse.settings import load_settings
+from pulse.core.settings import load_settings
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 
 The demo shop (150 users x 28 days: four weekly feature snapshots, three with complete label windows, the
 least the intent model's temporal split takes; the default vars the unit tests assume) is ingested into DuckDB
-(ingestion is DuckDB's), its raw tables are exported to Parquet (pulse.spark_raw) and dbt runs on each engine:
+(ingestion is DuckDB's), its raw tables are exported to Parquet (pulse.ingest.spark_raw) and dbt runs on each engine:
 
 (a) a full build on DuckDB: every landing day, then ``dbt build`` (models, data tests, unit tests);
 (b) incremental, on each engine: the first 14 landing days built (`dbt run`), then the
@@ -10,7 +10,7 @@ least the intent model's temporal split takes; the default vars the unit tests a
     only; on Spark, replace_where writes the kept rows plus the new ones, then insert overwrite).
 
 Then the Python steps that follow dbt in the pipeline (segments, purchase-intent scores, profiles, the published
-exports; pulse.warehouse) run through each engine on (a) and on Spark's (b): segment assignment and scoring
+exports; pulse.core.warehouse) run through each engine on (a) and on Spark's (b): segment assignment and scoring
 in batches (DuckDB streams them, Spark maps them on its executors with the same functions), with one pair of
 models fitted on DuckDB's tables (fitting is a pure function of the frames, and the frames each engine hands
 the models are compared too).
@@ -48,7 +48,7 @@ from engines import (
     run_python_steps,
 )
 
-from pulse.spark_raw import export_raw_to_parquet, spark_raw_root
+from pulse.ingest.spark_raw import export_raw_to_parquet, spark_raw_root
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def _dbt(engine: str, home: Path, *args: str) -> float:
 def _ingest_and_export(home: Path, events: Path, days: list) -> float:
     started = time.perf_counter()
     ingest_days(home / "warehouse.duckdb", events, days)
-    # before DuckDB's dbt run: its commit prunes raw.events_retracted (pulse/spark_raw.py)
+    # before DuckDB's dbt run: its commit prunes raw.events_retracted (pulse/ingest/spark_raw.py)
     export_raw_to_parquet(home / "warehouse.duckdb", spark_raw_root({"PULSE_HOME": str(home)}))
     return time.perf_counter() - started
 
@@ -209,7 +209,7 @@ def test_the_quality_gates_and_the_batch_report_run_on_both_engines(builds: dict
         assert steps[engine]["no_champion"] == (0, None, 0)
     report = steps["spark"]["batch"]
     assert report is not None and not report.is_full and report.batch_rows > 0 and report.users_recomputed > 0
-    # the dbt assets' row counts and columns (pulse.relations): the same through both engines (types are the
+    # the dbt assets' row counts and columns (pulse.core.relations): the same through both engines (types are the
     # engines' own names); views are not counted, a relation that was not built is left out
     duck, spark = steps["duckdb"]["figures"], steps["spark"]["figures"]
     assert set(duck) == set(spark) == {"fct_sessions", "dim_users", "stg_events"}

@@ -26,8 +26,8 @@ import pytest
 from purchase_history import write_purchase_log
 
 from orchestration.definitions import build_definitions
-from pulse import cli
-from pulse.publish import current_snapshot
+from pulse.activation.publish import current_snapshot
+from pulse.cli import commands as cli
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """Killed runs recover by themselves (issue 20, point 2). One small demo shop, one chain of `pulse materialize`
-processes on it, each killed with SIGKILL at another point (pulse/kill_points.py): before ingestion commits, after
+processes on it, each killed with SIGKILL at another point (pulse/core/kill_points.py): before ingestion commits, after
 it committed (frozen first, while two other runs wait for it and are stopped with Ctrl-C and SIGTERM), while dbt
 builds, while publishing. Then one plain `pulse materialize` must converge to what a clean run builds from the same
 landing files (in a home of its own, started at the beginning, beside the chain): tables, exports and snapshot;
@@ -23,14 +23,14 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from pulse.demo import generate_demo
-from pulse.kill_points import (
+from pulse.core.kill_points import (
     DBT_RUNNING,
     INGEST_AFTER_COMMIT,
     INGEST_BEFORE_COMMIT,
     KILL_AT_VARIABLE,
     PUBLISH_SWITCHED,
 )
+from pulse.demo.generator import generate_demo
 
 pytestmark = pytest.mark.integration
 

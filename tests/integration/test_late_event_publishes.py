@@ -29,9 +29,9 @@ from collector_process import free_port, start_collector
 from demo_warehouse import read_frame, run_dbt, table_differences
 
 from expectations.runner import run_suite
-from pulse import cli
-from pulse.demo import generate_demo
-from pulse.publish import current_snapshot
+from pulse.activation.publish import current_snapshot
+from pulse.cli import commands as cli
+from pulse.demo.generator import generate_demo
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ from demo_warehouse import demo_landing, ingest_days, run_dbt, table_differences
 
 from expectations.runner import run_suite
 from orchestration.transform.assets import batch_metadata
-from pulse.batches import batch_report
-from pulse.demo import DEMO_FILE_NAME
+from pulse.demo.generator import DEMO_FILE_NAME
+from pulse.ingest.batches import batch_report
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from collector_process import free_port
 from ml import tracking
 from ml.segmentation import SegmentationConfig, fit_segments
 from ml.synthetic import synthetic_user_features
-from pulse.settings import paths_from_env
+from pulse.core.settings import paths_from_env
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pulse import cli
-from pulse.demo import generate_demo
-from pulse.ingest import landed_days
+from pulse.cli import commands as cli
+from pulse.demo.generator import generate_demo
+from pulse.ingest.raw_events import landed_days
 
 pytestmark = pytest.mark.integration
 

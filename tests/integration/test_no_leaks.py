@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 from collector_process import PULSE, free_port
 
-from pulse.publish import FORMULA_TRIGGERS
+from pulse.activation.publish import FORMULA_TRIGGERS
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ import pytest
 
 from orchestration.materialize import materialize_range
 from pulse.importers import import_files
-from pulse.ingest import landed_days
+from pulse.ingest.raw_events import landed_days
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"

@@ -10,8 +10,8 @@ from datetime import date, timedelta
 import duckdb
 import pytest
 
-from pulse import cli
-from pulse.landing import today_utc
+from pulse.cli import commands as cli
+from pulse.ingest.landing import today_utc
 
 pytestmark = pytest.mark.integration
 

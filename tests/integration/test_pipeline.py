@@ -11,8 +11,8 @@ import duckdb
 import pytest
 
 from orchestration.materialize import materialize_range
-from pulse.demo import generate_demo
-from pulse.ingest import landed_days
+from pulse.demo.generator import generate_demo
+from pulse.ingest.raw_events import landed_days
 
 pytestmark = pytest.mark.integration
 
@@ -356,8 +356,8 @@ def test_segments_are_fitted_registered_and_published(pipeline) -> None:
 def test_the_daily_job_ends_with_profiles_exports_and_their_counts_in_the_summary(pipeline) -> None:
     import json
 
-    from pulse.publish import current_snapshot
-    from pulse.summary import render_summary
+    from pulse.activation.publish import current_snapshot
+    from pulse.cli.summary import render_summary
 
     paths, _, _, _, result = pipeline
     materialized = {

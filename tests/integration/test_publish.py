@@ -21,8 +21,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-import pulse.publish as publish
-from pulse.publish import current_snapshot, publish_snapshot
+import pulse.activation.publish as publish
+from pulse.activation.publish import current_snapshot, publish_snapshot
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 AUDIENCE_NAMES = ("cart_abandoners", "high_intent", "loyal_buyers", "win_back")

@@ -1,8 +1,8 @@
 """The purchase-intent model on the demo shop: point-in-time snapshots that nothing later can change, XGBoost
 against its baselines on a later period, and the champion / challenger rule in a real MLflow registry.
 
-A fresh demo (3 000 users x 45 days) in a temporary folder, ingested with ``pulse.ingest.ingest_day`` and built
-with ``dbt run --select +purchase_intent_training_set`` (the last tests run the Dagster assets on copies of it).
+A fresh demo (3 000 users x 45 days) in a temporary folder, ingested with ``pulse.ingest.raw_events.ingest_day`` and
+built with ``dbt run --select +purchase_intent_training_set`` (the last tests run the Dagster assets on copies of it).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from demo_warehouse import ingest_days, ingest_demo, read_frame, run_dbt
 from ml.intent_tracking import REGISTERED_MODEL, log_intent_training
 from ml.purchase_intent import IntentConfig, IntentTrainingResult, train_purchase_intent
 from ml.tracking import tracking_uri
-from pulse.ingest import landed_days
+from pulse.ingest.raw_events import landed_days
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ import pytest
 from orchestration.definitions import build_definitions
 from orchestration.materialize import RANGE_END_TAG, RANGE_START_TAG, materialize_range
 from orchestration.quality.checks import gx_model_checks
-from pulse.demo import generate_demo
-from pulse.docs_server import docs_address
-from pulse.ingest import landed_days
+from pulse.demo.generator import generate_demo
+from pulse.ingest.raw_events import landed_days
+from pulse.ui.docs_server import docs_address
 
 pytestmark = pytest.mark.integration
 

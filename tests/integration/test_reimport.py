@@ -22,9 +22,9 @@ import duckdb
 import pytest
 from demo_warehouse import ingest_days, run_dbt
 
-from pulse import cli
+from pulse.cli import commands as cli
 from pulse.importers import import_files
-from pulse.ingest import landed_days
+from pulse.ingest.raw_events import landed_days
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 their ids when refitted on features a few days later.
 
 A fresh demo (2 000 users x 30 days) in a temporary folder: the landing files are ingested with
-``pulse.ingest.ingest_day`` and ``dbt run --select +user_features`` builds the features (no Dagster: the
+``pulse.ingest.raw_events.ingest_day`` and ``dbt run --select +user_features`` builds the features (no Dagster: the
 job's other assets and checks are covered by test_pipeline.py, and skipping them keeps this test at ~20 s).
 ``user_features`` is built twice, as of the day after the last event and, with the ``features_as_of`` var,
 a few days earlier. Segmentation runs with the production defaults (k chosen by silhouette, never forced).
@@ -24,7 +24,7 @@ from ml import matching, naming
 from ml.segment_promotion import compare_with_champion, decide_segment_promotion
 from ml.segmentation import SegmentationConfig, SegmentationResult, choose_k, fit_segments
 from ml.user_segments import DEFAULT_PROMOTION_TOLERANCE
-from pulse.demo import PERSONAS_FILE_NAME
+from pulse.demo.generator import PERSONAS_FILE_NAME
 
 pytestmark = pytest.mark.integration
 

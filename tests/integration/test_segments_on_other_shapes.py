@@ -3,7 +3,7 @@ browse-only one (a content site, or a shop whose cart is not tracked).
 
 Both come from one small demo shop (400 users x 30 days): its landing files filtered to the purchase events
 only, and to everything but add_to_cart / remove_from_cart / checkout / purchase, then ingested with
-``pulse.ingest.ingest_day`` and modelled with ``dbt run --select +user_features`` (no Dagster, as in
+``pulse.ingest.raw_events.ingest_day`` and modelled with ``dbt run --select +user_features`` (no Dagster, as in
 test_segments_on_demo.py). Segmentation runs with the production defaults. On each history the default
 per-visit features that no longer vary are dropped and said so, no near-constant feature is clustered on,
 the names are unique and every claim a name makes agrees with the segment's means.
@@ -31,8 +31,8 @@ from ml.segmentation import (
     most_common_value,
 )
 from ml.user_segments import segmentation_config
-from pulse.demo import generate_demo
-from pulse.ingest import landed_days
+from pulse.demo.generator import generate_demo
+from pulse.ingest.raw_events import landed_days
 
 pytestmark = pytest.mark.integration
 

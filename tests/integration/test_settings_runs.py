@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 from demo_warehouse import read_frame
 
-from pulse.demo import generate_demo
+from pulse.demo.generator import generate_demo
 
 pytestmark = pytest.mark.integration
 
@@ -83,8 +83,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     from orchestration.definitions import build_definitions
     from orchestration.materialize import RANGE_END_TAG, RANGE_START_TAG, run_config
     from orchestration.transform.assets import pulse_dbt_models
-    from pulse import cli
-    from pulse.ingest import landed_days
+    from pulse.cli import commands as cli
+    from pulse.ingest.raw_events import landed_days
 
     root = tmp_path_factory.mktemp("settings_runs")
     landing = root / "shared_landing"

@@ -23,8 +23,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pulse import cli
-from pulse.publish import current_snapshot
+from pulse.activation.publish import current_snapshot
+from pulse.cli import commands as cli
 
 pytestmark = pytest.mark.integration
 

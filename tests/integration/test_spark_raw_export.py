@@ -1,5 +1,5 @@
 """With PULSE_ENGINE=spark the ingestion asset hands Spark its raw tables: after ingesting, it exports them to
-Parquet where dbt's Spark target reads them (pulse.spark_raw), with their row counts as metadata. (dbt and
+Parquet where dbt's Spark target reads them (pulse.ingest.spark_raw), with their row counts as metadata. (dbt and
 the Python steps on Spark: tests/integration/test_engines_equal.py.)"""
 
 from datetime import date
@@ -11,7 +11,7 @@ import pytest
 from orchestration.ingest.assets import build_raw_events
 from orchestration.partitions import landing_days_partitions
 from orchestration.resources import PulseSettings, PulseStorage
-from pulse.spark_raw import EXPORTED_TABLES, spark_raw_root
+from pulse.ingest.spark_raw import EXPORTED_TABLES, spark_raw_root
 
 pytestmark = pytest.mark.integration
 DAY = date(2026, 9, 1)

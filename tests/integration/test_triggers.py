@@ -1,8 +1,8 @@
 """Behavioral triggers on the demo shop: replaying all history in one run gives the same firings, row for row,
 as daily incremental runs (every firing depends only on events up to its fired_at).
 
-A fresh demo (1 500 users x 21 days) in a temporary folder, ingested with ``pulse.ingest.ingest_day``; dbt builds
-the upstream models once and the warehouse file is copied. The replay is one full-refresh run of
+A fresh demo (1 500 users x 21 days) in a temporary folder, ingested with ``pulse.ingest.raw_events.ingest_day``; dbt
+builds the upstream models once and the warehouse file is copied. The replay is one full-refresh run of
 ``fct_trigger_firings`` over all history; the copy gets one run per day with ``triggers_through`` = that day + 1
 (each reads only the events before it: int_trigger_candidates rebuilds from them, fct_trigger_firings emits the
 firings before it). The demo never has more than 3 sessions of a user in one day, so

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from orchestration.materialize import materialize_range
-from pulse.cli import main
+from pulse.cli.commands import main
 
 pytestmark = pytest.mark.integration
 DAY = date(2026, 9, 1)

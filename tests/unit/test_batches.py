@@ -9,8 +9,8 @@ import pytest
 
 from orchestration.materialize import run_config
 from orchestration.transform.assets import DbtBuildConfig
-from pulse.batches import BatchReport
-from pulse.settings import SettingsError, load_settings
+from pulse.core.settings import SettingsError, load_settings
+from pulse.ingest.batches import BatchReport
 
 
 def test_the_dbt_step_builds_incrementally_by_default() -> None:

@@ -1,4 +1,4 @@
-"""Which landing days need ingesting: pulse.ingest.changed_days compares each day's files (name, size, mtime)
+"""Which landing days need ingesting: pulse.ingest.raw_events.changed_days compares each day's files (name, size, mtime)
 with what raw.ingested_files recorded when the day was ingested; the raw_events asset and `pulse materialize`
 skip the others."""
 
@@ -14,7 +14,7 @@ from landing_files import land_page_views as land
 
 from orchestration.ingest.assets import days_to_ingest
 from orchestration.materialize import RANGE_END_TAG, RANGE_START_TAG, last_run_failed, run_config
-from pulse.ingest import changed_days, create_raw_tables, ingest_day
+from pulse.ingest.raw_events import changed_days, create_raw_tables, ingest_day
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(3)]
 
@@ -149,7 +149,7 @@ def test_days_ingested_under_other_validation_settings_are_changed(events: Path,
     under another floor, future tolerance or row limit are ingested again by `pulse materialize`."""
     from datetime import datetime
 
-    from pulse.ingest import IngestOptions, days_ingested_under_other_options
+    from pulse.ingest.raw_events import IngestOptions, days_ingested_under_other_options
 
     default = IngestOptions()
     ingest_all(con, events)
@@ -169,7 +169,7 @@ def test_the_per_day_table_of_a_long_history_keeps_the_notable_days() -> None:
     """A single-run backfill repeats raw_events' metadata on every partition's materialization: over hundreds of
     days the per_day table lists 40 (those with quarantined lines first, then the latest), not every day."""
     from orchestration.ingest.assets import MAX_DAYS_SHOWN, days_shown, ingestion_metadata
-    from pulse.ingest import DayResult
+    from pulse.ingest.raw_events import DayResult
 
     days = [date(1997, 1, 1) + timedelta(days=i) for i in range(546)]
     results = [

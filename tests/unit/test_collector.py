@@ -23,8 +23,8 @@ from pulse.collector.events import (
     is_bot,
 )
 from pulse.collector.log import DurableLog, Unavailable, cut_torn_tail
-from pulse.contract import EventLimits
-from pulse.ingest import ingest_day
+from pulse.core.contract import EventLimits
+from pulse.ingest.raw_events import ingest_day
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"

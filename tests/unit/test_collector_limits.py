@@ -11,7 +11,7 @@ import orjson
 import pytest
 from test_collector import CHROME, batch, event, landed, request, run_app
 
-from pulse.cli import build_parser
+from pulse.cli.commands import build_parser
 from pulse.collector.app import DEFAULT_MIN_FREE_MB, TRUNCATED_MARK, Collector, CollectorSettings, dumps_deep
 from pulse.collector.events import nesting_violation
 

@@ -1,5 +1,5 @@
 """The event contract's copies outside Python (docs/event-contract.md's field and reason tables, the tracker's event
-types) match pulse/contract.py: `make contract-copies` rewrites them."""
+types) match pulse/core/contract.py: `make contract-copies` rewrites them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from pulse import contract_copies
-from pulse.contract import EVENT_TYPES, FIELDS, REASONS
+from pulse.cli import contract_copies
+from pulse.core.contract import EVENT_TYPES, FIELDS, REASONS
 
 
 def test_the_copies_match_the_declaration() -> None:

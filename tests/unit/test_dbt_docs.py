@@ -1,4 +1,4 @@
-"""dbt docs generation (pulse/dbt_docs.py) with a stand-in `dbt` executable that records its calls: the site gets
+"""dbt docs generation (pulse/ui/dbt_docs.py) with a stand-in `dbt` executable that records its calls: the site gets
 dbt's three files and a stamp, an unchanged project is not generated again, a failure keeps the previous site.
 The real `dbt docs generate` runs in tests/integration/test_quality_gates.py (the pipeline's dbt step)."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pulse.dbt_docs import DbtDocsError, dbt_docs_site, generate_dbt_docs, is_current, project_stamp
+from pulse.ui.dbt_docs import DbtDocsError, dbt_docs_site, generate_dbt_docs, is_current, project_stamp
 
 FAKE_DBT = """#!{python}
 import json, os, sys

@@ -25,8 +25,8 @@ from orchestration.dead_runs import (
     runs_of_process,
 )
 from orchestration.run_watch import RunWatch
-from pulse.cli import DAGSTER_YAML
-from pulse.processes import ProcessIdentity, current_process, process_alive, this_host
+from pulse.cli.commands import DAGSTER_YAML
+from pulse.core.processes import ProcessIdentity, current_process, process_alive, this_host
 
 POOL = "warehouse"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pulse import demo
-from pulse.contract import FIELDS, is_known_event_type
-from pulse.demo import (
+from pulse.core.contract import FIELDS, is_known_event_type
+from pulse.demo import generator as demo
+from pulse.demo.generator import (
     MALFORMED_KINDS,
     PERSONAS,
     DemoSummary,
@@ -345,7 +345,7 @@ def test_without_a_start_the_demo_ends_yesterday(tmp_path: Path) -> None:
 
 
 def test_pulse_demo_and_pulse_run_default_to_a_history_ending_yesterday(pulse_home, capsys) -> None:
-    from pulse.cli import build_parser, main
+    from pulse.cli.commands import build_parser, main
 
     assert build_parser().parse_args(["demo"]).start is None
     assert build_parser().parse_args(["run"]).start is None

@@ -13,7 +13,7 @@ import pytest
 from expectations.runner import DOCS_DIRNAME, run_suite, suite_spec
 from orchestration.quality.checks import check_metadata
 from orchestration.transform.assets import dbt_docs_metadata
-from pulse.docs_server import DocsAddress, DocsServer
+from pulse.ui.docs_server import DocsAddress, DocsServer
 
 DIM_USERS = """
 create table dim_users as

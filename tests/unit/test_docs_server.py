@@ -1,4 +1,4 @@
-"""The docs server (pulse/docs_server.py): GX Data Docs under /gx/, dbt docs under /dbt/, a home page listing the
+"""The docs server (pulse/ui/docs_server.py): GX Data Docs under /gx/, dbt docs under /dbt/, a home page listing the
 validation pages, served for real on a free loopback port; and PULSE_DOCS_URL, the address the links use."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pulse.docs_server import (
+from pulse.ui.docs_server import (
     DEFAULT_DOCS_URL,
     DocsAddress,
     DocsServer,

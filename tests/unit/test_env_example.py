@@ -1,4 +1,4 @@
-""".env.example is the settings' declaration written out (pulse.settings.env_example): no variable pulse reads is
+""".env.example is the settings' declaration written out (pulse.core.settings.env_example): no variable pulse reads is
 missing from it, and none in it is undeclared. `make env-example` rewrites it."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pulse.settings import SETTINGS, env_example, environment_variables
+from pulse.core.settings import SETTINGS, env_example, environment_variables
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 

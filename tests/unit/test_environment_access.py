@@ -1,5 +1,5 @@
-"""One door for configuration: no code of pulse writes the process environment, and only pulse/settings.py reads
-it (every other module gets settings from the door: pulse.settings.load_settings and friends, or a child
+"""One door for configuration: no code of pulse writes the process environment, and only pulse/core/settings.py reads
+it (every other module gets settings from the door: pulse.core.settings.load_settings and friends, or a child
 environment built by Settings.dbt_env / Settings.child_env). An AST scan of the product's packages."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("pulse", "orchestration", "ml", "expectations")
-THE_DOOR = "pulse/settings.py"
+THE_DOOR = "pulse/core/settings.py"
 # Modules allowed to read the environment besides the door, each with why.
 READERS = {
     # A test hook, not a setting: PULSE_TEST_KILL_AT makes a process SIGKILL itself at a named point so that the
     # killed-run tests can prove recovery. It must be readable at the kill point itself, deep inside a run, with
-    # no settings object at hand, and it is never documented as configuration (pulse/kill_points.py).
-    "pulse/kill_points.py": "test-only kill hook PULSE_TEST_KILL_AT",
+    # no settings object at hand, and it is never documented as configuration (pulse/core/kill_points.py).
+    "pulse/core/kill_points.py": "test-only kill hook PULSE_TEST_KILL_AT",
 }
 ENV_FUNCTIONS = {"getenv", "getenvb", "putenv", "unsetenv"}
 WRITING_METHODS = {"update", "setdefault", "pop", "popitem", "clear", "__setitem__", "__delitem__"}
@@ -112,7 +112,7 @@ def test_only_the_settings_door_reads_the_environment() -> None:
         and name not in READERS
         and (found := environment_access(path.read_text())[1])
     }
-    assert reads == {}, "read settings through pulse.settings (load_settings, home_settings, process_environ)"
+    assert reads == {}, "read settings through pulse.core.settings (load_settings, home_settings, process_environ)"
     # the door does read it, and each named exception still does (else the exception should go)
     assert environment_access((REPO / THE_DOOR).read_text())[1]
     for name in READERS:
@@ -124,7 +124,7 @@ def test_pulse_dbt_takes_the_settings_as_arguments_and_sets_them_in_dbts_environ
     wrapper splits them off and builds dbt's environment; an empty value unsets (profiles.yml's default)."""
     import pytest
 
-    from pulse.processes import dbt_environment, split_env_arguments
+    from pulse.core.processes import dbt_environment, split_env_arguments
 
     env, rest = split_env_arguments(
         ["--env", "PULSE_WAREHOUSE=/w.duckdb", "--env", "PULSE_DBT_TARGET=", "build", "--env"]

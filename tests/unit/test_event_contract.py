@@ -1,12 +1,12 @@
 """The event contract, one table of good and bad events run through every path an event comes in by: the collector
 (its ASGI app), the importers (contract JSON Lines, CSV, Segment; what an import writes is then ingested) and
 ingestion (a landing file validated by DuckDB; JSON Lines and CSV). Each must accept or refuse the same events,
-with the same reason text: the checks are derived from pulse.contract's one declaration (fields, value rules,
+with the same reason text: the checks are derived from pulse.core.contract's one declaration (fields, value rules,
 event types, identity rule, time window, size limit, reasons), in Python (collector, importers) and in SQL
 (ingestion).
 
 Two tables: CASES, one field's value at a time (every value rule), and EVENTS, whole events and lines (every
-other reason, several reasons at once, good events). Together they cover every Reason of pulse.contract.REASONS.
+other reason, several reasons at once, good events). Together they cover every Reason of pulse.core.contract.REASONS.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ import duckdb
 import pytest
 
 from pulse.collector.app import Collector, CollectorSettings
-from pulse.contract import CSV_ROW_WIDTH, FIELDS, FUTURE_TOLERANCE, REASON_SEPARATOR, REASONS, Reason
+from pulse.core.contract import CSV_ROW_WIDTH, FIELDS, FUTURE_TOLERANCE, REASON_SEPARATOR, REASONS, Reason
 from pulse.importers import converter_for
 from pulse.importers.common import Source
-from pulse.ingest import ingest_day
+from pulse.ingest.raw_events import ingest_day
 
 # Today (UTC): the collector compares event_time with its own clock, ingestion with the landing day.
 DAY = datetime.now(UTC).date()
@@ -571,7 +571,7 @@ def import_then_ingest(tmp_path: Path, cases: list[EventCase]) -> list[tuple[boo
     """The cases as a contract JSON Lines file through `pulse import`, then what it wrote through ingestion: a case
     is refused by the import (its reject) or by ingestion (its quarantine), else accepted."""
     from pulse.importers import import_files
-    from pulse.ingest import ingest_days, landed_days
+    from pulse.ingest.raw_events import ingest_days, landed_days
 
     source = tmp_path / "events.jsonl"
     source.write_bytes(b"\n".join(c.line for c in cases) + b"\n")

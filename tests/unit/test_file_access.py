@@ -1,4 +1,4 @@
-"""Owner-only files: the umask pulse sets (file_access) and the mode of PULSE_HOME (pulse/file_access.py).
+"""Owner-only files: the umask pulse sets (file_access) and the mode of PULSE_HOME (pulse/core/file_access.py).
 The end-to-end check of every file real runs write is tests/integration/test_no_leaks.py."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pulse import cli
-from pulse.file_access import UMASKS, apply_umask, tighten_home
-from pulse.settings import BY_NAME
+from pulse.cli import commands as cli
+from pulse.core.file_access import UMASKS, apply_umask, tighten_home
+from pulse.core.settings import BY_NAME
 
 PULSE = Path(sys.executable).parent / "pulse"
 

@@ -1,6 +1,6 @@
 """Consent for imports: `pulse import --consent ... --consent-basis ...` (pulse/importers/consent.py), the
 sources' own consent flags, the import record, the collector refusing the field, and how the counts are worded
-(pulse/consent.py) and published (pulse/publish.py)."""
+(pulse/activation/consent.py) and published (pulse/activation/publish.py)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pulse.cli import main
+from pulse.activation.consent import FIX_COMMAND, ConsentCounts, read_consent_counts
+from pulse.activation.publish import publish_snapshot, published_consent_lines
+from pulse.cli.commands import main
 from pulse.collector.events import RequestContext, contract_violation, enrich
-from pulse.consent import FIX_COMMAND, ConsentCounts, read_consent_counts
+from pulse.core.warehouse import DuckDBWarehouse
 from pulse.importers import ConsentDeclaration, ConsentError, ImportSummary, import_files
 from pulse.importers.consent import ConsentTally, apply_declaration, flags_from_categories, flags_from_scopes
-from pulse.ingest import ingest_day, landed_days
-from pulse.publish import publish_snapshot, published_consent_lines
-from pulse.warehouse import DuckDBWarehouse
+from pulse.ingest.raw_events import ingest_day, landed_days
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 WEB_EVENTS = FIXTURES / "snowplow-web" / "source" / "snowplow_web_events.csv"

@@ -102,7 +102,7 @@ def orchestrator_violations(root: Path) -> list[str]:
         package = next((p for p in NO_ORCHESTRATOR if _in_package(imp.importer, p)), None)
         if package is not None:
             out.append(f"{imp.where(root)}: {package} must not import {imp.target} ({package} stays Dagster-free)")
-        elif _in_package(imp.importer, "pulse") and imp.importer != CLI_ENTRY:
+        elif _in_package(imp.importer, "pulse") and not _in_package(imp.importer, CLI_ENTRY):
             out.append(
                 f"{imp.where(root)}: {imp.importer} imports {imp.target}; in pulse/ only {CLI_ENTRY} may "
                 "(move the code to orchestration/ or call it through the CLI)"
@@ -195,8 +195,8 @@ def test_the_checker_sees_the_imports_it_must() -> None:
     """The real tree: the CLI's late imports of Dagster and orchestration are found (the checker reads function
     bodies), and every package has modules (the checker reads the right root)."""
     found = {(imp.importer, imp.target) for imp in imports(ROOT)}
-    assert ("pulse.cli", "dagster") in found
-    assert ("pulse.cli", "orchestration.materialize") in found
+    assert ("pulse.cli.commands", "dagster") in found
+    assert ("pulse.cli.commands", "orchestration.materialize") in found
     assert {name.split(".")[0] for name in modules(ROOT)} == set(PACKAGES)
 
 

@@ -7,10 +7,10 @@ import csv
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pulse import cli
+from pulse.cli import commands as cli
+from pulse.core.settings import ingest_settings
 from pulse.importers import import_files
 from pulse.importers.window import outside_window, window_warnings
-from pulse.settings import ingest_settings
 
 
 def orders(path: Path, times: list[str]) -> Path:
@@ -110,7 +110,7 @@ def test_pulse_import_writes_no_file_over_ingestions_per_file_limits(tmp_path: P
     ingestion accepts under the same settings (before, it wrote one file of 5 lines that failed the run)."""
     import duckdb
 
-    from pulse.ingest import IngestOptions, ingest_day
+    from pulse.ingest.raw_events import IngestOptions, ingest_day
 
     monkeypatch.setenv("PULSE_EARLIEST_EVENT_TIME", "1990-01-01")
     monkeypatch.setenv("PULSE_MAX_FILE_LINES", "2")

@@ -135,7 +135,7 @@ def test_a_large_imported_day_is_written_in_parts_under_the_ingestion_caps(tmp_p
 
     from pulse.importers import converter_for
     from pulse.importers.common import Source, import_file
-    from pulse.ingest import IngestOptions, ingest_days, landed_days
+    from pulse.ingest.raw_events import IngestOptions, ingest_days, landed_days
 
     source = tmp_path / "events.jsonl"
     times = ["2026-09-01T10:00:00Z"] * 5 + ["2026-09-02T10:00:00Z"]

@@ -14,13 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pulse.cli import main
-from pulse.contract import FIELDS, is_known_event_type
+from pulse.cli.commands import main
+from pulse.core.contract import FIELDS, is_known_event_type
 from pulse.importers import FORMATS, ImportSummary, MappingError, SourceError, import_files
 from pulse.importers.common import Source, import_file, parse_timestamp
 from pulse.importers.mapped import load_mapping, parse_mapping, shipped_mappings
 from pulse.importers.snowplow import CANONICAL_FIELDS
-from pulse.ingest import ingest_day, landed_days
+from pulse.ingest.raw_events import ingest_day, landed_days
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 WEB = FIXTURES / "snowplow-web"
@@ -967,7 +967,7 @@ def test_cli_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["import", "--format", "mapped", "--mapping", "rees46", "--landing", str(landing), str(REES46)])
     out, err = capsys.readouterr()
     assert rc == 0 and "18 rows read, 13 events written, 5 rejected" in out
-    # the progress bar (pulse/progress.py): the source's bytes, then the rows and events it became
+    # the progress bar (pulse/core/progress.py): the source's bytes, then the rows and events it became
     assert "pulse import rees46_sample.csv: 100%" in err and "18 rows  13 events" in err
 
     rc = main(["import", "--format", "otto", "--landing", str(landing), str(tmp_path / "missing.jsonl")])

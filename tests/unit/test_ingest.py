@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pulse.contract import is_known_event_type
-from pulse.ingest import IngestError, IngestOptions, ingest_day, landed_days, reconciliation, split_lines
-from pulse.settings import ingest_settings
+from pulse.core.contract import is_known_event_type
+from pulse.core.settings import ingest_settings
+from pulse.ingest.raw_events import IngestError, IngestOptions, ingest_day, landed_days, reconciliation, split_lines
 
 DAY = date(2026, 9, 1)
 
@@ -315,7 +315,7 @@ def test_many_days_in_batches_equal_one_day_at_a_time(tmp_path: Path) -> None:
     """A history of small days is ingested in a few statements (one validation per batch of days, not one per
     file: 546 days took 241 s one file at a time); the tables are the same, and each day's future limit is its
     own (an event two days after its landing day is quarantined, the same time in a later day's file is not)."""
-    from pulse.ingest import ingest_days
+    from pulse.ingest.raw_events import ingest_days
 
     days = [date(1997, 1, 1) + timedelta(days=i) for i in range(12)]
     for i, day in enumerate(days):
@@ -339,7 +339,7 @@ def test_many_days_in_batches_equal_one_day_at_a_time(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_file_leaves_its_batch_as_it_was(tmp_path: Path) -> None:
-    from pulse.ingest import ingest_days
+    from pulse.ingest.raw_events import ingest_days
 
     days = [DAY + timedelta(days=i) for i in range(3)]
     for day in days:

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pulse.ingest import IngestError, ingest_day, reconciliation
+from pulse.ingest.raw_events import IngestError, ingest_day, reconciliation
 
 DAY = date(2026, 9, 1)
 HEADER = "event_id,event_type,event_time,anonymous_id,page_title"
@@ -112,11 +112,11 @@ def test_a_header_naming_a_column_twice_fails_naming_the_file(tmp_path: Path, co
 
 @pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
 def test_lines_are_never_cut_where_the_file_is_split_into_pieces(tmp_path: Path, con, monkeypatch, ending) -> None:
-    """A CSV is split into lines piece by piece (pulse.ingest.CSV_CHUNK_BYTES): with pieces smaller than a line, a
-    CR-only file (no LF to cut after) and CRLFs on a piece's edge still give whole lines."""
-    import pulse.ingest
+    """A CSV is split into lines piece by piece (pulse.ingest.raw_events.CSV_CHUNK_BYTES): with pieces smaller than a
+    line, a CR-only file (no LF to cut after) and CRLFs on a piece's edge still give whole lines."""
+    import pulse.ingest.raw_events
 
-    monkeypatch.setattr(pulse.ingest, "CSV_CHUNK_BYTES", 7)
+    monkeypatch.setattr(pulse.ingest.raw_events, "CSV_CHUNK_BYTES", 7)
     long_title = '"' + "x" * 40 + ending + "y" * 40 + '"'
     text = ending.join([HEADER, row("e1"), row("e2", long_title), row("e3", "z" * 30), row("e4")]) + ending
     land(tmp_path, text.encode())

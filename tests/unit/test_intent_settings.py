@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.ml.intent import intent_config
-from pulse.settings import SettingsError, load_settings
+from pulse.core.settings import SettingsError, load_settings
 
 
 def _settings(home: Path, environ: dict[str, str] | None = None, overrides: dict[str, str] | None = None):

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestration.ingest.assets import ingestion_metadata
-from pulse.ingest import (
+from pulse.core.settings import ingest_settings
+from pulse.ingest.raw_events import (
     IngestError,
     IngestOptions,
     changed_days,
@@ -26,7 +27,6 @@ from pulse.ingest import (
     landed_days,
     unsupported_entries,
 )
-from pulse.settings import ingest_settings
 
 DAY = date(2026, 9, 1)
 
@@ -248,7 +248,7 @@ def test_the_caps_are_settings() -> None:
 
 
 def test_pulse_materialize_names_what_it_does_not_read(pulse_home, capsys) -> None:
-    from pulse.cli import main
+    from pulse.cli.commands import main
 
     folder = pulse_home.events_landing / DAY.isoformat()
     folder.mkdir(parents=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pulse import cli
-from pulse.ingest import ingest_day
-from pulse.watermark import record_modelled, record_published
+from pulse.cli import commands as cli
+from pulse.ingest.raw_events import ingest_day
+from pulse.ingest.watermark import record_modelled, record_published
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(3)]
 

@@ -1,7 +1,7 @@
 """What the MLflow UI shows of pulse's runs: experiments marked as model training (also those created before),
 run names that say what a run is (model, test or snapshot date, registered version), the baselines' test
 metrics beside the model's on the intent parent run, and `pulse mlflow`'s app that opens in the model-training
-view (pulse/mlflow_ui.py)."""
+view (pulse/ui/mlflow_ui.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from ml.intent_tracking import (
 from ml.purchase_intent import IntentConfig, train_purchase_intent
 from ml.segmentation import SegmentationConfig, fit_segments
 from ml.synthetic import synthetic_user_features
-from pulse import mlflow_ui
+from pulse.ui import mlflow_ui
 
 
 def test_run_names() -> None:
@@ -245,13 +245,13 @@ def test_the_app_is_registered_for_mlflow_server() -> None:
     from mlflow.server import _find_app, _is_factory
 
     [entry] = [ep for ep in entry_points(group="mlflow.app") if ep.name == mlflow_ui.APP_NAME]
-    assert entry.value == "pulse.mlflow_ui:app" == _find_app("pulse")
+    assert entry.value == "pulse.ui.mlflow_ui:app" == _find_app("pulse")
     assert not _is_factory(entry.value)
     assert isinstance(entry.load(), mlflow_ui.PulseMlflowApp)
 
 
 def test_pulse_mlflow_runs_mlflow_server_with_the_app(monkeypatch, pulse_home, capsys) -> None:
-    from pulse import cli
+    from pulse.cli import commands as cli
 
     calls = []
     monkeypatch.setattr(cli.os, "execve", lambda path, argv, env: calls.append(argv))

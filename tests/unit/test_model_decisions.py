@@ -16,7 +16,7 @@ from ml.decisions import MODEL_DECISIONS_TABLE, ModelDecision, input_fingerprint
 from ml.intent_synthetic import synthetic_training_frame
 from ml.segmentation import SegmentationConfig, SegmentationRefused, fit_segments
 from ml.synthetic import synthetic_user_features
-from pulse.warehouse import DuckDBWarehouse
+from pulse.core.warehouse import DuckDBWarehouse
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from orchestration.definitions import build_definitions, defs
 from orchestration.partitions import landing_partitions_from_env, loaded_partitions_start
 from orchestration.resources import PulseStorage
-from pulse.landing import (
+from pulse.ingest.landing import (
     PARTITIONS_START_VARIABLE,
     first_landing_day,
     partitions_start,
@@ -186,8 +186,8 @@ def test_after_the_demo_the_ui_shows_no_partition_before_its_first_landing_day(p
     from dagster._core.definitions.reconstruct import repository_def_from_target_def
     from dagster._core.workspace.autodiscovery import loadable_targets_from_python_module
 
-    from pulse import cli
-    from pulse.ingest import landed_days
+    from pulse.cli import commands as cli
+    from pulse.ingest.raw_events import landed_days
 
     assert cli.main(["demo", "--users", "20", "--days", "2"]) == 0
     first = landed_days(pulse_home.events_landing)[0]

@@ -1,6 +1,6 @@
-"""Processes (pulse/processes.py, pulse/kill_points.py): the lock `pulse materialize` waits on names its holder and
-dies with it; a child started through `exec_dying_with_parent` (how the transform step starts dbt) does not outlive
-its parent's SIGKILL; a kill point kills only where it is asked to."""
+"""Processes (pulse/core/processes.py, pulse/core/kill_points.py): the lock `pulse materialize` waits on names its
+holder and dies with it; a child started through `exec_dying_with_parent` (how the transform step starts dbt) does
+not outlive its parent's SIGKILL; a kill point kills only where it is asked to."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 
-from pulse.kill_points import INGEST_AFTER_COMMIT, INGEST_BEFORE_COMMIT, KILL_AT_VARIABLE
-from pulse.processes import ProcessIdentity, exclusive_lock, this_host
+from pulse.core.kill_points import INGEST_AFTER_COMMIT, INGEST_BEFORE_COMMIT, KILL_AT_VARIABLE
+from pulse.core.processes import ProcessIdentity, exclusive_lock, this_host
 
 
 def python(code: str, **kwargs: object) -> subprocess.Popen:
@@ -28,7 +28,7 @@ def test_the_lock_names_its_holder_and_is_released_when_the_holder_is_killed(tmp
         f"""
         import time
         from pathlib import Path
-        from pulse.processes import exclusive_lock
+        from pulse.core.processes import exclusive_lock
         with exclusive_lock(Path({str(lock)!r}), lambda holder: None):
             print("held", flush=True)
             time.sleep(120)
@@ -55,7 +55,7 @@ def test_a_child_started_dying_with_its_parent_does_not_outlive_a_sigkill_of_the
         """
         import subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c",
-            "from pulse.processes import exec_dying_with_parent; exec_dying_with_parent(['/bin/sleep', '120'])"])
+            "from pulse.core.processes import exec_dying_with_parent; exec_dying_with_parent(['/bin/sleep', '120'])"])
         time.sleep(1)
         print(child.pid, flush=True)
         time.sleep(120)
@@ -74,7 +74,7 @@ def test_a_child_started_dying_with_its_parent_does_not_outlive_a_sigkill_of_the
 
 def test_a_kill_point_kills_the_process_only_at_the_point_asked_for() -> None:
     code = f"""
-        from pulse.kill_points import kill_point
+        from pulse.core.kill_points import kill_point
         kill_point({INGEST_BEFORE_COMMIT!r})
         print("passed", flush=True)
         kill_point({INGEST_AFTER_COMMIT!r})

@@ -1,10 +1,10 @@
-"""pulse.progress.ProgressBar: tqdm on stderr with running counts; silent when disabled."""
+"""pulse.core.progress.ProgressBar: tqdm on stderr with running counts; silent when disabled."""
 
 from __future__ import annotations
 
 import pytest
 
-from pulse.progress import ProgressBar
+from pulse.core.progress import ProgressBar
 
 
 def test_the_bar_shows_its_label_position_and_counts(capsys: pytest.CaptureFixture[str]) -> None:

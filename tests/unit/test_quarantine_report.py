@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pulse.ingest import IngestOptions, ingest_days
-from pulse.quarantine import MAX_REASONS, quarantine_report, render_quarantine
+from pulse.ingest.quarantine import MAX_REASONS, quarantine_report, render_quarantine
+from pulse.ingest.raw_events import IngestOptions, ingest_days
 
 DAY = date(2026, 9, 1)
 

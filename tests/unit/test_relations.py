@@ -1,5 +1,5 @@
 """What the dbt assets show after a run: each built relation's row count (tables only) and every column with
-its type and its YAML description (pulse/relations.py, orchestration/transform/assets.py)."""
+its type and its YAML description (pulse/core/relations.py, orchestration/transform/assets.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import dagster as dg
 import duckdb
 
 from orchestration.transform.assets import built_models_metadata, relation_metadata, unique_id
-from pulse.relations import RelationFigures, relation_columns, relation_figures
-from pulse.warehouse import DuckDBWarehouse
+from pulse.core.relations import RelationFigures, relation_columns, relation_figures
+from pulse.core.warehouse import DuckDBWarehouse
 
 
 def _warehouse() -> DuckDBWarehouse:

@@ -169,7 +169,7 @@ def test_only_the_weekly_refit_job_refits_the_segments() -> None:
 
 def test_the_tolerance_setting_and_the_ml_default_agree(tmp_path: Path) -> None:
     from ml.user_segments import DEFAULT_PROMOTION_TOLERANCE
-    from pulse.settings import SETTINGS, load_settings
+    from pulse.core.settings import SETTINGS, load_settings
 
     [setting] = [s for s in SETTINGS if s.name == "segment_promotion_tolerance"]
     assert setting.default == DEFAULT_PROMOTION_TOLERANCE and setting.group == "segments"

@@ -36,8 +36,8 @@ def _segment_holding_most(result: seg.SegmentationResult, persona_idx: np.ndarra
 
 
 def test_synthetic_users_are_drawn_from_the_shared_personas(planted) -> None:
-    """ml.synthetic and pulse.demo both read ml.personas; the planted personas come in its shares."""
-    from pulse import demo
+    """ml.synthetic and pulse.demo.generator both read ml.personas; the planted personas come in its shares."""
+    from pulse.demo import generator as demo
 
     assert PERSONAS == demo.PERSONAS
     np.testing.assert_allclose(PERSONA_SHARE, demo.PERSONA_SHARE)

@@ -1,6 +1,6 @@
-"""The read API (pulse/serve.py) served for real: uvicorn in a thread on a free port, called with urllib
+"""The read API (pulse/activation/serve.py) served for real: uvicorn in a thread on a free port, called with urllib
 (httpx, which FastAPI's TestClient needs, is not installed). Snapshots are written by a small fixture
-writer that follows the layout pulse/publish.py writes (see docs/api.md)."""
+writer that follows the layout pulse/activation/publish.py writes (see docs/api.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pulse.serve import create_app
+from pulse.activation.serve import create_app
 
 PROFILE_SCHEMA = pa.schema(
     [
@@ -312,7 +312,7 @@ def test_the_key_is_the_raw_path_decoded_once(raw_path: bytes, root_path: str, k
     merging slashes): the key comes from the raw path whatever the router extracted."""
     from starlette.requests import Request
 
-    from pulse.serve import _user_key
+    from pulse.activation.serve import _user_key
 
     scope = {"type": "http", "raw_path": raw_path, "root_path": root_path, "path": "/users/mangled"}
     assert _user_key(Request(scope), "mangled") == key
@@ -591,7 +591,7 @@ def test_requests_during_reloads_see_one_snapshot_or_the_other(fresh_api) -> Non
 
 
 def test_the_cli_has_a_serve_command(tmp_path: Path) -> None:
-    from pulse.cli import build_parser, cmd_serve
+    from pulse.cli.commands import build_parser, cmd_serve
 
     args = build_parser().parse_args(["serve", "--port", "8123", "--exports", str(tmp_path)])
     assert (args.func, args.host, args.port, args.exports) == (cmd_serve, "127.0.0.1", 8123, str(tmp_path))

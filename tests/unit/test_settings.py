@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pulse.settings import paths_from_env
+from pulse.core.settings import paths_from_env
 
 
 def test_everything_defaults_under_pulse_home(tmp_path: Path) -> None:

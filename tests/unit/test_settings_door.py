@@ -1,4 +1,4 @@
-"""The settings door (pulse.settings): precedence, types, validation errors that name where and what, unknown
+"""The settings door (pulse.core.settings): precedence, types, validation errors that name where and what, unknown
 names with the nearest known ones, dbt vars' defaults read from dbt_project.yml, and the environments handed
 to child processes."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pulse.settings import (
+from pulse.core.settings import (
     BY_NAME,
     DBT_PROJECT_YML,
     SETTINGS,
@@ -199,7 +199,7 @@ def test_var_pairs_need_an_equals_sign() -> None:
 def test_every_dbt_var_is_declared_once_with_dbt_project_yml_s_default() -> None:
     project_vars = yaml.safe_load(DBT_PROJECT_YML.read_text())["vars"]["pulse"]
     declared = {s.name for s in SETTINGS if s.dbt_var}
-    assert declared == set(project_vars), "declare every dbt var in pulse/settings.py (and only those)"
+    assert declared == set(project_vars), "declare every dbt var in pulse/core/settings.py (and only those)"
     assert len({s.name for s in SETTINGS}) == len(SETTINGS)
     assert len({s.env_var for s in SETTINGS if s.env_var}) == len([s for s in SETTINGS if s.env_var])
     # the defaults load and validate (a default outside its declared range would raise here)
@@ -216,7 +216,7 @@ def test_a_dbt_var_missing_from_dbt_project_yml_is_reported(tmp_path: Path) -> N
         load_settings(_home(tmp_path), dbt_project=project)
     problems = _problems(raised)
     assert f"{project}: vars.pulse.heartbeat_seconds = 0: expected a whole number >= 1" in problems
-    assert f"{project}: vars.pulse lacks purchase_horizon_days, declared in pulse/settings.py" in problems
+    assert f"{project}: vars.pulse lacks purchase_horizon_days, declared in pulse/core/settings.py" in problems
 
 
 def test_profiles_yml_defaults_are_the_door_s() -> None:
@@ -234,7 +234,7 @@ def test_profiles_yml_defaults_are_the_door_s() -> None:
 def test_docs_list_every_setting() -> None:
     """docs/settings.md's table is settings_markdown() (PULSE_UPDATE_SNAPSHOTS=1 rewrites it)."""
     doc = REPO / "docs" / "settings.md"
-    begin, end = "<!-- settings table: pulse.settings.settings_markdown() -->\n", "<!-- end of settings table -->"
+    begin, end = "<!-- settings table: pulse.core.settings.settings_markdown() -->\n", "<!-- end of settings table -->"
     text = doc.read_text()
     table = settings_markdown()
     if os.environ.get("PULSE_UPDATE_SNAPSHOTS") == "1":
@@ -300,7 +300,7 @@ def test_the_dagster_resource_resolves_the_run_s_overrides(tmp_path: Path, monke
 
 
 def test_the_cli_prints_every_setting_and_refuses_a_bad_var_before_running(tmp_path: Path, monkeypatch, capsys) -> None:
-    from pulse import cli
+    from pulse.cli import commands as cli
 
     home = _home(tmp_path, "feature_snapshots_max = 104\n")
     monkeypatch.setenv("PULSE_HOME", home["PULSE_HOME"])
@@ -333,7 +333,7 @@ def test_rules_across_settings(tmp_path: Path) -> None:
 def test_readers_of_paths_alone_are_not_stopped_by_a_bad_run_setting(tmp_path: Path) -> None:
     """The read API, the landing sensor and the storage resource need the paths: a bad dbt var or an unknown key
     in settings.toml fails the runs that use it (naming it), not them."""
-    from pulse.settings import home_settings, paths_from_env
+    from pulse.core.settings import home_settings, paths_from_env
 
     env = _home(tmp_path, 'exports = "out"\npurchase_horizon_days = 0\nzzz = 1\n')
     assert paths_from_env(env).exports == Path(env["PULSE_HOME"]) / "out"

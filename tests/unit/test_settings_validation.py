@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pulse.settings import SettingsError, load_settings
+from pulse.core.settings import SettingsError, load_settings
 
 
 def _load(tmp_path: Path, **environ: str):  # noqa: ANN202
@@ -75,7 +75,7 @@ def test_the_code_location_does_not_load_with_a_bad_value(tmp_path: Path) -> Non
 def test_the_commands_stop_at_start_on_a_bad_value(command: list[str], pulse_home, monkeypatch, capsys) -> None:
     """A run setting (not one of the home's paths) that a read API or a UI does not use itself still stops them:
     every value is checked at start."""
-    from pulse import cli
+    from pulse.cli import commands as cli
 
     monkeypatch.setenv("PULSE_PURCHASE_HORIZON_DAYS", "soon")
     monkeypatch.setenv("PULSE_SPARK_MASTER", "somewhere")

@@ -1,4 +1,4 @@
-"""pulse.spark_raw: the exported tables are the dbt sources', and an export replaces the previous one."""
+"""pulse.ingest.spark_raw: the exported tables are the dbt sources', and an export replaces the previous one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from pulse.spark_raw import EXPORTED_TABLES, SOURCE_TABLES, export_raw_to_parquet, spark_raw_root
+from pulse.ingest.spark_raw import EXPORTED_TABLES, SOURCE_TABLES, export_raw_to_parquet, spark_raw_root
 
 SOURCES = Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "staging" / "_sources.yml"
 
@@ -21,7 +21,7 @@ def test_the_exported_tables_are_the_dbt_sources() -> None:
 
 
 def test_spark_declares_every_exported_table() -> None:
-    """dbt's on-run-start (pulse_raw_setup) declares in Spark what pulse.spark_raw exports."""
+    """dbt's on-run-start (pulse_raw_setup) declares in Spark what pulse.ingest.spark_raw exports."""
     macros = (SOURCES.parents[2] / "macros" / "spark.sql").read_text()
     declared = re.search(r"{% for table in \[([^\]]*)\] %}", macros)
     assert declared is not None

@@ -12,7 +12,7 @@ import pytest
 
 WAIT = """
 import sys, time
-from pulse.cli import _stop_signals_interrupt
+from pulse.cli.commands import _stop_signals_interrupt
 with _stop_signals_interrupt():
     try:
         print("waiting", flush=True)

@@ -1,4 +1,4 @@
-"""pulse/supervisor.py: `pulse ui` runs `dagster dev` as a supervised child. A stop signal to pulse reaches the
+"""pulse/cli/supervisor.py: `pulse ui` runs `dagster dev` as a supervised child. A stop signal to pulse reaches the
 child exactly once, pulse waits for it, and nothing the child started is left behind. The child here is a small
 Python stand-in for `dagster dev` that starts a grandchild (its webserver) and records the signals it gets.
 tests/integration/test_ui_processes.py does the same with the real `pulse ui`."""
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pulse.supervisor import run_supervised
+from pulse.cli.supervisor import run_supervised
 
 STAND_IN = textwrap.dedent(
     """

@@ -1,4 +1,4 @@
-"""pulse.warehouse on DuckDB (the Spark side runs in tests/integration/test_engines_equal.py, which applies the
+"""pulse.core.warehouse on DuckDB (the Spark side runs in tests/integration/test_engines_equal.py, which applies the
 same steps through both engines and compares the tables), and the Spark session's settings."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from pulse.settings import paths_from_env
-from pulse.spark_warehouse import spark_conf
-from pulse.warehouse import DuckDBWarehouse, as_warehouse, column_ddl, literal
+from pulse.core.settings import paths_from_env
+from pulse.core.spark_warehouse import spark_conf
+from pulse.core.warehouse import DuckDBWarehouse, as_warehouse, column_ddl, literal
 
 PROFILES = Path(__file__).resolve().parents[2] / "dbt_project" / "profiles.yml"
 

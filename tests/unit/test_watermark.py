@@ -1,4 +1,4 @@
-"""The pipeline watermark (pulse/watermark.py): a landing day ingested but not yet covered by the published
+"""The pipeline watermark (pulse/ingest/watermark.py): a landing day ingested but not yet covered by the published
 snapshot is unpublished, so `pulse materialize` runs again for it instead of saying "nothing new"."""
 
 from datetime import date, timedelta
@@ -8,8 +8,8 @@ import duckdb
 import pytest
 from landing_files import land_page_views as land
 
-from pulse.ingest import ingest_day
-from pulse.watermark import batch_committed, record_modelled, record_published, unpublished_days
+from pulse.ingest.raw_events import ingest_day
+from pulse.ingest.watermark import batch_committed, record_modelled, record_published, unpublished_days
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(3)]
 

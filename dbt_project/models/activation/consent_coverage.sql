@@ -3,7 +3,7 @@
 -- behind it. granted: the flag that holds is true (published); refused: it is false; no_signal: the user
 -- never sent the flag and no import declared it (imported history without `pulse import --consent`).
 -- consent_basis: what an import declared (`--consent-basis`); null for a user's own flag and for no_signal.
--- The manifest of each published snapshot and `pulse summary` both read these rows (pulse/consent.py).
+-- The manifest of each published snapshot and `pulse summary` both read these rows (pulse/activation/consent.py).
 with
 
 features as (

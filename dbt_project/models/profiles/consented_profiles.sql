@@ -1,5 +1,5 @@
 {#- The profiles that may leave the warehouse: users whose latest consent_personalization is true (a user
-    who never sent the flag has not consented). Publishing copies this table as it is (pulse/publish.py). -#}
+    who never sent the flag has not consented). Publishing copies this table as it is (pulse/activation/publish.py). -#}
 
 with
 

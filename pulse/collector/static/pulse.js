@@ -7,7 +7,7 @@
   var script = d.currentScript || d.querySelector('script[src*="pulse.js"]');
   var P = 'pulse:', LS = null, C = w.crypto, H = w.history, L = w.location;
   try { LS = w.localStorage; } catch (e) { /* blocked storage: memory only */ }
-  // event types: generated from pulse/contract.py by `make contract-copies`: edit the declaration, not this copy
+  // event types: generated from pulse/core/contract.py by `make contract-copies`: edit the declaration, not this copy
   var TYPES = 'page_view page_ping scroll click search product_view add_to_cart remove_from_cart checkout purchase identify'.split(' ');
   // end of event types
   var FIELDS = 'product_id category price quantity order_id revenue value cart_value search_query'.split(' ');

@@ -5,10 +5,10 @@ the identity rule, the limits (:class:`EventLimits`: time window and size) and e
 Everything that checks or describes an event is derived from these declarations:
 
 - ingestion's one SQL validation pass (:func:`field_check_sql`, :func:`event_checks_sql`, used by
-  :mod:`pulse.ingest`);
+  :mod:`pulse.ingest.raw_events`);
 - the collector's and the importers' checks in Python (:func:`event_violations`, :func:`value_violation`);
 - the field table and the reason table of docs/event-contract.md and the tracker's list of event types
-  (:mod:`pulse.contract_copies`, ``make contract-copies``; a unit test fails when a copy is stale).
+  (:mod:`pulse.cli.contract_copies`, ``make contract-copies``; a unit test fails when a copy is stale).
 
 The value rules (what a number, an integer, a timestamp, a string, a boolean or a JSON object field accepts) are
 written here once per field type, twice side by side: in Python (:func:`value_violation`, over a JSON-decoded
@@ -196,9 +196,9 @@ REQUIRED_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
 
 @dataclass(frozen=True)
 class EventLimits:
-    """The limits an event must keep besides its fields' rules, as the settings set them (pulse.settings:
+    """The limits an event must keep besides its fields' rules, as the settings set them (pulse.core.settings:
     ``earliest_event_time``, ``future_tolerance_hours``, ``max_row_bytes``). Ingestion applies them per landing
-    day (:class:`pulse.ingest.IngestOptions`), the collector per request (the future against its clock)."""
+    day (:class:`pulse.ingest.raw_events.IngestOptions`), the collector per request (the future against its clock)."""
 
     # Events before this (naive UTC) are refused: clock resets, epoch-0 defaults, test data.
     earliest_event_time: datetime = EARLIEST_EVENT_TIME

@@ -1,7 +1,7 @@
 """How many profiled users publishing may export, and why the others are left out: the dbt model
 ``consent_coverage`` (dbt_project/models/activation/) read once here, for the published snapshot's manifest
-(pulse/publish.py), ``pulse summary`` and the closing lines of ``pulse materialize`` (from that manifest:
-:func:`pulse.publish.published_consent_lines`).
+(pulse/activation/publish.py), ``pulse summary`` and the closing lines of ``pulse materialize`` (from that manifest:
+:func:`pulse.activation.publish.published_consent_lines`).
 
 The rule itself (a user's own flag outranks a declared one, the latest holds, never sent = no consent) is in
 dbt: dim_user_consent and consent_coverage. This module only reads the counts and words them.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pulse.warehouse import Warehouse
+from pulse.core.warehouse import Warehouse
 
 COVERAGE_TABLE = "consent_coverage"
 # What the user types to declare the basis of an imported history (docs/importers.md, "Consent").

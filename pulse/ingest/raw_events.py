@@ -6,7 +6,7 @@ makes a re-run exact: re-ingesting a day replaces precisely the rows that day's 
 
 Every line read ends in exactly one of the two tables, so per partition
 ``lines_read = accepted + quarantined``. Validation is one SQL pass generated from
-:mod:`pulse.contract`: it scales with DuckDB, not with a Python loop per line.
+:mod:`pulse.core.contract`: it scales with DuckDB, not with a Python loop per line.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pulse.contract import (
+from pulse.core.contract import (
     CSV_ROW_WIDTH,
     EARLIEST_EVENT_TIME,
     FIELDS,
@@ -48,7 +48,7 @@ from pulse.contract import (
     sql_string,
     typed_sql,
 )
-from pulse.kill_points import INGEST_AFTER_COMMIT, INGEST_BEFORE_COMMIT, kill_point
+from pulse.core.kill_points import INGEST_AFTER_COMMIT, INGEST_BEFORE_COMMIT, kill_point
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -107,7 +107,7 @@ class IngestOptions:
     def from_settings(cls, settings: Any) -> IngestOptions:
         """Options from the settings door's ``earliest_event_time`` (ISO date or datetime, UTC unless it says
         otherwise), ``future_tolerance_hours``, ``max_row_bytes``, ``max_file_bytes`` and ``max_file_lines``
-        (pulse.settings)."""
+        (pulse.core.settings)."""
         text = settings.earliest_event_time
         try:
             floor = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))

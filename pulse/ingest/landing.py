@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pulse.ingest import day_of_folder, files_for_day
+from pulse.ingest.raw_events import day_of_folder, files_for_day
 
 PARTITIONS_START_VARIABLE = "PULSE_PARTITIONS_START"
 
@@ -40,7 +40,7 @@ def pinned_partitions_start(environ: Mapping[str, str] | None = None) -> date | 
     """The setting ``partitions_start`` (``PULSE_PARTITIONS_START``, settings.toml): the first daily partition
     whatever the landing zone holds; None when unset. A value that is not a date raises ValueError (the settings
     door's SettingsError) naming where it was set and the value."""
-    from pulse.settings import group_settings
+    from pulse.core.settings import group_settings
 
     return group_settings(["partitions_start"], environ).partitions_start
 

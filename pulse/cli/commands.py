@@ -1,6 +1,6 @@
 """The `pulse` command: demo data, preparing the dbt manifest, materializing, a summary, the UI.
 
-Every subcommand resolves the settings once through the settings door (pulse.settings: defaults <
+Every subcommand resolves the settings once through the settings door (pulse.core.settings: defaults <
 $PULSE_HOME/settings.toml < PULSE_* environment < --var), and hands child processes (dbt, dagster dev, the
 MLflow server) an explicit environment with the home's absolute paths; it does not write its own environment.
 """
@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pulse.settings import (
+from pulse.core.settings import (
     PulsePaths,
     Settings,
     SettingsError,
@@ -33,12 +33,12 @@ from pulse.settings import (
 
 if TYPE_CHECKING:
     from pulse.importers import ImportSummary
-    from pulse.ingest import IngestOptions
+    from pulse.ingest.raw_events import IngestOptions
 
 if TYPE_CHECKING:
-    from pulse.docs_server import DocsAddress, DocsServer
+    from pulse.ui.docs_server import DocsAddress, DocsServer
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 DAGSTER_YAML = """\
@@ -90,7 +90,7 @@ def _venv_bin(name: str) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pulse.demo import generate_demo
+    from pulse.demo.generator import generate_demo
 
     paths = _paths()
     summary = generate_demo(
@@ -130,11 +130,11 @@ def _days_text(days: list[date]) -> str:
 def _days_to_run(paths: PulsePaths, options: IngestOptions) -> tuple[list[date], list[date], list[date]]:
     """(the landing days not ingested yet, whose files changed since, or ingested under other validation settings
     than ``options``; those of the last kind; the ingested days the published snapshot does not cover yet): every
-    landed day without a warehouse (pulse/watermark.py)."""
+    landed day without a warehouse (pulse/ingest/watermark.py)."""
     import duckdb
 
-    from pulse.ingest import changed_days, days_ingested_under_other_options, landed_days
-    from pulse.watermark import unpublished_days
+    from pulse.ingest.raw_events import changed_days, days_ingested_under_other_options, landed_days
+    from pulse.ingest.watermark import unpublished_days
 
     if not paths.warehouse.exists():
         return landed_days(paths.events_landing), [], []
@@ -152,7 +152,7 @@ def _days_to_run(paths: PulsePaths, options: IngestOptions) -> tuple[list[date],
 def _partition_days(paths: PulsePaths, days: list[date]) -> list[date]:
     """The days the daily partitions cover (from the first landing day or PULSE_PARTITIONS_START, to today);
     the others are named on stderr, with why. Raises ValueError for an invalid PULSE_PARTITIONS_START."""
-    from pulse.landing import partitions_start, pinned_partitions_start, split_days, today_utc
+    from pulse.ingest.landing import partitions_start, pinned_partitions_start, split_days, today_utc
 
     today = today_utc()
     split = split_days(days, partitions_start(None, paths.events_landing, today), today)
@@ -166,9 +166,9 @@ UNSUPPORTED_SHOWN = 10
 
 
 def _warn_unsupported(paths: PulsePaths) -> None:
-    """Name on stderr the entries of the landing zone that no run reads (pulse.ingest.unsupported_entries:
+    """Name on stderr the entries of the landing zone that no run reads (pulse.ingest.raw_events.unsupported_entries:
     an unsupported name such as notes.txt or x.jsonl.bz2, a folder that is not a day), with why."""
-    from pulse.ingest import unsupported_entries
+    from pulse.ingest.raw_events import unsupported_entries
 
     entries = unsupported_entries(paths.events_landing)
     if not entries:
@@ -187,7 +187,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     """Without a range: the landing days that are new, changed, or not covered by the published snapshot yet,
     in one run (none: no run). With --start/--end or --all: every landing day of the range is re-ingested. Runs
     that died are marked failed first; while another run executes, it waits (and says so)."""
-    from pulse.ingest import IngestOptions, landed_days
+    from pulse.ingest.raw_events import IngestOptions, landed_days
 
     overrides = _overrides(args)
     settings = _settings(overrides)  # every --var checked before anything runs
@@ -355,7 +355,7 @@ def _exclusively(paths: PulsePaths, instance: object, command: str, body: Callab
     before its run starts (a run another process started meanwhile). Ctrl-C or SIGTERM stops the wait, or the
     run (marked canceled or failed, its slots freed): exit code 130."""
     from orchestration.dead_runs import run_process, runs_of_process, wait_for_live_runs
-    from pulse.processes import ProcessIdentity, exclusive_lock
+    from pulse.core.processes import ProcessIdentity, exclusive_lock
 
     report = _WaitReport(command)
 
@@ -503,7 +503,7 @@ def _run_warnings(result: object) -> list[str]:
     """What a run's materializations say the user should know: feature snapshot dates dropped by the cap, events
     kept aside because they arrived later than the lookback (qa_late_events)."""
     from ml.feature_snapshots import SNAPSHOT_DATES
-    from pulse.batches import late_events_text
+    from pulse.ingest.batches import late_events_text
 
     warnings = []
     for event in result.all_events:  # type: ignore[attr-defined]
@@ -536,7 +536,7 @@ def _print_quarantine(paths: PulsePaths, first: date, last: date, run_started: d
     raw gate blocked (then every quarantined line of the run's days: some may be from an earlier run)."""
     import duckdb
 
-    from pulse.quarantine import quarantine_report, render_quarantine
+    from pulse.ingest.quarantine import quarantine_report, render_quarantine
 
     blocked = _raw_gate_blocked(result)
     if not paths.warehouse.exists():
@@ -559,8 +559,9 @@ def _utc_now_text() -> str:
 
 
 def _print_consent_lines(paths: PulsePaths, started_at: str) -> None:
-    """Who the snapshot this run published leaves out for lack of consent (pulse/consent.py), from its manifest."""
-    from pulse.publish import published_consent_lines
+    """Who the snapshot this run published leaves out for lack of consent (pulse/activation/consent.py), from its
+    manifest."""
+    from pulse.activation.publish import published_consent_lines
 
     try:
         lines = published_consent_lines(paths.exports, published_since=started_at)
@@ -573,7 +574,7 @@ def _print_consent_lines(paths: PulsePaths, started_at: str) -> None:
 def cmd_reprocess(args: argparse.Namespace) -> int:
     """Recompute every user with an event from --from on (default: the earliest event qa_late_events lists),
     which folds in the events that arrived later than the lookback; then everything downstream, in one run."""
-    from pulse.ingest import landed_days
+    from pulse.ingest.raw_events import landed_days
 
     overrides = _overrides(args)
     paths = _paths(_settings(overrides))
@@ -600,8 +601,8 @@ def _reprocess(
     before_run: Callable[[], None],
 ) -> int:
     """`pulse reprocess` once no other run executes."""
-    from pulse.batches import batch_report
-    from pulse.warehouse import open_warehouse
+    from pulse.core.warehouse import open_warehouse
+    from pulse.ingest.batches import batch_report
 
     start = args.start
     if start is None:
@@ -628,7 +629,7 @@ def _reprocess(
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from pulse.summary import render_summary
+    from pulse.cli.summary import render_summary
 
     print(render_summary(_paths()))
     return 0
@@ -638,7 +639,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
     """Every setting's effective value and where it came from (default, the settings file, a variable, --var);
     ``--env-example``: the text of .env.example, written from the declarations (`make env-example`)."""
     if args.env_example:
-        from pulse.settings import env_example
+        from pulse.core.settings import env_example
 
         print(env_example(), end="")
         return 0
@@ -655,7 +656,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     paths = _paths(_settings(_overrides(args)))
-    from pulse.ingest import landed_days
+    from pulse.ingest.raw_events import landed_days
 
     if not landed_days(paths.events_landing):
         rc = cmd_demo(args)
@@ -677,7 +678,7 @@ def _dagster_dev(host: str, port: int) -> list[str]:
 
 
 def _docs_address() -> DocsAddress:
-    from pulse.docs_server import docs_address
+    from pulse.ui.docs_server import docs_address
 
     return docs_address()  # PULSE_DOCS_URL: DocsUrlError names it and its value
 
@@ -687,8 +688,8 @@ def _docs_server(paths: PulsePaths, address: DocsAddress) -> Iterator[DocsServer
     """The docs server (Data Docs + dbt docs) in a thread of this process, stopped when the block ends. A port
     already taken is reported and the block runs without it: the UI beside it does not need it."""
     from expectations.runner import DOCS_DIRNAME
-    from pulse.dbt_docs import dbt_docs_site
-    from pulse.docs_server import DocsServer
+    from pulse.ui.dbt_docs import dbt_docs_site
+    from pulse.ui.docs_server import DocsServer
 
     server = DocsServer(address, paths.home / DOCS_DIRNAME, dbt_docs_site(paths.home))
     try:
@@ -709,9 +710,9 @@ def _docs_server(paths: PulsePaths, address: DocsAddress) -> Iterator[DocsServer
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """dagster dev, with the docs server beside it; Ctrl-C / SIGTERM stops both (pulse/supervisor.py)."""
-    from pulse.docs_server import DocsUrlError
-    from pulse.supervisor import run_supervised
+    """dagster dev, with the docs server beside it; Ctrl-C / SIGTERM stops both (pulse/cli/supervisor.py)."""
+    from pulse.cli.supervisor import run_supervised
+    from pulse.ui.docs_server import DocsUrlError
 
     settings = _settings()  # every setting checked before the UI starts: the code location would refuse it
     paths = _paths(settings)
@@ -734,7 +735,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from pulse.docs_server import DocsUrlError
+    from pulse.ui.docs_server import DocsUrlError
 
     paths = _paths()
     try:
@@ -780,7 +781,7 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
     ]
     url = f"http://{args.host}:{args.port}"
     if _mlflow_app_installed():
-        cmd += ["--app-name", MLFLOW_APP]  # pulse.mlflow_ui: opens in the model-training view
+        cmd += ["--app-name", MLFLOW_APP]  # pulse.ui.mlflow_ui: opens in the model-training view
     else:
         print(
             f"the MLflow app {MLFLOW_APP!r} is not registered (run `make install`): MLflow may open in its GenAI "
@@ -809,7 +810,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Convert source files (Snowplow, Segment, OTTO, mapped CSV/Parquet, ...) into daily contract files."""
     from pulse.importers import ConsentDeclaration, ConsentError, MappingError, SourceError, import_files, part_limits
     from pulse.importers.consent import consent_lines
-    from pulse.ingest import IngestOptions
+    from pulse.ingest.raw_events import IngestOptions
 
     try:
         declaration = ConsentDeclaration.parse(args.consent, args.consent_basis)
@@ -867,7 +868,7 @@ def _warn_outside_window(summary: ImportSummary) -> None:
     """Warn (stderr) about imported events `pulse materialize` will not accept as they are: before the floor
     (PULSE_EARLIEST_EVENT_TIME), or beyond the future tolerance (PULSE_FUTURE_TOLERANCE_HOURS)."""
     from pulse.importers.window import outside_window, window_warnings
-    from pulse.ingest import IngestOptions
+    from pulse.ingest.raw_events import IngestOptions
 
     try:
         options = IngestOptions.from_settings(ingest_settings())
@@ -883,7 +884,7 @@ def _warn_outside_window(summary: ImportSummary) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The read API over the published snapshot (profiles, audiences) until Ctrl-C."""
-    from pulse.serve import serve
+    from pulse.activation.serve import serve
 
     settings = _settings()  # every setting checked at start: a bad one stops here, named (exit 2)
     exports = Path(args.exports).expanduser().resolve() if args.exports else settings.exports
@@ -894,7 +895,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     """The HTTP collector: events acknowledged once on disk, rolled into the landing zone (docs/collection.md)."""
     from pulse.collector.app import CollectorSettings
     from pulse.collector.server import collect
-    from pulse.ingest import IngestOptions
+    from pulse.ingest.raw_events import IngestOptions
 
     paths = _paths()
     # the contract's limits ingestion will apply to what the collector acknowledges (a SettingsError names the
@@ -918,8 +919,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_live(args: argparse.Namespace) -> int:
     """The collector serving the demo shop, beside the Dagster UI whose landing sensor ingests what it lands,
     and the docs server. Ctrl-C / SIGTERM stops all three."""
-    from pulse.docs_server import DocsUrlError
-    from pulse.supervisor import run_supervised
+    from pulse.cli.supervisor import run_supervised
+    from pulse.ui.docs_server import DocsUrlError
 
     settings = home_settings()
     paths = _paths(settings)
@@ -1022,7 +1023,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--env-example",
         action="store_true",
-        help="print .env.example, written from the declarations (pulse/settings.py), instead",
+        help="print .env.example, written from the declarations (pulse/core/settings.py), instead",
     )
     p.set_defaults(func=cmd_settings)
 
@@ -1104,8 +1105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _protect_files() -> None:
     """Before anything is written: this process's umask from ``file_access`` (owner-only by default; every child
-    process inherits it), and an existing PULSE_HOME no wider than it allows (pulse/file_access.py)."""
-    from pulse.file_access import apply_umask, tighten_home
+    process inherits it), and an existing PULSE_HOME no wider than it allows (pulse/core/file_access.py)."""
+    from pulse.core.file_access import apply_umask, tighten_home
 
     settings = group_settings(["file_access"])
     apply_umask(settings.file_access)

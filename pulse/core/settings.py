@@ -18,7 +18,7 @@ invocation pulse makes passes every dbt var's effective value (:meth:`Settings.d
 
 Nothing here reads the environment at import time, and nothing in pulse writes it: a child process (dbt, ``dagster
 dev``, the MLflow server) gets an explicit environment (:meth:`Settings.dbt_env`, :meth:`Settings.child_env`);
-dbt started by dagster-dbt gets its variables as arguments of the ``pulse-dbt`` wrapper (pulse/processes.py).
+dbt started by dagster-dbt gets its variables as arguments of the ``pulse-dbt`` wrapper (pulse/core/processes.py).
 This module is the only one that reads ``os.environ`` (tests/unit/test_environment_access.py). ``.env.example``
 is written from :data:`SETTINGS` (:func:`env_example`, ``pulse settings --env-example``).
 """
@@ -37,11 +37,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pulse.file_access import UMASKS
+from pulse.core.file_access import UMASKS
 
 DEFAULT_HOME = ".data"
 SETTINGS_FILE = "settings.toml"
-DBT_PROJECT_YML = Path(__file__).resolve().parents[1] / "dbt_project" / "dbt_project.yml"
+DBT_PROJECT_YML = Path(__file__).resolve().parents[2] / "dbt_project" / "dbt_project.yml"
 
 ENGINES = ("duckdb", "spark")
 TRIGGERS = ("cart_abandonment", "frequent_visitor", "high_intent", "low_engagement", "returning_browser")
@@ -223,7 +223,7 @@ SETTINGS: tuple[Setting, ...] = (
         "paths",
         scope=HOME,
     ),
-    # ---- who may read the files pulse writes (pulse/file_access.py, docs/deployment.md)
+    # ---- who may read the files pulse writes (pulse/core/file_access.py, docs/deployment.md)
     Setting(
         "file_access",
         "choice",
@@ -349,7 +349,7 @@ SETTINGS: tuple[Setting, ...] = (
         example="http://HOST:PORT (plain http, no path)",
         check=lambda value: docs_url_problem(value),
     ),
-    # ---- ingestion (pulse/ingest.py IngestOptions.from_settings)
+    # ---- ingestion (pulse/ingest/raw_events.py IngestOptions.from_settings)
     Setting(
         "earliest_event_time",
         "text",
@@ -913,7 +913,7 @@ def load_settings(
     for s in declarations:
         if s.dbt_var:
             if s.name not in dbt_defaults:
-                problems.append(f"{dbt_project}: vars.pulse lacks {s.name}, declared in pulse/settings.py")
+                problems.append(f"{dbt_project}: vars.pulse lacks {s.name}, declared in pulse/core/settings.py")
                 continue
             raw = dbt_defaults[s.name]
             try:
@@ -992,7 +992,7 @@ def group_settings(names: Iterable[str], environ: Mapping[str, str] | None = Non
     return load_settings(environ, declarations=tuple(BY_NAME[n] for n in names), partial=True)
 
 
-# What ingestion reads (pulse/ingest.py IngestOptions.from_settings).
+# What ingestion reads (pulse/ingest/raw_events.py IngestOptions.from_settings).
 INGEST_SETTINGS = ("earliest_event_time", "future_tolerance_hours", "max_row_bytes", "max_file_bytes", "max_file_lines")
 
 
@@ -1026,7 +1026,7 @@ def process_environ() -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------- docs
 
 
-ENV_EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
+ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 HOME_VARIABLE = "PULSE_HOME"
 
 
@@ -1042,7 +1042,7 @@ def env_example(declarations: tuple[Setting, ...] = SETTINGS) -> str:
 
     defaults = dbt_project_vars()
     lines = [
-        "# Environment variables pulse reads: written from pulse/settings.py by `pulse settings --env-example`",
+        "# Environment variables pulse reads: written from pulse/core/settings.py by `pulse settings --env-example`",
         "# (`make env-example`); a unit test keeps this file equal to it. All optional: unset, everything lives",
         "# under ./.data. Every setting can also go in $PULSE_HOME/settings.toml, lowercase and without the PULSE_",
         "# prefix (purchase_horizon_days = 14); the environment wins over the file, and `pulse materialize --var",

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulse.settings import process_environ
+from pulse.core.settings import process_environ
 
 DBT_DOCS_DIRNAME = "dbt_docs"
 SITE_FILES = ("index.html", "manifest.json", "catalog.json")
@@ -84,7 +84,7 @@ def generate_dbt_docs(
     as it ran) is the one served, so dbt only reads the catalog (``--no-compile``, which writes no manifest),
     and its partial parse file spares a full parse. None: dbt compiles the project for its manifest.
     environ: the child's environment (default: this process's, without the settings; callers pass
-    :meth:`pulse.settings.Settings.dbt_env`, which picks the warehouse). Raises DbtDocsError with dbt's output
+    :meth:`pulse.core.settings.Settings.dbt_env`, which picks the warehouse). Raises DbtDocsError with dbt's output
     when it fails; the site then keeps its previous files."""
     started = time.perf_counter()
     root = dbt_docs_dir(home)

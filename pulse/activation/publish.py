@@ -13,7 +13,7 @@ Atomic: a snapshot is written in full under ``snapshots/.tmp-<id>`` and renamed 
 ``current.json`` is replaced (temp file + ``os.replace``); each fixed-path file is written beside its final
 name and ``os.replace``-d over it. A reader therefore sees either the previous or the new version of any file,
 never half of one, provided it opens a file once (``pyarrow.parquet.read_table(path)`` opens a path twice
-and can mix two versions of a fixed-path file: give it an open file). The read API (pulse/serve.py) follows
+and can mix two versions of a fixed-path file: give it an open file). The read API (pulse/activation/serve.py) follows
 ``current.json`` to a snapshot, whose files never change. Nothing here touches the warehouse
 except to read it, so a published snapshot stays readable while the pipeline writes. The last
 :data:`KEEP_SNAPSHOTS` snapshots are kept (a reader may still be loading the previous one).
@@ -24,7 +24,7 @@ sent the flag has not consented), each audience's members (`audience_<name>`, co
 what each audience is (`audience_definitions`) and each model's status (`model_status`). Publishing copies
 those tables into the snapshot and counts them; it applies no rule of its own. The manifest's
 ``consent_counts`` says how many profiled users were left out and why (no signal, refused) and the bases
-behind the published ones, from the dbt model ``consent_coverage`` (pulse/consent.py).
+behind the published ones, from the dbt model ``consent_coverage`` (pulse/activation/consent.py).
 
 Model fields: the manifest's ``model_status`` says, per model (segments, purchase_intent), whether its fields
 are current, carried from an earlier champion, or empty, and why; each profile row carries its own
@@ -45,9 +45,9 @@ from pathlib import Path
 
 import duckdb
 
-from pulse.consent import ConsentCounts, read_consent_counts
-from pulse.kill_points import PUBLISH_SWITCHED, kill_point
-from pulse.warehouse import DuckDBWarehouse, Warehouse
+from pulse.activation.consent import ConsentCounts, read_consent_counts
+from pulse.core.kill_points import PUBLISH_SWITCHED, kill_point
+from pulse.core.warehouse import DuckDBWarehouse, Warehouse
 
 KEEP_SNAPSHOTS = 5
 CONSENTED = "consent_personalization"

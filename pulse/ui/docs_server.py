@@ -69,7 +69,7 @@ def docs_address(environ: Mapping[str, str] | None = None) -> DocsAddress:
     """The setting ``docs_url`` (``PULSE_DOCS_URL``, settings.toml; default ``http://127.0.0.1:3001``) through
     the settings door (``environ``: default the process environment), which checks it is ``http://HOST:PORT``.
     Raises DocsUrlError naming where it was set and the value when it is not."""
-    from pulse.settings import SettingsError, group_settings
+    from pulse.core.settings import SettingsError, group_settings
 
     try:
         settings = group_settings(["docs_url"], environ)

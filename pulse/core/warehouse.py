@@ -16,7 +16,7 @@ models/audiences), where engine differences go through dbt's cross-database macr
 differs here, hashing a key into buckets for a sample of users, is :meth:`Warehouse.hash_bucket`.
 Tables are named without a schema: DuckDB's ``main``, Spark's ``pulse`` (dbt's schema) is the current one.
 
-Ingestion is DuckDB's on both engines (it validates and quarantines into ``raw.*``; pulse.spark_raw hands the
+Ingestion is DuckDB's on both engines (it validates and quarantines into ``raw.*``; pulse.ingest.spark_raw hands the
 raw rows to Spark as Parquet), so :func:`open_raw` always opens the DuckDB file.
 """
 
@@ -30,7 +30,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from pulse.warehouse_common import (
+from pulse.core.warehouse_common import (
     COLUMN_TYPES,
     DIGEST_MODULUS,
     BatchFunction,
@@ -40,7 +40,7 @@ from pulse.warehouse_common import (
 )
 
 if TYPE_CHECKING:
-    from pulse.settings import PulsePaths
+    from pulse.core.settings import PulsePaths
 
 __all__ = ["COLUMN_TYPES", "DIGEST_MODULUS", "BatchFunction", "column_ddl", "digest_text", "quietly"]
 
@@ -218,7 +218,7 @@ def open_warehouse(paths: PulsePaths, read_only: bool = False) -> Iterator[Wareh
     """The warehouse of ``paths.engine``, open for the ``with`` block (a Spark session is stopped after it,
     releasing the local metastore for the next dbt run)."""
     if paths.engine == "spark":
-        from pulse.spark_warehouse import open_spark_warehouse
+        from pulse.core.spark_warehouse import open_spark_warehouse
 
         with open_spark_warehouse(paths) as warehouse:
             yield warehouse

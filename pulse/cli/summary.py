@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import duckdb
 
-from pulse.batches import late_events
-from pulse.consent import read_consent_counts
-from pulse.settings import PulsePaths
-from pulse.warehouse import DuckDBWarehouse, Warehouse, open_warehouse
+from pulse.activation.consent import read_consent_counts
+from pulse.core.settings import PulsePaths
+from pulse.core.warehouse import DuckDBWarehouse, Warehouse, open_warehouse
+from pulse.ingest.batches import late_events
 
 _RAW_COUNTS = {  # ingestion's tables: DuckDB on every engine
     "lines_read": "select coalesce(sum(lines_read), 0) from raw.ingested_files",
@@ -148,7 +148,7 @@ def _activation_lines(paths: PulsePaths, profiles: tuple[int, int] | None) -> li
     """Profiles and the published audiences (from the published manifest, not the warehouse)."""
     import json
 
-    from pulse.publish import current_snapshot
+    from pulse.activation.publish import current_snapshot
 
     lines = []
     if profiles:
@@ -171,7 +171,7 @@ def _model_figures(warehouse: Warehouse) -> dict:
         "user_types": [],
         "profiles": None,
         "intent": None,
-        "consent": read_consent_counts(warehouse),  # who publishing leaves out and why (pulse/consent.py)
+        "consent": read_consent_counts(warehouse),  # who publishing leaves out and why (pulse/activation/consent.py)
         "model_status": {},
         "late_events": (0, None),
     }
@@ -206,7 +206,7 @@ def _warehouse_lines(paths: PulsePaths) -> list[str]:
         return [
             f"warehouse: Spark (PULSE_ENGINE=spark), schema pulse in {paths.spark_home / 'warehouse'}; "
             f"raw events and quarantine in {paths.warehouse}",
-            "  read it: pulse.warehouse.open_warehouse() with PULSE_ENGINE=spark, or its Parquet files under "
+            "  read it: pulse.core.warehouse.open_warehouse() with PULSE_ENGINE=spark, or its Parquet files under "
             f"{paths.spark_home / 'warehouse' / 'pulse.db'} (docs/spark.md)",
         ]
     return [

@@ -170,7 +170,7 @@ def dbt_main() -> None:
     place of `dbt`: dagster-dbt starts dbt without a way to set this). Leading ``--env NAME=VALUE`` arguments
     are set in dbt's environment (the settings its profile reads: dagster-dbt passes dbt only a copy of the
     parent's environment, which pulse never writes); the rest are dbt's arguments."""
-    from pulse.settings import process_environ
+    from pulse.core.settings import process_environ
 
     settings_env, args = split_env_arguments(sys.argv[1:])
     dbt = os.path.join(os.path.dirname(sys.executable), "dbt")

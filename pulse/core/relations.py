@@ -2,7 +2,7 @@
 
 The dbt assets show these in Dagster after each run (orchestration/transform/assets.py), with each column's
 description from the model's YAML. They are read once dbt has finished (on DuckDB dbt holds the file's only
-write lock while it runs) through a :class:`~pulse.warehouse.Warehouse`, so the same code serves DuckDB and
+write lock while it runs) through a :class:`~pulse.core.warehouse.Warehouse`, so the same code serves DuckDB and
 Spark: DuckDB lists every column in one ``information_schema`` query, Spark describes each relation; the row
 counts are one ``union all`` query on both. Views are not counted: counting one runs its query (the
 sessionized events view joins every event with its visit), which can cost more than the run did.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pulse.warehouse import Warehouse, literal
+from pulse.core.warehouse import Warehouse, literal
 
 __all__ = ["RelationFigures", "relation_columns", "relation_figures", "row_counts"]
 

@@ -13,7 +13,7 @@ from datetime import date
 
 import duckdb
 
-from pulse.warehouse import Warehouse, as_warehouse
+from pulse.core.warehouse import Warehouse, as_warehouse
 
 BATCH_TABLES = ("int_batch", "int_batch_users", "qa_late_events")
 

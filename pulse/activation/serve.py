@@ -1,6 +1,6 @@
 """The read API: profiles and audiences of the published snapshot, over HTTP (FastAPI on uvicorn).
 
-It reads only what :mod:`pulse.publish` writes under ``$PULSE_EXPORTS`` (never the DuckDB warehouse)::
+It reads only what :mod:`pulse.activation.publish` writes under ``$PULSE_EXPORTS`` (never the DuckDB warehouse)::
 
     current.json                               {"snapshot_id": ..., "path": "snapshots/<id>"}
     snapshots/<id>/manifest.json               ids, dates, model versions, row counts, audiences
@@ -573,7 +573,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, exports_dir: Path | None = 
     """Run the API with uvicorn (one worker, no access log) until Ctrl-C / SIGTERM."""
     import uvicorn
 
-    from pulse.settings import paths_from_env
+    from pulse.core.settings import paths_from_env
 
     exports = Path(exports_dir) if exports_dir is not None else paths_from_env().exports
     app = create_app(exports)  # loads the current snapshot (its warnings, if any, go to stderr)

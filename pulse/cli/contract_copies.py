@@ -1,10 +1,10 @@
-"""The copies of the event contract outside Python, written from :mod:`pulse.contract` (``make contract-copies``):
+"""The copies of the event contract outside Python, written from :mod:`pulse.core.contract` (``make contract-copies``):
 the field table and the reason table of docs/event-contract.md, and the tracker's list of event types
 (pulse/collector/static/pulse.js). Each copy sits between two markers; :func:`stale_copies` names the ones that
 no longer match the declaration (tests/unit/test_contract_copies.py fails on them).
 
-    python -m pulse.contract_copies          # rewrite the copies
-    python -m pulse.contract_copies --check  # exit 1 naming the stale ones
+    python -m pulse.cli.contract_copies          # rewrite the copies
+    python -m pulse.cli.contract_copies --check  # exit 1 naming the stale ones
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulse.contract import EVENT_TYPES, FIELDS, IDENTITY_FIELDS, REASONS, Field
+from pulse.core.contract import EVENT_TYPES, FIELDS, IDENTITY_FIELDS, REASONS, Field
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EVENT_CONTRACT_DOC = REPO / "docs" / "event-contract.md"
 TRACKER = REPO / "pulse" / "collector" / "static" / "pulse.js"
-GENERATED = "generated from pulse/contract.py by `make contract-copies`: edit the declaration, not this copy"
+GENERATED = "generated from pulse/core/contract.py by `make contract-copies`: edit the declaration, not this copy"
 
 _TYPE_TEXT = {
     "string": "string",
@@ -144,7 +144,7 @@ def write_copies() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the event contract's copies from pulse/contract.py.")
+    parser = argparse.ArgumentParser(description="Write the event contract's copies from pulse/core/contract.py.")
     parser.add_argument("--check", action="store_true", help="only name the stale copies (exit 1 if any)")
     args = parser.parse_args(argv)
     if args.check:

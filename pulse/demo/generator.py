@@ -39,9 +39,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml import personas
-from pulse.contract import EVENT_TYPES
-from pulse.gzip_members import gzip_member
-from pulse.progress import ProgressBar
+from pulse.core.contract import EVENT_TYPES
+from pulse.core.gzip_members import gzip_member
+from pulse.core.progress import ProgressBar
 
 __all__ = [
     "MALFORMED_KINDS",

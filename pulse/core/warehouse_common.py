@@ -1,6 +1,6 @@
-"""What both warehouses (pulse.warehouse's DuckDB, pulse.spark_warehouse's Spark) share: the column types they
+"""What both warehouses (pulse.core.warehouse's DuckDB, pulse.core.spark_warehouse's Spark) share: the column types they
 create tables with, the table digest's text, the clean-up helper. Its own module, so that neither warehouse
-module imports the other at load time (pulse.warehouse opens a Spark warehouse lazily, when asked to)."""
+module imports the other at load time (pulse.core.warehouse opens a Spark warehouse lazily, when asked to)."""
 
 from __future__ import annotations
 

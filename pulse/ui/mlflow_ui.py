@@ -31,10 +31,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
+from pulse.core.mlflow_tags import TABLE_METRICS_TAG
+
 __all__ = [
     "APP_NAME",
     "MODEL_TRAINING_WORKFLOW",
-    "TABLE_METRICS_TAG",
     "PulseMlflowApp",
     "app",
     "defaults_script",
@@ -43,8 +44,6 @@ __all__ = [
 ]
 
 APP_NAME = "pulse"  # the entry point's name in the group "mlflow.app"
-# An experiment tag pulse's tracking code sets: the metrics its runs table shows by default, comma-separated.
-TABLE_METRICS_TAG = "pulse.runs_table_metrics"
 MODEL_TRAINING_WORKFLOW = "machine_learning"
 
 # MLflow 3.17's UI: useLocalStorage({key, version}) stores under `${key}_v${version}`, JSON-encoded; the
@@ -78,7 +77,7 @@ def defaults_script(table_metrics: Mapping[str, Sequence[str]]) -> bytes:
     # "</" cannot end the script early: JSON escapes of "<" keep tag-like text out of the page
     payload = json.dumps(defaults, separators=(",", ":")).replace("<", "\\u003c")
     return (
-        "<script>/* pulse: defaults for a browser that has not chosen (pulse/mlflow_ui.py) */"
+        "<script>/* pulse: defaults for a browser that has not chosen (pulse/ui/mlflow_ui.py) */"
         f"try{{var d={payload};for(var k in d)if(localStorage.getItem(k)===null)localStorage.setItem(k,d[k])}}"
         "catch(e){}</script>"
     ).encode()

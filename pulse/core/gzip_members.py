@@ -2,7 +2,7 @@
 ``gzip.open`` and DuckDB see one stream), so a writer can append to a file, or compress its blocks in threads,
 without holding the whole file. Same bytes in, same bytes out: zlib's gzip header has mtime 0 and no name.
 
-Used by the demo generator (pulse/demo.py) and the importers (pulse/importers/common.py) for the landing
+Used by the demo generator (pulse/demo/generator.py) and the importers (pulse/importers/common.py) for the landing
 zone's ``.jsonl.gz`` day files.
 """
 

@@ -1,4 +1,4 @@
-"""The Spark side of pulse.warehouse (what both share is in pulse.warehouse_common): the tables dbt's Spark
+"""The Spark side of pulse.core.warehouse (what both share is in pulse.core.warehouse_common): the tables dbt's Spark
 target built, read and written through a Spark session (docs/spark.md).
 
 Locally (``PULSE_ENGINE=spark``) the session is the same one dbt-spark's session method opens: Spark in this
@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 
-from pulse.warehouse_common import DIGEST_MODULUS, BatchFunction, column_ddl, digest_text, quietly
+from pulse.core.warehouse_common import DIGEST_MODULUS, BatchFunction, column_ddl, digest_text, quietly
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from pulse.settings import PulsePaths
+    from pulse.core.settings import PulsePaths
 
 SCHEMA = "pulse"  # profiles.yml's spark output: the schema dbt builds in
 _ARROW_TYPES = {
@@ -43,7 +43,7 @@ _ARROW_TYPES = {
 _PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 
-PROFILES = Path(__file__).resolve().parents[1] / "dbt_project" / "profiles.yml"
+PROFILES = Path(__file__).resolve().parents[2] / "dbt_project" / "profiles.yml"
 # dbt-spark's session method passes every server-side parameter on; Spark reads the metastore URL from its
 # spark.hadoop.* form and ignores (with a warning) this one
 _NOT_SPARK = frozenset({"javax.jdo.option.ConnectionURL"})
@@ -56,7 +56,7 @@ def spark_conf(paths: PulsePaths, environ: Mapping[str, str] | None = None) -> d
     import jinja2
     import yaml
 
-    from pulse.settings import home_settings, process_environ
+    from pulse.core.settings import home_settings, process_environ
 
     base = process_environ() if environ is None else dict(environ)
     # the settings door's values, as dbt gets them (pulse-dbt's --env), with this home's defaults
@@ -169,7 +169,7 @@ class SparkWarehouse:
         return f"pmod(hash({expr}), {buckets})"
 
     def table_digest(self, table: str) -> str:
-        """A fingerprint of ``table``'s rows in any order, computed by Spark (pulse.warehouse.DIGEST_MODULUS):
+        """A fingerprint of ``table``'s rows in any order, computed by Spark (pulse.core.warehouse.DIGEST_MODULUS):
         comparable only with digests Spark computed. ``xxhash64`` skips nulls, so each column's ``is null``
         is hashed beside it (a null moving to another column changes the hash)."""
         from pyspark.sql.types import DecimalType, DoubleType, FloatType
@@ -190,7 +190,7 @@ class SparkWarehouse:
 def env_log_level() -> str:
     """Spark's own log level in pulse's processes: the setting ``spark_log_level`` (``PULSE_SPARK_LOG_LEVEL``),
     default ERROR (Spark's WARN lines about its local metastore would drown the run's log)."""
-    from pulse.settings import group_settings
+    from pulse.core.settings import group_settings
 
     return group_settings(["spark_log_level"]).spark_log_level.upper()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from pulse.ingest import RAW_SCHEMA
+from pulse.ingest.raw_events import RAW_SCHEMA
 
 # The raw tables of dbt's sources (dbt_project/models/staging/_sources.yml; a unit test keeps them in step).
 SOURCE_TABLES = ("events", "events_retracted")
@@ -27,7 +27,7 @@ EXPORTED_TABLES = (*SOURCE_TABLES, "ingested_files")
 
 def spark_raw_root(environ: Mapping[str, str] | None = None) -> Path:
     """``$PULSE_SPARK_RAW``, default ``$PULSE_HOME/spark/raw``: where profiles.yml's Spark target looks."""
-    from pulse.settings import home_settings
+    from pulse.core.settings import home_settings
 
     return home_settings(environ).spark_raw
 

@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 import duckdb
 
-from pulse.ingest import QUARANTINE_TABLE
+from pulse.ingest.raw_events import QUARANTINE_TABLE
 
 MAX_REASONS = 12  # reasons listed; the rest are summed on one line
 EXAMPLE_CHARS = 160  # of the raw line shown

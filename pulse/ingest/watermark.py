@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from pulse.ingest import FILES_TABLE, RAW_SCHEMA, create_raw_tables
+from pulse.ingest.raw_events import FILES_TABLE, RAW_SCHEMA, create_raw_tables
 
 MODELLED_TABLE = f"{RAW_SCHEMA}.modelled_files"
 PUBLISHED_TABLE = f"{RAW_SCHEMA}.published_files"

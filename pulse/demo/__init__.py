@@ -1,0 +1,1 @@
+"""`pulse demo`: the deterministic demo-shop event generator (``generator``)."""
