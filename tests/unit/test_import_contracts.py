@@ -1,8 +1,17 @@
-"""Import contracts, checked on the source (AST, nothing is imported):
+"""Import contracts, checked on the source (AST, nothing is imported).
+
+Module level:
 
 1. ``ml`` and ``expectations`` never import ``dagster`` (or ``dagster_*``) or ``orchestration``;
-2. of ``pulse/``, only the CLI entry (``pulse/cli.py``) imports ``orchestration`` or ``dagster``;
+2. of ``pulse/``, only the CLI entry (the package ``pulse.cli``) imports ``orchestration`` or ``dagster``;
 3. no import cycle between modules of ``pulse/``, ``ml/``, ``orchestration/`` and ``expectations/``.
+
+Package level, over units: ``ml``, ``expectations``, ``orchestration`` and each subpackage ``pulse.<stage>``:
+
+4. every import between two units is an edge of :data:`UNIT_GRAPH` (what may import what; docs/architecture.md
+   shows the same graph), and that graph has no cycle, so no two units import each other around a loop;
+5. ``pulse.core`` imports no other unit; ``ml`` and ``expectations`` import only ``pulse.core`` of pulse;
+6. no module sits directly in ``pulse/`` except ``__init__.py``: every module belongs to a stage's subpackage.
 
 Every import counts: at module level, inside a function (a late import to save start-up time is still a
 dependency, it only hides the cycle until the function runs) and under ``if TYPE_CHECKING:`` (a type from
@@ -23,7 +32,37 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("pulse", "ml", "orchestration", "expectations")
 ORCHESTRATOR = ("dagster", "orchestration")  # dagster also stands for dagster_dbt, dagster_webserver, ...
 NO_ORCHESTRATOR = ("ml", "expectations")
-CLI_ENTRY = "pulse.cli"
+CLI_ENTRY = "pulse.cli"  # a package: every module under it
+
+# What may import what, between units (contract 4). A unit missing here, or a unit listed here that does not
+# exist, fails the contract, so this stays the list of units. The same graph is drawn in docs/architecture.md.
+UNIT_GRAPH: dict[str, frozenset[str]] = {
+    "pulse.core": frozenset(),
+    "ml": frozenset({"pulse.core"}),
+    "expectations": frozenset({"pulse.core"}),
+    "pulse.collector": frozenset({"pulse.core"}),
+    "pulse.importers": frozenset({"pulse.core"}),
+    "pulse.demo": frozenset({"pulse.core", "ml"}),
+    "pulse.ingest": frozenset({"pulse.core"}),
+    "pulse.activation": frozenset({"pulse.core"}),
+    "pulse.ui": frozenset({"pulse.core"}),
+    "orchestration": frozenset({"pulse.core", "pulse.ingest", "pulse.activation", "pulse.ui", "ml", "expectations"}),
+    "pulse.cli": frozenset(
+        {
+            "pulse.core",
+            "pulse.collector",
+            "pulse.importers",
+            "pulse.demo",
+            "pulse.ingest",
+            "pulse.activation",
+            "pulse.ui",
+            "ml",
+            "expectations",
+            "orchestration",
+        }
+    ),
+}
+CORE = "pulse.core"
 
 # Cycles still allowed, each as the set of its modules. Drop an entry once the cycle is gone (a stale entry fails).
 ALLOWED_CYCLES: tuple[frozenset[str], ...] = ()
@@ -180,6 +219,67 @@ def cycle_violations(root: Path, allowed: tuple[frozenset[str], ...] = ()) -> li
     return out
 
 
+# ------------------------------------------------------------------------------------------- package level
+
+
+def unit_of(module: str) -> str | None:
+    """The unit a module belongs to: ``pulse.<stage>`` for pulse's subpackages, else its top-level package
+    (``ml``, ``expectations``, ``orchestration``); None for a third-party module and for ``pulse`` itself."""
+    parts = module.split(".")
+    if parts[0] == "pulse":
+        return ".".join(parts[:2]) if len(parts) > 1 else None
+    return parts[0] if parts[0] in PACKAGES else None
+
+
+def units(root: Path) -> set[str]:
+    """The units of the tree under ``root``: the subpackages of pulse/ and the other packages."""
+    found = {u for u in map(unit_of, modules(root)) if u is not None}
+    return {u for u in found if not u.startswith("pulse.") or (root / "pulse" / u.split(".")[1]).is_dir()}
+
+
+def flat_module_violations(root: Path) -> list[str]:
+    """Contract 6: a module directly in pulse/ (other than ``__init__.py``) belongs to no stage."""
+    return [
+        f"{path.relative_to(root)}: a module directly in pulse/; move it into the subpackage of its stage"
+        for path in sorted((root / "pulse").glob("*.py"))
+        if path.name != "__init__.py"
+    ]
+
+
+def graph_cycle_violations(graph: dict[str, frozenset[str]]) -> list[str]:
+    """Contract 4's second half: the allowed graph itself has no cycle (else two units could import each other)."""
+    closed = {unit: set(targets) for unit, targets in graph.items()}
+    for targets in graph.values():
+        for target in targets:
+            closed.setdefault(target, set())
+    return [f"the unit graph allows a cycle: {', '.join(sorted(group))}" for group in _strongly_connected(closed)]
+
+
+def unit_violations(root: Path, graph: dict[str, frozenset[str]]) -> list[str]:
+    """Contract 4 (and 5 and 6 through it): every import between two units is an edge of ``graph``; every unit is
+    in ``graph`` and every unit of ``graph`` exists; the units' actual imports form no cycle."""
+    present = units(root)
+    out = [
+        f"{unit} is a unit (package) missing from the unit graph: add it and what it may import"
+        for unit in sorted(present - set(graph))
+    ]
+    out += [
+        f"{unit} is in the unit graph but no such package exists: remove it" for unit in sorted(set(graph) - present)
+    ]
+    actual: dict[str, set[str]] = {unit: set() for unit in present}
+    for imp in imports(root):
+        importer, target = unit_of(imp.importer), unit_of(imp.target)
+        if importer is None or target is None or importer == target:
+            continue
+        actual.setdefault(importer, set()).add(target)
+        actual.setdefault(target, set())
+        if importer in graph and target not in graph[importer]:
+            may = ", ".join(sorted(graph[importer])) or "no other unit"
+            out.append(f"{imp.where(root)}: {importer} imports {imp.target} ({target}); {importer} may import {may}")
+    out += [f"the units import each other in a cycle: {', '.join(sorted(g))}" for g in _strongly_connected(actual)]
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ the code
 
 
@@ -198,6 +298,35 @@ def test_the_checker_sees_the_imports_it_must() -> None:
     assert ("pulse.cli.commands", "dagster") in found
     assert ("pulse.cli.commands", "orchestration.materialize") in found
     assert {name.split(".")[0] for name in modules(ROOT)} == set(PACKAGES)
+
+
+def test_every_import_between_units_is_allowed_and_the_units_form_no_cycle() -> None:
+    assert unit_violations(ROOT, UNIT_GRAPH) == []
+    assert graph_cycle_violations(UNIT_GRAPH) == []
+
+
+def test_core_imports_no_other_unit_and_ml_and_expectations_only_core() -> None:
+    """Contract 5 is a property of the graph, which the real tree is checked against above."""
+    assert UNIT_GRAPH[CORE] == frozenset()
+    assert UNIT_GRAPH["ml"] == UNIT_GRAPH["expectations"] == frozenset({CORE})
+    assert all(CLI_ENTRY not in targets for targets in UNIT_GRAPH.values())  # nothing imports the CLI
+
+
+def test_no_flat_module_in_pulse() -> None:
+    assert flat_module_violations(ROOT) == []
+
+
+def test_the_unit_checker_sees_the_units_and_imports_it_must() -> None:
+    """The real tree: the units are pulse's subpackages and the three other packages, and the imports between
+    them that the graph must allow are found (the CLI's late import of orchestration, ml's of pulse.core)."""
+    assert units(ROOT) == set(UNIT_GRAPH)
+    found = {(unit_of(imp.importer), unit_of(imp.target)) for imp in imports(ROOT)}
+    assert {
+        ("pulse.cli", "orchestration"),
+        ("ml", CORE),
+        ("orchestration", "pulse.ingest"),
+        ("pulse.demo", "ml"),
+    } <= found
 
 
 # -------------------------------------------------------------------------------- seeded violations
@@ -221,7 +350,7 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
         {
             "ml/model.py": "import numpy\nfrom ml import helpers\n",
             "ml/helpers.py": "import pandas\n",
-            "pulse/cli.py": "def main():\n    import dagster\n    from orchestration.run import go\n",
+            "pulse/cli/commands.py": "def main():\n    import dagster\n    from orchestration.run import go\n",
             "orchestration/run.py": "import dagster\nfrom ml.model import x\n",
         },
     )
@@ -244,10 +373,14 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
             "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from orchestration import resources\n",
             "ml/model.py:3: ml must not import orchestration.resources",
         ),
-        ("pulse/summary.py", "import dagster\n", "pulse/summary.py:1: pulse.summary imports dagster; in pulse/ only"),
+        (
+            "pulse/activation/summary.py",
+            "import dagster\n",
+            "pulse/activation/summary.py:1: pulse.activation.summary imports dagster; in pulse/ only",
+        ),
         (
             "pulse/collector/app.py",
-            "from ..cli import main\nfrom orchestration import x\n",
+            "from ..cli.commands import main\nfrom orchestration import x\n",
             "pulse/collector/app.py:2: pulse.collector.app imports orchestration;",
         ),
     ],
@@ -291,25 +424,126 @@ def test_a_cycle_through_a_late_import_and_three_modules_fails(tmp_path: Path) -
 
 
 def test_an_allowed_cycle_passes_only_while_it_exists_and_only_alone(tmp_path: Path) -> None:
-    allowed = (frozenset({"pulse.warehouse", "pulse.spark_warehouse"}),)
-    files = {"pulse/warehouse.py": "def f():\n    from pulse.spark_warehouse import g\n"}
-    root = _tree(tmp_path / "a", {**files, "pulse/spark_warehouse.py": "from pulse.warehouse import x\n"})
+    allowed = (frozenset({"pulse.core.warehouse", "pulse.core.spark_warehouse"}),)
+    files = {"pulse/core/warehouse.py": "def f():\n    from pulse.core.spark_warehouse import g\n"}
+    root = _tree(tmp_path / "a", {**files, "pulse/core/spark_warehouse.py": "from pulse.core.warehouse import x\n"})
     assert cycle_violations(root, allowed) == []
     # a third module joining the loop makes it another cycle
     root = _tree(
         tmp_path / "b",
         {
             **files,
-            "pulse/spark_warehouse.py": "from pulse.warehouse import x\nfrom pulse.settings import s\n",
-            "pulse/settings.py": "from pulse.warehouse import x\n",
+            "pulse/core/spark_warehouse.py": "from pulse.core.warehouse import x\nfrom pulse.core.settings import s\n",
+            "pulse/core/settings.py": "from pulse.core.warehouse import x\n",
         },
     )
     assert [v.split(":")[0] for v in cycle_violations(root, allowed)] == [
-        "import cycle between pulse.settings, pulse.spark_warehouse, pulse.warehouse",
-        "the allowed cycle pulse.spark_warehouse, pulse.warehouse is gone",
+        "import cycle between pulse.core.settings, pulse.core.spark_warehouse, pulse.core.warehouse",
+        "the allowed cycle pulse.core.spark_warehouse, pulse.core.warehouse is gone",
     ]
     # the cycle removed: the allowance must go too
-    root = _tree(tmp_path / "c", {**files, "pulse/spark_warehouse.py": "import pandas\n"})
+    root = _tree(tmp_path / "c", {**files, "pulse/core/spark_warehouse.py": "import pandas\n"})
     assert cycle_violations(root, allowed) == [
-        "the allowed cycle pulse.spark_warehouse, pulse.warehouse is gone: remove it from ALLOWED_CYCLES"
+        "the allowed cycle pulse.core.spark_warehouse, pulse.core.warehouse is gone: remove it from ALLOWED_CYCLES"
+    ]
+
+
+# ------------------------------------------------------------------------ seeded violations, package level
+
+SMALL_GRAPH: dict[str, frozenset[str]] = {
+    "pulse.core": frozenset(),
+    "pulse.ingest": frozenset({"pulse.core"}),
+    "pulse.ui": frozenset({"pulse.core"}),
+    "pulse.cli": frozenset({"pulse.core", "pulse.ingest", "pulse.ui", "orchestration"}),
+    "ml": frozenset({"pulse.core"}),
+    "expectations": frozenset({"pulse.core"}),
+    "orchestration": frozenset({"pulse.core", "pulse.ingest", "pulse.ui", "ml", "expectations"}),
+}
+CLEAN_UNITS = {
+    "pulse/core/settings.py": "import pandas\n",
+    "pulse/core/warehouse.py": "from pulse.core.settings import s\n",
+    "pulse/ingest/raw_events.py": "from pulse.core import warehouse\n",
+    "pulse/ui/docs.py": "def serve():\n    from pulse.core.settings import s\n",
+    "pulse/cli/commands.py": "from pulse.ingest.raw_events import x\ndef main():\n    from orchestration import run\n",
+    "ml/model.py": "from pulse.core.warehouse import Warehouse\n",
+    "expectations/runner.py": "from pulse.core.settings import s\n",
+    "orchestration/run.py": "from pulse.ui.docs import serve\nfrom ml.model import m\nfrom expectations import x\n",
+}
+
+
+def test_a_clean_tree_of_units_passes(tmp_path: Path) -> None:
+    root = _tree(tmp_path, CLEAN_UNITS)
+    assert units(root) == set(SMALL_GRAPH)
+    assert unit_violations(root, SMALL_GRAPH) == []
+    assert flat_module_violations(root) == []
+    assert graph_cycle_violations(SMALL_GRAPH) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (  # contract 5: the core imports no other unit
+            "pulse/core/warehouse.py",
+            "from pulse.ingest.raw_events import x\n",
+            "pulse/core/warehouse.py:1: pulse.core imports pulse.ingest.raw_events (pulse.ingest); pulse.core may "
+            "import no other unit",
+        ),
+        (  # contract 5: ml imports only the core of pulse, a late import too
+            "ml/model.py",
+            "def f():\n    from pulse.ui import docs\n",
+            "ml/model.py:2: ml imports pulse.ui.docs (pulse.ui); ml may import pulse.core",
+        ),
+        (  # contract 5: expectations imports only the core of pulse, a type too
+            "expectations/runner.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pulse.cli.commands import main\n",
+            "expectations/runner.py:3: expectations imports pulse.cli.commands (pulse.cli); expectations may import "
+            "pulse.core",
+        ),
+        (  # contract 4: nothing imports the CLI (the relative import counts)
+            "pulse/ui/docs.py",
+            "from ..cli import commands\n",
+            "pulse/ui/docs.py:1: pulse.ui imports pulse.cli.commands (pulse.cli); pulse.ui may import pulse.core",
+        ),
+    ],
+)
+def test_an_import_the_unit_graph_does_not_allow_fails(tmp_path: Path, name: str, text: str, expected: str) -> None:
+    root = _tree(tmp_path, {**CLEAN_UNITS, name: text})
+    found = unit_violations(root, SMALL_GRAPH)
+    assert found[0] == expected, found
+    # a forbidden edge that also closes a loop is reported as the cycle too; nothing else is
+    assert all(v.startswith("the units import each other in a cycle") for v in found[1:]), found
+
+
+def test_units_importing_each_other_fail_even_when_each_edge_is_allowed(tmp_path: Path) -> None:
+    loose = {
+        **SMALL_GRAPH,
+        "pulse.ingest": frozenset({"pulse.core", "pulse.ui"}),
+        "pulse.ui": frozenset({"pulse.ingest"}),
+    }
+    assert graph_cycle_violations(loose) == ["the unit graph allows a cycle: pulse.ingest, pulse.ui"]
+    root = _tree(
+        tmp_path,
+        {
+            **CLEAN_UNITS,
+            "pulse/ingest/raw_events.py": "def f():\n    from pulse.ui.docs import serve\n",
+            "pulse/ui/docs.py": "from pulse.ingest import raw_events\n",
+        },
+    )
+    assert unit_violations(root, loose) == ["the units import each other in a cycle: pulse.ingest, pulse.ui"]
+    # the modules form a cycle too: the module-level check finds it as well
+    assert cycle_violations(root)[0].startswith("import cycle between pulse.ingest.raw_events, pulse.ui.docs")
+
+
+def test_a_unit_missing_from_the_graph_or_a_graph_entry_without_a_package_fails(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {**CLEAN_UNITS, "pulse/reports/weekly.py": "from pulse.core.settings import s\n"})
+    assert unit_violations(root, {**SMALL_GRAPH, "pulse.activation": frozenset({"pulse.core"})}) == [
+        "pulse.reports is a unit (package) missing from the unit graph: add it and what it may import",
+        "pulse.activation is in the unit graph but no such package exists: remove it",
+    ]
+
+
+def test_a_module_directly_in_pulse_fails(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {**CLEAN_UNITS, "pulse/helpers.py": "import os\n"})
+    assert flat_module_violations(root) == [
+        "pulse/helpers.py: a module directly in pulse/; move it into the subpackage of its stage"
     ]
