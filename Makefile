@@ -57,7 +57,7 @@ $(BROWSER)/node_modules/.installed: $(BROWSER)/package.json $(BROWSER)/package-l
 TEST_WORKERS ?= 2
 
 test: lint browser-deps
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=40
 
 ui: install
 	$(BIN)/pulse ui

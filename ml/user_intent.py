@@ -1,5 +1,5 @@
 """Purchase intent against the warehouse: train and register from `purchase_intent_training_set`, then score
-the latest feature snapshot into `user_intent_scores`.
+the latest feature snapshot into `purchase_intent_scores` (the dbt model user_intent_scores ranks them).
 
 Plain functions over a warehouse (pulse.core.warehouse: DuckDB, or Spark with PULSE_ENGINE=spark; a DuckDB
 connection is accepted as it is), callable without Dagster (orchestration/ml/intent.py wraps them).
@@ -9,7 +9,7 @@ inputs (the digest of the training set computed by the engine, the config, the p
 library versions; ml.decisions) equal those of the latest registered version, ``refused`` when the
 sufficiency gate says the data cannot support an honest evaluation, else it hands over the training frame;
 :func:`train_planned_intent` then trains and registers as before. Scoring uses whichever version is champion,
-so a refusal keeps the champion's scores (`user_intent_scores.model_version`, ``model_trained_at``).
+so a refusal keeps the champion's scores (`purchase_intent_scores.model_version`, ``model_trained_at``).
 """
 
 from __future__ import annotations
@@ -45,17 +45,15 @@ from pulse.core.warehouse import Warehouse, as_warehouse, literal, scratch_table
 INTENT_MODEL = "purchase_intent_model"  # the Dagster asset; its decisions in model_decisions go by this name
 TRAINING_SET = "purchase_intent_training_set"
 INTENT_FIT_PACKAGES = ("xgboost", "scikit-learn", "numpy")  # their versions are part of the inputs' fingerprint
-USER_INTENT_SCORES_TABLE = "user_intent_scores"
-INTENT_PROBABILITIES = "pulse_intent_probabilities"  # the batches' output, before the ranking
+# What this step writes: only what Python computes. The dbt model user_intent_scores ranks the scored users
+# (percentile, decile: models/profiles/user_intent_scores.sql; dbt sources `ml`, models/profiles/_ml_sources.yml).
+PURCHASE_INTENT_SCORES_TABLE = "purchase_intent_scores"
+INTENT_PROBABILITIES = "pulse_intent_probabilities"  # the batches' output
 PROBABILITY_COLUMNS = (("user_key", "string"), ("probability", "double"), ("as_of_date", "date"))
-SCORE_COLUMNS = (
-    ("user_key", "string"),
-    ("probability", "double"),
-    ("percentile", "double"),
-    ("decile", "int"),
+PURCHASE_INTENT_SCORES_COLUMNS = (
+    *PROBABILITY_COLUMNS,
     ("model_version", "string"),
     ("model_trained_at", "timestamp"),  # when the scoring version was registered (UTC)
-    ("as_of_date", "date"),
     ("scored_at", "timestamp"),
 )
 ACTIVE_WITHIN_DAYS = 30  # scored users: a session in the 30 days before the snapshot (sessions_30d >= 1)
@@ -84,7 +82,6 @@ class WrittenScores:
     as_of_date: str
     scored_at: str
     mean_probability: float
-    top_decile_min_probability: float
 
 
 # Training reads at most about this many rows (user snapshots) into memory: ~22 features x 8 bytes, about
@@ -249,7 +246,7 @@ def train_planned_intent(
 SCORING_BATCH_ROWS = 100_000
 
 
-def write_user_intent_scores(
+def write_purchase_intent_scores(
     warehouse: Warehouse | duckdb.DuckDBPyConnection,
     mlflow_store: Path | str,
     *,
@@ -257,7 +254,7 @@ def write_user_intent_scores(
     batch_rows: int = SCORING_BATCH_ROWS,
 ) -> WrittenScores:
     """Score every active user of the latest snapshot (`user_features`) with the registry's champion and replace
-    `user_intent_scores`, ``batch_rows`` users at a time (bounded memory; on Spark the executors score)."""
+    `purchase_intent_scores`, ``batch_rows`` users at a time (bounded memory; on Spark the executors score)."""
     champion = load_intent_champion(tracking_uri(mlflow_store))
     return score_users(warehouse, champion, now=now, batch_rows=batch_rows)
 
@@ -269,14 +266,14 @@ def score_users(
     now: datetime | None = None,
     batch_rows: int = SCORING_BATCH_ROWS,
 ) -> WrittenScores:
-    """:func:`write_user_intent_scores` with a given model (None: no champion, nobody is scored)."""
+    """:func:`write_purchase_intent_scores` with a given model (None: no champion, nobody is scored)."""
     warehouse = as_warehouse(warehouse)
     scored_at = (now or datetime.now(UTC)).replace(microsecond=0)
     if champion is None:
         # Before the first promoted model (a new installation, or too little data so far) nobody is scored:
         # the table is emptied, and the caller reports it (rows 0, model_version None).
-        warehouse.create_empty_table(USER_INTENT_SCORES_TABLE, SCORE_COLUMNS)
-        return WrittenScores(0, None, "", "", scored_at.isoformat(), float("nan"), float("nan"))
+        warehouse.create_empty_table(PURCHASE_INTENT_SCORES_TABLE, PURCHASE_INTENT_SCORES_COLUMNS)
+        return WrittenScores(0, None, "", "", scored_at.isoformat(), float("nan"))
 
     def score(users: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(
@@ -288,33 +285,22 @@ def score_users(
         )
 
     # Scored in batches of `batch_rows` users: memory holds one batch of features, whatever the table's size.
-    # The probabilities go to a table in the warehouse, whose engine then ranks them (percentile and decile
-    # need every user's probability, not every user's features).
+    # The ranking among the scored users (percentile, decile) is the dbt model user_intent_scores.
     active = "select * from user_features where sessions_30d >= 1"
     with scratch_table(warehouse, INTENT_PROBABILITIES) as probabilities:
         scored = warehouse.map_batches(active, score, PROBABILITY_COLUMNS, probabilities, batch_rows)
         if scored == 0:
             raise RuntimeError(f"no active user (a session in the last {ACTIVE_WITHIN_DAYS} days) in user_features")
-        # percentile: the share of scored users with a lower or equal probability (cume_dist), 0-100; decile 1
-        # is the top 10 %, 10 the bottom.
         warehouse.replace_table(
-            USER_INTENT_SCORES_TABLE,
-            f"""with ranked as (
-                select user_key, probability, as_of_date,
-                    cume_dist() over (order by probability) * 100 as percentile
-                from {probabilities}
-            )
-            select user_key, probability, round(percentile, 2) as percentile,
-                cast(least(10, floor((100 - percentile) / 10) + 1) as int) as decile,
+            PURCHASE_INTENT_SCORES_TABLE,
+            f"""select user_key, probability, as_of_date,
                 {literal(str(champion.version))} as model_version,
-                cast({literal(champion.trained_at)} as timestamp) as model_trained_at, as_of_date,
+                cast({literal(champion.trained_at)} as timestamp) as model_trained_at,
                 {literal(scored_at.replace(tzinfo=None))} as scored_at
-            from ranked
-            order by user_key""",
+            from {probabilities}""",
         )
-    [(rows, as_of, mean, top_min)] = warehouse.rows(
-        f"""select count(*), min(as_of_date), avg(probability), min(case when decile = 1 then probability end)
-        from {USER_INTENT_SCORES_TABLE}"""
+    [(rows, as_of, mean)] = warehouse.rows(
+        f"select count(*), min(as_of_date), avg(probability) from {PURCHASE_INTENT_SCORES_TABLE}"
     )
     return WrittenScores(
         rows=int(rows),
@@ -323,5 +309,4 @@ def score_users(
         as_of_date=str(as_of),
         scored_at=scored_at.isoformat(),
         mean_probability=float(mean),
-        top_decile_min_probability=float(top_min) if top_min is not None else float("nan"),
     )

@@ -1,14 +1,15 @@
-"""Segmentation against the warehouse: fit and register from `user_features`, then publish `user_segments`.
+"""Segmentation against the warehouse: fit and register from `user_features`, then write the champion's
+`segment_assignments` and `segment_names` (the dbt model user_segments joins them with the user types).
 
 Plain functions over a warehouse (pulse.core.warehouse: DuckDB, or Spark with PULSE_ENGINE=spark; a DuckDB
 connection is accepted as it is), callable without Dagster (the assets in orchestration/ml are thin
-wrappers). The stability figure `ari_vs_previous` compares the new fit with the published
-`user_segments` of the previous run, on the users present in both.
+wrappers). The stability figure `ari_vs_previous` compares the new fit with the `segment_assignments` of the
+previous run, on the users present in both.
 
 :func:`update_segment_model` is what the pipeline runs: it fits and registers only when the inputs changed
 since the latest registered version (ml.decisions: the digest of `user_features` plus the parameters), and
 refuses, fitting nothing, when the data cannot support a segmentation (ml.segmentation.SegmentationRefused).
-`user_segments` then assigns with whichever version is champion; with none, it is empty.
+`segment_assignments` then assigns with whichever version is champion; with none, it is empty.
 
 Refits run on a cadence, not on every run (``refit``): the daily and landing-sensor runs keep the champion and
 only assign with it (a first fit when there is none yet), and so does ``pulse materialize``; the job
@@ -43,26 +44,26 @@ from pulse.core.warehouse import Warehouse, as_warehouse, literal, scratch_table
 
 SEGMENT_MODEL = "segment_model"  # the Dagster asset; its decisions in model_decisions go by this name
 FEATURES_TABLE = "user_features"
-USER_SEGMENTS_TABLE = "user_segments"
-ASSIGNED_SEGMENTS = "pulse_assigned_segments"  # the batches' output, before the join with user_types
+# What this step writes: only what Python computes. The dbt model user_segments joins them with the names and
+# the rule-based user types (models/profiles/user_segments.sql; dbt sources `ml`, models/profiles/_ml_sources.yml).
+SEGMENT_ASSIGNMENTS_TABLE = "segment_assignments"  # one row per user: the champion's segment and distance
+SEGMENT_NAMES_TABLE = "segment_names"  # one row per segment of the champion: its name (ml/naming.py)
+ASSIGNED_SEGMENTS = "pulse_assigned_segments"  # the batches' output
 ASSIGNED_COLUMNS = (
     ("user_key", "string"),
     ("segment_id", "bigint"),
-    ("segment_name", "string"),
     ("distance_to_centroid", "double"),
     ("as_of_date", "date"),
     ("model_version", "string"),
 )
-USER_SEGMENTS_COLUMNS = (
-    ("user_key", "string"),
+SEGMENT_ASSIGNMENTS_COLUMNS = (
+    *ASSIGNED_COLUMNS,
+    ("model_trained_at", "timestamp"),  # when the assigning version was registered (UTC)
+)
+SEGMENT_NAMES_COLUMNS = (
+    ("model_version", "string"),
     ("segment_id", "bigint"),
     ("segment_name", "string"),
-    ("distance_to_centroid", "double"),
-    ("user_type", "string"),
-    ("user_type_rule", "string"),
-    ("as_of_date", "date"),
-    ("model_version", "string"),
-    ("model_trained_at", "timestamp"),
 )
 SEGMENT_FIT_PACKAGES = ("scikit-learn", "numpy")  # their versions are part of the inputs' fingerprint
 DEFAULT_PROMOTION_TOLERANCE = 0.02  # the setting segment_promotion_tolerance's default (pulse/core/settings.py)
@@ -147,11 +148,10 @@ class WrittenSegments:
     rows: int
     model_version: str | None  # None: no champion, nobody assigned (the tables are empty)
     as_of_date: str
-    sizes: list[tuple[int, str, int]]
-    user_types: dict[str, int]
+    sizes: list[tuple[int, str, int]]  # (segment_id, name, users), largest first
 
 
-# Users assigned to segments per batch when user_segments is written (memory holds one batch).
+# Users assigned to segments per batch when segment_assignments is written (memory holds one batch).
 ASSIGNMENT_BATCH_ROWS = 100_000
 
 
@@ -172,9 +172,10 @@ def read_features(warehouse: Warehouse | duckdb.DuckDBPyConnection, max_users: i
 
 
 def _previous_assignment(warehouse: Warehouse) -> pd.DataFrame | None:
-    if not warehouse.table_exists("user_segments"):
+    """The assignments of the previous run (`segment_assignments`), None before the first."""
+    if not warehouse.table_exists(SEGMENT_ASSIGNMENTS_TABLE):
         return None
-    return warehouse.frame(f"select user_key, segment_id from {USER_SEGMENTS_TABLE}")
+    return warehouse.frame(f"select user_key, segment_id from {SEGMENT_ASSIGNMENTS_TABLE}")
 
 
 def _sizes(assignments: pd.DataFrame) -> list[tuple[int, str, int]]:
@@ -338,38 +339,50 @@ def require_champion_can_assign(warehouse: Warehouse, model: SegmentModel | None
         )
 
 
-def write_user_segments(
+def write_segment_assignments(
     warehouse: Warehouse | duckdb.DuckDBPyConnection,
     mlflow_store: Path | str,
     batch_rows: int = ASSIGNMENT_BATCH_ROWS,
 ) -> WrittenSegments:
     """Assign every user of `user_features` with the champion, ``batch_rows`` users at a time (memory holds one
-    batch, whatever the table's size; on Spark the executors assign), and replace `user_segments`. Without a
-    champion (segmentation refused so far) `user_segments` is emptied and ``model_version`` is None: the
-    profiles say why (the dbt models model_status and user_profiles). Per-segment profiles are the dbt model
-    segment_profiles."""
+    batch, whatever the table's size; on Spark the executors assign), and replace `segment_assignments` and
+    `segment_names`. Without a champion (segmentation refused so far) both are emptied and ``model_version`` is
+    None: the profiles say why (the dbt models model_status and user_profiles). The join with the names and the
+    user types is the dbt model user_segments; per-segment profiles are the dbt model segment_profiles."""
     from ml import tracking
 
     uri = tracking.tracking_uri(mlflow_store)
     model = tracking.load_champion(uri)
     if model is None:
         warehouse = as_warehouse(warehouse)
-        warehouse.create_empty_table(USER_SEGMENTS_TABLE, USER_SEGMENTS_COLUMNS)
-        return WrittenSegments(rows=0, model_version=None, as_of_date="", sizes=[], user_types={})
+        warehouse.create_empty_table(SEGMENT_ASSIGNMENTS_TABLE, SEGMENT_ASSIGNMENTS_COLUMNS)
+        warehouse.create_empty_table(SEGMENT_NAMES_TABLE, SEGMENT_NAMES_COLUMNS)
+        return WrittenSegments(rows=0, model_version=None, as_of_date="", sizes=[])
     version = str(tracking.champion_version(uri))
     info = tracking.champion_info(uri)
     trained_at = info.created_at if info is not None and info.version == version else None
-    return assign_user_segments(warehouse, model, version, batch_rows, trained_at=trained_at)
+    return assign_segments(warehouse, model, version, batch_rows, trained_at=trained_at)
 
 
-def assign_user_segments(
+def write_segment_names(warehouse: Warehouse, model: SegmentModel, version: str) -> None:
+    """Replace `segment_names` with the names ``model`` gives its segments (ml/naming.py, from the centroids):
+    one row per segment of version ``version``."""
+    warehouse.create_empty_table(SEGMENT_NAMES_TABLE, SEGMENT_NAMES_COLUMNS)
+    rows = ", ".join(
+        f"({literal(version)}, {int(segment_id)}, {literal(name)})"
+        for segment_id, name in sorted(model.name_by_id().items())
+    )
+    warehouse.execute(f"insert into {SEGMENT_NAMES_TABLE} values {rows}")
+
+
+def assign_segments(
     warehouse: Warehouse | duckdb.DuckDBPyConnection,
     model: SegmentModel,
     version: str,
     batch_rows: int = ASSIGNMENT_BATCH_ROWS,
     trained_at: datetime | None = None,
 ) -> WrittenSegments:
-    """:func:`write_user_segments` with a given model, its version and when it was registered (UTC)."""
+    """:func:`write_segment_assignments` with a given model, its version and when it was registered (UTC)."""
     warehouse = as_warehouse(warehouse)
     names = model.name_by_id()
 
@@ -379,7 +392,6 @@ def assign_user_segments(
             {
                 "user_key": features["user_key"].to_numpy(),
                 "segment_id": segment_id.astype("int64"),
-                "segment_name": [names[int(i)] for i in segment_id],
                 "distance_to_centroid": distance.astype("float64"),
                 "as_of_date": pd.to_datetime(features["as_of_date"]).dt.date.to_numpy(),
                 "model_version": version,
@@ -391,26 +403,22 @@ def assign_user_segments(
         if rows == 0:
             raise ValueError("user_features is empty: no user had activity before the snapshot date")
         warehouse.replace_table(
-            USER_SEGMENTS_TABLE,
-            f"""select s.user_key, s.segment_id, s.segment_name, s.distance_to_centroid,
-                t.user_type, t.user_type_rule, s.as_of_date, s.model_version,
+            SEGMENT_ASSIGNMENTS_TABLE,
+            f"""select user_key, segment_id, distance_to_centroid, as_of_date, model_version,
                 cast({literal(trained_at)} as timestamp) as model_trained_at
-            from {assigned} as s
-            left join user_types as t on s.user_key = t.user_key
-            order by s.user_key""",
+            from {assigned}""",
         )
-    types = dict(warehouse.rows(f"select coalesce(user_type, 'none'), count(*) from {USER_SEGMENTS_TABLE} group by 1"))
+    write_segment_names(warehouse, model, version)
     sizes = warehouse.rows(
-        f"""select segment_id, segment_name, count(*) as users from {USER_SEGMENTS_TABLE}
-        group by segment_id, segment_name order by users desc, segment_id"""
+        f"""select segment_id, count(*) as users from {SEGMENT_ASSIGNMENTS_TABLE}
+        group by segment_id order by users desc, segment_id"""
     )
-    [[as_of]] = warehouse.rows(f"select min(as_of_date) from {USER_SEGMENTS_TABLE}")
+    [[as_of]] = warehouse.rows(f"select min(as_of_date) from {SEGMENT_ASSIGNMENTS_TABLE}")
     return WrittenSegments(
         rows=rows,
         model_version=version,
         as_of_date=str(as_of),
-        sizes=[(int(i), str(name), int(n)) for i, name, n in sizes],
-        user_types={str(k): int(v) for k, v in types.items()},
+        sizes=[(int(i), names[int(i)], int(n)) for i, n in sizes],
     )
 
 

@@ -21,8 +21,8 @@ from orchestration.automation.schedules import (
 )
 from orchestration.automation.sensors import landing_files_sensor
 from orchestration.ingest.assets import build_raw_events, raw_events_reconcile
-from orchestration.ml.assets import segment_model, user_segments
-from orchestration.ml.intent import purchase_intent_model, user_intent_scores
+from orchestration.ml.assets import segment_assignments, segment_model
+from orchestration.ml.intent import purchase_intent_model, purchase_intent_scores
 from orchestration.partitions import landing_partitions_from_env
 from orchestration.quality.checks import quality_checks
 from orchestration.resources import PulseSettings, PulseStorage, dbt_resource
@@ -41,9 +41,9 @@ def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definition
             raw_events,
             pulse_dbt_models,
             segment_model,
-            user_segments,
+            segment_assignments,
             purchase_intent_model,
-            user_intent_scores,
+            purchase_intent_scores,
             pulse_activation_models,
             audience_exports,
         ],

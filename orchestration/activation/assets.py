@@ -1,12 +1,15 @@
 """Activation as Dagster assets: the dbt models after the ML steps, and publishing.
 
-pulse_activation_models   the dbt models tagged `after_ml` (models/profiles, models/audiences): model_status,
+pulse_activation_models   the dbt models tagged `after_ml` (models/profiles, models/audiences): user_segments
+                          (the champion's assignments joined with the segment names and user types),
+                          user_intent_scores (the scores ranked: percentile, decile), model_status,
                           user_profiles (segment and user type, intent, engagement, active triggers, top
                           categories, the next action and why, consent, model versions and status),
                           consented_profiles, audience_definitions and the four audiences. They read the tables
-                          the Python model steps write (user_segments, user_intent_scores, model_decisions: dbt
-                          sources mapped to those assets), so they are built by a second dbt definition, after
-                          them, with the same `dbt build` call as the first (orchestration/transform/assets.py).
+                          the Python model steps write (segment_assignments, segment_names,
+                          purchase_intent_scores, model_decisions: dbt sources mapped to those assets), so they
+                          are built by a second dbt definition, after them, with the same `dbt build` call as
+                          the first (orchestration/transform/assets.py).
 audience_exports          the finished tables copied into an immutable snapshot under PULSE_EXPORTS (Parquet +
                           CSV + manifest), atomically; the read API serves it
 """
@@ -16,6 +19,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from ml.user_segments import segment_sizes_markdown
 from orchestration.resources import PulseSettings, PulseStorage
 from orchestration.transform.assets import AFTER_ML, DbtBuildConfig, PulseDbtTranslator, build_dbt_models
 from orchestration.transform.project import pulse_dbt_project
@@ -25,6 +29,8 @@ from pulse.ingest.watermark import record_published
 
 USER_PROFILES = dg.AssetKey("user_profiles")
 MODEL_STATUS = dg.AssetKey("model_status")
+USER_SEGMENTS = dg.AssetKey("user_segments")
+USER_INTENT_SCORES = dg.AssetKey("user_intent_scores")
 
 
 @dbt_assets(
@@ -48,9 +54,24 @@ def pulse_activation_models(
 def profile_figures(
     warehouse: Warehouse, built: set[dg.AssetKey], log: dg.DagsterLogManager
 ) -> dict[dg.AssetKey, dict[str, Any]]:
-    """What the UI shows on user_profiles (the users per next action, consented users) and on model_status
-    (each model's status and reason): cheap queries on the tables dbt just built."""
+    """What the UI shows on user_segments (the users per segment and per user type), user_intent_scores (the
+    lowest probability of decile 1), user_profiles (the users per next action, consented users) and on
+    model_status (each model's status and reason): cheap queries on the tables dbt just built."""
     metadata: dict[dg.AssetKey, dict[str, Any]] = {}
+    if USER_SEGMENTS in built:
+        sizes = warehouse.rows(
+            """select segment_id, segment_name, count(*) as users from user_segments
+            group by segment_id, segment_name order by users desc, segment_id"""
+        )
+        types = warehouse.rows("select coalesce(user_type, 'none'), count(*) from user_segments group by 1")
+        metadata[USER_SEGMENTS] = {
+            "segments": dg.MetadataValue.md(segment_sizes_markdown([(int(i), str(n), int(u)) for i, n, u in sizes])),
+            "user_types": dg.MetadataValue.json({str(t): int(n) for t, n in types}),
+        }
+    if USER_INTENT_SCORES in built:
+        [(top_min,)] = warehouse.rows("select min(case when decile = 1 then probability end) from user_intent_scores")
+        if top_min is not None:
+            metadata[USER_INTENT_SCORES] = {"top_decile_min_probability": dg.MetadataValue.float(float(top_min))}
     if USER_PROFILES in built:
         actions = warehouse.rows("select next_action, count(*) from user_profiles group by next_action order by 2 desc")
         [(consented,)] = warehouse.rows("select count_if(consent_personalization) from user_profiles")

@@ -8,13 +8,14 @@ from orchestration.partitions import loaded_partitions_start
 from orchestration.resources import PulseStorage
 from pulse.ingest.raw_events import files_for_day
 
-INTENT_ASSETS = ("purchase_intent_model", "user_intent_scores")
-SEGMENT_ASSETS = ("segment_model", "user_segments")
+# The Python steps' assets and the dbt models that join and rank what they write (models/profiles)
+INTENT_ASSETS = ("purchase_intent_model", "purchase_intent_scores", "user_intent_scores")
+SEGMENT_ASSETS = ("segment_model", "segment_assignments", "segment_names", "user_segments", "segment_profiles")
 # The run config that makes segment_model refit (orchestration/ml/assets.py SegmentModelConfig); without it the
 # step keeps the champion (a first fit only when there is none).
 REFIT_SEGMENTS = {"ops": {"segment_model": {"config": {"refit": True}}}}
 
-# The daily job: yesterday's landing files, every dbt model and test, the quality checks, user_segments assigned
+# The daily job: yesterday's landing files, every dbt model and test, the quality checks, segments assigned
 # with the segments' champion (segment_model refits nothing here: it fits only when there is no champion yet),
 # scoring with the current intent champion, the profiles and the audience exports. The weekly training and
 # segment refit are left out. Runs are queued one at a time and writers share the `warehouse` pool
@@ -98,7 +99,7 @@ ACTIVATION = dg.AssetSelection.groups("activation")
 # Scoring alone, by hand (e.g. after promoting a model in MLflow): the daily pipeline already scores.
 intent_scoring = dg.define_asset_job(
     "intent_scoring",
-    selection=dg.AssetSelection.assets("user_intent_scores") | ACTIVATION,
+    selection=dg.AssetSelection.assets("purchase_intent_scores") | ACTIVATION,
     description="Score every active user with purchase_intent_model@champion, then refresh profiles and exports.",
 )
 

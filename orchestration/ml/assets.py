@@ -8,9 +8,11 @@ segment_model   in daily and landing-sensor runs (and `pulse materialize`) keeps
                 nothing when the inputs are unchanged since the latest version (kept) or when the data cannot
                 be segmented (refused: the check `enough_data_to_segment` warns, the run goes on). Each
                 decision is a row of `model_decisions`.
-user_segments   one row per user: the champion's segment, the distance to its centroid, the rule-based
-                user type, the snapshot date and the model version; a table in the warehouse (empty while no
-                version is champion).
+segment_assignments, segment_names
+                one row per user: the champion's segment, the distance to its centroid, the snapshot date
+                and the model version; one row per segment: its name (ml/naming.py). Only what Python
+                computes: the dbt model user_segments (orchestration/activation/assets.py) joins them with
+                the rule-based user types. Empty while no version is champion.
 """
 
 import dagster as dg
@@ -22,7 +24,7 @@ from ml.user_segments import (
     segment_sizes_markdown,
     segmentation_config,
     update_segment_model,
-    write_user_segments,
+    write_segment_assignments,
 )
 from orchestration.ml.decisions import decision_metadata, log_decision
 from orchestration.resources import PulseSettings, PulseStorage
@@ -132,32 +134,52 @@ def segment_model(
     yield dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(
-    key="user_segments",
-    group_name="ml",
-    deps=["segment_model", "user_features", "user_types"],
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "segment_assignments",
+            group_name="ml",
+            deps=["segment_model", "user_features"],
+            kinds={"python", "duckdb"},
+            description="One row per user of user_features: the champion's segment id, the distance to its "
+            "centroid, the snapshot date, the model version and when it was registered; empty while no version is "
+            "champion. The dbt model user_segments joins it with the names and the rule-based user types.",
+        ),
+        dg.AssetSpec(
+            "segment_names",
+            group_name="ml",
+            deps=["segment_model"],
+            kinds={"python", "duckdb"},
+            description="One row per segment of the champion that assigned segment_assignments: its plain name, "
+            "from its centroid (ml/naming.py); empty while no version is champion.",
+        ),
+    ],
+    name="segment_assignments",
     pool="warehouse",
-    kinds={"python", "duckdb"},
-    description="One row per user: segment (id, name, distance to centroid) from the champion model, the "
-    "rule-based user type and the rule that fired, the snapshot date and the model version (the dbt model "
-    "segment_profiles describes each segment from it).",
 )
-def user_segments(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
+def segment_assignments(context: dg.AssetExecutionContext, storage: PulseStorage):
     paths = storage.paths()
     with storage.open_warehouse() as warehouse:
-        written = write_user_segments(warehouse, paths.mlflow_store)
+        written = write_segment_assignments(warehouse, paths.mlflow_store)
     if written.model_version is None:
         context.log.warning(
-            "no pulse_segments@champion: nobody assigned (user_segments is empty); the profiles say why "
+            "no pulse_segments@champion: nobody assigned (segment_assignments is empty); the profiles say why "
             "(segment_status_reason)."
         )
-        return dg.MaterializeResult(metadata={"rows": 0, "model_version": "none: no champion"})
-    return dg.MaterializeResult(
+        metadata = {"rows": 0, "model_version": "none: no champion"}
+        yield dg.MaterializeResult(asset_key="segment_assignments", metadata=metadata)
+        yield dg.MaterializeResult(asset_key="segment_names", metadata=metadata)
+        return
+    yield dg.MaterializeResult(
+        asset_key="segment_assignments",
         metadata={
             "rows": written.rows,
             "model_version": written.model_version,
             "as_of_date": written.as_of_date,
             "segments": dg.MetadataValue.md(segment_sizes_markdown(written.sizes)),
-            "user_types": dg.MetadataValue.json(written.user_types),
-        }
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="segment_names",
+        metadata={"rows": len(written.sizes), "model_version": written.model_version},
     )

@@ -7,14 +7,15 @@ purchase_intent_model   trains XGBoost and its two baselines on `purchase_intent
                         refuses; when the inputs are unchanged since the latest version nothing is trained. Either
                         way the step succeeds, the decision is a row of `model_decisions`, and the champion, if
                         any, keeps scoring.
-user_intent_scores      every active user of the latest snapshot scored with the champion.
+purchase_intent_scores  every active user of the latest snapshot scored with the champion (the probability;
+                        the dbt model user_intent_scores ranks them: percentile, decile).
 """
 
 import dagster as dg
 
 from ml.decisions import record_decision
 from ml.purchase_intent import IntentConfig
-from ml.user_intent import plan_intent_training, train_planned_intent, write_user_intent_scores
+from ml.user_intent import plan_intent_training, train_planned_intent, write_purchase_intent_scores
 from orchestration.ml.assets import mlflow_ui
 from orchestration.ml.decisions import decision_metadata, log_decision
 from orchestration.resources import PulseSettings, PulseStorage
@@ -116,23 +117,23 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
 
 
 @dg.asset(
-    key="user_intent_scores",
+    key="purchase_intent_scores",
     group_name="ml",
     deps=["purchase_intent_model", "user_features"],
     pool="warehouse",
     kinds={"python", "duckdb"},
     description="Every active user (a session in the 30 days before the latest snapshot) scored with "
-    "`purchase_intent_model@champion`: probability of a purchase within the horizon, percentile, decile "
-    "(1 = top 10 %), model version and when it was trained, snapshot date and scored_at. Empty, with a warning, "
-    "while no model is champion.",
+    "`purchase_intent_model@champion`: probability of a purchase within the horizon, snapshot date, model version, "
+    "when it was trained and scored_at. Empty, with a warning, while no model is champion. The dbt model "
+    "user_intent_scores ranks them (percentile, decile).",
 )
-def user_intent_scores(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
+def purchase_intent_scores(context: dg.AssetExecutionContext, storage: PulseStorage) -> dg.MaterializeResult:
     paths = storage.paths()
     with storage.open_warehouse() as warehouse:
-        written = write_user_intent_scores(warehouse, paths.mlflow_store)
+        written = write_purchase_intent_scores(warehouse, paths.mlflow_store)
     if written.model_version is None:
         context.log.warning(
-            "no purchase_intent_model@champion yet: nobody scored (user_intent_scores is empty). "
+            "no purchase_intent_model@champion yet: nobody scored (purchase_intent_scores is empty). "
             "Run the intent_training job once enough labelled snapshots exist."
         )
         return dg.MaterializeResult(metadata={"rows": 0, "model_version": "none: no champion yet"})
@@ -144,6 +145,5 @@ def user_intent_scores(context: dg.AssetExecutionContext, storage: PulseStorage)
             "as_of_date": written.as_of_date,
             "scored_at": written.scored_at,
             "mean_probability": dg.MetadataValue.float(written.mean_probability),
-            "top_decile_min_probability": dg.MetadataValue.float(written.top_decile_min_probability),
         }
     )

@@ -160,7 +160,7 @@ def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime
     from expectations.runner import run_suites, suite_specs
     from ml.decisions import ModelDecision, record_decision
     from ml.user_intent import read_training_set, score_users
-    from ml.user_segments import assign_user_segments, read_features
+    from ml.user_segments import assign_segments, read_features
     from pulse.activation.publish import publish_from_warehouse
     from pulse.core.relations import relation_figures
     from pulse.core.settings import paths_from_env
@@ -172,14 +172,14 @@ def run_python_steps(engine: str, home: str, models: FittedModels, now: datetime
     # driver is registered again for each).
     with open_warehouse(paths) as warehouse:
         no_champion = score_users(warehouse, None, now=now)  # before any model: an empty table
-        [[empty_rows]] = warehouse.rows("select count(*) from user_intent_scores")
+        [[empty_rows]] = warehouse.rows("select count(*) from purchase_intent_scores")
         batch = batch_report(warehouse)
     with open_warehouse(paths) as warehouse:
         read = {"features": read_features(warehouse), "training": read_training_set(warehouse)}
         # past the cap, a sample of whole users (each engine hashes user keys its own way)
         read["sampled"] = read_training_set(warehouse, max_rows=len(read["training"]) // 2)
         read["digest"] = warehouse.table_digest("user_features")  # by the engine itself
-        assign_user_segments(warehouse, models.segments, "1", batch_rows=64, trained_at=SEGMENTS_TRAINED_AT)
+        assign_segments(warehouse, models.segments, "1", batch_rows=64, trained_at=SEGMENTS_TRAINED_AT)
         scores = score_users(warehouse, models.intent, now=now, batch_rows=64)
         # the latest training refused: the champion's scores are carried, and the profiles say so (the reason's
         # dates and times are formatted by each engine's SQL)

@@ -1,7 +1,9 @@
-"""The activation step as Python built it before it moved to dbt (pulse/profiles.py, the audience predicates
-of pulse/activation/publish.py and ml/user_segments.py's segment profiles, at the commit before the move), kept for one
-purpose: the proof that the dbt models (models/profiles, models/audiences) give the same tables on the same
-inputs (test_activation_unchanged.py). DuckDB only; not used by pulse itself.
+"""The activation step as Python built it before it moved to dbt (pulse/profiles.py, the audience predicates of
+pulse/publish.py (now pulse/activation/publish.py) and ml/user_segments.py's segment profiles, at the commit before
+the move; the join of the segment assignments with their names and the user types, and the intent scores' ranking, as
+ml/user_segments.py and ml/user_intent.py wrote `user_segments` and `user_intent_scores` before those moved too),
+kept for one purpose: the proof that the dbt models (models/profiles, models/audiences) give the same tables on the
+same inputs (test_activation_unchanged.py). DuckDB only; not used by pulse itself.
 """
 
 from __future__ import annotations
@@ -56,6 +58,32 @@ def _case(column: int, fallback: str) -> str:
     """One CASE over the rules: column 1 gives the action, column 2 the reason."""
     whens = "\n".join(f"        when {rule[0]} then '{rule[column]}'" for rule in _rules())
     return f"case\n{whens}\n        else '{fallback}'\n    end"
+
+
+def user_segments_sql() -> str:
+    """The select ml/user_segments.py replaced `user_segments` with: the assignments (which carried the segment
+    names: here from `segment_names`, the names the same model gave) joined with the rule-based user types."""
+    return """select s.user_key, s.segment_id, n.segment_name, s.distance_to_centroid,
+        t.user_type, t.user_type_rule, s.as_of_date, s.model_version, s.model_trained_at
+    from segment_assignments as s
+    left join segment_names as n on s.segment_id = n.segment_id
+    left join user_types as t on s.user_key = t.user_key
+    order by s.user_key"""
+
+
+def user_intent_scores_sql() -> str:
+    """The select ml/user_intent.py replaced `user_intent_scores` with: the probabilities ranked (percentile: the
+    share of scored users with a lower or equal probability, 0-100; decile 1 is the top 10 %)."""
+    return """with ranked as (
+        select user_key, probability, as_of_date, model_version, model_trained_at, scored_at,
+            cume_dist() over (order by probability) * 100 as percentile
+        from purchase_intent_scores
+    )
+    select user_key, probability, round(percentile, 2) as percentile,
+        cast(least(10, floor((100 - percentile) / 10) + 1) as int) as decile,
+        model_version, model_trained_at, as_of_date, scored_at
+    from ranked
+    order by user_key"""
 
 
 def model_status_sql() -> str:
@@ -303,12 +331,23 @@ PROFILE_COLUMNS = (
 
 
 def build_legacy_activation(con: duckdb.DuckDBPyConnection, schema: str, updated_at: object) -> None:
-    """The legacy `model_status`, `user_profiles`, consented profiles and audiences into ``schema`` (created),
-    from the tables of ``con``'s main schema."""
+    """The legacy `user_segments`, `user_intent_scores`, `segment_profiles`, `model_status`, `user_profiles`,
+    consented profiles and audiences into ``schema`` (created), from the tables of ``con``'s main schema (the
+    ML steps' narrow tables among them)."""
     con.execute(f"create schema if not exists {schema}")
-    con.execute(f"create or replace table {schema}.segment_profiles as {profile_sql()}")
-    con.execute(f"create or replace table {schema}.{MODEL_STATUS_TABLE} as {model_status_sql()}")
-    profiles = profiles_sql(updated_at).replace(f"from {MODEL_STATUS_TABLE}", f"from {schema}.{MODEL_STATUS_TABLE}")
+    con.execute(f"create or replace table {schema}.user_segments as {user_segments_sql()}")
+    con.execute(f"create or replace table {schema}.user_intent_scores as {user_intent_scores_sql()}")
+
+    def legacy(sql: str) -> str:  # the tables built above, not main's (dbt's)
+        for table in ("user_segments", "user_intent_scores", MODEL_STATUS_TABLE):
+            sql = sql.replace(f"from {table}", f"from {schema}.{table}").replace(
+                f"join {table} ", f"join {schema}.{table} "
+            )
+        return sql
+
+    con.execute(f"create or replace table {schema}.segment_profiles as {legacy(profile_sql())}")
+    con.execute(f"create or replace table {schema}.{MODEL_STATUS_TABLE} as {legacy(model_status_sql())}")
+    profiles = legacy(profiles_sql(updated_at))
     con.execute(f"create or replace table {schema}.{USER_PROFILES_TABLE} as {profiles}")
     con.execute(
         f"""create or replace table {schema}.consented_profiles as

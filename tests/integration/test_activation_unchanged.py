@@ -1,5 +1,7 @@
 """The move of the profiles, the model status and the audiences from Python (pulse/profiles.py and the audience
-predicates of pulse/activation/publish.py) to dbt (models/profiles, models/audiences) changed no result: on a demo
+predicates of pulse/activation/publish.py), and of the segments' join with their names and user types and the intent
+scores' ranking (ml/user_segments.py, ml/user_intent.py), to dbt (models/profiles, models/audiences) changed no
+result: on a demo
 warehouse with the same segment and intent models, the legacy builder (legacy_activation.py, the old code) and
 the dbt models give the same tables row for row, the published snapshots hold the same files and manifest, and
 ``GET /users/{key}`` returns the same profile for every user.
@@ -28,6 +30,8 @@ AUDIENCES = ("cart_abandoners", "high_intent", "loyal_buyers", "win_back")
 # daily feature snapshots and a 2-day purchase horizon: six weeks: enough to train the intent model
 DBT_VARS = {"feature_snapshot_interval_days": 1, "purchase_horizon_days": 2}
 TABLES = (
+    "user_segments",
+    "user_intent_scores",
     "segment_profiles",
     "model_status",
     "user_profiles",
@@ -40,7 +44,7 @@ TABLES = (
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from ml.decisions import ModelDecision, record_decision
     from ml.user_intent import score_users
-    from ml.user_segments import assign_user_segments
+    from ml.user_segments import assign_segments
 
     home = tmp_path_factory.mktemp("activation")
     _, warehouse = ingest_demo(home, USERS, DAYS, SEED)
@@ -48,7 +52,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     models = fit_models(warehouse)
     con = duckdb.connect(str(warehouse))
     try:
-        assign_user_segments(con, models.segments, "1", trained_at=SEGMENTS_TRAINED_AT)
+        assign_segments(con, models.segments, "1", trained_at=SEGMENTS_TRAINED_AT)
         score_users(con, models.intent, now=NOW)
         for model, status, reason in (
             ("segment_model", "trained", "fitted version 1"),

@@ -146,7 +146,8 @@ def test_every_table_model_is_compared(builds: dict) -> None:
     tables = duckdb_tables(builds["full"] / "warehouse.duckdb")
     for expected in (
         *("fct_sessions", "fct_page_views", "fct_user_daily", "user_features", "fct_trigger_firings"),
-        *("user_segments", "segment_profiles", "user_intent_scores", "user_profiles"),  # the Python steps'
+        *("segment_assignments", "segment_names", "purchase_intent_scores"),  # the Python steps'
+        *("user_segments", "segment_profiles", "user_intent_scores", "user_profiles"),  # dbt's after them
     ):
         assert expected in tables
     spark_tables = {p.name for p in (builds["incremental"] / "spark" / "warehouse" / "pulse.db").iterdir()}
@@ -171,6 +172,8 @@ def test_incremental_spark_equals_full_duckdb(builds: dict) -> None:
     # the comparison is not vacuous: the main marts and the training set have rows
     rows = {d.table: d.duckdb_rows for d in differences}
     for table in ("fct_sessions", "fct_page_views", "user_features", "purchase_intent_training_set"):
+        assert rows[table] > 0, table
+    for table in ("segment_assignments", "segment_names", "purchase_intent_scores"):  # the Python steps'
         assert rows[table] > 0, table
     for table in ("user_segments", "user_intent_scores", "user_profiles", "fct_trigger_firings"):
         assert rows[table] > 0, table
@@ -261,7 +264,8 @@ def test_incremental_batches_are_equal(builds: dict) -> None:
     the dbt models after them (tag after_ml) are compared in test_incremental_spark_equals_full_duckdb."""
     duckdb_warehouse, spark_warehouse = _warehouses(builds["incremental"])
     after_ml = {p.stem for folder in ("profiles", "audiences") for p in (DBT_PROJECT / "models" / folder).glob("*.sql")}
-    after_ml |= {"user_segments", "user_intent_scores", "model_decisions"}  # the ML steps' (dbt sources `ml`)
+    # the ML steps' tables (dbt sources `ml`)
+    after_ml |= {"segment_assignments", "segment_names", "purchase_intent_scores", "model_decisions"}
     differences = [
         compare_table(duckdb_warehouse, spark_warehouse, t)
         for t in duckdb_tables(duckdb_warehouse)

@@ -30,8 +30,8 @@ from mlflow import MlflowClient
 from ml.intent_tracking import REGISTERED_MODEL
 from ml.purchase_intent import IntentConfig
 from ml.tracking import CHAMPION, using_store
-from ml.user_intent import read_training_set, train_and_register_intent, write_user_intent_scores
-from ml.user_segments import fit_and_register_segments, write_user_segments
+from ml.user_intent import read_training_set, train_and_register_intent, write_purchase_intent_scores
+from ml.user_segments import fit_and_register_segments, write_segment_assignments
 
 pytestmark = pytest.mark.integration
 
@@ -167,8 +167,8 @@ def _profiles(mlflow_db: Path, full: Path, incremental: Path) -> str | None:
     for warehouse in (full, incremental):
         con = duckdb.connect(str(warehouse))
         try:
-            write_user_segments(con, mlflow_db)
-            write_user_intent_scores(con, mlflow_db, now=stamp)
+            write_segment_assignments(con, mlflow_db)
+            write_purchase_intent_scores(con, mlflow_db, now=stamp)
         finally:
             con.close()
         # the profiles: dbt's models after the ML steps, stamped alike

@@ -331,6 +331,13 @@ def test_segments_are_fitted_registered_and_published(pipeline) -> None:
         if m.event_specific_data.materialization.asset_key.to_user_string() == "segment_model"
     ]
     assert shown["decision"].value == "promoted" and "the first fit" in shown["decision_reason"].value
+    # the dbt model user_segments (assignments joined with names and user types) shows its sizes and user types
+    [joined] = [
+        m.event_specific_data.materialization.metadata
+        for m in result.get_asset_materialization_events()
+        if m.event_specific_data.materialization.asset_key.to_user_string() == "user_segments"
+    ]
+    assert "| segment_id | name | users | share |" in joined["segments"].value
     with warehouse(paths) as con:
         users = scalar(con, "select count(*) from user_features")
         rows = con.execute(
@@ -350,6 +357,9 @@ def test_segments_are_fitted_registered_and_published(pipeline) -> None:
         ).fetchall()[0]
         segments = scalar(con, "select count(distinct segment_id) from user_segments")
         assert profiles[0] == segments == profiles[3] and profiles[1] == users == profiles[4]
+        by_type = "select coalesce(user_type, 'none'), count(*) from user_segments group by 1"
+        types = dict(con.execute(by_type).fetchall())
+        assert joined["user_types"].value == types and sum(types.values()) == users
         assert abs(profiles[2] - 1) < 1e-9
 
 

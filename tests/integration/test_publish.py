@@ -53,21 +53,28 @@ create table fct_trigger_firings as select * from (values
 create table user_category_affinity as select * from (values
     ('u_cart', 'shoes', 3, 1), ('u_cart', 'bags', 1, 2)
 ) t(user_key, category, product_views, category_rank);
-create table user_types as select user_key, 'Passive' as user_type, 'fallback' as user_type_rule from user_features;
-create table user_segments as select * from (values
-    ('u_cart', 1, 'Cart abandoners', 'Intent-driven', 'r', '3', timestamp '2026-10-30 08:00:00'),
-    ('u_cart_bought', 1, 'Cart abandoners', 'Intent-driven', 'r', '3', timestamp '2026-10-30 08:00:00'),
-    ('u_active', 2, 'Buyers', 'Active', 'r', '3', timestamp '2026-10-30 08:00:00'),
-    ('u_intent', 3, 'Intent shoppers', 'Intent-driven', 'r', '3', timestamp '2026-10-30 08:00:00'),
-    ('u_passive', 4, 'Passive visitors', 'Passive', 'r', '3', timestamp '2026-10-30 08:00:00'),
-    ('u_winback', 2, 'Buyers', 'Passive', 'r', '3', timestamp '2026-10-30 08:00:00'),
-    ('u_noconsent', 4, 'Passive visitors', 'Passive', 'r', '3', timestamp '2026-10-30 08:00:00')
-) t(user_key, segment_id, segment_name, user_type, user_type_rule, model_version, model_trained_at);
-create table user_intent_scores as select * from (values
-    ('u_cart', 0.2, 80.0, 3, '7', timestamp '2026-10-26 02:00:00'),
-    ('u_intent', 0.6, 100.0, 1, '7', timestamp '2026-10-26 02:00:00'),
-    ('u_active', 0.3, 90.0, 2, '7', timestamp '2026-10-26 02:00:00')
-) t(user_key, probability, percentile, decile, model_version, model_trained_at);
+create table user_types as select * from (values
+    ('u_cart', 'Intent-driven', 'r'), ('u_cart_bought', 'Intent-driven', 'r'), ('u_active', 'Active', 'r'),
+    ('u_intent', 'Intent-driven', 'r'), ('u_passive', 'Passive', 'r'), ('u_winback', 'Passive', 'r'),
+    ('u_noconsent', 'Passive', 'r')
+) t(user_key, user_type, user_type_rule);
+create table segment_assignments as select * from (values
+    ('u_cart', 1, 0.5, date '2026-11-01', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_cart_bought', 1, 0.5, date '2026-11-01', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_active', 2, 0.5, date '2026-11-01', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_intent', 3, 0.5, date '2026-11-01', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_passive', 4, 0.5, date '2026-11-01', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_winback', 2, 0.5, date '2026-11-01', '3', timestamp '2026-10-30 08:00:00'),
+    ('u_noconsent', 4, 0.5, date '2026-11-01', '3', timestamp '2026-10-30 08:00:00')
+) t(user_key, segment_id, distance_to_centroid, as_of_date, model_version, model_trained_at);
+create table segment_names as select * from (values
+    ('3', 1, 'Cart abandoners'), ('3', 2, 'Buyers'), ('3', 3, 'Intent shoppers'), ('3', 4, 'Passive visitors')
+) t(model_version, segment_id, segment_name);
+create table purchase_intent_scores as select * from (values
+    ('u_cart', 0.2, date '2026-11-01', '7', timestamp '2026-10-26 02:00:00', timestamp '2026-11-01 06:00:00'),
+    ('u_intent', 0.6, date '2026-11-01', '7', timestamp '2026-10-26 02:00:00', timestamp '2026-11-01 06:00:00'),
+    ('u_active', 0.3, date '2026-11-01', '7', timestamp '2026-10-26 02:00:00', timestamp '2026-11-01 06:00:00')
+) t(user_key, probability, as_of_date, model_version, model_trained_at, scored_at);
 create table user_engagement_scores as select user_key, 50.0 as engagement_score from user_features;
 create table dim_user_consent as select * from (values
     ('u_cart', true, true), ('u_cart_bought', true, true), ('u_active', true, true), ('u_intent', true, true),
@@ -139,7 +146,8 @@ def test_triggers_override_the_user_type_in_their_order(con) -> None:
     assert sorted(p["active_triggers"]) == ["cart_abandonment", "high_intent"]
     assert (p["next_action"], p["next_action_reason"]) == ("abandoned-cart email", "trigger: cart_abandonment")
     assert list(p["top_categories"]) == ["shoes", "bags"]
-    assert (p["intent_probability"], p["intent_decile"], p["intent_model_version"]) == (0.2, 3, "7")
+    # the lowest of three scored users: percentile 33.33, decile 7 (the dbt model user_intent_scores ranks them)
+    assert (p["intent_probability"], p["intent_decile"], p["intent_model_version"]) == (0.2, 7, "7")
 
 
 def test_a_cart_abandonment_stops_being_active_once_the_user_buys_and_after_7_days(con) -> None:

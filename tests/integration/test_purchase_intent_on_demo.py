@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from demo_warehouse import ingest_days, ingest_demo, read_frame, run_dbt
@@ -23,6 +24,7 @@ from demo_warehouse import ingest_days, ingest_demo, read_frame, run_dbt
 from ml.intent_tracking import REGISTERED_MODEL, log_intent_training
 from ml.purchase_intent import IntentConfig, IntentTrainingResult, train_purchase_intent
 from ml.tracking import tracking_uri
+from ml.user_intent import PURCHASE_INTENT_SCORES_COLUMNS
 from pulse.ingest.raw_events import landed_days
 
 pytestmark = pytest.mark.integration
@@ -234,16 +236,26 @@ def test_events_after_a_snapshot_change_none_of_its_features(demo: Demo, tmp_pat
 
 
 def _materialize_intent(home: Path) -> dg.ExecuteInProcessResult:
-    from orchestration.ml.intent import purchase_intent_model, user_intent_scores
+    from orchestration.ml.intent import purchase_intent_model, purchase_intent_scores
     from orchestration.resources import PulseSettings, PulseStorage
 
     storage = PulseStorage(home=str(home), warehouse=str(home / "warehouse.duckdb"))
     return dg.materialize(
-        [purchase_intent_model, user_intent_scores],
+        [purchase_intent_model, purchase_intent_scores],
         resources={"storage": storage, "settings": PulseSettings()},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
+
+
+def _ranked(probability: np.ndarray) -> pd.DataFrame:
+    """Percentile (0-100, the share of scored users with a lower or equal probability, 2 decimals) and decile
+    (1 = the top 10 %, 10 = the bottom, from the unrounded percentile) of each probability, in memory: the
+    oracle of the dbt model user_intent_scores."""
+    s = pd.Series(probability)
+    percentile = s.rank(method="max", pct=True) * 100
+    decile = np.minimum(10, np.floor((100 - percentile) / 10).astype(int) + 1)
+    return pd.DataFrame({"probability": s, "percentile": percentile.round(2), "decile": decile.astype(int)})
 
 
 def _check_evaluations(result: dg.ExecuteInProcessResult) -> list:
@@ -263,10 +275,22 @@ def test_the_intent_assets_train_register_and_score_every_active_user(demo: Demo
     assert metadata["decision"].value.startswith("promoted: no champion yet")
     assert metadata["test_roc_auc"].value > metadata["rfm_test_roc_auc"].value
 
-    scores = read_frame(home / "warehouse.duckdb", "select * from user_intent_scores")
-    active = read_frame(home / "warehouse.duckdb", "select user_key from user_features where sessions_30d >= 1")
-    assert sorted(scores["user_key"]) == sorted(active["user_key"])
-    assert set(scores["model_version"]) == {"1"} and scores["probability"].between(0, 1).all()
+    # what Python wrote: one probability per active user, nothing ranked
+    warehouse = home / "warehouse.duckdb"
+    written = read_frame(warehouse, "select * from purchase_intent_scores")
+    assert list(written.columns) == [name for name, _ in PURCHASE_INTENT_SCORES_COLUMNS]
+    active = read_frame(warehouse, "select user_key from user_features where sessions_30d >= 1")
+    assert sorted(written["user_key"]) == sorted(active["user_key"])
+    assert set(written["model_version"]) == {"1"} and written["probability"].between(0, 1).all()
+    # the ranking is the dbt model user_intent_scores: percentile and decile as an in-memory pass gives them
+    run_dbt(home, warehouse, "run", "--select", "user_intent_scores")
+    scores = read_frame(warehouse, "select * from user_intent_scores order by user_key")
+    assert scores["user_key"].tolist() == sorted(written["user_key"])
+    ranked = _ranked(written.sort_values("user_key")["probability"].to_numpy())
+    assert (scores["probability"].to_numpy() == ranked["probability"].to_numpy()).all()
+    assert scores["percentile"].tolist() == pytest.approx(ranked["percentile"].tolist())
+    assert scores["decile"].tolist() == ranked["decile"].tolist()
+    assert sorted(scores["decile"].unique()) == list(range(1, 11)) and scores["percentile"].max() == 100
     assert sorted(scores["decile"].unique()) == list(range(1, 11))
     by_decile = scores.groupby("decile")["probability"].agg(["min", "max", "size"])
     assert (by_decile["min"].iloc[:-1].to_numpy() >= by_decile["max"].iloc[1:].to_numpy()).all()  # 1 = the top
@@ -306,8 +330,8 @@ def test_training_refuses_with_a_warning_when_the_data_cannot_support_it(
     assert model.metadata["model_status"].value == "refused" and message in model.metadata["model_status_reason"].value
     assert model.metadata["champion_version"].value == ""
     assert not (home / "mlflow.db").exists()  # nothing was trained or registered
-    assert len(result.asset_materializations_for_node("user_intent_scores")) == 1  # scoring ran: nobody scored
-    assert read_frame(home / "warehouse.duckdb", "select count(*) as n from user_intent_scores")["n"][0] == 0
+    assert len(result.asset_materializations_for_node("purchase_intent_scores")) == 1  # scoring ran: nobody scored
+    assert read_frame(home / "warehouse.duckdb", "select count(*) as n from purchase_intent_scores")["n"][0] == 0
     decisions = read_frame(home / "warehouse.duckdb", "select model, status, reason from model_decisions")
     assert decisions[["model", "status"]].values.tolist() == [["purchase_intent_model", "refused"]]
     assert message in decisions["reason"][0]

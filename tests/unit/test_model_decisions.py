@@ -118,9 +118,6 @@ def _segment_warehouse(users: int, seed: int) -> duckdb.DuckDBPyConnection:
     con.register("planted", df)
     con.execute("create table user_features as select * from planted")
     con.unregister("planted")
-    con.execute(
-        "create table user_types as select user_key, 'Active' as user_type, 'rule' as user_type_rule from user_features"
-    )
     return con
 
 
@@ -128,7 +125,7 @@ def test_the_segment_model_is_refitted_only_when_its_inputs_change(store: Path) 
     from mlflow import MlflowClient
 
     from ml.tracking import REGISTERED_MODEL, tracking_uri
-    from ml.user_segments import segment_inputs_fingerprint, update_segment_model, write_user_segments
+    from ml.user_segments import segment_inputs_fingerprint, update_segment_model, write_segment_assignments
 
     con = _segment_warehouse(600, seed=5)
     config = SegmentationConfig(k_max=4, silhouette_sample=300, n_init=1)
@@ -168,23 +165,25 @@ def test_the_segment_model_is_refitted_only_when_its_inputs_change(store: Path) 
     assert refused.decision.status == "refused" and refused.decision.champion_version == "2"
     assert refused.decision.reason == "3 users in user_features: segmentation needs at least 20"
     assert len(client.search_model_versions(f"name = '{REGISTERED_MODEL}'")) == 2
-    written = write_user_segments(con, store)
+    written = write_segment_assignments(con, store)
     assert written.rows == 3 and written.model_version == "2"
     [(version, trained_at)] = con.execute(
-        "select distinct model_version, model_trained_at from user_segments"
+        "select distinct model_version, model_trained_at from segment_assignments"
     ).fetchall()
     assert version == "2" and trained_at is not None
 
 
 def test_without_a_champion_a_refusal_leaves_the_segments_empty(tmp_path: Path) -> None:
-    from ml.user_segments import update_segment_model, write_user_segments
+    from ml.user_segments import update_segment_model, write_segment_assignments
 
     con = _segment_warehouse(3, seed=2)
     update = update_segment_model(con, tmp_path / "mlflow.db")
     assert update.decision.status == "refused" and update.decision.champion_version is None
-    written = write_user_segments(con, tmp_path / "mlflow.db")
+    written = write_segment_assignments(con, tmp_path / "mlflow.db")
     assert (written.rows, written.model_version) == (0, None)
-    assert con.execute("select count(*) from user_segments").fetchall() == [(0,)]  # segment_profiles: dbt's, from it
+    # both narrow tables emptied (user_segments and segment_profiles: dbt's, from them)
+    assert con.execute("select count(*) from segment_assignments").fetchall() == [(0,)]
+    assert con.execute("select count(*) from segment_names").fetchall() == [(0,)]
     assert not (tmp_path / "mlflow.db").exists()  # nothing fitted, nothing logged
 
 
@@ -252,7 +251,7 @@ def test_scores_from_a_champion_say_which_version_and_when_it_was_trained(tmp_pa
     trained_at = datetime(2026, 10, 26, 2, 0, 1)
     written = score_users(con, IntentChampion(model, "4", FEATURES, trained_at))
     assert written.model_version == "4" and written.model_trained_at == "2026-10-26 02:00:01"
-    assert con.execute("select distinct model_version, model_trained_at from user_intent_scores").fetchall() == [
+    assert con.execute("select distinct model_version, model_trained_at from purchase_intent_scores").fetchall() == [
         ("4", trained_at)
     ]
     assert np.isfinite(written.mean_probability)

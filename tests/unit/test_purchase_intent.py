@@ -4,7 +4,7 @@ baselines on a synthetic training set whose label depends on more than RFM (ml.i
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -416,26 +416,17 @@ def test_promotion_needs_the_rfm_baseline_beaten_and_the_champion_matched(
 # ----------------------------------------------------------------------------------------------- scoring
 
 
-def _score_frame(probability: np.ndarray) -> pd.DataFrame:
-    """Percentile (0-100, the share of scored users with a lower or equal probability) and decile (1 = the
-    top 10 %, 10 = the bottom) of each probability, in memory: the oracle of the engine's ranking."""
-    s = pd.Series(probability)
-    percentile = s.rank(method="max", pct=True) * 100
-    decile = np.minimum(10, np.floor((100 - percentile) / 10).astype(int) + 1)
-    return pd.DataFrame({"probability": s, "percentile": percentile.round(2), "decile": decile.astype(int)})
-
-
 def test_scoring_in_batches_equals_scoring_everyone_at_once(
     fitted: pi.IntentTrainingResult, frame: pd.DataFrame, tmp_path: Path, monkeypatch
 ) -> None:
-    """write_user_intent_scores reads `user_features` a batch at a time and lets the engine rank: the scores,
-    percentiles and deciles are those of one in-memory pass over every user (predict_proba, then pandas ranks:
-    _score_frame)."""
+    """write_purchase_intent_scores reads `user_features` a batch at a time: the probabilities are those of one
+    in-memory pass over every active user (predict_proba), whatever the batch size. It writes only what Python
+    computes: no percentile or decile (the dbt model user_intent_scores ranks the scored users)."""
     import duckdb
 
     import ml.user_intent as user_intent
     from ml.intent_tracking import IntentChampion
-    from ml.user_intent import write_user_intent_scores
+    from ml.user_intent import PURCHASE_INTENT_SCORES_COLUMNS, write_purchase_intent_scores
 
     # the champion the registry would hand back (registering it: tests/integration/test_purchase_intent_on_demo.py)
     champion = IntentChampion(model=fitted.model, version="3", features=pi.FEATURES)
@@ -446,17 +437,23 @@ def test_scoring_in_batches_equals_scoring_everyone_at_once(
     con = duckdb.connect()
     con.register("latest", latest)
     con.execute("create table user_features as select * from latest")
-    written = write_user_intent_scores(con, tmp_path / "mlflow.db", batch_rows=64)  # several batches
-    got = con.execute("select * from user_intent_scores order by user_key").df()
+    now = datetime(2026, 11, 2, 6, 0, 0, 123, tzinfo=UTC)
+    tables = []
+    for batch_rows in (64, 10**9):  # several batches, then one
+        written = write_purchase_intent_scores(con, tmp_path / "mlflow.db", now=now, batch_rows=batch_rows)
+        tables.append(con.execute("select * from purchase_intent_scores order by user_key").df())
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    got = tables[0]
+    assert list(got.columns) == [name for name, _ in PURCHASE_INTENT_SCORES_COLUMNS]
 
     users = latest[latest["sessions_30d"] >= 1].sort_values("user_key").reset_index(drop=True)
-    expected = _score_frame(pi.predict_proba(fitted.model, users, pi.FEATURES))
+    expected = pi.predict_proba(fitted.model, users, pi.FEATURES)
     assert written.rows == len(users) == len(got) > 250 and written.model_version == "3"
     assert got["user_key"].tolist() == users["user_key"].tolist()
-    np.testing.assert_allclose(got["probability"], expected["probability"], rtol=1e-12)
-    np.testing.assert_allclose(got["percentile"], expected["percentile"])
-    assert got["decile"].tolist() == expected["decile"].tolist()
-    assert set(got["decile"]) == set(range(1, 11))
+    np.testing.assert_allclose(got["probability"], expected, rtol=1e-12)
+    assert written.mean_probability == pytest.approx(float(np.mean(expected)))
+    assert set(got["model_version"]) == {"3"} and got["model_trained_at"].isna().all()  # trained_at unknown
+    assert set(got["scored_at"]) == {pd.Timestamp("2026-11-02 06:00:00")}  # UTC, to the second
 
 
 def test_a_training_set_over_the_cap_is_sampled_by_user(frame: pd.DataFrame) -> None:

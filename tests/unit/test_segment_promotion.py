@@ -77,9 +77,6 @@ def _warehouse(users: int, seed: int) -> duckdb.DuckDBPyConnection:
     con.register("planted", df)
     con.execute("create table user_features as select * from planted")
     con.unregister("planted")
-    con.execute(
-        "create table user_types as select user_key, 'Active' as user_type, 'rule' as user_type_rule from user_features"
-    )
     return con
 
 
@@ -87,7 +84,7 @@ def test_refits_run_on_demand_and_replace_the_champion_only_by_the_rule(tmp_path
     from mlflow import MlflowClient
 
     from ml.tracking import REGISTERED_MODEL, alias_version, tracking_uri
-    from ml.user_segments import ChampionCannotAssign, update_segment_model, write_user_segments
+    from ml.user_segments import ChampionCannotAssign, update_segment_model, write_segment_assignments
 
     store = tmp_path / "mlflow.db"
     con = _warehouse(600, seed=5)
@@ -115,7 +112,7 @@ def test_refits_run_on_demand_and_replace_the_champion_only_by_the_rule(tmp_path
     assert (daily.decision.status, daily.fitted, daily.decision.champion_version) == ("unchanged", None, "1")
     assert daily.decision.reason.startswith("assigning with champion v1: segments are refitted by the job ")
     assert versions() == 1
-    assert write_user_segments(con, store).model_version == "1"
+    assert write_segment_assignments(con, store).model_version == "1"
 
     # a refit (the weekly job) on slightly changed data: same segments, promoted by the rule
     within = update_segment_model(con, store, config=CONFIG, refit=True)
@@ -124,7 +121,7 @@ def test_refits_run_on_demand_and_replace_the_champion_only_by_the_rule(tmp_path
     assert within.fitted.id_agreement_vs_champion >= MIN_ID_AGREEMENT
     assert within.decision.champion_version == "2" and alias_version(client, REGISTERED_MODEL) == "2"
     assert tags("2")["decision"] == "promoted" and tags("2")["decision_reason"].startswith("promoted: silhouette")
-    assert write_user_segments(con, store).model_version == "2"
+    assert write_segment_assignments(con, store).model_version == "2"
 
     # a refit that changes most segment ids (another feature set: the searches alone split users otherwise):
     # registered as challenger, not promoted; the champion keeps assigning
@@ -142,7 +139,7 @@ def test_refits_run_on_demand_and_replace_the_champion_only_by_the_rule(tmp_path
     assert tags("3")["decision"] == "not_promoted" and tags("3")["decision_reason"].endswith("champion v2 stays")
     assert alias_version(client, REGISTERED_MODEL) == "2"
     assert alias_version(client, REGISTERED_MODEL, "challenger") == "3"
-    assert write_user_segments(con, store).model_version == "2"
+    assert write_segment_assignments(con, store).model_version == "2"
 
     # the champion reads a column user_features lost: the daily run fails, naming it and the refit job
     con.execute("alter table user_features drop column searches")
@@ -164,7 +161,13 @@ def test_only_the_weekly_refit_job_refits_the_segments() -> None:
     [schedule] = [s for s in definitions.schedules or [] if s.name == "weekly_segment_refit"]
     assert schedule.job_name == "segment_refit"
     daily = definitions.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
-    assert {"segment_model", "user_segments"} <= {key.to_user_string() for key in daily}
+    assert {"segment_model", "segment_assignments", "segment_names", "user_segments"} <= {
+        key.to_user_string() for key in daily
+    }
+    refit_job = definitions.resolve_job_def("segment_refit").asset_layer.executable_asset_keys
+    assert {"segment_assignments", "segment_names", "user_segments", "segment_profiles"} <= {
+        key.to_user_string() for key in refit_job
+    }
 
 
 def test_the_tolerance_setting_and_the_ml_default_agree(tmp_path: Path) -> None:

@@ -527,12 +527,14 @@ def test_tracking_logs_registers_and_promotes(tmp_path, planted) -> None:
 
 
 def test_segments_are_written_in_batches_like_all_at_once(fitted, planted, monkeypatch) -> None:
-    """write_user_segments streams `user_features` in batches: the table it writes does not depend on the batch
-    size, and it assigns every user as the model does in one pass."""
+    """write_segment_assignments streams `user_features` in batches: the table it writes does not depend on the
+    batch size, and it assigns every user as the model does in one pass. It writes only what Python computes
+    (no user type: there is no user_types table here; the dbt model user_segments joins it), and the names the
+    model gives its segments, one row per segment of the version."""
     import duckdb
 
     from ml import tracking
-    from ml.user_segments import write_user_segments
+    from ml.user_segments import SEGMENT_ASSIGNMENTS_COLUMNS, SEGMENT_NAMES_COLUMNS, write_segment_assignments
 
     monkeypatch.setattr(tracking, "load_champion", lambda uri: fitted.model)
     monkeypatch.setattr(tracking, "champion_version", lambda uri: 4)
@@ -540,18 +542,27 @@ def test_segments_are_written_in_batches_like_all_at_once(fitted, planted, monke
     con = duckdb.connect()
     con.register("planted", df)
     con.execute("create table user_features as select * from planted")
-    con.execute(
-        "create table user_types as select user_key, 'Active' as user_type, 'rule' as user_type_rule from planted"
-    )
     tables = []
     for batch_rows in (977, 10**9):
-        written = write_user_segments(con, "sqlite:///unused.db", batch_rows=batch_rows)
-        tables.append(con.execute("select * from user_segments order by user_key").df())
+        written = write_segment_assignments(con, "sqlite:///unused.db", batch_rows=batch_rows)
+        tables.append(con.execute("select * from segment_assignments order by user_key").df())
         assert written.rows == len(df) and written.model_version == "4"
         assert sum(n for _, _, n in written.sizes) == len(df)
     pd.testing.assert_frame_equal(tables[0], tables[1])
-    segment_id, _ = fitted.model.assign(df.sort_values("user_key"))
+    assert list(tables[0].columns) == [name for name, _ in SEGMENT_ASSIGNMENTS_COLUMNS]
+    segment_id, distance = fitted.model.assign(df.sort_values("user_key"))
     assert tables[0]["segment_id"].tolist() == segment_id.astype("int64").tolist()
+    np.testing.assert_allclose(tables[0]["distance_to_centroid"], distance)
+    assert set(tables[0]["model_version"]) == {"4"}
+    names = con.execute("select * from segment_names order by segment_id").df()
+    assert list(names.columns) == [name for name, _ in SEGMENT_NAMES_COLUMNS]
+    assert dict(zip(names["segment_id"], names["segment_name"], strict=True)) == fitted.model.name_by_id()
+    assert set(names["model_version"]) == {"4"}
+    # the sizes the asset shows name each segment as the model does
+    counts = tables[0]["segment_id"].value_counts()
+    assert written.sizes == sorted(
+        ((int(i), fitted.model.name_by_id()[int(i)], int(n)) for i, n in counts.items()), key=lambda r: (-r[2], r[0])
+    )
 
 
 def test_features_over_the_cap_are_a_sample_of_users(planted) -> None:

@@ -5,8 +5,8 @@
       refused   no values: the latest training refused and no earlier version is champion;
       no_model  no values: no version is champion yet (never trained, or never promoted). -#}
 {%- set models = [
-    ('segments', 'segment_model', source('ml', 'user_segments')),
-    ('purchase_intent', 'purchase_intent_model', source('ml', 'user_intent_scores')),
+    ('segments', 'segment_model', ref('user_segments')),
+    ('purchase_intent', 'purchase_intent_model', ref('user_intent_scores')),
 ] -%}
 {%- set trained = "coalesce(', trained ' || cast(model_trained_at as " ~ dbt.type_string() ~ ") || ' UTC', '')" -%}
 {%- set refused_on = "'training refused on ' || cast(cast(decided_at as date) as " ~ dbt.type_string()

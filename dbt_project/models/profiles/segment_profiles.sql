@@ -1,5 +1,5 @@
-{#- Per segment of the champion's assignments (user_segments, written by Python): its size and share, the
-    user-type mix, the share of its users who ever bought, and for every feature (macro
+{#- Per segment of the champion's assignments (user_segments: what Python assigned, joined with the names and
+    user types): its size and share, the user-type mix, the share of its users who ever bought, and for every feature (macro
     pulse_segment_profile_features(): the user_features columns ml/features.py lists) its mean and its z-score
     against all users ((segment mean - population mean) / population std): what a marketer reads to know a
     segment. Empty while no version is champion. -#}
@@ -8,7 +8,7 @@
 with
 
 segments as (
-    select * from {{ source('ml', 'user_segments') }}
+    select * from {{ ref('user_segments') }}
 ),
 
 features as (

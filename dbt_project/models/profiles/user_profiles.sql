@@ -1,7 +1,7 @@
 {#- One profile per user: what activation tools need to act on a user, in one row (docs/activation.md).
     The population is the latest feature snapshot (user_features); the segment and user type come from the
-    segment champion's assignments (user_segments, written by Python) or, for a user it did not assign, from
-    the rule-based user_types; the intent score from user_intent_scores (null when the user is not active or
+    segment champion's assignments (user_segments: what Python assigned, joined with the names and user
+    types) or, for a user it did not assign, from the rule-based user_types; the intent score from user_intent_scores (null when the user is not active or
     no model is champion); triggers that fired in the 7 days before the snapshot (a cart
     abandonment stops being active once the user buys); the top categories; the consent flags (never sent =
     no consent).
@@ -139,9 +139,9 @@ joined as (
     from features
     cross join segment_state
     cross join intent_state
-    left join {{ source('ml', 'user_segments') }} as segments on features.user_key = segments.user_key
+    left join {{ ref('user_segments') }} as segments on features.user_key = segments.user_key
     left join {{ ref('user_types') }} as rule_types on features.user_key = rule_types.user_key
-    left join {{ source('ml', 'user_intent_scores') }} as intent on features.user_key = intent.user_key
+    left join {{ ref('user_intent_scores') }} as intent on features.user_key = intent.user_key
     left join {{ ref('user_engagement_scores') }} as engagement on features.user_key = engagement.user_key
     left join triggers on features.user_key = triggers.user_key
     left join categories on features.user_key = categories.user_key
