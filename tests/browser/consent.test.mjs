@@ -37,7 +37,7 @@ test('nothing before consent; held events sent with ids on a grant; everything c
   assert.equal(status.anonymous_id, null);
 
   // grant: the held events go, with ids
-  await page.evaluate(() => pulse.activation.consent({ analytics: true, personalization: false }));
+  await page.evaluate(() => pulse.consent({ analytics: true, personalization: false }));
   await waitFlushed(page);
   const pageViewId = status.page_view_id;
   const events = shared.collector.events().filter((e) => e.page_view_id === pageViewId);
@@ -72,7 +72,7 @@ test('nothing before consent; held events sent with ids on a grant; everything c
 
   // withdrawal
   const before = requests.length;
-  await page.evaluate(() => pulse.activation.consent(false));
+  await page.evaluate(() => pulse.consent(false));
   await page.waitForResponse((r) => r.url().endsWith('/collect/forget'));
   assert.deepEqual(await storageKeys(page), [], 'localStorage after withdrawal');
   assert.deepEqual(await context.cookies(), [], 'the collector expired its cookie');
@@ -102,7 +102,7 @@ test('a refusal before any grant sends nothing but the forget request and stores
   await page.goto(shared.collector.url + '/clicks.html');
   await page.waitForFunction(() => window.pulse?.status);
   await page.evaluate(() => pulse.track('custom.before_refusal'));
-  await page.evaluate(() => pulse.activation.consent(false));
+  await page.evaluate(() => pulse.consent(false));
   assert.equal(await page.evaluate(() => pulse.track('custom.after_refusal')), undefined);
   assert.deepEqual(await page.evaluate(() => pulse.status()).then((s) => [s.consent, s.held]), [false, 0]);
   await sleep(1500);
@@ -120,11 +120,11 @@ test('a decision in one tab holds in the other tabs of the site', async () => {
   await b.goto(shared.collector.url + '/long.html');
   await Promise.all([a, b].map((p) => p.waitForFunction(() => window.pulse?.status)));
   const heldInB = await b.evaluate(() => pulse.track('custom.tab_b'));
-  await a.evaluate(() => pulse.activation.consent(true));
+  await a.evaluate(() => pulse.consent(true));
   await b.waitForFunction(() => pulse.status().consent && pulse.status().pending === 0, null, { timeout: 5000 });
   await shared.collector.waitForEvents((e) => e.event_id === heldInB, { message: "tab B's held event" });
 
-  await a.evaluate(() => pulse.activation.consent(false));
+  await a.evaluate(() => pulse.consent(false));
   await b.waitForFunction(() => pulse.status().consent === false, null, { timeout: 5000 });
   const before = requests.length;
   assert.equal(await b.evaluate(() => pulse.track('custom.tab_b_after')), undefined);
