@@ -56,7 +56,7 @@ PURCHASE_INTENT_SCORES_COLUMNS = (
     ("model_trained_at", "timestamp"),  # when the scoring version was registered (UTC)
     ("scored_at", "timestamp"),
 )
-ACTIVE_WITHIN_DAYS = 30  # scored users: a session in the 30 days before the snapshot (sessions_30d >= 1)
+SCORING_POPULATION = "intent_scoring_population"  # dbt (models/ml): who is scored, the threshold is a dbt var
 
 
 @dataclass(frozen=True)
@@ -253,8 +253,9 @@ def write_purchase_intent_scores(
     now: datetime | None = None,
     batch_rows: int = SCORING_BATCH_ROWS,
 ) -> WrittenScores:
-    """Score every active user of the latest snapshot (`user_features`) with the registry's champion and replace
-    `purchase_intent_scores`, ``batch_rows`` users at a time (bounded memory; on Spark the executors score)."""
+    """Score every user of `intent_scoring_population` (dbt: the latest snapshot's users active enough to score)
+    with the registry's champion and replace `purchase_intent_scores`, ``batch_rows`` users at a time (bounded
+    memory; on Spark the executors score)."""
     champion = load_intent_champion(tracking_uri(mlflow_store))
     return score_users(warehouse, champion, now=now, batch_rows=batch_rows)
 
@@ -286,11 +287,16 @@ def score_users(
 
     # Scored in batches of `batch_rows` users: memory holds one batch of features, whatever the table's size.
     # The ranking among the scored users (percentile, decile) is the dbt model user_intent_scores.
-    active = "select * from user_features where sessions_30d >= 1"
+    # Who is scored is a rule, so a dbt model decides it (models/ml/intent_scoring_population); Python scores
+    # every row it is given.
+    population = f"select * from {SCORING_POPULATION}"
     with scratch_table(warehouse, INTENT_PROBABILITIES) as probabilities:
-        scored = warehouse.map_batches(active, score, PROBABILITY_COLUMNS, probabilities, batch_rows)
+        scored = warehouse.map_batches(population, score, PROBABILITY_COLUMNS, probabilities, batch_rows)
         if scored == 0:
-            raise RuntimeError(f"no active user (a session in the last {ACTIVE_WITHIN_DAYS} days) in user_features")
+            raise RuntimeError(
+                f"nobody to score: {SCORING_POPULATION} is empty (no user of user_features has at least "
+                "intent_scoring_min_sessions_30d sessions in the 30 days before the snapshot)"
+            )
         warehouse.replace_table(
             PURCHASE_INTENT_SCORES_TABLE,
             f"""select user_key, probability, as_of_date,

@@ -7,8 +7,9 @@ purchase_intent_model   trains XGBoost and its two baselines on `purchase_intent
                         refuses; when the inputs are unchanged since the latest version nothing is trained. Either
                         way the step succeeds, the decision is a row of `model_decisions`, and the champion, if
                         any, keeps scoring.
-purchase_intent_scores  every active user of the latest snapshot scored with the champion (the probability;
-                        the dbt model user_intent_scores ranks them: percentile, decile).
+purchase_intent_scores  every user of the dbt model intent_scoring_population (who is active enough to score)
+                        scored with the champion (the probability; the dbt model user_intent_scores ranks them:
+                        percentile, decile).
 """
 
 import dagster as dg
@@ -119,10 +120,11 @@ def purchase_intent_model(context: dg.AssetExecutionContext, storage: PulseStora
 @dg.asset(
     key="purchase_intent_scores",
     group_name="ml",
-    deps=["purchase_intent_model", "user_features"],
+    deps=["purchase_intent_model", "intent_scoring_population"],
     pool="warehouse",
     kinds={"python", "duckdb"},
-    description="Every active user (a session in the 30 days before the latest snapshot) scored with "
+    description="Every user of intent_scoring_population (dbt: the latest snapshot's users with a session in the 30 "
+    "days before it; var intent_scoring_min_sessions_30d) scored with "
     "`purchase_intent_model@champion`: probability of a purchase within the horizon, snapshot date, model version, "
     "when it was trained and scored_at. Empty, with a warning, while no model is champion. The dbt model "
     "user_intent_scores ranks them (percentile, decile).",

@@ -438,6 +438,14 @@ SETTINGS: tuple[Setting, ...] = (
         "The intent label: a purchase within this many days from the snapshot date.",
         minimum=1,
     ),
+    _dbt(
+        "intent_scoring_min_sessions_30d",
+        "int",
+        "features",
+        "The intent model scores users with at least this many sessions in the 30 days before the latest "
+        "snapshot (0: everyone).",
+        minimum=0,
+    ),
     # ---- purchase intent (Python)
     Setting(
         "intent_test_as_of",

@@ -92,7 +92,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     day_before = t - timedelta(days=1)
     _write_day(events_dir, day_before, "pre_planted.jsonl.gz", pre)
     ingest_days(warehouse, events_dir, [day_before])
-    run_dbt(home, warehouse, "run", "--select", "+purchase_intent_training_set", "user_features")
+    run_dbt(
+        home,
+        warehouse,
+        "run",
+        "--select",
+        "+purchase_intent_training_set",
+        "user_features",
+        "intent_scoring_population",
+    )
     return Demo(home, events_dir, warehouse, t, list(who["user_key"]))
 
 

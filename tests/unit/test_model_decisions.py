@@ -247,7 +247,7 @@ def test_scores_from_a_champion_say_which_version_and_when_it_was_trained(tmp_pa
     )
     con = duckdb.connect()
     con.register("latest", latest)
-    con.execute("create table user_features as select * from latest")
+    con.execute("create table intent_scoring_population as select * from latest")  # dbt's, in the pipeline
     trained_at = datetime(2026, 10, 26, 2, 0, 1)
     written = score_users(con, IntentChampion(model, "4", FEATURES, trained_at))
     assert written.model_version == "4" and written.model_trained_at == "2026-10-26 02:00:01"

@@ -419,9 +419,10 @@ def test_promotion_needs_the_rfm_baseline_beaten_and_the_champion_matched(
 def test_scoring_in_batches_equals_scoring_everyone_at_once(
     fitted: pi.IntentTrainingResult, frame: pd.DataFrame, tmp_path: Path, monkeypatch
 ) -> None:
-    """write_purchase_intent_scores reads `user_features` a batch at a time: the probabilities are those of one
-    in-memory pass over every active user (predict_proba), whatever the batch size. It writes only what Python
-    computes: no percentile or decile (the dbt model user_intent_scores ranks the scored users)."""
+    """write_purchase_intent_scores reads `intent_scoring_population` a batch at a time: the probabilities are
+    those of one in-memory pass over every user in it (predict_proba), whatever the batch size. It writes only
+    what Python computes: no filter (who is scored is the dbt model's rule), no percentile or decile (the dbt
+    model user_intent_scores ranks the scored users)."""
     import duckdb
 
     import ml.user_intent as user_intent
@@ -436,7 +437,11 @@ def test_scoring_in_batches_equals_scoring_everyone_at_once(
     )
     con = duckdb.connect()
     con.register("latest", latest)
+    # the population as the dbt model would select it (the rule and its unit tests: intent_scoring_population.yml);
+    # a user outside it, still in user_features, is not scored
     con.execute("create table user_features as select * from latest")
+    con.execute("create table intent_scoring_population as select * from latest where sessions_30d >= 1")
+    assert con.execute("select count(*) from user_features where sessions_30d < 1").fetchone()[0] > 0
     now = datetime(2026, 11, 2, 6, 0, 0, 123, tzinfo=UTC)
     tables = []
     for batch_rows in (64, 10**9):  # several batches, then one
@@ -454,6 +459,24 @@ def test_scoring_in_batches_equals_scoring_everyone_at_once(
     assert written.mean_probability == pytest.approx(float(np.mean(expected)))
     assert set(got["model_version"]) == {"3"} and got["model_trained_at"].isna().all()  # trained_at unknown
     assert set(got["scored_at"]) == {pd.Timestamp("2026-11-02 06:00:00")}  # UTC, to the second
+
+
+def test_an_empty_scoring_population_is_an_error_naming_the_table_and_the_var(
+    fitted: pi.IntentTrainingResult, frame: pd.DataFrame
+) -> None:
+    """A champion and nobody to score (everyone quiet for 30 days, or a threshold set too high) fails the step
+    with a message naming the dbt model and its var, rather than writing an empty table that reads as "no model"."""
+    import duckdb
+
+    from ml.intent_tracking import IntentChampion
+    from ml.user_intent import score_users
+
+    latest = frame[frame["as_of_date"] == frame["as_of_date"].max()]
+    con = duckdb.connect()
+    con.register("latest", latest)
+    con.execute("create table intent_scoring_population as select * from latest where false")
+    with pytest.raises(RuntimeError, match="intent_scoring_population is empty.*intent_scoring_min_sessions_30d"):
+        score_users(con, IntentChampion(model=fitted.model, version="3", features=pi.FEATURES))
 
 
 def test_a_training_set_over_the_cap_is_sampled_by_user(frame: pd.DataFrame) -> None:
