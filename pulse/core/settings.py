@@ -223,6 +223,14 @@ SETTINGS: tuple[Setting, ...] = (
         "paths",
         scope=HOME,
     ),
+    Setting(
+        "live_dir",
+        "path",
+        "`pulse stream`: the live state, state.sqlite (SQLite in WAL mode: one writer, readers in other processes).",
+        _home_path("live"),
+        "paths",
+        scope=HOME,
+    ),
     # ---- who may read the files pulse writes (pulse/core/file_access.py, docs/deployment.md)
     Setting(
         "file_access",
@@ -386,6 +394,43 @@ SETTINGS: tuple[Setting, ...] = (
         5_000_000,
         "ingestion",
         minimum=1,
+    ),
+    # ---- the stream processor (pulse/live/processor.py, docs/realtime.md)
+    Setting(
+        "stream_batch_size",
+        "int",
+        "`pulse stream`: at most this many events per micro-batch (one transaction).",
+        5000,
+        "stream",
+        minimum=1,
+    ),
+    Setting(
+        "stream_max_wait_ms",
+        "int",
+        "`pulse stream`: with nothing to read, look again after this many milliseconds (the longest an event "
+        "waits before its batch starts).",
+        50,
+        "stream",
+        minimum=1,
+        maximum=10000,
+    ),
+    Setting(
+        "stream_cached_users",
+        "int",
+        "`pulse stream`: user states kept in memory (the others are read from the live state when needed).",
+        100_000,
+        "stream",
+        minimum=1,
+    ),
+    Setting(
+        "live_late_days",
+        "int",
+        "An event up to this many UTC days before the day of its user's latest event still changes the live "
+        "counters; an older one is too late (counted, and left to the nightly batch).",
+        1,
+        "stream",
+        minimum=0,
+        maximum=30,
     ),
     # ---- dbt: incremental processing (docs/incremental.md)
     _dbt(
@@ -744,6 +789,13 @@ class PulsePaths:
     # Where dbt builds the models and the Python steps read and write them: engine (docs/spark.md).
     engine: str = "duckdb"
     duckdb_memory: str = "2GB"
+    # `pulse stream`'s live state (pulse/live/store.py): live_dir; None: <home>/live.
+    live_dir: Path | None = None
+
+    @property
+    def live_state(self) -> Path:
+        """The live state database (SQLite, WAL) that `pulse stream` writes and the read API reads."""
+        return (self.live_dir or self.home / "live") / "state.sqlite"
 
     @property
     def spark_home(self) -> Path:
@@ -785,6 +837,7 @@ class PulsePaths:
             "DAGSTER_HOME": str(self.dagster_home),
             "PULSE_EXPORTS": str(self.exports),
             "PULSE_COLLECTOR": str(self.collector),
+            "PULSE_LIVE_DIR": str(self.live_dir or self.home / "live"),
             "PULSE_ENGINE": self.engine,
         } | ({"PULSE_MLFLOW_URI": self.mlflow_uri} if self.mlflow_uri else {})
 
@@ -827,6 +880,7 @@ class Settings:
             mlflow_uri=self.mlflow_uri,
             engine=self.engine,
             duckdb_memory=self.duckdb_memory,
+            live_dir=self.live_dir,
         )
 
     def dbt_vars(self) -> dict[str, Any]:

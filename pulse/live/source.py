@@ -1,0 +1,164 @@
+"""Where the stream reads accepted events: a small interface (:class:`EventSource`) and its first
+implementation over the collector's durable log (:class:`CollectorLogSource`). Kafka comes later (issue 23) as a
+second implementation of the same interface.
+
+A source hands out events in one fixed order, in batches, each batch with the **position** after it: an opaque
+text the store commits in the same transaction as the state the batch produced
+(:meth:`pulse.live.store.LiveStateStore.commit`). After a crash the processor asks for the events after the last
+committed position, so a batch is either wholly in the state or read again.
+
+The collector's log (pulse/collector/log.py) writes each accepted event as one JSON line to the open segment in
+``spool/`` (``<YYYY-MM-DDTHHMMSS>-<pid>-<n>.jsonl``: opened at that second by that process, its n-th) and rolls a
+closed segment into ``landing/events/<day>/collector-<host>-<stem>.jsonl`` by an atomic rename (same inode, same
+bytes; across file systems a copy renamed into place before the spool file is removed). The segment's stem
+names it in both places, so the position is ``<stem>:<byte offset>``: the bytes of that segment read so far,
+always at a line end. The order is the segments' (open time, pid, n), then the lines in each.
+
+What is read:
+
+- whole lines only: a segment is read up to its last newline, so a line the collector is writing (or a torn
+  line a killed collector left, never acknowledged and cut at its recovery) is never read;
+- the current segment until it is finished: it is finished once it has been rolled into the landing zone (it
+  never changes again there) and read to its end. While it is in the spool the source waits at its end for
+  more lines; it does not move on to a later segment, which keeps the order when a segment rolls while being
+  read: the rename changes the file's name, not its bytes, so the offset carries over from spool to landing.
+  An empty segment is deleted at its roll instead of published: gone from both places at offset 0, it is
+  finished.
+- the next segment is the smallest stem after the current one, listing the spool before the landing days (a
+  segment renamed between the two listings is then still seen in the landing zone).
+
+Limits: one collector per log is assumed (``pulse live`` runs one): with two collectors writing one spool, a
+segment opened in the same second by a lower pid after a later one was finished would be skipped. A segment
+left in the spool by a dead collector is read up to its last whole line, and the source moves past it only
+once a restarted collector has rolled it. The collector's group commit acknowledges a write after its fsync;
+if that fsync fails the collector cuts the lines back, and a reader that read them in between would have read
+unacknowledged lines: rare (a failing disk), and detected (the segment then ends before the committed offset:
+:class:`SourceError`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pulse.core.contract import FIELDS, ValueRuleError, parse_boolean, parse_rfc3339
+from pulse.live.clock import as_utc
+
+LiveEvent = dict[str, Any]
+"""A live event: the contract's fields (pulse/core/contract.py) by name; ``event_time`` and ``received_at``
+aware UTC datetimes, empty strings as None, absent fields None."""
+
+SEGMENT_STEM = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{6})-(\d+)-(\d+)")
+LANDING_PREFIX = "collector-"
+
+
+class SourceError(RuntimeError):
+    """The source cannot go on from the committed position (a segment it read is gone or shorter)."""
+
+
+class LiveEventError(ValueError):
+    """A line that is not a contract event (the collector validated it: a file written by something else)."""
+
+
+@dataclass(frozen=True)
+class RejectedLine:
+    """A line the source could not turn into a live event: where it is and why."""
+
+    where: str  # file:line
+    reason: str
+
+
+@dataclass
+class SourceBatch:
+    """Events in the source's order and the position after the last of them (``position`` equals the position
+    asked for when nothing was read). ``at_end``: nothing more was there to read when the batch was cut."""
+
+    events: list[LiveEvent]
+    position: str
+    at_end: bool
+    rejected: list[RejectedLine] = field(default_factory=list)
+
+
+class EventSource(Protocol):
+    """Accepted events in one fixed order. ``read(after, max_events)`` returns at most ``max_events`` events
+    following the position ``after`` ("" is the beginning), without waiting."""
+
+    name: str
+
+    def read(self, after: str, max_events: int) -> SourceBatch:
+        stem, offset = parse_position(after)
+        events: list[LiveEvent] = []
+        rejected: list[RejectedLine] = []
+        while True:
+            if not stem:
+                first = self._next_stem("", force_landing=True)
+                if first is None:
+                    return SourceBatch(events, "", True, rejected)
+                stem, offset = first, 0
+            path, final = self._locate(stem)
+            if path is None:
+                if offset:
+                    raise SourceError(
+                        f"collector log segment {stem} is gone from {self.spool} and {self.events_landing} "
+                        f"after {offset} bytes of it were read"
+                    )
+                size, consumed, final = 0, 0, True  # an empty segment, deleted at its roll
+            else:
+                try:
+                    size, consumed = self._read_lines(path, offset, max_events, events, rejected)
+                except FileNotFoundError:
+                    continue  # renamed between the look and the open: look again
+                if size < offset:
+                    raise SourceError(f"collector log segment {path} is {size} bytes, shorter than the {offset} read")
+            position = after_position(stem, consumed)
+            if len(events) >= max_events:
+                return SourceBatch(events, position, False, rejected)
+            if not final:  # at the end of the open segment: wait for more lines or its roll
+                return SourceBatch(events, position, True, rejected)
+            if consumed < size:  # a landed segment never ends in a torn line (the collector cuts it first)
+                rejected.append(RejectedLine(f"{path} at byte {consumed}", "a last line without its newline"))
+            following = self._next_stem(stem, force_landing=False)
+            if following is None:
+                return SourceBatch(events, position, True, rejected)
+            stem, offset = following, 0
+
+    def _read_lines(
+        self, path: Path, offset: int, limit: int, events: list[LiveEvent], rejected: list[RejectedLine]
+    ) -> tuple[int, int]:
+        """Read the whole lines of ``path`` from ``offset`` into ``events`` until it holds ``limit``; returns
+        (the file's size when opened, the offset after the last line taken)."""
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            consumed = offset
+            while len(events) < limit and consumed < size:
+                f.seek(consumed)
+                data = f.read(min(size - consumed, self.read_bytes))
+                end = data.rfind(b"\n") + 1
+                if end == 0 and consumed + len(data) < size:  # one line longer than a read: read the rest
+                    f.seek(consumed)
+                    data = f.read(size - consumed)
+                    end = data.rfind(b"\n") + 1
+                if end == 0:
+                    break  # a line still being written (or a torn one): not read
+                start = 0
+                while start < end and len(events) < limit:
+                    newline = data.index(b"\n", start)
+                    text = data[start:newline].strip()
+                    if text:
+                        try:
+                            events.append(live_event(json.loads(text)))
+                        except (LiveEventError, ValueError) as error:
+                            rejected.append(RejectedLine(f"{path} at byte {consumed + start}", str(error)))
+                    start = newline + 1
+                consumed += start
+        return size, consumed
+
+
+def after_position(stem: str, offset: int) -> str:
+    return f"{stem}:{offset}" if stem else ""
