@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 Clock = Callable[[], datetime]
 
@@ -80,7 +80,9 @@ class OffsetFileClock:
             try:
                 seconds = float(text) if text else 0.0
             except ValueError:
-                raise ValueError(f"{self.path}: expected a number of seconds to add to the clock, got {text!r}") from None
+                raise ValueError(
+                    f"{self.path}: expected a number of seconds to add to the clock, got {text!r}"
+                ) from None
             self._stamp, self._offset = stamp, timedelta(seconds=seconds)
         return self._offset
 

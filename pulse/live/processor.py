@@ -101,7 +101,9 @@ class StateModel(Protocol):
 
     def next_due(self, state: dict[str, Any]) -> datetime | None: ...
 
-    def restitch(self, source: dict[str, Any], target: dict[str, Any], anonymous_id: str, target_key: str) -> list[str]: ...
+    def restitch(
+        self, source: dict[str, Any], target: dict[str, Any], anonymous_id: str, target_key: str
+    ) -> list[str]: ...
 
 
 # ------------------------------------------------------------------------------------------ activity
@@ -182,7 +184,15 @@ class ActivityModel:
         if event["event_type"] == "purchase" and (state["last_purchase_at"] is None or t > state["last_purchase_at"]):
             state["last_purchase_at"] = t
         if event["event_type"] in CART_TYPES:
-            cart_row = [t, event["event_id"], event["event_type"], event["product_id"], event["quantity"], event["price"], anon]
+            cart_row = [
+                t,
+                event["event_id"],
+                event["event_type"],
+                event["product_id"],
+                event["quantity"],
+                event["price"],
+                anon,
+            ]
             bisect.insort(state["cart_events"], cart_row, key=lambda r: (r[C_T], r[C_ID]))
         self._forget(state)
         return []
@@ -320,7 +330,9 @@ class ActivityModel:
         state["session"] = self._current_session(sessions, user_key)
         state["cart"] = self._open_cart(state["cart_events"])
         last = state["events"][-1] if state["events"] else None
-        state["last_activity"] = None if last is None else {"at": last[T], "event_type": last[TYPE], "event_id": last[ID]}
+        state["last_activity"] = (
+            None if last is None else {"at": last[T], "event_type": last[TYPE], "event_id": last[ID]}
+        )
         return []
 
     def _current_session(self, sessions: dict[tuple[str, int], dict[str, Any]], user_key: str) -> dict[str, Any] | None:
@@ -344,7 +356,9 @@ class ActivityModel:
         items: dict[str | None, dict[str, Any]] = {}
         for row in cart_events:
             quantity = row[C_QUANTITY] if row[C_QUANTITY] is not None else 1
-            item = items.setdefault(row[C_PRODUCT], {"product_id": row[C_PRODUCT], "quantity": 0, "price": None, "added_at": None})
+            item = items.setdefault(
+                row[C_PRODUCT], {"product_id": row[C_PRODUCT], "quantity": 0, "price": None, "added_at": None}
+            )
             if row[C_TYPE] == "add_to_cart":
                 item["quantity"] += quantity
                 item["price"] = row[C_PRICE] if row[C_PRICE] is not None else item["price"]
@@ -577,7 +591,9 @@ class StreamProcessor:
 
     def _empty(self, state: dict[str, Any]) -> bool:
         activity = state.get(ActivityModel.name)
-        return activity is None or (not activity["events"] and not activity["cart_events"] and not activity["late_events"])
+        return activity is None or (
+            not activity["events"] and not activity["cart_events"] and not activity["late_events"]
+        )
 
     @staticmethod
     def _last_event_time(state: dict[str, Any]) -> str | None:

@@ -43,7 +43,6 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -90,6 +89,135 @@ class EventSource(Protocol):
     following the position ``after`` ("" is the beginning), without waiting."""
 
     name: str
+
+    def read(self, after: str, max_events: int) -> SourceBatch: ...
+
+
+def live_event(record: object) -> LiveEvent:
+    """A decoded JSON line as a live event; :class:`LiveEventError` naming the field and value otherwise.
+    Values are typed as ingestion types them: strings (a number in a string field as its JSON text, "" as
+    None), doubles, integers, booleans, timestamps (aware UTC)."""
+    if not isinstance(record, dict):
+        raise LiveEventError(f"not a JSON object: {type(record).__name__}")
+    event: LiveEvent = {}
+    for f in FIELDS:
+        value = record.get(f.name)
+        if value is None or (isinstance(value, str) and value == ""):
+            event[f.name] = None
+            continue
+        try:
+            if f.type == "timestamp":
+                event[f.name] = as_utc(parse_rfc3339(value))
+            elif f.type == "string":
+                event[f.name] = value if isinstance(value, str) else json.dumps(value)
+            elif f.type == "double":
+                event[f.name] = float(value)
+            elif f.type == "bigint":
+                event[f.name] = int(value)
+            elif f.type == "boolean":
+                event[f.name] = parse_boolean(value)
+            else:
+                event[f.name] = value
+        except (ValueRuleError, ValueError, TypeError) as error:
+            raise LiveEventError(f"{f.name} = {value!r}: {error}") from None
+    for name in ("event_id", "event_type", "event_time"):
+        if event[name] is None:
+            raise LiveEventError(f"{name} is missing")
+    if event["user_id"] is None and event["anonymous_id"] is None:
+        raise LiveEventError("neither user_id nor anonymous_id")
+    return event
+
+
+def segment_key(stem: str) -> tuple[str, int, int] | None:
+    """The order of a segment: (open time, pid, n); None for a name that is not a segment's."""
+    match = SEGMENT_STEM.fullmatch(stem)
+    return (match.group(1), int(match.group(2)), int(match.group(3))) if match else None
+
+
+def landing_stem(name: str) -> str | None:
+    """The segment stem of a landing file ``collector-<host>-<stem>.jsonl`` (the host has no ``-``)."""
+    if not (name.startswith(LANDING_PREFIX) and name.endswith(".jsonl")):
+        return None
+    _, sep, stem = name[len(LANDING_PREFIX) : -len(".jsonl")].partition("-")
+    return stem if sep and segment_key(stem) else None
+
+
+def parse_position(position: str) -> tuple[str, int]:
+    """``<stem>:<offset>`` as (stem, offset); ("", 0) for the beginning."""
+    if not position:
+        return "", 0
+    stem, sep, offset = position.rpartition(":")
+    if not sep or segment_key(stem) is None or not offset.isdigit():
+        raise SourceError(f"not a collector log position: {position!r} (expected <segment stem>:<byte offset>)")
+    return stem, int(offset)
+
+
+class CollectorLogSource:
+    """The collector's durable log: ``spool`` (open segments) and ``events_landing`` (rolled ones). See the
+    module docstring for the order and the guarantees. ``read_bytes``: at most this much is read at once."""
+
+    name = "collector"
+
+    def __init__(self, spool: Path, events_landing: Path, *, read_bytes: int = 4 << 20, landing_every: float = 1.0):
+        self.spool = spool
+        self.events_landing = events_landing
+        self.read_bytes = read_bytes
+        self.landing_every = landing_every  # seconds between landing listings while waiting for a new segment
+        self._landed: dict[str, Path] = {}  # stem -> its landing file (immutable once there)
+        self._landing_listed = float("-inf")
+
+    # ------------------------------------------------------------------ finding segments
+
+    def _landing_path(self, stem: str) -> Path | None:
+        if stem in self._landed:
+            return self._landed[stem]
+        for path in (self.events_landing / stem[:10]).glob(f"{LANDING_PREFIX}*-{stem}.jsonl"):
+            if landing_stem(path.name) == stem:
+                self._landed[stem] = path
+                return path
+        return None
+
+    def _locate(self, stem: str) -> tuple[Path | None, bool]:
+        """(the segment's file, whether it is final: rolled into the landing zone). The spool is looked at
+        first: a file gone from it has been renamed into the landing zone (or, empty, deleted)."""
+        if stem not in self._landed:
+            spooled = self.spool / f"{stem}.jsonl"
+            if spooled.exists():
+                return spooled, False
+        landed = self._landing_path(stem)
+        return landed, landed is not None
+
+    def _next_stem(self, after: str, *, force_landing: bool) -> str | None:
+        """The first segment after ``after`` ("": the first of all), listing the spool, then the landing days
+        from ``after``'s on. While the spool shows nothing newer, the landing days are listed at most every
+        ``landing_every`` seconds (a segment opened and rolled between two looks is found then)."""
+        key = segment_key(after) if after else None
+        newer = []
+        for path in self.spool.glob("*.jsonl") if self.spool.is_dir() else ():
+            k = segment_key(path.stem)
+            if k is not None and (key is None or k > key):
+                newer.append((k, path.stem))
+        now = time.monotonic()
+        if not (newer or force_landing or now - self._landing_listed >= self.landing_every):
+            return None
+        self._landing_listed = now
+        first_day = after[:10] if after else ""
+        days = (
+            sorted(d for d in os.listdir(self.events_landing) if d >= first_day) if self.events_landing.is_dir() else []
+        )
+        for day in days:
+            folder = self.events_landing / day
+            if not folder.is_dir():
+                continue
+            for name in os.listdir(folder):
+                stem = landing_stem(name)
+                k = segment_key(stem) if stem else None
+                if stem and k is not None and (key is None or k > key):
+                    self._landed[stem] = folder / name
+                    newer.append((k, stem))
+        return min(newer)[1] if newer else None
+
+    # ------------------------------------------------------------------ reading
 
     def read(self, after: str, max_events: int) -> SourceBatch:
         stem, offset = parse_position(after)

@@ -176,7 +176,12 @@ class LiveStateStore:
         seen: set[str] = set()
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
-            seen.update(r[0] for r in self.connection.execute(f"select event_id from processed_events where event_id in ({marks})", chunk))  # noqa: S608
+            seen.update(
+                r[0]
+                for r in self.connection.execute(
+                    f"select event_id from processed_events where event_id in ({marks})", chunk
+                )
+            )  # noqa: S608
         return seen
 
     def users(self, user_keys: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -185,7 +190,9 @@ class LiveStateStore:
         states: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(keys):
             marks = ",".join("?" * len(chunk))
-            for key, state in self.connection.execute(f"select user_key, state from live_users where user_key in ({marks})", chunk):  # noqa: S608
+            for key, state in self.connection.execute(
+                f"select user_key, state from live_users where user_key in ({marks})", chunk
+            ):  # noqa: S608
                 states[key] = json.loads(state)
         return states
 
@@ -196,7 +203,10 @@ class LiveStateStore:
 
     def identity_map(self) -> dict[str, tuple[str, str]]:
         """anonymous_id -> (user_id, linked_at)."""
-        return {a: (u, t) for a, u, t in self.connection.execute("select anonymous_id, user_id, linked_at from identity_map")}
+        return {
+            a: (u, t)
+            for a, u, t in self.connection.execute("select anonymous_id, user_id, linked_at from identity_map")
+        }
 
     # ------------------------------------------------------------------ the commit
 
@@ -217,7 +227,9 @@ class LiveStateStore:
                     for key, (state, last) in batch.users.items()
                 ],
             )
-            c.executemany("insert into processed_events (event_id, user_key, event_time) values (?, ?, ?)", batch.processed)
+            c.executemany(
+                "insert into processed_events (event_id, user_key, event_time) values (?, ?, ?)", batch.processed
+            )
             for key, ids in batch.rekeyed.items():
                 for chunk in _chunks(ids):
                     marks = ",".join("?" * len(chunk))
@@ -228,10 +240,18 @@ class LiveStateStore:
                 [(anonymous_id, user_id, linked_at) for anonymous_id, (user_id, linked_at) in batch.identity.items()],
             )
             c.executemany(
-                "insert into live_trigger_firings (firing_key, trigger_name, user_key, fired_at, recorded_at, evidence) "
+                "insert into live_trigger_firings "
+                "(firing_key, trigger_name, user_key, fired_at, recorded_at, evidence) "
                 "values (?, ?, ?, ?, ?, ?) on conflict (firing_key) do nothing",
                 [
-                    (f.firing_key, f.trigger_name, f.user_key, f.fired_at, batch.committed_at, None if f.evidence is None else json.dumps(f.evidence, sort_keys=True))
+                    (
+                        f.firing_key,
+                        f.trigger_name,
+                        f.user_key,
+                        f.fired_at,
+                        batch.committed_at,
+                        None if f.evidence is None else json.dumps(f.evidence, sort_keys=True),
+                    )
                     for f in batch.firings
                 ],
             )
@@ -241,7 +261,14 @@ class LiveStateStore:
                 "model_version = excluded.model_version, features = excluded.features, "
                 "features_as_of = excluded.features_as_of, scored_at = excluded.scored_at",
                 [
-                    (s.user_key, s.probability, s.model_version, json.dumps(s.features, sort_keys=True), s.features_as_of, s.scored_at)
+                    (
+                        s.user_key,
+                        s.probability,
+                        s.model_version,
+                        json.dumps(s.features, sort_keys=True),
+                        s.features_as_of,
+                        s.scored_at,
+                    )
                     for s in batch.scores
                 ],
             )
@@ -287,7 +314,9 @@ class LiveStateReader:
 
     def user_key_of(self, anonymous_id: str) -> str:
         """The user_key an anonymous id's events count for now (its stitched user, else itself)."""
-        row = self.connection.execute("select user_id from identity_map where anonymous_id = ?", (anonymous_id,)).fetchone()
+        row = self.connection.execute(
+            "select user_id from identity_map where anonymous_id = ?", (anonymous_id,)
+        ).fetchone()
         return row[0] if row else anonymous_id
 
     def firings_after(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
@@ -305,7 +334,8 @@ class LiveStateReader:
 
     def score(self, user_key: str) -> dict[str, Any] | None:
         row = self.connection.execute(
-            "select probability, model_version, features, features_as_of, scored_at from live_scores where user_key = ?",
+            "select probability, model_version, features, features_as_of, scored_at "
+            "from live_scores where user_key = ?",
             (user_key,),
         ).fetchone()
         if row is None:
@@ -321,7 +351,9 @@ class LiveStateReader:
 
     def position(self, source: str) -> dict[str, str] | None:
         """The committed position of ``source`` and when it was committed."""
-        row = self.connection.execute("select position, committed_at from stream_position where source = ?", (source,)).fetchone()
+        row = self.connection.execute(
+            "select position, committed_at from stream_position where source = ?", (source,)
+        ).fetchone()
         return None if row is None else {"position": row[0], "committed_at": row[1]}
 
     def table(self, name: str) -> list[tuple[Any, ...]]:
