@@ -145,26 +145,29 @@ def test_kill_9_at_random_moments_then_restart_equals_one_clean_pass(tmp_path: P
     )
 
     killed = tmp_path / "killed"
+    end = committed_position(clean)
     rng = random.Random(22)
     positions = []
     rolled = False
-    for attempt in range(6):
+    for attempt in range(8):
+        if committed_position(killed) == end:
+            break
+        # small batches: many commits, so a kill lands inside a batch or a commit as often as between them
         process = subprocess.Popen(
             [str(PULSE), "stream"],
-            env=stream_env(home, killed, PULSE_STREAM_BATCH_SIZE=str(rng.choice((23, 37, 61)))),
+            env=stream_env(home, killed, PULSE_STREAM_BATCH_SIZE=str(rng.choice((3, 5, 7)))),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
         start_position = committed_position(killed)
         deadline = time.monotonic() + 60
-        while committed_position(killed) == start_position and time.monotonic() < deadline:
+        while committed_position(killed) in (start_position, "") and time.monotonic() < deadline:
             assert process.poll() is None, process.stderr.read().decode()[-3000:]
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.6))  # somewhere inside the replay: a batch half applied, a commit in flight
-        if attempt == 2 and not rolled:
+            time.sleep(0.01)
+        if attempt == 2:
             roll(home, spooled[0])  # the collector rolls the segment the processor may be reading
             rolled = True
-            time.sleep(rng.uniform(0.0, 0.2))
+        time.sleep(rng.uniform(0.0, 0.3))  # somewhere inside the replay: a batch half applied, a commit in flight
         process.send_signal(signal.SIGKILL)
         process.wait()
         positions.append(committed_position(killed))
@@ -179,10 +182,9 @@ def test_kill_9_at_random_moments_then_restart_equals_one_clean_pass(tmp_path: P
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
 
-    final = committed_position(killed)
-    assert final == committed_position(clean)
-    interrupted = [p for p in positions if p and p != final]
-    assert len(interrupted) >= 3, f"the kills should land inside the replay: positions {positions}, end {final}"
+    assert committed_position(killed) == end
+    interrupted = [p for p in positions if p and p != end]
+    assert len(interrupted) >= 3, f"the kills should land inside the replay: positions {positions}, end {end}"
     clean_rows, killed_rows = store_rows(clean / "state.sqlite"), store_rows(killed / "state.sqlite")
     assert len(clean_rows["processed_events"]) > 3000
     for table in TABLES:
