@@ -958,8 +958,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    """The collector serving the demo shop, beside the Dagster UI whose landing sensor ingests what it lands,
-    and the docs server. Ctrl-C / SIGTERM stops all three."""
+    """The collector serving the demo shop, the stream processor keeping the live state from the collector's
+    log, the Dagster UI whose landing sensor ingests what it lands, and the docs server. Ctrl-C / SIGTERM stops
+    them all."""
     from pulse.cli.supervisor import run_supervised
     from pulse.ui.docs_server import DocsUrlError
 
@@ -975,19 +976,23 @@ def cmd_live(args: argparse.Namespace) -> int:
         [_venv_bin("pulse"), "collect", "--host", args.host, "--port", str(args.port), "--roll-seconds", "10"],
         env=env,
     )
+    stream = subprocess.Popen([_venv_bin("pulse"), "stream"], env=env)
     try:
         with _docs_server(paths, address) as docs:
             print(
                 f"demo shop (tracked): http://{args.host}:{args.port}/   Dagster UI: http://{args.host}:{args.ui_port}/"
                 + (f"   docs: {docs.url}/" if docs else "")
                 + f"\nevents land in {paths.events_landing}/<today>/collector-*.jsonl every 10 s; the landing sensor"
-                " (every 60 s) ingests them and rebuilds sessions and profiles. Ctrl-C stops them all.",
+                " (every 60 s) ingests them and rebuilds sessions and profiles; `pulse stream` keeps the live state"
+                f" in {paths.live_state} within a second. Ctrl-C stops them all.",
                 flush=True,
             )
             return run_supervised(_dagster_dev(args.host, args.ui_port), cwd=REPO_ROOT, env=env)
     finally:
-        collector.terminate()
-        collector.wait(timeout=30)
+        for process in (stream, collector):
+            process.terminate()
+        for process in (stream, collector):
+            process.wait(timeout=30)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -298,3 +298,37 @@ def test_live_counters_equal_fct_user_daily_on_a_purchase_only_shop_in_another_y
     live = live_daily(replay(live_home, tmp_path / "state", late_days=10))
     assert_parity(live, batch_daily(warehouse))
     assert len(live) > 100
+
+
+def test_a_running_stream_shows_an_appended_event_within_a_second_and_stops_on_sigterm(tmp_path: Path) -> None:
+    home, live_dir = tmp_path / "home", tmp_path / "home" / "live"
+    spool = home / "collector" / "spool"
+    spool.mkdir(parents=True)
+    segment = spool / "2026-12-07T100000-77-1.jsonl"
+    segment.write_text("")
+    process = subprocess.Popen(
+        [str(PULSE), "stream"], env=stream_env(home, live_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while committed_position(live_dir) == "" and time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()[-3000:]
+            time.sleep(0.05)  # the empty segment committed at 0: the processor is running
+        event = {"event_id": "e1", "event_type": "add_to_cart", "event_time": "2026-12-07T10:00:00Z", "user_id": "u1"}
+        with open(segment, "a") as f:
+            f.write(json.dumps(event) + "\n")
+        written = time.monotonic()
+        while time.monotonic() - written < 5:
+            with LiveStateReader(live_dir / "state.sqlite") as reader:
+                user = reader.user("u1")
+            if user is not None:
+                break
+            time.sleep(0.01)
+        visible_after = time.monotonic() - written
+        assert user is not None and user["state"]["activity"]["days"]["2026-12-07"]["cart_adds"] == 1
+        assert visible_after < 1.0, f"visible {visible_after:.2f} s after the append"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err.decode()[-3000:]
+    assert "pulse stream: 1 events in" in out.decode()
