@@ -45,7 +45,6 @@ from pulse.live.store import CommitBatch, Firing, LiveStateStore, Score
 log = logging.getLogger(__name__)
 
 Output = Firing | Score
-_EPOCH = datetime(1970, 1, 1).timestamp()  # naive: only differences of floors matter (UTC throughout)
 
 
 @dataclass(frozen=True)
@@ -109,19 +108,20 @@ class StateModel(Protocol):
 # ------------------------------------------------------------------------------------------ activity
 
 
-def epoch_second(moment_text: str) -> int:
+def epoch_second(moment: datetime) -> int:
     """The whole second a timestamp falls in, counted from 1970 (floor): differences of these are dbt's
     ``datediff(..., 'second')`` on DuckDB and Spark (the second boundaries crossed)."""
-    return math.floor(parse_iso(moment_text).timestamp())
+    return math.floor(moment.timestamp())
 
 
 def md5_hex(text: str) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
-# a kept event: [event_time, event_id, event_type, client_session_id, page_view_id, category, revenue, anon]
-# (anon: the anonymous_id of an event without user_id, so identity stitching can move it; else null)
-T, ID, TYPE, CSID, PVID, CATEGORY, REVENUE, ANON = range(8)
+# a kept event: [event_time, event_id, event_type, client_session_id, page_view_id, category, revenue, anon,
+# second] (anon: the anonymous_id of an event without user_id, so identity stitching can move it, else null;
+# second: epoch_second(event_time))
+T, ID, TYPE, CSID, PVID, CATEGORY, REVENUE, ANON, SECOND = range(9)
 # a cart event: [event_time, event_id, event_type, product_id, quantity, price, anon]
 C_T, C_ID, C_TYPE, C_PRODUCT, C_QUANTITY, C_PRICE, C_ANON = range(7)
 CART_TYPES = ("add_to_cart", "remove_from_cart")
@@ -158,65 +158,63 @@ class ActivityModel:
         self.piece_seconds = options.max_session_hours * 3600
 
     def initial(self) -> dict[str, Any]:
-        return {"events": [], "carry": None, "cart_events": [], "last_purchase_at": None, "late_events": 0}
+        return {
+            "events": [], "carry": None, "cart_events": [], "last_purchase_at": None, "late_events": 0,
+            "latest_day": None, "first_kept_day": None,
+        }  # fmt: skip
 
     # ---------------------------------------------------------------- events in
 
     def apply(self, state: dict[str, Any], event: LiveEvent, user_key: str) -> list[Output]:
-        t = iso(event["event_time"])
-        events: list[list[Any]] = state["events"]
-        first_kept = self._first_kept_day(state)
+        moment = event["event_time"]
+        t = iso(moment)
+        first_kept = state.get("first_kept_day")
         if first_kept is not None and t[:10] < first_kept:
             state["late_events"] += 1
             return []
         anon = event["anonymous_id"] if event["user_id"] is None else None
+        kind = event["event_type"]
         row = [
             t,
             event["event_id"],
-            event["event_type"],
+            kind,
             event["session_id"],
             event["page_view_id"],
-            event["category"] if event["event_type"] == "product_view" else None,
-            event["revenue"] if event["event_type"] == "purchase" else None,
+            event["category"] if kind == "product_view" else None,
+            event["revenue"] if kind == "purchase" else None,
             anon,
+            epoch_second(moment),
         ]
-        bisect.insort(events, row, key=lambda r: (r[T], r[ID]))
-        if event["event_type"] == "purchase" and (state["last_purchase_at"] is None or t > state["last_purchase_at"]):
+        events: list[list[Any]] = state["events"]
+        if not events or (events[-1][T], events[-1][ID]) < (t, row[ID]):
+            events.append(row)  # the usual case: in order
+        else:
+            bisect.insort(events, row, key=lambda r: (r[T], r[ID]))
+        if kind == "purchase" and (state["last_purchase_at"] is None or t > state["last_purchase_at"]):
             state["last_purchase_at"] = t
-        if event["event_type"] in CART_TYPES:
-            cart_row = [
-                t,
-                event["event_id"],
-                event["event_type"],
-                event["product_id"],
-                event["quantity"],
-                event["price"],
-                anon,
-            ]
+        if kind in CART_TYPES:
+            cart_row = [t, event["event_id"], kind, event["product_id"], event["quantity"], event["price"], anon]
             bisect.insort(state["cart_events"], cart_row, key=lambda r: (r[C_T], r[C_ID]))
         self._forget(state)
         return []
 
-    def _first_kept_day(self, state: dict[str, Any]) -> str | None:
-        events = state["events"]
-        if not events:
-            return state.get("first_kept_day")
-        latest = date.fromisoformat(events[-1][T][:10])
-        return (latest - timedelta(days=self.options.late_days)).isoformat()
-
     def _forget(self, state: dict[str, Any]) -> None:
-        """Drop the events before the kept days (remembering the session they leave open) and the cart events
-        at or before the latest purchase."""
-        first_kept = self._first_kept_day(state)
+        """Move the kept days to the latest event's day; drop the events before them (remembering the session
+        they leave open) and the cart events at or before the latest purchase."""
         events = state["events"]
-        state["first_kept_day"] = first_kept
-        cut = bisect.bisect_left(events, first_kept, key=lambda r: r[T][:10]) if first_kept else 0
-        if cut:
-            state["carry"] = self._walk(events[:cut], state["carry"], "", lambda *_: None)
-            del events[:cut]
-        bought = state["last_purchase_at"]
-        cart = state["cart_events"]
-        if bought is not None:
+        if events:
+            latest = events[-1][T][:10]
+            if latest != state.get("latest_day"):
+                state["latest_day"] = latest
+                first = date.fromisoformat(latest) - timedelta(days=self.options.late_days)
+                state["first_kept_day"] = first.isoformat()
+            first_kept = state["first_kept_day"]
+            if events[0][T][:10] < first_kept:
+                cut = bisect.bisect_left(events, first_kept, key=lambda r: r[T][:10])
+                state["carry"] = self._walk(events[:cut], state["carry"], lambda *_: None)
+                del events[:cut]
+        cart, bought = state["cart_events"], state["last_purchase_at"]
+        if cart and bought is not None and cart[0][C_T] <= bought:
             cart[:] = [r for r in cart if r[C_T] > bought]
         if len(cart) > self.options.max_cart_events:
             del cart[: len(cart) - self.options.max_cart_events]
@@ -227,7 +225,6 @@ class ActivityModel:
         self,
         events: Sequence[list[Any]],
         carry: dict[str, Any] | None,
-        user_key: str,
         visit: Callable[[list[Any], str, int, str], None],
     ) -> dict[str, Any] | None:
         """Sessionize ``events`` (sorted) after ``carry`` (the open visit before them), calling
@@ -239,7 +236,7 @@ class ActivityModel:
         piece = carry["piece"] if carry else -1
         piece_start = carry["piece_start"] if carry else ""
         for event in events:
-            second = epoch_second(event[T])
+            second = event[SECOND]
             csid = event[CSID]
             if (
                 prev_second is None
@@ -302,7 +299,7 @@ class ActivityModel:
                     page_views[event[PVID]] = (event[T][:10], visit_first, piece)
             elif kind == "page_ping" and event[PVID] is not None:
                 pings.setdefault((event[PVID], visit_first, piece), set()).add(
-                    epoch_second(event[T]) // self.options.heartbeat_seconds
+                    event[SECOND] // self.options.heartbeat_seconds
                 )
             elif kind == "product_view":
                 counters["product_views"] += 1
@@ -317,7 +314,7 @@ class ActivityModel:
                     counters["revenue"].append(event[REVENUE])
             session_of[event[ID]] = session
 
-        self._walk(state["events"], state["carry"], user_key, visit)
+        self._walk(state["events"], state["carry"], visit)
         for page_view_id, (page_day, visit_first, piece) in page_views.items():
             buckets = pings.get((page_view_id, visit_first, piece))
             if buckets:
@@ -382,7 +379,7 @@ class ActivityModel:
             return []
         source["events"] = [r for r in source["events"] if r[ANON] != anonymous_id]
         source["cart_events"] = [r for r in source["cart_events"] if r[C_ANON] != anonymous_id]
-        first_kept = self._first_kept_day(target)
+        first_kept = target.get("first_kept_day")
         for row in moved:
             if first_kept is not None and row[T][:10] < first_kept:
                 target["late_events"] += 1

@@ -93,33 +93,36 @@ class EventSource(Protocol):
     def read(self, after: str, max_events: int) -> SourceBatch: ...
 
 
+_FIELD_TYPES = {f.name: f.type for f in FIELDS}
+_NO_FIELDS = dict.fromkeys(_FIELD_TYPES)
+
+
 def live_event(record: object) -> LiveEvent:
     """A decoded JSON line as a live event; :class:`LiveEventError` naming the field and value otherwise.
     Values are typed as ingestion types them: strings (a number in a string field as its JSON text, "" as
-    None), doubles, integers, booleans, timestamps (aware UTC)."""
+    None), doubles, integers, booleans, timestamps (aware UTC); fields outside the contract are left out."""
     if not isinstance(record, dict):
         raise LiveEventError(f"not a JSON object: {type(record).__name__}")
-    event: LiveEvent = {}
-    for f in FIELDS:
-        value = record.get(f.name)
-        if value is None or (isinstance(value, str) and value == ""):
-            event[f.name] = None
+    event: LiveEvent = dict(_NO_FIELDS)
+    for name, value in record.items():
+        kind = _FIELD_TYPES.get(name)
+        if kind is None or value is None or value == "":
             continue
         try:
-            if f.type == "timestamp":
-                event[f.name] = as_utc(parse_rfc3339(value))
-            elif f.type == "string":
-                event[f.name] = value if isinstance(value, str) else json.dumps(value)
-            elif f.type == "double":
-                event[f.name] = float(value)
-            elif f.type == "bigint":
-                event[f.name] = int(value)
-            elif f.type == "boolean":
-                event[f.name] = parse_boolean(value)
+            if kind == "string":
+                event[name] = value if isinstance(value, str) else json.dumps(value)
+            elif kind == "timestamp":
+                event[name] = as_utc(parse_rfc3339(value))
+            elif kind == "double":
+                event[name] = float(value)
+            elif kind == "bigint":
+                event[name] = int(value)
+            elif kind == "boolean":
+                event[name] = parse_boolean(value)
             else:
-                event[f.name] = value
+                event[name] = value
         except (ValueRuleError, ValueError, TypeError) as error:
-            raise LiveEventError(f"{f.name} = {value!r}: {error}") from None
+            raise LiveEventError(f"{name} = {value!r}: {error}") from None
     for name in ("event_id", "event_type", "event_time"):
         if event[name] is None:
             raise LiveEventError(f"{name} is missing")
