@@ -254,6 +254,7 @@ class CollectorLogSource:
                 return SourceBatch(events, position, True, rejected)
             if consumed < size:  # a landed segment never ends in a torn line (the collector cuts it first)
                 rejected.append(RejectedLine(f"{path} at byte {consumed}", "a last line without its newline"))
+                position = after_position(stem, size)  # passed once, not reported again at every look
             following = self._next_stem(stem, force_landing=False)
             if following is None:
                 return SourceBatch(events, position, True, rejected)

@@ -413,3 +413,15 @@ def test_offset_file_clock(tmp_path: Path) -> None:
     (tmp_path / "offset").write_text("soon")
     with pytest.raises(ValueError, match="offset: expected a number of seconds"):
         clock()
+
+
+def test_a_landed_segment_ending_without_a_newline_is_reported_once_and_passed(tmp_path: Path) -> None:
+    log = Log(tmp_path)
+    good, torn = line("1", f"{DAY}T10:00:00Z"), '{"event_id": "cut'
+    log.landed(f"{DAY}T100000-5-1", good + torn)
+    source = log.source()
+    batch = source.read("", 100)
+    assert ids(batch) == ["1"] and [r.reason for r in batch.rejected] == ["a last line without its newline"]
+    assert batch.position == f"{DAY}T100000-5-1:{len(good) + len(torn)}"
+    again = source.read(batch.position, 100)
+    assert again.events == [] and again.rejected == []
