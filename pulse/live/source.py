@@ -32,8 +32,14 @@ segment opened in the same second by a lower pid after a later one was finished 
 left in the spool by a dead collector is read up to its last whole line, and the source moves past it only
 once a restarted collector has rolled it. The collector's group commit acknowledges a write after its fsync;
 if that fsync fails the collector cuts the lines back, and a reader that read them in between would have read
-unacknowledged lines: rare (a failing disk), and detected (the segment then ends before the committed offset:
-:class:`SourceError`).
+unacknowledged lines: rare (a failing disk). The source sees it (no newline just before the committed offset
+of the open segment: it is shorter, or other bytes are there now), reports it, and reads the segment again from
+its start: the events already processed are skipped by their ids, the lines written since the cut are read,
+and the cut ones' senders got 503 and send them again with the same ids (skipped: counted a little early, and
+once). Not seen: a cut-back after which a new line happens to end exactly at the committed offset; the lines
+between the cut and that offset are then missed by the live state (not by the batch). The exact fix is for
+the collector to publish its committed size beside the open segment, and the source to read up to it. A rolled
+segment shorter than the committed offset is an error (:class:`SourceError`).
 """
 
 from __future__ import annotations
@@ -241,6 +247,18 @@ class CollectorLogSource:
                     )
                 size, consumed, final = 0, 0, True  # an empty segment, deleted at its roll
             else:
+                if offset and not final and not _line_ends_at(path, offset):
+                    # the collector cut lines back after a failed write (never acknowledged: their senders got
+                    # 503 and send them again, same ids) and may have written new ones since: read the segment
+                    # again from its start; the events already processed are skipped by their ids
+                    rejected.append(
+                        RejectedLine(
+                            f"{path} at byte {offset}",
+                            "cut back by the collector after it was read (a failed write, never acknowledged): "
+                            "reading the segment again from its start",
+                        )
+                    )
+                    offset = 0
                 try:
                     size, consumed = self._read_lines(path, offset, max_events, events, rejected)
                 except FileNotFoundError:
@@ -290,6 +308,16 @@ class CollectorLogSource:
                     start = newline + 1
                 consumed += start
         return size, consumed
+
+
+def _line_ends_at(path: Path, offset: int) -> bool:
+    """Whether ``path`` holds a newline just before ``offset`` (where a committed read ended). A missing file
+    counts as yes: it was renamed, and the caller looks again."""
+    try:
+        with open(path, "rb") as f:
+            return os.pread(f.fileno(), 1, offset - 1) == b"\n"
+    except FileNotFoundError:
+        return True
 
 
 def after_position(stem: str, offset: int) -> str:

@@ -131,6 +131,23 @@ def test_an_empty_segment_deleted_at_its_roll_is_passed(tmp_path: Path) -> None:
     assert ids(source.read(batch.position, 100)) == ["1"]
 
 
+def test_lines_the_collector_cut_back_are_reported_and_reading_goes_on_from_the_new_end(tmp_path: Path) -> None:
+    log = Log(tmp_path)
+    stem = f"{DAY}T100000-5-1"
+    first, unacknowledged = line("1", f"{DAY}T10:00:00Z"), line("2", f"{DAY}T10:00:01Z", page_url="/a/long/path")
+    segment = log.spooled(stem, first + unacknowledged)
+    source = log.source()
+    batch = source.read("", 100)
+    assert ids(batch) == ["1", "2"]
+    with open(segment, "r+b") as f:  # the collector's cut_back after a failed fsync, then the next write
+        f.truncate(len(first))
+    log.spooled(stem, line("3", f"{DAY}T10:00:02Z"))
+    after = source.read(batch.position, 100)
+    assert ids(after) == ["1", "3"]  # "1" again: the processor skips it by its id
+    assert [r.where for r in after.rejected] == [f"{segment} at byte {len(first + unacknowledged)}"]
+    assert after.position == f"{stem}:{len(first) + len(line('3', f'{DAY}T10:00:02Z'))}"
+
+
 def test_a_segment_shorter_than_the_committed_offset_is_an_error(tmp_path: Path) -> None:
     log = Log(tmp_path)
     log.landed(f"{DAY}T100000-5-1", line("1", f"{DAY}T10:00:00Z"))
@@ -308,7 +325,10 @@ def test_a_session_that_began_before_the_kept_days_is_not_counted_again(tmp_path
     assert state["carry"]["visit_first_event_id"] == "a"
 
 
-def test_identity_stitching_moves_anonymous_events_to_the_user_as_the_batch_does(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_size", [1, 5000])  # the moved events committed earlier, or in the same batch
+def test_identity_stitching_moves_anonymous_events_to_the_user_as_the_batch_does(
+    tmp_path: Path, batch_size: int
+) -> None:
     log = Log(tmp_path)
     log.landed(
         f"{DAY}T100000-5-1",
@@ -320,7 +340,7 @@ def test_identity_stitching_moves_anonymous_events_to_the_user_as_the_batch_does
         # own (logged-in) event stays hers
         + line("bob", f"{DAY}T12:00:00Z", "identify", anonymous_id="cookie", user_id="bob"),
     )
-    path = run_once(tmp_path)
+    path = run_once(tmp_path, options=StreamOptions(**{**OPTIONS.__dict__, "batch_size": batch_size}))
     with LiveStateReader(path) as reader:
         assert reader.user("cookie") is None  # no anonymous profile left: every event has a user
         assert reader.user_key_of("cookie") == "bob"
