@@ -925,7 +925,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     from pulse.live.clock import OffsetFileClock, system_clock
     from pulse.live.processor import StreamOptions, StreamProcessor
-    from pulse.live.source import CollectorLogSource
+    from pulse.live.source import CollectorLogSource, SourceError
     from pulse.live.store import LiveStateStore
 
     settings = _settings()  # the dbt vars its rules read, checked at start (a bad one: exit 2, named)
@@ -944,7 +944,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 flush=True,
             )
             started = time.monotonic()
-            stats = processor.run(stop, until_caught_up=args.until_caught_up)
+            try:
+                stats = processor.run(stop, until_caught_up=args.until_caught_up)
+            except SourceError as exc:  # the log does not continue the committed position: say so, stop
+                print(f"pulse stream: {exc} (committed position {processor.position})", file=sys.stderr)
+                return 1
             elapsed = time.monotonic() - started
             print(
                 f"pulse stream: {stats.events:,} events in {stats.batches:,} batches ({elapsed:.1f} s), "

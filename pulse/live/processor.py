@@ -529,7 +529,11 @@ class StreamProcessor:
             (commit.firings if isinstance(output, Firing) else commit.scores).append(output)
         changed = bool(commit.users or commit.removed_users or commit.processed or commit.identity or outputs)
         if changed or batch.position != self.position:
-            self.store.commit(commit)
+            try:
+                self.store.commit(commit)
+            except BaseException:
+                self._forget_uncommitted()
+                raise
             self.position = batch.position
             self.stats.batches += 1
             self.stats.last_commit_at = now_text
@@ -541,6 +545,15 @@ class StreamProcessor:
         if self._watermark:
             self.stats.last_event_time = self._watermark
         return StepResult(len(fresh), duplicates, batch.at_end, changed)
+
+    def _forget_uncommitted(self) -> None:
+        """After a failed commit: drop what memory holds beyond the store (states, links, timers), so that a
+        next step starts from the last commit."""
+        self._cache.clear()
+        self.identity = self.store.identity_map()
+        self._timers, self._due = [], {}
+        for key, state in self.store.all_users():
+            self._schedule(key, state)
 
     def _new_events(self, events: list[LiveEvent]) -> tuple[list[LiveEvent], int]:
         """The events whose id is neither in the store nor earlier in the batch (the first copy counts)."""

@@ -445,3 +445,22 @@ def test_a_landed_segment_ending_without_a_newline_is_reported_once_and_passed(t
     assert batch.position == f"{DAY}T100000-5-1:{len(good) + len(torn)}"
     again = source.read(batch.position, 100)
     assert again.events == [] and again.rejected == []
+
+
+def test_after_a_failed_commit_the_next_step_starts_from_the_last_commit(tmp_path: Path) -> None:
+    log = Log(tmp_path)
+    log.landed(f"{DAY}T100000-5-1", line("1", f"{DAY}T10:00:00Z") + line("2", f"{DAY}T10:00:01Z"))
+    options = StreamOptions(**{**OPTIONS.__dict__, "batch_size": 1})
+    with LiveStateStore(tmp_path / "state.sqlite") as store:
+        processor = StreamProcessor(
+            _source(tmp_path), store, options, clock=ManualClock(datetime(2026, 12, 8, tzinfo=UTC))
+        )
+        processor.step()
+        commit = store.commit
+        store.commit = lambda batch: (_ for _ in ()).throw(OSError("disk full"))  # type: ignore[method-assign]
+        with pytest.raises(OSError, match="disk full"):
+            processor.step()
+        store.commit = commit  # type: ignore[method-assign]
+        processor.run(threading.Event(), until_caught_up=True)
+    state = activity(tmp_path / "state.sqlite", "anon-1")
+    assert state["days"][DAY]["events"] == 2  # event 2 once: the failed step's state was not kept in memory
