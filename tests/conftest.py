@@ -31,7 +31,7 @@ SLOWEST_FIRST = (
     "tests/integration/test_activation_unchanged.py",  # ~110 s: a demo built, then dbt's after_ml models vs legacy
     "tests/integration/test_publish.py",  # ~90 s: dbt's after_ml models on hand-made tables, then publishing
     "tests/integration/test_collection_end_to_end.py",
-    "tests/integration/test_stream_processor.py",  # ~70 s: dbt on two small shops, `pulse stream` killed 8 times
+    "tests/integration/test_stream_processor.py",  # ~70 s: dbt on two small shops, `pulse stream` killed up to 8 times
     "tests/integration/test_new_landing_day.py",
     "tests/integration/test_no_leaks.py",
     "tests/integration/test_dbt_environment.py",  # ~35 s: one dbt compile through the pulse-dbt wrapper
