@@ -9,7 +9,7 @@ and every state is advanced to dbt's horizon. The firings must be equal in every
 trigger_name, user_key, episode_key, fired_at, evidence count / start / end / detail.
 
 Shapes:
-- the demo shop (300 users x 14 days), ``frequent_visitor_sessions_per_day`` lowered to 2 as in test_triggers.py
+- the demo shop (300 users x 14 days), ``frequent_visitor_sessions_per_day`` lowered to 1 (test_triggers.py, on a larger demo, uses 2)
   (the demo never has 6 sessions of a user in a day);
 - a hand-made history at the defaults (:func:`edge_case_events`): a purchase at exactly +30:00 cancelling an
   abandonment and one a second later not, a purchase in another session, a purchase and an add at the same
@@ -124,10 +124,11 @@ def _assert_equal(batch: list[tuple], live: list[tuple]) -> None:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[tuple], list[tuple], int]:
     home = tmp_path_factory.mktemp("live_triggers_demo")
     _, warehouse = ingest_demo(home, USERS, DAYS, SEED)
-    settings = _settings(home, frequent_visitor_sessions_per_day="2")
+    settings = _settings(home, frequent_visitor_sessions_per_day="1")
     batch, events, horizon = _batch(home, warehouse, settings)
     live, largest = _live(settings, events, horizon)
-    print(f"demo: {len(events)} events, {len(batch)} firings, largest live state {largest} bytes")
+    counts = {name: sum(row[1] == name for row in batch) for name in TRIGGERS}
+    print(f"demo: {len(events)} events, {len(batch)} firings {counts}, largest live state {largest} bytes")
     return batch, live, largest
 
 
