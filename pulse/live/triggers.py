@@ -525,4 +525,3 @@ class LiveTriggers:
                 evidence_detail=detail,
             )
         ]
-

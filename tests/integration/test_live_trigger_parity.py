@@ -9,19 +9,21 @@ and every state is advanced to dbt's horizon. The firings must be equal in every
 trigger_name, user_key, episode_key, fired_at, evidence count / start / end / detail.
 
 Shapes:
-- the demo shop (300 users x 14 days), ``frequent_visitor_sessions_per_day`` lowered to 1 (test_triggers.py, on a larger demo, uses 2)
-  (the demo never has 6 sessions of a user in a day);
+- the demo shop (300 users x 14 days), ``frequent_visitor_sessions_per_day`` lowered to 1 (the demo never has 6
+  sessions of a user in a day; test_triggers.py's larger demo fires at 2, this one does not);
 - a hand-made history at the defaults (:func:`edge_case_events`): a purchase at exactly +30:00 cancelling an
   abandonment and one a second later not, a purchase in another session, a purchase and an add at the same
   instant (both event_id orders), bursts of adds, episodes re-arming the next session or day, 5 sessions on
   one day and a session across midnight, the 6th and 7th sessions of a day, high intent at exactly 24 h and
   at 24 h + 1 s, a return at exactly 7 days, a visit cut at 24 hours, gaps of 1800.2 s crossing 1801 second
-  boundaries and 1800.8 s crossing 1800, and a late event (landed two days after it happened).
+  boundaries and 1800.8 s crossing 1800, a client session id change hidden by an event without one, and a late
+  event (landed two days after it happened).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -71,6 +73,7 @@ def _live(settings: Settings, events: list[tuple], horizon: datetime) -> tuple[l
     triggers = LiveTriggers(TriggerRules.from_settings(settings))
     stored: dict[str, str] = {}
     firings = []
+    started = time.perf_counter()
     for event_id, event_type, event_time, user_key, session_id, page_view_id, category in events:
         state = json.loads(stored[user_key]) if user_key in stored else triggers.new_state(user_key)
         event = {
@@ -84,6 +87,8 @@ def _live(settings: Settings, events: list[tuple], horizon: datetime) -> tuple[l
         }
         firings += triggers.apply(state, event)
         stored[user_key] = json.dumps(state)
+    seconds = time.perf_counter() - started
+    print(f"live: {len(events)} events in {seconds:.2f} s ({len(events) / seconds:,.0f}/s, states through JSON)")
     largest = max(len(text) for text in stored.values())
     for text in stored.values():
         firings += triggers.advance(json.loads(text), horizon)
@@ -259,6 +264,11 @@ def edge_case_events() -> History:
     h.add("gap_new", "page_view", _at(0, 10, 30, 1, 100), page_view_id="gn")
     h.add("gap_same", "product_view", _at(0, 10, 0, 0, 100), category="a")
     h.add("gap_same", "page_view", _at(0, 10, 30, 0, 900), page_view_id="gs")
+    # client session ids: x, none, y compares y with the event before it (none), so no new session there; x, z does
+    h.add("session_ids", "product_view", _at(0, 13), "x", category="a")
+    h.add("session_ids", "page_view", _at(0, 13, 1), page_view_id="si1")
+    h.add("session_ids", "page_view", _at(0, 13, 2), "y", page_view_id="si2")
+    h.add("session_ids", "page_view", _at(0, 13, 3), "z", page_view_id="si3")
     # a late event: the purchase landed two days after it happened; the batch places it by event time
     h.add("late_event", "add_to_cart", _at(1, 10), "l1", category="a")
     h.add("late_event", "purchase", _at(1, 10, 20), "l1", landed=_at(3).date(), order_id="o7", revenue=2.0)
@@ -309,3 +319,4 @@ def test_the_edge_cases_are_exercised(edge_cases) -> None:
     assert not browsers.get("browser_day_8") and not browsers.get("browser_bought")
     assert browsers["marathon"] == [datetime(2026, 9, 2, 0, 0)]
     assert len(browsers["gap_new"]) == 1 and not browsers.get("gap_same")
+    assert browsers["session_ids"] == [datetime(2026, 9, 1, 13, 3)]
