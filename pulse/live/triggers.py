@@ -38,7 +38,7 @@ low engagement is still possible (at most ``low_engagement_max_page_views`` + 1)
 product views and adds of the last ``high_intent_window_hours`` (epoch microseconds), and the pending timers
 (at most one low engagement, and one cart abandonment per session with an add in the last
 ``cart_abandonment_minutes``). Size: a few hundred bytes for most users; the only part that grows with activity
-is the high-intent window (~15 bytes per product view or add of the last 24 hours) and the session's category
+is the high-intent window (~20 bytes per product view or add of the last 24 hours) and the session's category
 counts (one entry per category viewed in the current session).
 """
 
