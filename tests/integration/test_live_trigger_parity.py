@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ import pytest
 from demo_warehouse import ingest_days, ingest_demo, run_dbt
 
 from pulse.core.settings import TRIGGERS, Settings, load_settings
+from pulse.importers import import_files
 from pulse.ingest.raw_events import landed_days
 from pulse.live.triggers import LiveTriggers, TriggerRules
 
@@ -42,6 +43,9 @@ pytestmark = pytest.mark.integration
 
 USERS, DAYS, SEED = 300, 14, 11
 D0 = datetime(2026, 9, 1, tzinfo=UTC)
+SNOWPLOW_ECOMMERCE = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "snowplow-ecommerce" / "source" / "snowplow_ecommerce_events.csv"
+)
 FIRING_COLUMNS = (
     "firing_key, trigger_name, user_key, episode_key, fired_at, evidence_count, evidence_started_at, "
     "evidence_ended_at, evidence_detail"
@@ -66,6 +70,27 @@ def _batch(home: Path, warehouse: Path, settings: Settings) -> tuple[list[tuple]
     finally:
         con.close()
     return firings, events, horizon.replace(tzinfo=UTC)
+
+
+def _batch_through(home: Path, warehouse: Path, settings: Settings) -> list[tuple]:
+    """dbt's firings with ``triggers_through`` (a replay: events and firings before it), the same upstream."""
+    args = ("int_trigger_candidates", "fct_trigger_firings", "--vars", settings.dbt_vars_json())
+    run_dbt(home, warehouse, "run", "--select", *args)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(f"select {FIRING_COLUMNS} from fct_trigger_firings").fetchall()
+    finally:
+        con.close()
+
+
+def _before(events: list[tuple], through: date) -> list[tuple]:
+    return [e for e in events if e[2] < datetime(through.year, through.month, through.day)]
+
+
+def _through_clock(through: date) -> datetime:
+    """The clock just before ``through`` (timestamps are microseconds): advance() fires what is due at or
+    before it, fct_trigger_firings with triggers_through what is due before it."""
+    return datetime(through.year, through.month, through.day, tzinfo=UTC) - timedelta(microseconds=1)
 
 
 def _live(settings: Settings, events: list[tuple], horizon: datetime) -> tuple[list[tuple], int]:
@@ -125,26 +150,68 @@ def _assert_equal(batch: list[tuple], live: list[tuple]) -> None:
 # ----------------------------------------------------------------------------------------------- the demo
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[tuple], list[tuple], int]:
-    home = tmp_path_factory.mktemp("live_triggers_demo")
-    _, warehouse = ingest_demo(home, USERS, DAYS, SEED)
-    settings = _settings(home, frequent_visitor_sessions_per_day="1")
+@dataclass(frozen=True)
+class Parity:
+    """Batch and live firings of one shape: up to the horizon, and with ``triggers_through``."""
+
+    batch: list[tuple]
+    live: list[tuple]
+    through: date
+    batch_through: list[tuple]
+    live_through: list[tuple]
+    largest_state: int  # bytes of JSON
+
+
+def _parity(name: str, home: Path, warehouse: Path, through: date, **overrides: str) -> Parity:
+    settings = _settings(home, **overrides)
     batch, events, horizon = _batch(home, warehouse, settings)
     live, largest = _live(settings, events, horizon)
-    counts = {name: sum(row[1] == name for row in batch) for name in TRIGGERS}
-    print(f"demo: {len(events)} events, {len(batch)} firings {counts}, largest live state {largest} bytes")
-    return batch, live, largest
+    cut = _settings(home, **overrides, triggers_through=through.isoformat())
+    batch_through = _batch_through(home, warehouse, cut)
+    live_through, _ = _live(cut, _before(events, through), _through_clock(through))
+    counts = {trigger: sum(row[1] == trigger for row in batch) for trigger in TRIGGERS}
+    print(f"{name}: {len(events)} events, {len(batch)} firings {counts}, largest live state {largest} bytes")
+    return Parity(batch, live, through, batch_through, live_through, largest)
 
 
-def test_live_firings_equal_fct_trigger_firings_on_the_demo(demo) -> None:
-    batch, live, _ = demo
-    assert {row[1] for row in batch} == set(TRIGGERS), "every trigger fires on this demo"
-    _assert_equal(batch, live)
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Parity:
+    home = tmp_path_factory.mktemp("live_triggers_demo")
+    _, warehouse = ingest_demo(home, USERS, DAYS, SEED)
+    return _parity("demo", home, warehouse, date(2026, 9, 8), frequent_visitor_sessions_per_day="1")
 
 
-def test_the_live_state_stays_small_on_the_demo(demo) -> None:
-    assert demo[2] < 4096, f"largest state {demo[2]} bytes"
+def test_live_firings_equal_fct_trigger_firings_on_the_demo(demo: Parity) -> None:
+    assert {row[1] for row in demo.batch} == set(TRIGGERS), "every trigger fires on this demo"
+    _assert_equal(demo.batch, demo.live)
+
+
+def test_live_firings_equal_a_replay_through_a_day_on_the_demo(demo: Parity) -> None:
+    assert 0 < len(demo.batch_through) < len(demo.batch)
+    _assert_equal(demo.batch_through, demo.live_through)
+
+
+def test_the_live_state_stays_small_on_the_demo(demo: Parity) -> None:
+    assert demo.largest_state < 4096, f"largest state {demo.largest_state} bytes"
+
+
+# ------------------------------------------------------------------- real traffic: Snowplow's ecommerce demo
+
+
+@pytest.fixture(scope="module")
+def snowplow(tmp_path_factory: pytest.TempPathFactory) -> Parity:
+    """834 Snowplow events of a demo shop (2022, another year, real browsers and sessions), imported."""
+    home = tmp_path_factory.mktemp("live_triggers_snowplow")
+    import_files("snowplow", [SNOWPLOW_ECOMMERCE], home / "landing")
+    events_landing, warehouse = home / "landing" / "events", home / "warehouse.duckdb"
+    ingest_days(warehouse, events_landing, landed_days(events_landing))
+    return _parity("snowplow", home, warehouse, date(2022, 11, 15), frequent_visitor_sessions_per_day="1")
+
+
+def test_live_firings_equal_fct_trigger_firings_on_snowplow_traffic(snowplow: Parity) -> None:
+    assert snowplow.batch, "the Snowplow sample fires triggers"
+    _assert_equal(snowplow.batch, snowplow.live)
+    _assert_equal(snowplow.batch_through, snowplow.live_through)
 
 
 # ------------------------------------------------------------------------------------ hand-made edge cases
@@ -272,31 +339,38 @@ def edge_case_events() -> History:
     # a late event: the purchase landed two days after it happened; the batch places it by event time
     h.add("late_event", "add_to_cart", _at(1, 10), "l1", category="a")
     h.add("late_event", "purchase", _at(1, 10, 20), "l1", landed=_at(3).date(), order_id="o7", revenue=2.0)
+    # an add at 23:50: due after midnight, so not in a replay through the next day
+    h.add("midnight_cart", "add_to_cart", _at(0, 23, 50), category="a")
     # the horizon: the latest event
     h.add("horizon", "page_view", _at(10, 12), page_view_id="hz")
     return h
 
 
 @pytest.fixture(scope="module")
-def edge_cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[tuple], list[tuple]]]:
+def edge_cases(tmp_path_factory: pytest.TempPathFactory) -> Parity:
     home = tmp_path_factory.mktemp("live_triggers_edges")
     events_landing, warehouse = home / "landing" / "events", home / "warehouse.duckdb"
     edge_case_events().land(events_landing)
     ingest_days(warehouse, events_landing, landed_days(events_landing))
-    settings = _settings(home)
-    batch, events, horizon = _batch(home, warehouse, settings)
-    live, _ = _live(settings, events, horizon)
-    yield batch, live
+    return _parity("edge cases", home, warehouse, (D0 + timedelta(days=1)).date())
 
 
-def test_live_firings_equal_fct_trigger_firings_on_edge_cases(edge_cases) -> None:
-    batch, live = edge_cases
-    _assert_equal(batch, live)
+def test_live_firings_equal_fct_trigger_firings_on_edge_cases(edge_cases: Parity) -> None:
+    _assert_equal(edge_cases.batch, edge_cases.live)
 
 
-def test_the_edge_cases_are_exercised(edge_cases) -> None:
+def test_live_firings_equal_a_replay_through_a_day_on_edge_cases(edge_cases: Parity) -> None:
+    """triggers_through the day after D0: a cart added at 23:50 is not due yet; the clock stops just before."""
+    _assert_equal(edge_cases.batch_through, edge_cases.live_through)
+    assert not [row for row in edge_cases.batch_through if row[2] == "midnight_cart"]
+    assert [row[4] for row in edge_cases.batch if row[2] == "midnight_cart" and row[1] == "cart_abandonment"] == [
+        datetime(2026, 9, 2, 0, 20)
+    ]
+
+
+def test_the_edge_cases_are_exercised(edge_cases: Parity) -> None:
     """What the batch made of the hand-made history (so the parity above covers these cases)."""
-    batch, _ = edge_cases
+    batch = edge_cases.batch
     fired: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
     for row in batch:
         fired[row[2]].append((row[1], row[4]))
