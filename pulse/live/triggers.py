@@ -190,6 +190,17 @@ def _seconds_between(earlier: int, later: int) -> int:
     return later // _SECOND - earlier // _SECOND
 
 
+def _checked_state(state: Mapping[str, Any]) -> str:
+    """The state's user_key, once the state is one this code reads (a stored state of another version is not)."""
+    version = state.get("version") if isinstance(state, Mapping) else None
+    if version != STATE_VERSION:
+        raise ValueError(
+            f"live trigger state of user {state.get('user_key') if isinstance(state, Mapping) else None!r}: "
+            f"version {version!r}, this code reads version {STATE_VERSION} (start it afresh with new_state)"
+        )
+    return state["user_key"]
+
+
 def _utc(value: Any, field: str, what: str) -> datetime:
     if not isinstance(value, datetime):
         raise ValueError(f"{what}: {field} must be a datetime, got {type(value).__name__} {value!r}")
@@ -238,7 +249,7 @@ class LiveTriggers:
         """Apply one event of ``state``'s user (its contract fields, with ``user_key``): the timers it passes
         fire first, then the event's own rules. Raises :class:`LateEventError` for an event at or before the
         last applied one, ``ValueError`` naming the field for a malformed event."""
-        user_key = state["user_key"]
+        user_key = _checked_state(state)
         event_id, event_type, moment = self._checked(event, user_key)
         now = _micros(moment)
         if state["last"] is not None and (now, event_id) <= (state["last"][0], state["last"][1]):
@@ -276,7 +287,7 @@ class LiveTriggers:
 
     def advance(self, state: dict[str, Any], now: datetime) -> list[Firing]:
         """The clock reached ``now`` (UTC-aware): the timers due at or before it fire."""
-        until = _micros(_utc(now, "now", f"advancing user {state['user_key']!r}"))
+        until = _micros(_utc(now, "now", f"advancing user {_checked_state(state)!r}"))
         return self._fire_due(state, lambda due: due <= until)
 
     @staticmethod

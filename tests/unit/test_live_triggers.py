@@ -198,6 +198,26 @@ def test_a_malformed_event_names_its_field(triggers: LiveTriggers, event: dict, 
         triggers.apply(triggers.new_state(USER), event)
 
 
+def test_a_fired_timer_is_final_even_if_a_purchase_before_its_deadline_arrives_after_the_clock(
+    triggers: LiveTriggers,
+) -> None:
+    """The arrival delay docs/realtime.md names: the processor advances to its watermark, not past it."""
+    state = triggers.new_state(USER)
+    triggers.apply(state, _event("e1", "add_to_cart", T0))
+    assert _names(triggers.advance(state, T0 + timedelta(minutes=31))) == ["cart_abandonment"]
+    assert triggers.apply(state, _event("e2", "purchase", T0 + timedelta(minutes=29))) == []
+    assert triggers.apply(state, _event("e3", "add_to_cart", T0 + timedelta(minutes=40))) == []
+    assert triggers.advance(state, T0 + timedelta(hours=2)) == [], "the session fired once"
+
+
+def test_a_state_of_another_version_is_refused(triggers: LiveTriggers) -> None:
+    state = triggers.new_state(USER) | {"version": 0}
+    with pytest.raises(ValueError, match="live trigger state of user 'u1': version 0, this code reads version 1"):
+        triggers.apply(state, _event("e1", "page_view", T0))
+    with pytest.raises(ValueError, match="version 0"):
+        triggers.advance(state, T0)
+
+
 def test_rules_name_a_missing_or_bad_var() -> None:
     with pytest.raises(ValueError, match="dbt var cart_abandonment_minutes is missing"):
         TriggerRules.from_dbt_vars({})
