@@ -33,7 +33,7 @@ SLOWEST_FIRST = (
     "tests/integration/test_collection_end_to_end.py",
     "tests/integration/test_new_landing_day.py",
     "tests/integration/test_no_leaks.py",
-    "tests/integration/test_live_trigger_parity.py",  # ~200 s at load 11 (five small dbt builds)
+    "tests/integration/test_live_trigger_parity.py",  # 207-249 s at load 11-20 (five small dbt builds)
     "tests/integration/test_dbt_environment.py",  # ~35 s: one dbt compile through the pulse-dbt wrapper
 )
 
