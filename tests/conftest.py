@@ -34,6 +34,7 @@ SLOWEST_FIRST = (
     "tests/integration/test_stream_processor.py",  # ~70 s: dbt on two small shops, `pulse stream` killed up to 8 times
     "tests/integration/test_new_landing_day.py",
     "tests/integration/test_no_leaks.py",
+    "tests/integration/test_live_trigger_parity.py",  # 207-249 s at load 11-20 (five small dbt builds)
     "tests/integration/test_dbt_environment.py",  # ~35 s: one dbt compile through the pulse-dbt wrapper
 )
 
