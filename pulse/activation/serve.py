@@ -707,7 +707,9 @@ def create_app(
     async def user_next(
         request: Request,
         response: Response,
-        user_key: Annotated[str, PathParam(min_length=1, max_length=MAX_USER_KEY_LENGTH, description=KEY_DOC)],
+        # no min_length here: "/users/%2Fnext" (the profile of the user "/next") reaches this route with an
+        # empty user_key; the key is checked once the raw path has said which request it is
+        user_key: Annotated[str, PathParam(max_length=MAX_USER_KEY_LENGTH, description=KEY_DOC)],
     ) -> Any:
         key, wants_decision = _next_key(request, user_key)
         _check_key(key)
