@@ -19,7 +19,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -333,10 +333,14 @@ def merge(
     as_of_date: date | None,
     view: LiveView,
     now: datetime,
+    field_names: Iterable[str] = (),
 ) -> MergedProfile:
-    """The published profile (or None) merged with the live view: the response of GET /users/{key}."""
+    """The published profile (or None) merged with the live view: the response of GET /users/{key}.
+    ``field_names``: the profile's fields, so that a live-only profile lists them too (empty, not live)."""
     pub_as_of = published_as_of(as_of_date) if published is not None else None
     profile: dict[str, Any] = dict(published) if published is not None else {"user_key": view.user_key}
+    for name in field_names:
+        profile.setdefault(name, None)
     sources: dict[str, tuple[bool, datetime | None]] = {
         name: (False, pub_as_of if published is not None else None) for name in profile
     }

@@ -170,6 +170,12 @@ class NextDecision(BaseModel):
     decided_at: datetime
 
 
+# The fields of a published profile (what UserProfile declares before the live merge's own fields).
+PUBLISHED_FIELDS = tuple(
+    name for name in UserProfile.model_fields if name not in {"profile_source", "stitched_from", "live", "fields"}
+)
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     snapshot_id: str
@@ -516,7 +522,8 @@ def _merged_profile(
         if snapshot is None:
             raise HTTPException(503, detail=store.problem or "no snapshot loaded")
         raise HTTPException(404, detail=f"unknown user_key: {key}")
-    return merge(published, snapshot.as_of_date if snapshot else None, view, now), snapshot
+    names = snapshot.profiles.table.column_names if snapshot is not None else PUBLISHED_FIELDS
+    return merge(published, snapshot.as_of_date if snapshot else None, view, now, names), snapshot
 
 
 def _next_decision(merged: MergedProfile, snapshot: Snapshot | None, rules_file: RulesFile) -> dict[str, Any]:

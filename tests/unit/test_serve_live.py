@@ -218,6 +218,8 @@ def test_a_visitor_seen_only_live_gets_a_live_only_profile(live_api) -> None:
     assert body["consent_personalization"] is True
     assert body["fields"]["active_triggers"]["live"] is True
     assert body["fields"]["top_categories"] == {"live": True, "as_of": "2026-11-27T09:59:00Z"}
+    assert body["fields"]["segment_name"] == {"live": False, "as_of": None}
+    assert set(body["fields"]) == set(PUBLISHED[0])  # every published field, each said live or not
 
 
 def test_a_user_not_seen_live_gets_the_published_profile(live_api) -> None:
