@@ -806,9 +806,11 @@ def serve(
     exports_dir: Path | None = None,
     live_state: Path | None = None,
     decision_rules: Path = DEFAULT_RULES_FILE,
+    dbt_vars: Mapping[str, Any] | None = None,
 ) -> int:
     """Run the API with uvicorn (one worker, no access log) until Ctrl-C / SIGTERM. ``live_state`` default:
-    the home's state database (``<PULSE_HOME>/live/state.sqlite``)."""
+    the home's state database (``<PULSE_HOME>/live/state.sqlite``); ``dbt_vars`` default: the effective
+    ones (what the rules' ``var:`` conditions read). Raises DecisionRulesError for a bad rules file."""
     import uvicorn
 
     from pulse.activation.live_profile import live_state_path
@@ -818,7 +820,7 @@ def serve(
     exports = Path(exports_dir) if exports_dir is not None else paths.exports
     live = Path(live_state) if live_state is not None else live_state_path(paths.home)
     # loads the current snapshot (its warnings, if any, go to stderr) and checks the decision rules
-    app = create_app(exports, live_state=live, decision_rules=decision_rules)
+    app = create_app(exports, live_state=live, decision_rules=decision_rules, dbt_vars=dbt_vars)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)

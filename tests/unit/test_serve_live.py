@@ -449,3 +449,29 @@ def test_a_broken_rules_file_stops_the_api_at_start_and_is_ignored_once_running(
     )
     with pytest.raises(DecisionRulesError, match="rule 'x', field 'sessions_today': unknown operator 'more_then'"):
         create_app(exports, decision_rules=rules, dbt_vars=DBT_VARS)
+
+
+def test_pulse_serve_with_a_broken_rules_file_exits_2_naming_the_rule(tmp_path: Path, capsys) -> None:
+    from pulse.cli.commands import build_parser
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - {name: r, when: [{field: cart_opne, op: is_set}], show: {slot: banner, content: r}}\n"
+        "default: {slot: banner, content: welcome}\n"
+    )
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--exports",
+            str(tmp_path),
+            "--decision-rules",
+            str(rules),
+            "--live-state",
+            str(tmp_path / "state.sqlite"),
+        ]
+    )
+    assert (args.live_state, args.decision_rules) == (str(tmp_path / "state.sqlite"), str(rules))
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pulse serve: ")
+    assert "rule 'r', field 'cart_opne': unknown field (did you mean cart_open, cart_items?)" in err
