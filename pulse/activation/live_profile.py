@@ -128,10 +128,16 @@ class LiveStateReader:
     def __init__(self, path: Path | None, recent_firings: int = RECENT_FIRINGS) -> None:
         self.path = Path(path) if path is not None else None
         self.recent_firings = recent_firings
-        self._local = threading.local()
+        self._local = threading.local()  # conn, and the inode of the file it opened
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self, inode: int) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "inode", None) != inode:
+            self._drop_connection()  # the file was replaced (a new state database): open the new one
+            conn = None
         if conn is None:
             assert self.path is not None
             uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
@@ -139,41 +145,56 @@ class LiveStateReader:
                 uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )
             conn.execute("pragma query_only = 1")
-            self._local.conn = conn
+            self._local.conn, self._local.inode = conn, inode
+            with self._lock:
+                self._opened.append(conn)
         return conn
 
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
+            with self._lock:
+                if conn in self._opened:
+                    self._opened.remove(conn)
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
 
     def close(self) -> None:
-        self._drop_connection()
+        """Close every thread's connection (the app's shutdown)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
 
     def read(self, key: str) -> LiveView:
         if self.path is None:
             return LiveView(
                 status="unavailable", user_key=key, reason="live state is off (no state database configured)"
             )
-        if not self.path.is_file():
+        try:
+            inode = self.path.stat().st_ino
+        except OSError:
             return LiveView(
                 status="unavailable",
                 user_key=key,
                 reason=f"no live state: {self.path} does not exist (is `pulse stream` running?)",
             )
         try:
-            conn = self._connection()
+            conn = self._connection(inode)
             conn.execute("begin")  # one read transaction: state, score and firings of the same commit
             try:
                 return self._read(conn, key)
             finally:
                 conn.execute("rollback")
         except (sqlite3.Error, LiveStateError) as exc:
-            self._drop_connection()  # a replaced or repaired file is opened afresh next time
+            self._drop_connection()  # a repaired file is opened afresh next time
             reason = f"live state unreadable ({self.path}): {type(exc).__name__}: {exc}"
-            log.warning("%s", reason)
+            if reason not in self._warned:  # once per distinct problem, not every request
+                self._warned.add(reason)
+                log.warning("%s; serving published profiles", reason)
             return LiveView(status="unavailable", user_key=key, reason=reason)
 
     def _read(self, conn: sqlite3.Connection, key: str) -> LiveView:

@@ -475,3 +475,18 @@ def test_pulse_serve_with_a_broken_rules_file_exits_2_naming_the_rule(tmp_path: 
     err = capsys.readouterr().err
     assert err.startswith("pulse serve: ")
     assert "rule 'r', field 'cart_opne': unknown field (did you mean cart_open, cart_items?)" in err
+
+
+def test_a_replaced_state_database_is_read_afresh(exports: Path, tmp_path: Path) -> None:
+    db = tmp_path / "state.sqlite"
+    seed_state(db)
+    server = LiveServer(create_app(exports, live_state=db, dbt_vars=DBT_VARS, clock=Clock(NOW)))
+    try:
+        assert get(server, "merged")[2]["intent_probability"] == 0.77
+        fresh = tmp_path / "fresh.sqlite"
+        write_state(fresh, users={}, scores={"merged": (0.05, NOW)})
+        fresh.replace(db)  # a new database at the same path (another inode)
+        _, _, body = get(server, "merged")
+        assert body["intent_probability"] == 0.05 and body["live"]["state"] is None
+    finally:
+        server.stop()
