@@ -705,10 +705,7 @@ def create_app(
     @app.get(
         "/users/{user_key:path}/next",
         response_model=NextDecision,
-        responses={
-            200: {"description": "the decision; an unknown visitor gets the decision of an empty profile"},
-            **unavailable,
-        },
+        responses={200: {"description": "the decision; an unknown visitor gets the decision of an empty profile"}},
         summary="The content decision for one user: what to show, the rule that chose it and its inputs",
     )
     async def user_next(
