@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -40,6 +41,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from pulse.activation.decisions import DEFAULT_RULES_FILE, RulesFile
+from pulse.activation.live_profile import LiveStateReader, MergedProfile, decision_inputs, merge, utc_now
+
 log = logging.getLogger(__name__)
 
 POINTER_FILE = "current.json"
@@ -53,6 +57,46 @@ _AUDIENCE_NAME = re.compile(AUDIENCE_NAME_PATTERN)
 
 # --------------------------------------------------------------------------------------------------------
 # Response models (they are what /openapi.json documents)
+
+
+class FieldSource(BaseModel):
+    live: bool = Field(description="true: from the stream's live state; false: from the published snapshot")
+    as_of: datetime | None = Field(
+        description="UTC: the instant the value describes the data up to (the snapshot's as_of_date at 00:00, "
+        "or the live event, score or firing it comes from)"
+    )
+
+
+class LiveScorePart(BaseModel):
+    probability: float
+    model_version: str
+    features: dict[str, Any]
+    features_as_of: datetime
+    scored_at: datetime
+
+
+class LiveFiringPart(BaseModel):
+    seq: int
+    firing_key: str
+    trigger_name: str
+    fired_at: datetime
+    recorded_at: datetime
+    evidence: Any = None
+    active: bool = Field(description="counts in active_triggers (the last 7 days; not cancelled by a purchase)")
+
+
+class LivePart(BaseModel):
+    status: Literal["ok", "not_seen", "unavailable"] = Field(
+        description="ok: live rows found; not_seen: none for this user; unavailable: the state database is "
+        "missing or unreadable (reason)"
+    )
+    reason: str | None = None
+    last_event_time: datetime | None = None
+    updated_at: datetime | None = None
+    today: dict[str, int | float] | None = Field(None, description="today's counters (UTC day)")
+    state: dict[str, Any] | None = Field(None, description="live_users.state as the stream wrote it")
+    score: LiveScorePart | None = None
+    recent_firings: list[LiveFiringPart] = Field(default_factory=list)
 
 
 class UserProfile(BaseModel):
@@ -87,6 +131,49 @@ class UserProfile(BaseModel):
     intent_status_reason: str | None = Field(None, description="why the intent fields are what they are (or empty)")
     as_of_date: date | None = None
     updated_at: datetime | None = Field(None, description="UTC")
+    profile_source: Literal["merged", "published", "live", "none"] | None = Field(
+        None,
+        description="merged: the published profile with the live state; published: no live state for this user "
+        "(or none readable: live.reason); live: seen only by the stream (no published profile yet)",
+    )
+    stitched_from: str | None = Field(
+        None, description="the anonymous_id asked for, when the live identity map links it to this user_key"
+    )
+    live: LivePart | None = Field(None, description="the stream's state for this user, and why it is missing")
+    fields: dict[str, FieldSource] | None = Field(
+        None, description="for each field above: live (from the stream's state) or not, and as of when"
+    )
+
+
+class DecisionInput(BaseModel):
+    value: Any
+    live: bool
+    as_of: datetime | None
+
+
+class NextDecision(BaseModel):
+    user_key: str
+    profile_source: Literal["merged", "published", "live", "none"]
+    decision: dict[str, str] = Field(description="the rule's `show`: slot, content and its texts")
+    rule: str = Field(description="the name of the rule that chose it, or default")
+    rule_position: int | None = Field(description="1-based place of the rule in the rules file; null: the default")
+    rule_description: str | None = None
+    inputs: dict[str, DecisionInput] = Field(
+        description="the fields the rule read (the default: every rule's), each with its value, live or not, as of"
+    )
+    rules_file: str
+    rules_sha256: str
+    rules_problem: str | None = Field(None, description="why a changed rules file is not in force (if it is not)")
+    snapshot_id: str | None = None
+    live_status: Literal["ok", "not_seen", "unavailable"]
+    live_reason: str | None = None
+    decided_at: datetime
+
+
+# The fields of a published profile (what UserProfile declares before the live merge's own fields).
+PUBLISHED_FIELDS = tuple(
+    name for name in UserProfile.model_fields if name not in {"profile_source", "stitched_from", "live", "fields"}
+)
 
 
 class Health(BaseModel):
@@ -380,6 +467,91 @@ def _key_error(key: str, kind: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"type": kind, "loc": ("path", "user_key"), "msg": message, "input": key}])
 
 
+KEY_DOC = "Percent-encoded (`/` as %2F, space as %20, `%` as %25, ...); any character allowed."
+
+
+def _check_key(key: str) -> None:
+    if not key:
+        raise _key_error(key, "string_too_short", "String should have at least 1 character")
+    if len(key) > MAX_USER_KEY_LENGTH:
+        raise _key_error(key, "string_too_long", f"String should have at most {MAX_USER_KEY_LENGTH} characters")
+
+
+# --------------------------------------------------------------------------------------------------------
+# The live merge (GET /users/{key}) and the content decision (GET /users/{key}/next)
+
+NEXT_SUFFIX = b"/next"
+
+
+def _next_key(request: Request, decoded: str) -> tuple[str, bool]:
+    """The key of a request the ``/users/{key}/next`` route matched, and whether it asks for the decision.
+
+    The router matches the decoded path, so ``/users/a%2Fnext`` (the profile of the user ``a/next``) matches
+    that route too: only a literal ``/next`` at the end of the raw path asks for a decision."""
+    raw: bytes | None = request.scope.get("raw_path")
+    if not raw:
+        return decoded, True
+    root_path = request.scope.get("root_path", "").encode("utf-8")
+    if root_path and raw.startswith(root_path):
+        raw = raw[len(root_path) :]
+    if not raw.startswith(USERS_PREFIX):
+        return decoded, True
+    rest = raw[len(USERS_PREFIX) :]
+    if rest.endswith(NEXT_SUFFIX):
+        return unquote_to_bytes(rest[: -len(NEXT_SUFFIX)]).decode("utf-8", errors="replace"), True
+    return unquote_to_bytes(rest).decode("utf-8", errors="replace"), False
+
+
+def _merged_profile(
+    store: SnapshotStore, reader: LiveStateReader, key: str, now: datetime, *, unknown_ok: bool = False
+) -> tuple[MergedProfile, Snapshot | None]:
+    """The published profile of ``key`` merged with its live state. Raises 404 when neither knows the key
+    (``unknown_ok``: an empty profile instead), 503 when no snapshot is loaded and the stream does not know it
+    either. A live state that cannot be read is never an error: the published profile says why."""
+    view = reader.read(key)
+    snapshot = store.current
+    published = None
+    if snapshot is not None:
+        row = snapshot.index.get(view.user_key)
+        if row is None and view.stitched_from is not None:
+            row = snapshot.index.get(key)  # stitched live, not yet in the snapshot under the user_id
+        published = snapshot.profiles.row(row) if row is not None else None
+        if published is not None and published.get("user_key") != view.user_key:
+            view = dataclasses.replace(view, user_key=published["user_key"])
+    if published is None and view.status != "ok" and not unknown_ok:
+        if snapshot is None:
+            raise HTTPException(503, detail=store.problem or "no snapshot loaded")
+        raise HTTPException(404, detail=f"unknown user_key: {key}")
+    names = snapshot.profiles.table.column_names if snapshot is not None else PUBLISHED_FIELDS
+    return merge(published, snapshot.as_of_date if snapshot else None, view, now, names), snapshot
+
+
+def _next_decision(merged: MergedProfile, snapshot: Snapshot | None, rules_file: RulesFile) -> dict[str, Any]:
+    rules = rules_file.current()
+    inputs = decision_inputs(merged)
+    decision = rules.decide({name: value for name, (value, _, _) in inputs.items()})
+    rule = next((r for r in rules.rules if r.name == decision.rule), None)
+    return {
+        "user_key": merged.profile["user_key"],
+        "profile_source": merged.profile["profile_source"],
+        "decision": decision.show,
+        "rule": decision.rule,
+        "rule_position": decision.position,
+        "rule_description": rule.description if rule else None,
+        "inputs": {
+            name: {"value": inputs[name][0], "live": inputs[name][1], "as_of": inputs[name][2]}
+            for name in decision.fields
+        },
+        "rules_file": rules.source,
+        "rules_sha256": rules.digest,
+        "rules_problem": rules_file.problem,
+        "snapshot_id": snapshot.snapshot_id if snapshot else None,
+        "live_status": merged.live.status,
+        "live_reason": merged.live.reason,
+        "decided_at": merged.now,
+    }
+
+
 DOCS_ASSETS_URL = "/docs-assets"
 # What /docs and /redoc may load: only this server. ReDoc's sidebar shows Redocly's logo from cdn.redoc.ly
 # whatever its options; with this policy the browser does not even ask for it (and hides the broken image).
@@ -444,11 +616,40 @@ def _add_offline_docs(app: FastAPI) -> None:
         return local_only(page)
 
 
-def create_app(exports_dir: Path, *, reload_interval: float = 0.5, retry_interval: float = 5.0) -> FastAPI:
+def effective_dbt_vars() -> dict[str, Any]:
+    """The dbt vars' effective values through the settings door (what `dbt --vars` gets), for rules that
+    compare with a dbt var. A settings problem does not stop the API: it is logged, and a rule that needs a
+    var then fails its check naming that var."""
+    from pulse.core.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(partial=True).dbt_vars()
+    except SettingsError as exc:
+        log.warning("dbt vars unavailable to the decision rules: %s", exc)
+        return {}
+
+
+def create_app(
+    exports_dir: Path,
+    *,
+    reload_interval: float = 0.5,
+    retry_interval: float = 5.0,
+    live_state: Path | None = None,
+    decision_rules: Path = DEFAULT_RULES_FILE,
+    dbt_vars: Mapping[str, Any] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> FastAPI:
     """The API over the snapshots published in ``exports_dir``. The current snapshot is loaded here; the app
-    then watches ``current.json`` every ``reload_interval`` seconds while it runs (its lifespan)."""
+    then watches ``current.json`` every ``reload_interval`` seconds while it runs (its lifespan).
+
+    ``live_state``: the stream's state database (read-only; None: live state off, profiles are the published
+    ones and say so). ``decision_rules``: the rules of ``/users/{key}/next``, checked here (DecisionRulesError)
+    and reloaded when the file changes; ``dbt_vars`` the values their ``var:`` conditions read (default: the
+    effective dbt vars). ``clock``: now, UTC (tests move it)."""
     store = SnapshotStore(exports_dir, retry_interval=retry_interval)
     store.refresh()
+    rules_file = RulesFile(decision_rules, effective_dbt_vars() if dbt_vars is None else dbt_vars)
+    live_reader = LiveStateReader(live_state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -459,6 +660,7 @@ def create_app(exports_dir: Path, *, reload_interval: float = 0.5, retry_interva
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            live_reader.close()
 
     app = FastAPI(
         title="pulse read API",
@@ -472,6 +674,8 @@ def create_app(exports_dir: Path, *, reload_interval: float = 0.5, retry_interva
         redoc_url=None,
     )
     app.state.store = store
+    app.state.rules_file = rules_file
+    app.state.live_reader = live_reader
     _add_offline_docs(app)
 
     def served() -> Snapshot:
@@ -495,6 +699,35 @@ def create_app(exports_dir: Path, *, reload_interval: float = 0.5, retry_interva
             return JSONResponse(status_code=503, content={"status": "unavailable", "reason": reason})
         return snapshot.health()
 
+    def merged_profile(key: str) -> tuple[MergedProfile, Snapshot | None]:
+        return _merged_profile(store, live_reader, key, clock())
+
+    @app.get(
+        "/users/{user_key:path}/next",
+        response_model=NextDecision,
+        responses={200: {"description": "the decision; an unknown visitor gets the decision of an empty profile"}},
+        summary="The content decision for one user: what to show, the rule that chose it and its inputs",
+    )
+    async def user_next(
+        request: Request,
+        response: Response,
+        # no min_length here: "/users/%2Fnext" (the profile of the user "/next") reaches this route with an
+        # empty user_key; the key is checked once the raw path has said which request it is
+        user_key: Annotated[str, PathParam(max_length=MAX_USER_KEY_LENGTH, description=KEY_DOC)],
+    ) -> Any:
+        key, wants_decision = _next_key(request, user_key)
+        _check_key(key)
+        if not wants_decision:  # "/users/a%2Fnext": the profile of the user "a/next"
+            body = UserProfile.model_validate(await user_profile(request, response, key)).model_dump_json()
+            headers = (
+                {SNAPSHOT_HEADER: response.headers[SNAPSHOT_HEADER]} if SNAPSHOT_HEADER in response.headers else {}
+            )
+            return Response(body, media_type="application/json", headers=headers)
+        merged, snapshot = _merged_profile(store, live_reader, key, clock(), unknown_ok=True)
+        if snapshot is not None:
+            response.headers[SNAPSHOT_HEADER] = snapshot.snapshot_id
+        return _next_decision(merged, snapshot, rules_file)
+
     @app.get(
         "/users/{user_key:path}",
         response_model=UserProfile,
@@ -509,21 +742,16 @@ def create_app(exports_dir: Path, *, reload_interval: float = 0.5, retry_interva
             PathParam(
                 min_length=1,
                 max_length=MAX_USER_KEY_LENGTH,
-                description="Percent-encoded (`/` as %2F, space as %20, `%` as %25, ...); any character allowed.",
+                description=KEY_DOC,
             ),
         ],
     ) -> Any:
         key = _user_key(request, user_key)
-        if not key:
-            raise _key_error(key, "string_too_short", "String should have at least 1 character")
-        if len(key) > MAX_USER_KEY_LENGTH:
-            raise _key_error(key, "string_too_long", f"String should have at most {MAX_USER_KEY_LENGTH} characters")
-        snapshot = served()
-        row = snapshot.index.get(key)
-        if row is None:
-            raise HTTPException(404, detail=f"unknown user_key: {key}")
-        response.headers[SNAPSHOT_HEADER] = snapshot.snapshot_id
-        return snapshot.profiles.row(row)
+        _check_key(key)
+        merged, snapshot = merged_profile(key)
+        if snapshot is not None:
+            response.headers[SNAPSHOT_HEADER] = snapshot.snapshot_id
+        return merged.profile
 
     @app.get(
         "/audiences",
@@ -569,14 +797,27 @@ def create_app(exports_dir: Path, *, reload_interval: float = 0.5, retry_interva
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, exports_dir: Path | None = None) -> int:
-    """Run the API with uvicorn (one worker, no access log) until Ctrl-C / SIGTERM."""
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    exports_dir: Path | None = None,
+    live_state: Path | None = None,
+    decision_rules: Path = DEFAULT_RULES_FILE,
+    dbt_vars: Mapping[str, Any] | None = None,
+) -> int:
+    """Run the API with uvicorn (one worker, no access log) until Ctrl-C / SIGTERM. ``live_state`` default:
+    the home's state database (``<PULSE_HOME>/live/state.sqlite``); ``dbt_vars`` default: the effective
+    ones (what the rules' ``var:`` conditions read). Raises DecisionRulesError for a bad rules file."""
     import uvicorn
 
+    from pulse.activation.live_profile import live_state_path
     from pulse.core.settings import paths_from_env
 
-    exports = Path(exports_dir) if exports_dir is not None else paths_from_env().exports
-    app = create_app(exports)  # loads the current snapshot (its warnings, if any, go to stderr)
+    paths = paths_from_env()
+    exports = Path(exports_dir) if exports_dir is not None else paths.exports
+    live = Path(live_state) if live_state is not None else live_state_path(paths.home)
+    # loads the current snapshot (its warnings, if any, go to stderr) and checks the decision rules
+    app = create_app(exports, live_state=live, decision_rules=decision_rules, dbt_vars=dbt_vars)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
@@ -593,6 +834,12 @@ def serve(host: str = "127.0.0.1", port: int = 8000, exports_dir: Path | None = 
         )
     else:
         print(f"no snapshot to serve yet ({store.problem}); watching {exports / POINTER_FILE}", flush=True)
+    rules = app.state.rules_file.rules
+    print(
+        f"live state: {live}{'' if live.is_file() else ' (not there yet: profiles are the published ones)'}; "
+        f"decision rules: {rules.source} ({len(rules.rules)} rules)",
+        flush=True,
+    )
     config = uvicorn.Config(app, host=host, port=port, workers=1, access_log=False, log_level="warning")
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled once it shut down
         uvicorn.Server(config).run()

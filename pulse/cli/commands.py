@@ -883,12 +883,27 @@ def _warn_outside_window(summary: ImportSummary) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """The read API over the published snapshot (profiles, audiences) until Ctrl-C."""
+    """The read API over the published snapshot (profiles, audiences) merged with the live state, and the
+    content decisions of the rules file, until Ctrl-C."""
+    from pulse.activation.decisions import DEFAULT_RULES_FILE, DecisionRulesError
     from pulse.activation.serve import serve
 
     settings = _settings()  # every setting checked at start: a bad one stops here, named (exit 2)
     exports = Path(args.exports).expanduser().resolve() if args.exports else settings.exports
-    return serve(host=args.host, port=args.port, exports_dir=exports)
+    live = Path(args.live_state).expanduser().resolve() if args.live_state else None
+    rules = Path(args.decision_rules).expanduser().resolve() if args.decision_rules else DEFAULT_RULES_FILE
+    try:
+        return serve(
+            host=args.host,
+            port=args.port,
+            exports_dir=exports,
+            live_state=live,
+            decision_rules=rules,
+            dbt_vars=settings.dbt_vars(),
+        )
+    except DecisionRulesError as exc:
+        print(f"pulse serve: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -1120,6 +1135,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--exports", default=None, help="published snapshots root (default: PULSE_EXPORTS)")
+    p.add_argument(
+        "--live-state", default=None, help="the stream's state database (default: PULSE_HOME/live/state.sqlite)"
+    )
+    p.add_argument("--decision-rules", default=None, help="the content decision rules (docs/decisions.md)")
     p.set_defaults(func=cmd_serve)
 
     from pulse.collector.app import DEFAULT_MIN_FREE_MB, CollectorSettings

@@ -322,11 +322,17 @@ def test_the_key_is_the_raw_path_decoded_once(raw_path: bytes, root_path: str, k
 def test_profile_json_shape(api: LiveServer) -> None:
     status, _, body = api.get("/users/user003")
     assert status == 200
-    assert body == {
+    published = {
         **profile("user003", SNAP_A, len(TRICKY_KEYS) + len(DECOYS) + 3),
         "as_of_date": "2026-11-26",
         "updated_at": "2026-11-26T19:45:00Z",
     }
+    # Every published field as before, plus where each comes from (issue 22: the live merge; this server
+    # has no live state, so every field is the snapshot's, as of its as_of_date, and the profile says why).
+    live, fields = body.pop("live"), body.pop("fields")
+    assert body == {**published, "profile_source": "published", "stitched_from": None}
+    assert fields == {name: {"live": False, "as_of": "2026-11-26T00:00:00Z"} for name in published}
+    assert live["status"] == "unavailable" and "live state is off" in live["reason"]
     _, _, nulls = api.get("/users/nulls")
     assert nulls["segment_id"] is None and nulls["intent_decile"] is None and nulls["engagement_score"] is None
     assert nulls["intent_probability"] is None  # NaN in the file
@@ -441,7 +447,13 @@ def test_openapi_documents_every_endpoint(api: LiveServer) -> None:
     assert status == 200
     assert spec["info"]["title"] == "pulse read API"
     assert spec["info"]["version"] == version("pulse")
-    assert set(spec["paths"]) == {"/health", "/users/{user_key}", "/audiences", "/audiences/{name}"}
+    assert set(spec["paths"]) == {
+        "/health",
+        "/users/{user_key}",
+        "/users/{user_key}/next",
+        "/audiences",
+        "/audiences/{name}",
+    }
     user = spec["paths"]["/users/{user_key}"]["get"]
     assert set(user["responses"]) >= {"200", "404", "422", "503"}
     profile_schema = spec["components"]["schemas"]["UserProfile"]["properties"]
