@@ -28,7 +28,6 @@ from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
-LIVE_STATE_FILE = Path("live") / "state.sqlite"  # under PULSE_HOME (shared design of issue 22)
 ACTIVE_TRIGGER_DAYS = 7  # as user_profiles.sql's active_trigger_days: a firing of the last 7 days is active
 RECENT_FIRINGS = 50  # the most recent firings of a user read per request
 BUSY_TIMEOUT_SECONDS = 0.25  # a WAL reader waits only for a checkpoint's brief lock
@@ -46,11 +45,6 @@ LIVE_FIELDS = (
     "consent_analytics",
     "consent_personalization",
 )
-
-
-def live_state_path(home: Path) -> Path:
-    """The state database of a home (the processor writes it; the API reads it)."""
-    return Path(home) / LIVE_STATE_FILE
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -300,19 +294,26 @@ class LiveFacts:
 
 
 def live_facts(user: LiveUser, now: datetime) -> LiveFacts:
+    """Read the stream processor's JSON (pulse/live/processor.py, ``ActivityModel``): ``state["activity"]`` holds
+    ``days[<YYYY-MM-DD>]`` (each kept UTC day's counters), ``cart`` (the open cart's items, each with a
+    quantity) and ``last_purchase_at``; consent flags, when a state model records them, sit at the top."""
     state, where = user.state, "live_users.state"
-    day = state.get("day")
-    counters = state.get("today") if isinstance(state.get("today"), Mapping) else {}
-    if day != now.astimezone(UTC).date().isoformat():
-        counters = {}  # yesterday's counters: nothing yet today
+    activity = state.get("activity") if isinstance(state.get("activity"), Mapping) else {}
+    days = activity.get("days") if isinstance(activity.get("days"), Mapping) else {}
+    counters = days.get(now.astimezone(UTC).date().isoformat())  # nothing yet today: no counters
+    counters = counters if isinstance(counters, Mapping) else {}
     today = {name: (_number(counters, name) or 0) for name in LiveFacts.COUNTERS} if counters else {}
     by_category = counters.get("product_views_by_category") if counters else None
     categories: tuple[str, ...] = ()
     if isinstance(by_category, Mapping):
         counts = [(str(c), n) for c, n in by_category.items() if isinstance(n, int | float) and n > 0]
         categories = tuple(c for c, _ in sorted(counts, key=lambda cn: (-cn[1], cn[0])))  # ties by name
-    cart = state.get("open_cart")
-    cart_items = _number(cart, "items") if isinstance(cart, Mapping) else None
+    cart = activity.get("cart")
+    cart_items = (
+        sum(_number(item, "quantity") or 0 for item in cart if isinstance(item, Mapping))
+        if isinstance(cart, list)
+        else None
+    )
     flags = {
         k: state.get(k) if isinstance(state.get(k), bool) else None
         for k in ("consent_analytics", "consent_personalization")
@@ -322,7 +323,7 @@ def live_facts(user: LiveUser, now: datetime) -> LiveFacts:
         top_category_today=categories[0] if categories else None,
         categories_today=categories,
         cart_items=cart_items,
-        last_purchase_at=_state_time(state, "last_purchase_at", f"{where}.last_purchase_at"),
+        last_purchase_at=_state_time(activity, "last_purchase_at", f"{where}.activity.last_purchase_at"),
         **flags,
     )
 

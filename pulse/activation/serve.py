@@ -806,16 +806,16 @@ def serve(
     dbt_vars: Mapping[str, Any] | None = None,
 ) -> int:
     """Run the API with uvicorn (one worker, no access log) until Ctrl-C / SIGTERM. ``live_state`` default:
-    the home's state database (``<PULSE_HOME>/live/state.sqlite``); ``dbt_vars`` default: the effective
-    ones (what the rules' ``var:`` conditions read). Raises DecisionRulesError for a bad rules file."""
+    the state database of the settings' ``live_dir`` (default ``<PULSE_HOME>/live/state.sqlite``);
+    ``dbt_vars`` default: the effective ones (what the rules' ``var:`` conditions read). Raises
+    DecisionRulesError for a bad rules file."""
     import uvicorn
 
-    from pulse.activation.live_profile import live_state_path
     from pulse.core.settings import paths_from_env
 
     paths = paths_from_env()
     exports = Path(exports_dir) if exports_dir is not None else paths.exports
-    live = Path(live_state) if live_state is not None else live_state_path(paths.home)
+    live = Path(live_state) if live_state is not None else paths.live_state  # the settings door's live_dir
     # loads the current snapshot (its warnings, if any, go to stderr) and checks the decision rules
     app = create_app(exports, live_state=live, decision_rules=decision_rules, dbt_vars=dbt_vars)
     handler = logging.StreamHandler()

@@ -66,6 +66,8 @@ create table if not exists live_trigger_firings (
     recorded_at text not null,
     evidence text
 );
+-- the read API's lookup of a user's recent firings (GET /users/{key}): a point query, not a scan
+create index if not exists live_trigger_firings_by_user on live_trigger_firings (user_key, seq);
 create table if not exists live_scores (
     user_key text primary key,
     probability real not null,

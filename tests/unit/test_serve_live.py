@@ -43,25 +43,38 @@ def ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def state(day: str = "2026-11-27", sessions: int = 2, by_category: dict | None = None, **extra) -> dict:
-    """A plausible live_users.state (the JSON docs/realtime.md describes)."""
+def state(
+    day: str = "2026-11-27",
+    sessions: int = 2,
+    by_category: dict | None = None,
+    cart: list | None = None,
+    last_purchase_at: str | None = None,
+    **extra,
+) -> dict:
+    """A live_users.state as the stream processor writes it (pulse/live/processor.py, ActivityModel: the
+    counters of each kept UTC day, the open cart, the latest purchase), plus top-level ``extra`` keys."""
     by_category = {"bags": 3, "shoes": 1} if by_category is None else by_category
     return {
-        "day": day,
-        "today": {
-            "sessions": sessions,
-            "page_views": 9,
-            "product_views": sum(by_category.values()),
-            "product_views_by_category": by_category,
-            "cart_adds": 1,
-            "purchases": 0,
-            "revenue": 0.0,
-            "engaged_seconds": 312,
+        "activity": {
+            "days": {
+                day: {
+                    "events": 20,
+                    "sessions": sessions,
+                    "page_views": 9,
+                    "product_views": sum(by_category.values()),
+                    "product_views_by_category": by_category,
+                    "cart_adds": 1,
+                    "purchases": 0,
+                    "revenue": 0.0,
+                    "engaged_seconds": 312,
+                    "first_event_at": f"{day}T09:40:00+00:00",
+                    "last_event_at": f"{day}T09:55:00+00:00",
+                }
+            },
+            "cart": cart or [],
+            "session": {"started_at": f"{day}T09:40:00+00:00", "last_event_at": f"{day}T09:55:00+00:00"},
+            "last_purchase_at": last_purchase_at,
         },
-        "open_cart": None,
-        "session": {"started_at": "2026-11-27T09:40:00+00:00", "last_event_at": "2026-11-27T09:55:00+00:00"},
-        "last_purchase_at": None,
-        "consent_personalization": None,
     } | extra
 
 
@@ -127,7 +140,12 @@ def seed_state(path: Path) -> None:
     write_state(
         path,
         users={
-            "merged": (state(open_cart={"items": 1, "value": 59.0}), NOW - timedelta(minutes=5)),
+            "merged": (
+                state(
+                    cart=[{"product_id": "p1", "quantity": 1, "price": 59.0, "added_at": "2026-11-27T09:50:00+00:00"}]
+                ),
+                NOW - timedelta(minutes=5),
+            ),
             "bought": (state(last_purchase_at="2026-11-27T08:00:00+00:00", by_category={}), NOW - timedelta(hours=2)),
             "stale": (state(day="2026-11-26", sessions=7), NOW - timedelta(hours=20)),
             "liveonly": (state(sessions=6, consent_personalization=True), NOW - timedelta(minutes=1)),
@@ -182,7 +200,7 @@ def test_merged_profile_says_which_fields_are_live_and_as_of_when(live_api) -> N
     assert live["status"] == "ok" and live["reason"] is None
     assert live["last_event_time"] == "2026-11-27T09:55:00Z"
     assert live["today"]["sessions"] == 2 and live["today"]["product_views"] == 4
-    assert live["state"]["open_cart"] == {"items": 1, "value": 59.0}
+    assert [item["product_id"] for item in live["state"]["activity"]["cart"]] == ["p1"]
     assert live["score"]["probability"] == 0.77 and live["score"]["features"] == {"sessions_30d": 4, "cart_adds_30d": 2}
     assert [(f["trigger_name"], f["active"]) for f in live["recent_firings"]] == [
         ("low_engagement", False),
