@@ -52,6 +52,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pulse.core.settings import TRIGGERS
+from pulse.live.store import Firing as StoredFiring
 
 CART_ABANDONMENT, FREQUENT_VISITOR, HIGH_INTENT, LOW_ENGAGEMENT, RETURNING_BROWSER = TRIGGERS
 STATE_VERSION = 1
@@ -536,3 +537,65 @@ class LiveTriggers:
                 evidence_detail=detail,
             )
         ]
+
+
+class TriggerModel:
+    """The live triggers as a state model of the stream processor (pulse/live/processor.py ``StateModel``):
+    ``state["triggers"]`` holds :class:`LiveTriggers`' state of the user plus ``late_events``, and the firings
+    go to the store's ``live_trigger_firings``.
+
+    - An event at or before the user's last applied one (arrived out of order) cannot be applied to a state
+      that keeps no history: it is counted in ``late_events`` and left to the nightly batch
+      (fct_trigger_firings has it). The activity counters still place it in its own day.
+    - Identity stitching: when a login moves an anonymous id's events to the user, the trigger state stays
+      with the key it was built under (a state without history cannot be merged); the batch, which re-keys the
+      whole history, is the reference there. Both are the weak points docs/realtime.md names."""
+
+    name = "triggers"
+
+    def __init__(self, rules: TriggerRules) -> None:
+        self.triggers = LiveTriggers(rules)
+
+    def initial(self) -> dict[str, Any]:
+        return {}  # the user's key arrives with the first event (new_state needs it)
+
+    def _ready(self, state: dict[str, Any], user_key: str) -> dict[str, Any]:
+        if "version" not in state:
+            state.update(LiveTriggers.new_state(user_key), late_events=0)
+        return state
+
+    def apply(self, state: dict[str, Any], event: Mapping[str, Any], user_key: str) -> list[Any]:
+        state = self._ready(state, user_key)
+        if state["user_key"] != user_key:  # a stitched user's events keep the state they were built under
+            return []
+        try:
+            firings = self.triggers.apply(state, {**event, "user_key": user_key})
+        except LateEventError:
+            state["late_events"] += 1
+            return []
+        return [_stored(f) for f in firings]
+
+    def settle(self, state: dict[str, Any], user_key: str) -> list[Any]:
+        return []
+
+    def advance(self, state: dict[str, Any], user_key: str, now: datetime) -> list[Any]:
+        if "version" not in state:
+            return []
+        return [_stored(f) for f in self.triggers.advance(state, now)]
+
+    def next_due(self, state: dict[str, Any]) -> datetime | None:
+        return LiveTriggers.next_due(state) if "version" in state else None
+
+    def restitch(self, source: dict[str, Any], target: dict[str, Any], anonymous_id: str, target_key: str) -> list[str]:
+        return []
+
+
+def _stored(firing: Firing) -> StoredFiring:
+    record = firing.record()
+    return StoredFiring(
+        firing_key=record["firing_key"],
+        trigger_name=record["trigger_name"],
+        user_key=record["user_key"],
+        fired_at=record["fired_at"],
+        evidence=firing.evidence,
+    )

@@ -464,3 +464,39 @@ def test_after_a_failed_commit_the_next_step_starts_from_the_last_commit(tmp_pat
         processor.run(threading.Event(), until_caught_up=True)
     state = activity(tmp_path / "state.sqlite", "anon-1")
     assert state["days"][DAY]["events"] == 2  # event 2 once: the failed step's state was not kept in memory
+
+
+# ------------------------------------------------------------------------------------------ live triggers wired in
+
+
+def test_the_live_triggers_fire_through_the_processor_at_its_clock(tmp_path: Path) -> None:
+    """The trigger model (pulse/live/triggers.py) as the stream runs it: an add without a purchase fires
+    cart_abandonment when the processor's clock passes +30 minutes (the dbt var), with dbt's firing_key; a user
+    who buys in time does not fire; an event arriving out of order is counted late, not applied."""
+    from pulse.core.settings import load_settings
+    from pulse.live.triggers import TriggerModel, TriggerRules, firing_key
+
+    rules = TriggerRules.from_settings(load_settings({"PULSE_HOME": str(tmp_path)}))
+    log = Log(tmp_path)
+    log.landed(
+        f"{DAY}T100000-5-1",
+        line("a1", f"{DAY}T10:00:00Z", "add_to_cart", anonymous_id="leaver", product_id="x")
+        + line("b1", f"{DAY}T10:00:00Z", "add_to_cart", anonymous_id="buyer", product_id="y")
+        + line("b2", f"{DAY}T10:10:00Z", "purchase", anonymous_id="buyer", revenue=12.5)
+        + line("a0", f"{DAY}T09:59:00Z", "page_view", anonymous_id="leaver"),  # before a1: arrives late
+    )
+    clock = ManualClock(datetime(2026, 12, 7, 10, 15, tzinfo=UTC))
+    models = [ActivityModel(OPTIONS), TriggerModel(rules)]
+    path = run_once(tmp_path, clock=clock, models=models)
+    with LiveStateReader(path) as reader:
+        assert reader.firings_after(0) == []  # 10:15: nothing due yet
+        assert reader.user("leaver")["state"]["triggers"]["late_events"] == 1
+    clock.advance(minutes=30)  # 10:45, a restart: the timers come back from the stored states
+    run_once(tmp_path, clock=clock, models=models)
+    with LiveStateReader(path) as reader:
+        firings = reader.firings_after(0)
+    assert [(f["trigger_name"], f["user_key"], f["fired_at"]) for f in firings] == [
+        ("cart_abandonment", "leaver", f"{DAY}T10:30:00.000000+00:00")
+    ]
+    [firing] = firings
+    assert firing["firing_key"] == firing_key("cart_abandonment", "leaver", firing["evidence"]["episode_key"])
