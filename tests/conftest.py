@@ -35,6 +35,7 @@ SLOWEST_FIRST = (
     "tests/integration/test_new_landing_day.py",
     "tests/integration/test_no_leaks.py",
     "tests/integration/test_live_trigger_parity.py",  # 207-249 s at load 11-20 (five small dbt builds)
+    "tests/integration/test_live_features.py",  # ~100 s: two shapes, dbt three times each, every event fed live
     "tests/integration/test_dbt_environment.py",  # ~35 s: one dbt compile through the pulse-dbt wrapper
 )
 
