@@ -44,7 +44,8 @@ UNIT_GRAPH: dict[str, frozenset[str]] = {
     "pulse.importers": frozenset({"pulse.core"}),
     "pulse.demo": frozenset({"pulse.core", "ml"}),
     "pulse.ingest": frozenset({"pulse.core"}),
-    "pulse.activation": frozenset({"pulse.core"}),
+    "pulse.activation": frozenset({"pulse.core", "pulse.live"}),
+    "pulse.live": frozenset({"pulse.core", "pulse.collector", "ml"}),
     "pulse.ui": frozenset({"pulse.core"}),
     "orchestration": frozenset({"pulse.core", "pulse.ingest", "pulse.activation", "pulse.ui", "ml", "expectations"}),
     "pulse.cli": frozenset(
@@ -55,6 +56,7 @@ UNIT_GRAPH: dict[str, frozenset[str]] = {
             "pulse.demo",
             "pulse.ingest",
             "pulse.activation",
+            "pulse.live",
             "pulse.ui",
             "ml",
             "expectations",

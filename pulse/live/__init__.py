@@ -1,0 +1,1 @@
+"""Real time: the stream processor, its live state, live triggers, features, scores and deliveries."""
