@@ -603,7 +603,10 @@ def _resume_after(last_event_id: str | None, after: int | None) -> int | None:
 
 
 def add_firings_stream(
-    app: FastAPI, live_state: Path | None, *, keepalive: float = FIRINGS_KEEPALIVE_SECONDS,
+    app: FastAPI,
+    live_state: Path | None,
+    *,
+    keepalive: float = FIRINGS_KEEPALIVE_SECONDS,
     poll: float = FIRINGS_POLL_SECONDS,
 ) -> None:
     """``GET /stream/firings``: every firing recorded in ``live_trigger_firings`` from the start point on, as it is
@@ -687,13 +690,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, exports_dir: Path | None = 
     """Run the API with uvicorn (one worker, no access log) until Ctrl-C / SIGTERM."""
     import uvicorn
 
-    from pulse.core.settings import paths_from_env
-
-    from pulse.core.settings import home_settings
+    from pulse.core.settings import home_settings, paths_from_env
     from pulse.live.delivery import state_db_path
 
     exports = Path(exports_dir) if exports_dir is not None else paths_from_env().exports
-    app = create_app(exports, live_state=state_db_path(home_settings().live_dir))  # loads the current snapshot (its warnings, if any, go to stderr)
+    app = create_app(
+        exports, live_state=state_db_path(home_settings().live_dir)
+    )  # loads the current snapshot (its warnings, if any, go to stderr)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)

@@ -919,7 +919,10 @@ def cmd_deliver(args: argparse.Namespace) -> int:
                 print(f"queued {redeliver(conn, webhook, targets)} dead letter(s) of {webhook} again")
                 return 0
             for d in dead_letters(conn):
-                print(f"{d['webhook']}  seq {d['seq']}  {d['firing_key']}  attempt {d['attempt']}  {d['at']}  {d['error']}")
+                print(
+                    f"{d['webhook']}  seq {d['seq']}  {d['firing_key']}  attempt {d['attempt']}  {d['at']}  "
+                    f"{d['error']}"
+                )
             return 0
         finally:
             conn.close()

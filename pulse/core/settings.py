@@ -722,8 +722,11 @@ def _webhooks_have_secrets(values: Mapping[str, Any]) -> str | None:
     urls = dict(webhook_pairs(values["webhooks"] or ""))
     secrets = dict(webhook_pairs(values["webhook_secrets"] or ""))
     problems = [f"webhooks: {name} has no secret in webhook_secrets" for name in urls if name not in secrets]
-    problems += [f"webhook_secrets: {name} is not a webhook (webhooks names {', '.join(urls) or 'none'})"
-                 for name in secrets if name not in urls]
+    problems += [
+        f"webhook_secrets: {name} is not a webhook (webhooks names {', '.join(urls) or 'none'})"
+        for name in secrets
+        if name not in urls
+    ]
     return "; ".join(problems) or None
 
 

@@ -88,6 +88,11 @@ DELIVERY_SETTINGS = (
 # Statuses of webhook_deliveries rows
 QUEUED, SENDING, DELIVERED, RETRY, DEAD = "queued", "sending", "delivered", "retry", "dead"
 
+OUTBOX_INSERT = (
+    "insert into webhook_outbox (webhook, firing_key, seq, attempts, next_attempt_at) values (?, ?, ?, 0, ?) "
+    "on conflict do nothing"
+)
+
 # The feed, as the stream processor writes it (the shared schema of the live state database).
 FIRINGS_TABLE = "live_trigger_firings"
 
@@ -206,10 +211,8 @@ def firing_body(firing: Mapping[str, Any]) -> bytes:
     """The JSON body of one firing (a row of the feed; evidence as an object), keys sorted, compact."""
     evidence = firing.get("evidence")
     if isinstance(evidence, str):
-        try:
+        with contextlib.suppress(ValueError):  # else passed on as text
             evidence = json.loads(evidence)
-        except ValueError:
-            pass  # passed on as text
     payload = {
         "firing_key": firing["firing_key"],
         "seq": firing["seq"],
@@ -286,7 +289,7 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float, now:
         if code >= 500 or code in RETRIED_4XX:
             return Outcome(RETRY, code, error, retry_after_seconds(exc.headers.get("Retry-After"), now))
         return Outcome(DEAD, code, error + " (not retried)")
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return Outcome(RETRY, None, f"timed out after {timeout:g} s")
     except urllib.error.URLError as exc:
         reason = exc.reason
@@ -387,8 +390,7 @@ def redeliver(conn: sqlite3.Connection, webhook: str, firing_keys: list[str], cl
                 continue
             seq = dead[key]["seq"]
             conn.execute(
-                "insert into webhook_outbox (webhook, firing_key, seq, attempts, next_attempt_at) values (?, ?, ?, 0, ?)"
-                " on conflict do nothing",
+                OUTBOX_INSERT,
                 (webhook, key, seq, now),
             )
             conn.execute(
@@ -450,8 +452,7 @@ class WebhookWorker:
                 return 0
             now = iso(self.clock())
             self.conn.executemany(
-                "insert into webhook_outbox (webhook, firing_key, seq, attempts, next_attempt_at) values (?, ?, ?, 0, ?)"
-                " on conflict do nothing",
+                OUTBOX_INSERT,
                 [(name, f["firing_key"], f["seq"], now) for f in firings],
             )
             self.conn.executemany(
@@ -468,12 +469,16 @@ class WebhookWorker:
     def next_due(self) -> tuple[dict[str, Any] | None, float | None]:
         """The due entry with the lowest seq (or None) and, when none is due, seconds until the next one is."""
         now = self.clock()
-        row = self.conn.execute(
-            "select o.*, f.trigger_name, f.user_key, f.fired_at, f.recorded_at, f.evidence from webhook_outbox o "
-            f"join {FIRINGS_TABLE} f on f.seq = o.seq where o.webhook = ? and o.next_attempt_at <= ? "
-            "order by o.seq limit 1",
-            (self.webhook.name, iso(now)),
-        ).fetchone() if _feed_exists(self.conn) else None
+        row = (
+            self.conn.execute(
+                "select o.*, f.trigger_name, f.user_key, f.fired_at, f.recorded_at, f.evidence from webhook_outbox o "
+                f"join {FIRINGS_TABLE} f on f.seq = o.seq where o.webhook = ? and o.next_attempt_at <= ? "
+                "order by o.seq limit 1",
+                (self.webhook.name, iso(now)),
+            ).fetchone()
+            if _feed_exists(self.conn)
+            else None
+        )
         if row is not None:
             return dict(row), None
         later = self.conn.execute(

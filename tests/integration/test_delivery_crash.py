@@ -80,8 +80,11 @@ def test_a_killed_deliverer_resumes_from_its_log(tmp_path: Path) -> None:
 
         second = _start(home)
         try:
-            wait_for(lambda: set(hook.keys()) == set(keys) and set(other.keys()) == set(keys), timeout=60,
-                     what="every firing delivered after the restart")
+            wait_for(
+                lambda: set(hook.keys()) == set(keys) and set(other.keys()) == set(keys),
+                timeout=60,
+                what="every firing delivered after the restart",
+            )
             with sqlite3.connect(state_db) as conn:
                 wait_for(lambda: conn.execute("select count(*) from webhook_outbox").fetchone()[0] == 0, what="empty")
                 rows = conn.execute(

@@ -81,9 +81,10 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 timestamp = headers.get("x-pulse-timestamp", "")
-                expected = "sha256=" + hmac.new(
-                    receiver.secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
-                ).hexdigest()
+                expected = (
+                    "sha256="
+                    + hmac.new(receiver.secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+                )
                 signed = hmac.compare_digest(expected, headers.get("x-pulse-signature", "")) and (
                     abs(time.time() - int(timestamp)) <= 300
                 )

@@ -64,6 +64,33 @@ def test_verify_rejects_a_changed_body_an_old_timestamp_and_another_secret() -> 
     assert not verify_signature(SECRET_A, body, "soon", good, now=ts)
 
 
+def test_the_receiver_example_in_the_docs_checks_a_pulse_request() -> None:
+    """docs/realtime.md's Python example, run: it accepts what pulse signs, refuses a changed body or an old one."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "realtime.md").read_text()
+    code = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 - our own documentation
+    genuine = scope["pulse_request_is_genuine"]
+    body = firing_body(
+        {
+            "seq": 1,
+            "firing_key": "k",
+            "trigger_name": "t",
+            "user_key": "u",
+            "fired_at": "f",
+            "recorded_at": "r",
+            "evidence": None,
+        }
+    )
+    now = int(time.time())
+    headers = {"X-Pulse-Timestamp": str(now), "X-Pulse-Signature": signature(SECRET_A, now, body)}
+    assert genuine(SECRET_A, body, headers)
+    assert not genuine(SECRET_A, body + b" ", headers)
+    assert not genuine(SECRET_B, body, headers)
+    old = {"X-Pulse-Timestamp": str(now - 600), "X-Pulse-Signature": signature(SECRET_A, now - 600, body)}
+    assert not genuine(SECRET_A, body, old)
+
+
 def test_firing_body_is_the_row_with_evidence_as_an_object() -> None:
     row = {
         "seq": 7,
@@ -185,7 +212,9 @@ def test_each_webhook_gets_every_firing_signed_in_its_own_time(tmp_path: Path) -
 
     def flaky_answer(n: int, headers: dict) -> tuple[int, dict]:
         tries[headers["idempotency-key"]] += 1
-        return {1: (500, {}), 2: (500, {}), 3: (429, {"Retry-After": "0"})}.get(tries[headers["idempotency-key"]], (200, {}))
+        return {1: (500, {}), 2: (500, {}), 3: (429, {"Retry-After": "0"})}.get(
+            tries[headers["idempotency-key"]], (200, {})
+        )
 
     flaky = Receiver(SECRET_A, flaky_answer)
     slow = Receiver(SECRET_B, lambda n, h: (time.sleep(1.5), (200, {}))[1])
@@ -201,8 +230,9 @@ def test_each_webhook_gets_every_firing_signed_in_its_own_time(tmp_path: Path) -
     config = _config(tmp_path, hooks)
     stop = threading.Event()
     ready = threading.Event()
-    thread = threading.Thread(target=run_deliverer, args=(config, stop), kwargs={"poll_seconds": 0.02,
-                                                                                  "on_ready": ready.set})
+    thread = threading.Thread(
+        target=run_deliverer, args=(config, stop), kwargs={"poll_seconds": 0.02, "on_ready": ready.set}
+    )
     thread.start()
     try:
         assert ready.wait(10)
@@ -227,7 +257,10 @@ def test_each_webhook_gets_every_firing_signed_in_its_own_time(tmp_path: Path) -
     assert [r["body"]["seq"] for r in slow.requests] == [1, 2, 3, 4]  # in feed order
     for key in keys:
         assert [r["headers"]["x-pulse-attempt"] for r in flaky.requests if r["body"]["firing_key"] == key] == [
-            "1", "2", "3", "4"
+            "1",
+            "2",
+            "3",
+            "4",
         ]
     assert slow.requests[0]["body"]["evidence"]["cart_adds"] == 1
 
@@ -235,15 +268,15 @@ def test_each_webhook_gets_every_firing_signed_in_its_own_time(tmp_path: Path) -
     log = delivery_log(conn, "flaky")
     for key in keys:
         assert [(r["attempt"], r["status"], r["http_status"]) for r in log if r["firing_key"] == key] == [
-        (0, "queued", None),
-        (1, "sending", None),
-        (1, RETRY, 500),
-        (2, "sending", None),
-        (2, RETRY, 500),
-        (3, "sending", None),
-        (3, RETRY, 429),
-        (4, "sending", None),
-        (4, DELIVERED, 200),
+            (0, "queued", None),
+            (1, "sending", None),
+            (1, RETRY, 500),
+            (2, "sending", None),
+            (2, RETRY, 500),
+            (3, "sending", None),
+            (3, RETRY, 429),
+            (4, "sending", None),
+            (4, DELIVERED, 200),
         ]
     retry_rows = [r for r in log if r["status"] == RETRY]
     assert all(r["next_attempt_at"] > r["at"] or r["http_status"] == 429 for r in retry_rows)
@@ -252,7 +285,9 @@ def test_each_webhook_gets_every_firing_signed_in_its_own_time(tmp_path: Path) -
     assert len(bad.requests) == 4 and {d["attempt"] for d in dead_letters(conn, "bad")} == {1}
     assert all("HTTP 400" in d["error"] and "not retried" in d["error"] for d in dead_letters(conn, "bad"))
     assert {d["attempt"] for d in dead_letters(conn, "gone")} == {4}
-    assert all("connection failed" in d["error"] and "after 4 attempts" in d["error"] for d in dead_letters(conn, "gone"))
+    assert all(
+        "connection failed" in d["error"] and "after 4 attempts" in d["error"] for d in dead_letters(conn, "gone")
+    )
     assert conn.execute("select count(*) from webhook_outbox").fetchone()[0] == 0
     # no secret in the log
     text = json.dumps(delivery_log(conn))
@@ -328,8 +363,12 @@ def test_a_retry_waits_with_the_clock(tmp_path: Path) -> None:
 
 def test_one_deliverer_per_database(tmp_path: Path) -> None:
     state_db = tmp_path / "live" / "state.sqlite"
-    with deliverer_lock(state_db):
-        with pytest.raises(DeliveryLocked, match="another deliverer runs"), deliverer_lock(state_db):
+
+    def second() -> None:
+        with deliverer_lock(state_db):
             pass
+
+    with deliverer_lock(state_db), pytest.raises(DeliveryLocked, match="another deliverer runs"):
+        second()
     with deliverer_lock(state_db):  # freed
         pass
