@@ -372,3 +372,44 @@ def test_one_deliverer_per_database(tmp_path: Path) -> None:
         second()
     with deliverer_lock(state_db):  # freed
         pass
+
+
+# ----------------------------------------------------------------------------------------------- the command
+
+
+def test_pulse_deliver_lists_and_requeues_dead_letters(pulse_home, capsys) -> None:
+    from pulse.cli.commands import main
+
+    receiver = Receiver(SECRET_A, lambda n, h: (400, {}) if n == 1 else (200, {}))
+    (pulse_home.home / "settings.toml").write_text(
+        f'webhooks = "cms={receiver.url}"\nwebhook_secrets = "cms={SECRET_A}"\n'
+    )
+    try:
+        config = DeliveryConfig.from_settings(delivery_settings())
+        create_feed(config.state_db)
+        worker = WebhookWorker(config, config.webhooks[0])
+        worker.take_new()
+        keys = insert_firings(config.state_db, 1)
+        worker.take_new()
+        assert worker.attempt(worker.next_due()[0]).status == DEAD
+        assert main(["deliver", "--dead-letters"]) == 0
+        listed = capsys.readouterr().out
+        assert keys[0] in listed and "HTTP 400" in listed and "cms" in listed
+        assert main(["deliver", "--redeliver", "email"]) == 2
+        assert main(["deliver", "--redeliver", "cms"]) == 0
+        assert "queued 1 dead letter(s) of cms again" in capsys.readouterr().out
+        assert worker.attempt(worker.next_due()[0]).status == DELIVERED
+        worker.close()
+    finally:
+        receiver.stop()
+
+
+def test_pulse_deliver_names_a_bad_setting_and_needs_a_webhook(pulse_home, capsys) -> None:
+    from pulse.cli.commands import main
+
+    assert main(["deliver"]) == 2
+    assert "no webhook configured" in capsys.readouterr().err
+    (pulse_home.home / "settings.toml").write_text('webhooks = "cms=mailto:x@example.com"\n')
+    assert main(["deliver"]) == 2
+    err = capsys.readouterr().err
+    assert "settings.toml: webhooks" in err and "cms: expected an http:// or https:// URL" in err

@@ -441,7 +441,16 @@ def test_openapi_documents_every_endpoint(api: LiveServer) -> None:
     assert status == 200
     assert spec["info"]["title"] == "pulse read API"
     assert spec["info"]["version"] == version("pulse")
-    assert set(spec["paths"]) == {"/health", "/users/{user_key}", "/audiences", "/audiences/{name}"}
+    assert set(spec["paths"]) == {
+        "/health",
+        "/users/{user_key}",
+        "/audiences",
+        "/audiences/{name}",
+        "/stream/firings",
+    }
+    stream = spec["paths"]["/stream/firings"]["get"]
+    assert "text/event-stream" in stream["responses"]["200"]["content"]
+    assert [p["name"] for p in stream["parameters"]] == ["after"]
     user = spec["paths"]["/users/{user_key}"]["get"]
     assert set(user["responses"]) >= {"200", "404", "422", "503"}
     profile_schema = spec["components"]["schemas"]["UserProfile"]["properties"]
