@@ -615,6 +615,9 @@ def add_firings_stream(
     proxies from closing the connection. The database is read (read-only) every ``poll`` seconds."""
     from fastapi.responses import StreamingResponse
 
+    stopping = threading.Event()  # set when the server stops (serve()): open streams end instead of being cut
+    app.state.firings_streams_stopping = stopping
+
     @app.get(
         "/stream/firings",
         response_class=StreamingResponse,
@@ -640,14 +643,14 @@ def add_firings_stream(
             raise HTTPException(503, detail="no live state database configured (live_dir)")
         start = _resume_after(request.headers.get("last-event-id"), after)
         return StreamingResponse(
-            _firings_events(request, live_state, start, keepalive, poll),
+            _firings_events(request, live_state, start, keepalive, poll, stopping),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
 
 async def _firings_events(
-    request: Request, live_state: Path, start: int | None, keepalive: float, poll: float
+    request: Request, live_state: Path, start: int | None, keepalive: float, poll: float, stopping: threading.Event
 ) -> AsyncIterator[bytes]:
     import sqlite3
 
@@ -670,7 +673,7 @@ async def _firings_events(
         yield f"retry: {FIRINGS_RETRY_MS}\n: pulse firings\n\n".encode()
         seq = start
         quiet_since = time.monotonic()
-        while not await request.is_disconnected():
+        while not stopping.is_set() and not await request.is_disconnected():
             seq, firings = await asyncio.to_thread(read, seq)
             if firings:
                 seq = firings[-1]["seq"]
@@ -717,6 +720,12 @@ def serve(host: str = "127.0.0.1", port: int = 8000, exports_dir: Path | None = 
     config = uvicorn.Config(
         app, host=host, port=port, workers=1, access_log=False, log_level="warning", timeout_graceful_shutdown=3
     )
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.firings_streams_stopping.set()  # open /stream/firings responses end, so shutdown need not wait
+            super().handle_exit(sig, frame)
+
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled once it shut down
-        uvicorn.Server(config).run()
+        Server(config).run()
     return 0

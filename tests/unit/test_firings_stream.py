@@ -23,6 +23,7 @@ class Server:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
+        self.app = app
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -131,6 +132,20 @@ def test_a_bad_last_event_id_is_named_and_no_state_is_503(live, tmp_path: Path) 
         stream.close()
     finally:
         other.stop()
+
+
+def test_open_streams_end_when_the_server_stops(live) -> None:
+    """serve() sets this event on SIGTERM / Ctrl-C: an open stream then ends (instead of holding up the shutdown)."""
+    server, state_db = live
+    stream = Stream(server.port)
+    try:
+        assert stream.next_block()[0].startswith("retry: ")
+        server.app.state.firings_streams_stopping.set()
+        deadline = time.monotonic() + 5
+        while stream.response.readline():
+            assert time.monotonic() < deadline, "the stream did not end"
+    finally:
+        stream.close()
 
 
 def test_the_stream_waits_for_a_database_that_does_not_exist_yet(tmp_path: Path) -> None:
