@@ -18,7 +18,8 @@ Guarantees (at least once):
 
 - Every webhook has its own cursor (``webhook_cursors``), its own queue (``webhook_outbox``) and its own thread:
   a slow or dead webhook delays only itself.
-- A firing is taken from the feed into the webhook's queue, and the cursor advanced, in one transaction. Before
+- A firing is taken from the feed into the webhook's queue (with the body it is POSTed with, so pruning the feed
+  loses nothing queued), and the cursor advanced, in one transaction. Before
   each POST the attempt is logged (``sending``) and counted, in one transaction; its outcome (``delivered``,
   ``retry`` with ``next_attempt_at``, ``dead``) is logged, and the queue entry removed or rescheduled, in another.
   A deliverer killed at any point (even ``kill -9``) resumes from these tables: a POST whose outcome was not
@@ -89,7 +90,7 @@ DELIVERY_SETTINGS = (
 QUEUED, SENDING, DELIVERED, RETRY, DEAD = "queued", "sending", "delivered", "retry", "dead"
 
 OUTBOX_INSERT = (
-    "insert into webhook_outbox (webhook, firing_key, seq, attempts, next_attempt_at) values (?, ?, ?, 0, ?) "
+    "insert into webhook_outbox (webhook, firing_key, seq, body, attempts, next_attempt_at) values (?, ?, ?, ?, 0, ?) "
     "on conflict do nothing"
 )
 
@@ -114,6 +115,7 @@ create table if not exists webhook_outbox (
     webhook text not null,
     firing_key text not null,
     seq integer not null,
+    body blob not null,  -- the JSON POSTed, kept until delivered or dead: the feed may be pruned meanwhile
     attempts integer not null,
     next_attempt_at text not null,
     primary key (webhook, firing_key)
@@ -389,10 +391,11 @@ def redeliver(conn: sqlite3.Connection, webhook: str, firing_keys: list[str], cl
             if key not in dead:
                 continue
             seq = dead[key]["seq"]
-            conn.execute(
-                OUTBOX_INSERT,
-                (webhook, key, seq, now),
-            )
+            firing = next(iter(firings_after(conn, seq - 1, 1)), None)
+            if firing is None or firing["seq"] != seq:
+                log.warning("webhook %s: %s is no longer in the feed: not queued again", webhook, key)
+                continue
+            conn.execute(OUTBOX_INSERT, (webhook, key, seq, firing_body(firing), now))
             conn.execute(
                 "insert into webhook_deliveries (firing_key, seq, webhook, attempt, status, at, next_attempt_at) "
                 "values (?, ?, ?, 0, 'queued', ?, ?)",
@@ -452,8 +455,7 @@ class WebhookWorker:
                 return 0
             now = iso(self.clock())
             self.conn.executemany(
-                OUTBOX_INSERT,
-                [(name, f["firing_key"], f["seq"], now) for f in firings],
+                OUTBOX_INSERT, [(name, f["firing_key"], f["seq"], firing_body(f), now) for f in firings]
             )
             self.conn.executemany(
                 "insert into webhook_deliveries (firing_key, seq, webhook, attempt, status, at, next_attempt_at) "
@@ -469,16 +471,10 @@ class WebhookWorker:
     def next_due(self) -> tuple[dict[str, Any] | None, float | None]:
         """The due entry with the lowest seq (or None) and, when none is due, seconds until the next one is."""
         now = self.clock()
-        row = (
-            self.conn.execute(
-                "select o.*, f.trigger_name, f.user_key, f.fired_at, f.recorded_at, f.evidence from webhook_outbox o "
-                f"join {FIRINGS_TABLE} f on f.seq = o.seq where o.webhook = ? and o.next_attempt_at <= ? "
-                "order by o.seq limit 1",
-                (self.webhook.name, iso(now)),
-            ).fetchone()
-            if _feed_exists(self.conn)
-            else None
-        )
+        row = self.conn.execute(
+            "select * from webhook_outbox where webhook = ? and next_attempt_at <= ? order by seq limit 1",
+            (self.webhook.name, iso(now)),
+        ).fetchone()
         if row is not None:
             return dict(row), None
         later = self.conn.execute(
@@ -509,7 +505,7 @@ class WebhookWorker:
                 "values (?, ?, ?, ?, 'sending', ?)",
                 (key, seq, name, n, iso(started)),
             )
-        body = firing_body(entry)
+        body = bytes(entry["body"])
         timestamp = int(started.timestamp())
         headers = {
             "Content-Type": "application/json",

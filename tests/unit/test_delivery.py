@@ -339,6 +339,25 @@ def test_a_new_webhook_starts_at_the_feeds_end_and_firings_are_taken_once(tmp_pa
         receiver.stop()
 
 
+def test_a_queued_firing_is_delivered_even_once_pruned_from_the_feed(tmp_path: Path) -> None:
+    receiver = Receiver(SECRET_A)
+    config = _config(tmp_path, [Webhook("cms", receiver.url, SECRET_A)])
+    worker = WebhookWorker(config, config.webhooks[0])
+    try:
+        worker.take_new()
+        keys = insert_firings(config.state_db, 2)
+        assert worker.take_new() == 2
+        with sqlite3.connect(config.state_db) as conn:
+            conn.execute("delete from live_trigger_firings")
+        while (entry := worker.next_due()[0]) is not None:
+            assert worker.attempt(entry).status == DELIVERED
+        assert receiver.keys() == keys and all(r["signed"] for r in receiver.requests)
+        assert receiver.requests[1]["body"]["user_key"] == "user-1"
+    finally:
+        worker.close()
+        receiver.stop()
+
+
 def test_a_retry_waits_with_the_clock(tmp_path: Path) -> None:
     """The due time comes from the injected clock: nothing is sent again before next_attempt_at."""
     receiver = Receiver(SECRET_A, lambda n, h: (503, {"Retry-After": "120"}) if n == 1 else (200, {}))
