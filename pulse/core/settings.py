@@ -212,7 +212,7 @@ def webhooks_problem(value: str) -> str | None:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return f"{name}: expected an http:// or https:// URL with a host, got {url!r}"
         if parts.username or parts.password:
-            return f"{name}: no user or password in the URL (it would be logged): the signature authenticates pulse"
+            return f"{name}: no user or password in the URL (`pulse settings` shows URLs); the signature is the proof"
         if any(c.isspace() for c in url):
             return f"{name}: a URL without spaces (percent-encode them), got {url!r}"
     return None
