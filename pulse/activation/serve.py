@@ -638,6 +638,7 @@ def create_app(
     decision_rules: Path = DEFAULT_RULES_FILE,
     dbt_vars: Mapping[str, Any] | None = None,
     clock: Callable[[], datetime] = utc_now,
+    firings_keepalive: float | None = None,
 ) -> FastAPI:
     """The API over the snapshots published in ``exports_dir``. The current snapshot is loaded here; the app
     then watches ``current.json`` every ``reload_interval`` seconds while it runs (its lifespan).
@@ -645,7 +646,8 @@ def create_app(
     ``live_state``: the stream's state database (read-only; None: live state off, profiles are the published
     ones and say so). ``decision_rules``: the rules of ``/users/{key}/next``, checked here (DecisionRulesError)
     and reloaded when the file changes; ``dbt_vars`` the values their ``var:`` conditions read (default: the
-    effective dbt vars). ``clock``: now, UTC (tests move it)."""
+    effective dbt vars). ``clock``: now, UTC (tests move it). ``GET /stream/firings`` follows ``live_state``'s
+    firings (None: it answers 503); ``firings_keepalive``: seconds between its keep-alive comments."""
     store = SnapshotStore(exports_dir, retry_interval=retry_interval)
     store.refresh()
     rules_file = RulesFile(decision_rules, effective_dbt_vars() if dbt_vars is None else dbt_vars)
@@ -794,7 +796,119 @@ def create_app(
             "rows": audience.rows.rows((page - 1) * page_size, page_size),
         }
 
+    add_firings_stream(app, live_state, keepalive=firings_keepalive or FIRINGS_KEEPALIVE_SECONDS)
     return app
+
+
+# --------------------------------------------------------------------------------------------------------
+# GET /stream/firings: the live trigger firings as server-sent events (pulse/live/delivery.py reads the feed)
+
+FIRINGS_KEEPALIVE_SECONDS = 15.0
+FIRINGS_POLL_SECONDS = 0.25
+FIRINGS_RETRY_MS = 2000
+
+
+def _sse_firing(firing: dict[str, Any]) -> bytes:
+    from pulse.live.delivery import firing_body
+
+    return b"id: %d\nevent: firing\ndata: %s\n\n" % (firing["seq"], firing_body(firing))
+
+
+def _resume_after(last_event_id: str | None, after: int | None) -> int | None:
+    """Where a stream starts: after Last-Event-ID (a reconnecting client), else ``?after=``, else None (the end)."""
+    if last_event_id is not None and last_event_id.strip():
+        text = last_event_id.strip()
+        if not text.isdigit():
+            raise HTTPException(400, detail=f"Last-Event-ID: expected a firing's seq (a whole number), got {text!r}")
+        return int(text)
+    return after
+
+
+def add_firings_stream(
+    app: FastAPI,
+    live_state: Path | None,
+    *,
+    keepalive: float = FIRINGS_KEEPALIVE_SECONDS,
+    poll: float = FIRINGS_POLL_SECONDS,
+) -> None:
+    """``GET /stream/firings``: every firing recorded in ``live_trigger_firings`` from the start point on, as it is
+    recorded: ``id:`` is its seq (a browser's EventSource resumes with Last-Event-ID), ``event: firing``, ``data:``
+    the JSON a webhook gets. A comment (``: keep-alive``) every ``keepalive`` seconds without a firing keeps
+    proxies from closing the connection. The database is read (read-only) every ``poll`` seconds."""
+    from fastapi.responses import StreamingResponse
+
+    stopping = threading.Event()  # set when the server stops (serve()): open streams end instead of being cut
+    app.state.firings_streams_stopping = stopping
+
+    @app.get(
+        "/stream/firings",
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"text/event-stream": {}}, "description": "server-sent events, one per firing"},
+            400: {"model": ErrorDetail, "description": "a Last-Event-ID that is not a seq"},
+            503: {"model": ErrorDetail, "description": "no live state configured"},
+        },
+        summary="Live trigger firings as server-sent events",
+    )
+    async def firings_stream(
+        request: Request,
+        after: Annotated[
+            int | None,
+            Query(
+                ge=0,
+                description="start after this seq (0: every firing kept); default: from now on. A Last-Event-ID "
+                "header (an EventSource reconnecting) wins over it.",
+            ),
+        ] = None,
+    ) -> Any:
+        if live_state is None:
+            raise HTTPException(503, detail="no live state database configured (live_dir)")
+        start = _resume_after(request.headers.get("last-event-id"), after)
+        return StreamingResponse(
+            _firings_events(request, live_state, start, keepalive, poll, stopping),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
+async def _firings_events(
+    request: Request, live_state: Path, start: int | None, keepalive: float, poll: float, stopping: threading.Event
+) -> AsyncIterator[bytes]:
+    import sqlite3
+
+    from pulse.live.delivery import feed_end, firings_after
+
+    conn: sqlite3.Connection | None = None
+
+    def read(seq: int | None) -> tuple[int, list[dict[str, Any]]]:
+        nonlocal conn
+        if conn is None:
+            if not live_state.exists():
+                return (seq or 0), []
+            conn = sqlite3.connect(f"file:{live_state}?mode=ro", uri=True, check_same_thread=False, timeout=5)
+            conn.row_factory = sqlite3.Row
+        if seq is None:
+            return feed_end(conn), []
+        return seq, firings_after(conn, seq, 500)
+
+    try:
+        yield f"retry: {FIRINGS_RETRY_MS}\n: pulse firings\n\n".encode()
+        seq = start
+        quiet_since = time.monotonic()
+        while not stopping.is_set() and not await request.is_disconnected():
+            seq, firings = await asyncio.to_thread(read, seq)
+            if firings:
+                seq = firings[-1]["seq"]
+                yield b"".join(_sse_firing(f) for f in firings)
+                quiet_since = time.monotonic()
+                continue
+            if time.monotonic() - quiet_since >= keepalive:
+                yield b": keep-alive\n\n"
+                quiet_since = time.monotonic()
+            await asyncio.sleep(poll)
+    finally:
+        if conn is not None:
+            conn.close()
 
 
 def serve(
@@ -840,7 +954,16 @@ def serve(
         f"decision rules: {rules.source} ({len(rules.rules)} rules)",
         flush=True,
     )
-    config = uvicorn.Config(app, host=host, port=port, workers=1, access_log=False, log_level="warning")
+    # an open /stream/firings never ends by itself: shutting down waits at most this long for it
+    config = uvicorn.Config(
+        app, host=host, port=port, workers=1, access_log=False, log_level="warning", timeout_graceful_shutdown=3
+    )
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.firings_streams_stopping.set()  # open /stream/firings responses end, so shutdown need not wait
+            super().handle_exit(sig, frame)
+
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled once it shut down
-        uvicorn.Server(config).run()
+        Server(config).run()
     return 0

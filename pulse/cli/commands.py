@@ -906,6 +906,62 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_deliver(args: argparse.Namespace) -> int:
+    """POST live trigger firings to the webhooks of the settings until Ctrl-C / SIGTERM (docs/realtime.md)."""
+    import logging
+    import threading
+
+    from pulse.live.delivery import (
+        DeliveryConfig,
+        DeliveryLocked,
+        connect,
+        dead_letters,
+        delivery_settings,
+        redeliver,
+        run_deliverer,
+    )
+
+    config = DeliveryConfig.from_settings(delivery_settings())  # a bad webhook setting stops here, named (exit 2)
+    if args.dead_letters or args.redeliver:
+        conn = connect(config.state_db)
+        try:
+            if args.redeliver:
+                webhook, _, keys = args.redeliver.partition(":")
+                if webhook not in {w.name for w in config.webhooks}:
+                    print(f"pulse deliver: --redeliver: no webhook {webhook!r} in the settings", file=sys.stderr)
+                    return 2
+                targets = keys.split(",") if keys else [d["firing_key"] for d in dead_letters(conn, webhook)]
+                print(f"queued {redeliver(conn, webhook, targets)} dead letter(s) of {webhook} again")
+                return 0
+            for d in dead_letters(conn):
+                print(
+                    f"{d['webhook']}  seq {d['seq']}  {d['firing_key']}  attempt {d['attempt']}  {d['at']}  "
+                    f"{d['error']}"
+                )
+            return 0
+        finally:
+            conn.close()
+    if not config.webhooks:
+        print("pulse deliver: no webhook configured (the settings webhooks and webhook_secrets)", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    names = ", ".join(w.name for w in config.webhooks)
+
+    def ready() -> None:
+        print(f"pulse deliver: following {config.state_db} to {names}", flush=True)
+
+    try:
+        with _stop_signals_interrupt():
+            run_deliverer(config, stop, on_ready=ready)
+    except KeyboardInterrupt:
+        stop.set()
+    except DeliveryLocked as exc:
+        print(f"pulse deliver: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     """The HTTP collector: events acknowledged once on disk, rolled into the landing zone (docs/collection.md)."""
     from pulse.collector.app import CollectorSettings
@@ -1143,6 +1199,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--decision-rules", default=None, help="the content decision rules (docs/decisions.md)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("deliver", help="POST live trigger firings to the webhooks of the settings (signed, retried)")
+    p.add_argument("--dead-letters", action="store_true", help="list the dead letters and exit")
+    p.add_argument(
+        "--redeliver",
+        default=None,
+        metavar="WEBHOOK[:KEY,...]",
+        help="queue the dead letters of WEBHOOK (or only these firing keys) again and exit",
+    )
+    p.set_defaults(func=cmd_deliver)
 
     from pulse.collector.app import DEFAULT_MIN_FREE_MB, CollectorSettings
 

@@ -93,6 +93,8 @@ class Setting:
     # text: a further rule on a value that matched ``pattern`` (a real date, an http address, a profiles.yml
     # output): returns what is wrong and what was expected, or None
     check: Callable[[str], str | None] | None = None
+    # a secret (webhook_secrets): its value is never shown (`pulse settings`, error messages), only whether it is set
+    secret: bool = False
 
     @property
     def env_var(self) -> str | None:
@@ -167,6 +169,69 @@ def _profiles_output(value: str) -> str | None:
     return None if value in outputs else f"no such output in {PROFILES_YML}: expected one of {', '.join(outputs)}"
 
 
+WEBHOOK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+MIN_WEBHOOK_SECRET_LENGTH = 32
+_SECRET_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/=-]+")
+
+
+def webhook_pairs(value: str) -> list[tuple[str, str]]:
+    """``NAME=VALUE,NAME=VALUE`` as pairs, in order; a malformed item raises ValueError naming it (by position and
+    name, never by value: the value may be a secret)."""
+    pairs: list[tuple[str, str]] = []
+    if not value.strip():
+        return pairs
+    for i, item in enumerate(value.split(","), 1):
+        name, sep, rest = item.partition("=")
+        name, rest = name.strip(), rest.strip()
+        if not sep or not WEBHOOK_NAME.fullmatch(name) or not rest:
+            shown = name if WEBHOOK_NAME.fullmatch(name) else "?"
+            raise ValueError(
+                f"item {i} ({shown}): expected NAME=VALUE with NAME lowercase letters, digits, - or _ "
+                f"(starting with a letter, at most 32)"
+            )
+        if name in dict(pairs):
+            raise ValueError(f"item {i}: {name} is named twice")
+        pairs.append((name, rest))
+    return pairs
+
+
+def webhooks_problem(value: str) -> str | None:
+    """What is wrong with a ``webhooks`` value (names, http(s) URLs with a host, no user or password), or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        pairs = webhook_pairs(value)
+    except ValueError as exc:
+        return str(exc)
+    for name, url in pairs:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            return f"{name}: not a URL ({exc})"
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"{name}: expected an http:// or https:// URL with a host, got {url!r}"
+        if parts.username or parts.password:
+            return f"{name}: no user or password in the URL (`pulse settings` shows URLs); the signature is the proof"
+        if any(c.isspace() for c in url):
+            return f"{name}: a URL without spaces (percent-encode them), got {url!r}"
+    return None
+
+
+def webhook_secrets_problem(value: str) -> str | None:
+    """What is wrong with a ``webhook_secrets`` value, naming the webhook and never showing a secret, or None."""
+    try:
+        pairs = webhook_pairs(value)
+    except ValueError as exc:
+        return str(exc)
+    for name, secret in pairs:
+        if len(secret) < MIN_WEBHOOK_SECRET_LENGTH:
+            return f"{name}: the secret has {len(secret)} characters, at least {MIN_WEBHOOK_SECRET_LENGTH} needed"
+        if not _SECRET_CHARACTERS.fullmatch(secret):
+            return f"{name}: the secret may hold letters, digits and - _ . ~ + / = only"
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     # ---- the home: where things are (settings.toml or the environment; PULSE_HOME itself only the environment)
     Setting(
@@ -226,7 +291,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "live_dir",
         "path",
-        "`pulse stream`: the live state, state.sqlite (SQLite in WAL mode: one writer, readers in other processes).",
+        "Real time: state.sqlite, the live state (SQLite in WAL mode: `pulse stream` writes it; the read API, "
+        "`pulse deliver` and the firings feed read it).",
         _home_path("live"),
         "paths",
         scope=HOME,
@@ -619,6 +685,65 @@ SETTINGS: tuple[Setting, ...] = (
         scope=PER_RUN,
         optional=True,
     ),
+    # ---- delivery of trigger firings to webhooks (pulse/live/delivery.py, docs/realtime.md "Delivery")
+    Setting(
+        "webhooks",
+        "text",
+        "Where `pulse deliver` POSTs every live trigger firing: comma-separated NAME=URL (http or https; a comma "
+        "in a URL as %2C). Each needs a secret in webhook_secrets. Empty: no webhook.",
+        None,
+        "delivery",
+        optional=True,
+        pattern=r".+",
+        example="cms=https://cms.example.com/hooks/pulse,email=https://mail.example.com/in",
+        check=lambda value: webhooks_problem(value),
+    ),
+    Setting(
+        "webhook_secrets",
+        "text",
+        f"The webhooks' HMAC-SHA256 keys: comma-separated NAME=SECRET, one per webhook, each at least "
+        f"{MIN_WEBHOOK_SECRET_LENGTH} characters (letters, digits, - _ . ~ + / =). Never shown.",
+        None,
+        "delivery",
+        optional=True,
+        pattern=r".+",
+        example="cms=<64 hex digits: python -c 'import secrets; print(secrets.token_hex(32))'>",
+        check=lambda value: webhook_secrets_problem(value),
+        secret=True,
+    ),
+    Setting(
+        "webhook_max_attempts",
+        "int",
+        "Attempts per firing and webhook; after the last failed one the firing is a dead letter.",
+        8,
+        "delivery",
+        minimum=1,
+        maximum=100,
+    ),
+    Setting(
+        "webhook_timeout_seconds",
+        "number",
+        "Connecting, and waiting for each read of the answer, at most this long (then retried).",
+        10,
+        "delivery",
+        minimum=0.01,
+    ),
+    Setting(
+        "webhook_backoff_seconds",
+        "number",
+        "Retry n waits a random time from 0 to this times 2^(n-1) (full jitter), capped; Retry-After wins.",
+        1,
+        "delivery",
+        minimum=0.001,
+    ),
+    Setting(
+        "webhook_backoff_max_seconds",
+        "number",
+        "The cap of that wait.",
+        600,
+        "delivery",
+        minimum=0.001,
+    ),
 )
 
 
@@ -629,8 +754,22 @@ def _engagement_weights(values: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _webhooks_have_secrets(values: Mapping[str, Any]) -> str | None:
+    if "webhooks" not in values or "webhook_secrets" not in values:
+        return None
+    urls = dict(webhook_pairs(values["webhooks"] or ""))
+    secrets = dict(webhook_pairs(values["webhook_secrets"] or ""))
+    problems = [f"webhooks: {name} has no secret in webhook_secrets" for name in urls if name not in secrets]
+    problems += [
+        f"webhook_secrets: {name} is not a webhook (webhooks names {', '.join(urls) or 'none'})"
+        for name in secrets
+        if name not in urls
+    ]
+    return "; ".join(problems) or None
+
+
 # Rules across settings: each returns a problem or None.
-CHECKS: tuple[Callable[[Mapping[str, Any]], str | None], ...] = (_engagement_weights,)
+CHECKS: tuple[Callable[[Mapping[str, Any]], str | None], ...] = (_engagement_weights, _webhooks_have_secrets)
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 # What a home is (paths, engine, dbt's profile): all that readers of paths need (paths_from_env).
@@ -758,6 +897,18 @@ def _text(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return "" if value is None else str(value)
+
+
+def _shown(setting: Setting, raw: Any) -> str:
+    """``raw`` for an error message: a secret setting's value is never shown."""
+    return "(a secret, not shown)" if setting.secret else repr(raw)
+
+
+def _shown_value(setting: Setting, value: Any) -> str:
+    """An effective value as `pulse settings` prints it: a secret's only as set or not."""
+    if setting.secret:
+        return "(set, not shown)" if value is not None else ""
+    return _text(value)
 
 
 def _jsonable(value: Any) -> Any:
@@ -931,8 +1082,8 @@ class Settings:
         return env
 
     def describe(self) -> list[tuple[str, str, str]]:
-        """(name, value, source) for every setting, in declaration order."""
-        return [(s.name, _text(self.values[s.name]), self.sources[s.name]) for s in self.declarations]
+        """(name, value, source) for every setting, in declaration order; a secret's value is not shown."""
+        return [(s.name, _shown_value(s, self.values[s.name]), self.sources[s.name]) for s in self.declarations]
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
@@ -1009,7 +1160,7 @@ def load_settings(
                 try:
                     values[key], sources[key] = _parse(s, raw, base=home), SETTINGS_FILE
                 except _Invalid as exc:
-                    problems.append(f"{where} = {raw!r}: {exc}")
+                    problems.append(f"{where} = {_shown(s, raw)}: {exc}")
 
     for s in declarations:
         var = s.env_var
@@ -1022,7 +1173,7 @@ def load_settings(
         try:
             values[s.name], sources[s.name] = _parse(s, raw), var
         except _Invalid as exc:
-            problems.append(f"{var}={raw!r}: {exc}")
+            problems.append(f"{var}={_shown(s, raw)}: {exc}")
 
     for key, raw in (overrides or {}).items():
         s = by_name.get(key)
@@ -1039,7 +1190,7 @@ def load_settings(
             try:
                 values[key], sources[key] = _parse(s, raw), OVERRIDE
             except _Invalid as exc:
-                problems.append(f"{where}={raw!r}: {exc}")
+                problems.append(f"{where}={_shown(s, raw)}: {exc}")
 
     if not problems:
         problems += [problem for check in CHECKS if (problem := check(values))]

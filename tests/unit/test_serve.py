@@ -453,7 +453,11 @@ def test_openapi_documents_every_endpoint(api: LiveServer) -> None:
         "/users/{user_key}/next",
         "/audiences",
         "/audiences/{name}",
+        "/stream/firings",
     }
+    stream = spec["paths"]["/stream/firings"]["get"]
+    assert "text/event-stream" in stream["responses"]["200"]["content"]
+    assert [p["name"] for p in stream["parameters"]] == ["after"]
     user = spec["paths"]["/users/{user_key}"]["get"]
     assert set(user["responses"]) >= {"200", "404", "422", "503"}
     profile_schema = spec["components"]["schemas"]["UserProfile"]["properties"]
