@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PulseProcess, freePort, keepLocal, launchBrowser, pulseEnv } from './lib.mjs';
 
-const OPERATIONS = ['/health', '/users/{user_key}', '/users/{user_key}/next', '/audiences', '/audiences/{name}'];
+const OPERATIONS = ['/health', '/users/{user_key}', '/users/{user_key}/next', '/audiences', '/audiences/{name}', '/stream/firings'];
 let home;
 let api;
 let base;
