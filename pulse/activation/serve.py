@@ -879,21 +879,31 @@ async def _firings_events(
     from pulse.live.delivery import feed_end, firings_after
 
     conn: sqlite3.Connection | None = None
+    closed = False
+    # A read runs in a worker thread; a client that goes away cancels this generator while one may still be
+    # running there. The lock keeps the close from pulling the connection from under that read (a crash in
+    # SQLite's C code, not an exception), and a read after the close finds nothing to do.
+    lock = threading.Lock()
 
     def read(seq: int | None) -> tuple[int, list[dict[str, Any]]]:
         nonlocal conn
-        if conn is None:
-            if not live_state.exists():
+        with lock:
+            if closed:
                 return (seq or 0), []
-            conn = sqlite3.connect(f"file:{live_state}?mode=ro", uri=True, check_same_thread=False, timeout=5)
-            conn.row_factory = sqlite3.Row
-        if seq is None:
-            return feed_end(conn), []
-        return seq, firings_after(conn, seq, 500)
+            if conn is None:
+                if not live_state.exists():
+                    return (seq or 0), []
+                conn = sqlite3.connect(f"file:{live_state}?mode=ro", uri=True, check_same_thread=False, timeout=5)
+                conn.row_factory = sqlite3.Row
+            if seq is None:
+                return feed_end(conn), []
+            return seq, firings_after(conn, seq, 500)
 
     try:
+        # "From now on" is fixed before the first byte goes out: a firing recorded once the client has the
+        # response's head is after the start point, never skipped.
+        seq = start if start is not None else (await asyncio.to_thread(read, None))[0]
         yield f"retry: {FIRINGS_RETRY_MS}\n: pulse firings\n\n".encode()
-        seq = start
         quiet_since = time.monotonic()
         while not stopping.is_set() and not await request.is_disconnected():
             seq, firings = await asyncio.to_thread(read, seq)
@@ -907,8 +917,10 @@ async def _firings_events(
                 quiet_since = time.monotonic()
             await asyncio.sleep(poll)
     finally:
-        if conn is not None:
-            conn.close()
+        with lock:  # waits for a read still running in its thread (a point query: milliseconds)
+            closed = True
+            if conn is not None:
+                conn.close()
 
 
 def serve(

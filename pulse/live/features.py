@@ -45,35 +45,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from typing import Any
 
+from ml.features import USER_FEATURE_COLUMNS
+
 STATE_VERSION = 1
 WINDOW_DAYS = 30  # the longest day window of the features (sessions_30d, active_days_30d)
 
 # The user_feature_snapshots columns features_as_of returns, in the table's order (without user_key).
-FEATURE_COLUMNS = (
-    "as_of_date",
-    "days_since_last_visit",
-    "days_since_first_visit",
-    "sessions_7d",
-    "sessions_30d",
-    "sessions_total",
-    "active_days_30d",
-    "sessions_per_active_day",
-    "avg_session_seconds",
-    "avg_engaged_seconds",
-    "avg_scroll_depth_pct",
-    "page_views",
-    "product_views",
-    "categories_viewed",
-    "searches",
-    "cart_adds",
-    "purchases",
-    "revenue",
-    "avg_order_value",
-    "cart_abandonment_rate",
-    "days_since_last_purchase",
-    "bounce_rate",
-    "engaged_session_rate",
-)
+FEATURE_COLUMNS = ("as_of_date", *USER_FEATURE_COLUMNS)
 
 # counted totals that are plain sums over sessions
 _SUMS = (

@@ -15,18 +15,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-# Exactly the shared schema (issue 22's design): the processor owns it.
-FIRINGS_DDL = """
-create table if not exists live_trigger_firings (
-    seq integer primary key autoincrement,
-    firing_key text not null unique,
-    trigger_name text not null,
-    user_key text not null,
-    fired_at text not null,
-    recorded_at text not null,
-    evidence text
-)
-"""
+from pulse.live.store import LiveStateStore
 
 SECRET_A = "a" * 16 + "0123456789abcdef0123456789abcdef"
 SECRET_B = "b" * 16 + "fedcba9876543210fedcba9876543210"
@@ -36,9 +25,8 @@ SECRET_D = "d" * 40
 
 def create_feed(state_db: Path) -> None:
     state_db.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(state_db) as conn:
-        conn.execute("pragma journal_mode=wal")
-        conn.execute(FIRINGS_DDL)
+    with LiveStateStore(state_db):  # the processor's own schema (WAL), so the feed is the one it writes
+        pass
 
 
 def insert_firings(state_db: Path, n: int, *, start: int = 0, trigger: str = "cart_abandonment") -> list[str]:

@@ -20,25 +20,14 @@ import yaml
 from test_serve import LiveServer, profile, write_snapshot
 
 from pulse.activation.serve import create_app
+from pulse.live.store import SCHEMA
 
 SNAP = "20261126T194500Z-aaaaaa"
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)  # the day after the snapshot's as_of_date (2026-11-26)
 DBT_VARS = {"frequent_visitor_sessions_per_day": 5}
 
+
 # The shared schema of the live state database (docs/realtime.md), exactly.
-STATE_SCHEMA = """
-create table stream_position(source TEXT PRIMARY KEY, position TEXT NOT NULL, committed_at TEXT NOT NULL);
-create table processed_events(event_id TEXT PRIMARY KEY, user_key TEXT NOT NULL, event_time TEXT NOT NULL);
-create table identity_map(anonymous_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, linked_at TEXT NOT NULL);
-create table live_users(user_key TEXT PRIMARY KEY, state TEXT NOT NULL, last_event_time TEXT, updated_at TEXT NOT NULL);
-create table live_trigger_firings(seq INTEGER PRIMARY KEY AUTOINCREMENT, firing_key TEXT NOT NULL UNIQUE,
-    trigger_name TEXT NOT NULL, user_key TEXT NOT NULL, fired_at TEXT NOT NULL, recorded_at TEXT NOT NULL,
-    evidence TEXT);
-create table live_scores(user_key TEXT PRIMARY KEY, probability REAL NOT NULL, model_version TEXT NOT NULL,
-    features TEXT NOT NULL, features_as_of TEXT NOT NULL, scored_at TEXT NOT NULL);
-"""
-
-
 def ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -86,7 +75,7 @@ def write_state(path: Path, users: dict, scores: dict | None = None, firings=(),
     try:
         con.execute("pragma journal_mode=wal")
         if new:
-            con.executescript(STATE_SCHEMA)
+            con.executescript(SCHEMA)  # the processor's own schema (pulse/live/store.py)
         with con:
             for key, (st, last_event) in users.items():
                 con.execute(
