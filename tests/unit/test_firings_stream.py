@@ -5,37 +5,21 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from live_feed import create_feed, insert_firings
+from test_serve import LiveServer
 
 from pulse.activation.serve import create_app
 
 
-class Server:
+class Server(LiveServer):
+    """test_serve's live server; an open stream may hold a graceful shutdown, so it waits 1 s at most."""
+
     def __init__(self, app) -> None:
-        import uvicorn
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.app = app
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(app, graceful_shutdown_seconds=1)
 
 
 class Stream:

@@ -158,14 +158,21 @@ def point_at(exports: Path, snapshot_id: str, path: str) -> None:
 class LiveServer:
     """The real app on uvicorn, in a daemon thread, on a free loopback port."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, *, graceful_shutdown_seconds: float | None = None) -> None:
         import uvicorn
 
         self.app = app
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
-        self.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        self.port = sock.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=graceful_shutdown_seconds,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
